@@ -1,0 +1,21 @@
+//! Istio's configuration API as Rust types, loaded from YAML or JSON with the file and
+//! line of every resource, and validated as Istio's `pkg/config/validation` does.
+//!
+//! Owns: the YAML front end ([`yaml`]), the resource model ([`resource`]), the typed
+//! specs of `networking.istio.io` ([`networking`]) and `security.istio.io` ([`security`]),
+//! the value types parsed at load time ([`types`]), loading files and folders ([`load`])
+//! and per-resource validation ([`validate`]).
+
+pub mod yaml;
+pub mod types;
+pub mod diag;
+pub mod load;
+pub mod networking;
+pub mod resource;
+pub mod schema;
+pub mod security;
+pub mod validate;
+
+pub use diag::{Diagnostic, Level, Origin, ResourceRef};
+pub use load::{LoadOptions, LoadOutput, load_paths, load_str};
+pub use resource::{Body, Kind, Resource};
