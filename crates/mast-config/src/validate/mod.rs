@@ -2,6 +2,17 @@
 //! produce errors and warnings separately, each naming the field path. [`validate`]
 //! dispatches on the kind; [`Report::into_diagnostics`] adds file:line and the resource.
 
+pub mod common;
+mod authorization_policy;
+mod destination_rule;
+mod gateway;
+mod peer_authentication;
+mod request_authentication;
+mod service_entry;
+mod sidecar;
+mod virtual_service;
+mod workload_entry;
+
 use crate::diag::{Diagnostic, Level};
 use crate::resource::{Body, Resource};
 
@@ -67,11 +78,50 @@ impl Report {
 pub fn validate(resource: &Resource) -> Report {
     let mut r = Report::default();
     match &resource.body {
+        Body::VirtualService(s) => virtual_service::validate(s, resource, &mut r),
+        Body::DestinationRule(s) => destination_rule::validate(s, resource, &mut r),
+        Body::Gateway(s) => gateway::validate(s, resource, &mut r),
+        Body::ServiceEntry(s) => service_entry::validate(s, resource, &mut r),
+        Body::WorkloadEntry(s) => workload_entry::validate(s, resource, &mut r),
+        Body::Sidecar(s) => sidecar::validate(s, resource, &mut r),
+        Body::PeerAuthentication(s) => peer_authentication::validate(s, resource, &mut r),
+        Body::AuthorizationPolicy(s) => authorization_policy::validate(s, resource, &mut r),
+        Body::RequestAuthentication(s) => request_authentication::validate(s, resource, &mut r),
         Body::Unknown(_) => r.warn(
             "kind",
             format!("unknown kind {} ({}): Mast keeps it but does not act on it", resource.kind, resource.api_version),
         ),
+        // Kubernetes kinds are checked by their schema when loaded; analyzers do the rest.
         _ => {}
     }
     r
+}
+
+/// Validates every resource and returns their messages as diagnostics, errors and warnings
+/// together, in resource order.
+pub fn validate_all(resources: &[Resource]) -> Vec<Diagnostic> {
+    resources.iter().flat_map(|r| validate(r).into_diagnostics(r)).collect()
+}
+
+/// Test support: loads `yaml` (which must decode cleanly) and validates its only resource.
+#[cfg(test)]
+pub(crate) fn check(yaml: &str) -> Report {
+    let out = crate::load::load_str(yaml, "test.yaml", &crate::load::LoadOptions::default());
+    assert!(out.diagnostics.is_empty(), "load failed: {:?}", out.diagnostics);
+    assert_eq!(out.resources.len(), 1, "expected one resource");
+    validate(&out.resources[0])
+}
+
+/// Test support: loads `yaml` and returns the load failure it must produce.
+#[cfg(test)]
+pub(crate) fn load_error(yaml: &str) -> Diagnostic {
+    let out = crate::load::load_str(yaml, "test.yaml", &crate::load::LoadOptions::default());
+    assert_eq!(out.diagnostics.len(), 1, "expected one load failure, got {:?}", out.diagnostics);
+    out.diagnostics.into_iter().next().expect("one diagnostic")
+}
+
+/// Test support: the fields of a report's errors.
+#[cfg(test)]
+pub(crate) fn error_fields(r: &Report) -> Vec<&str> {
+    r.errors.iter().map(|e| e.field.as_str()).collect()
 }
