@@ -9,6 +9,8 @@ pub mod analyzers;
 pub mod context;
 pub mod messages;
 pub mod output;
+#[cfg(test)]
+mod testing;
 
 pub use context::Context;
 pub use messages::{Message, MessageType};

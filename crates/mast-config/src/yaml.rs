@@ -114,7 +114,17 @@ fn parse_one(chunk: &str, line_offset: u32) -> Result<Document, SyntaxError> {
     let mut events = Vec::new();
     for ev in &mut parser {
         match ev {
-            Ok(ev) => events.push(ev),
+            // Comments and anchor metadata are presentation, not data.
+            Ok((
+                ev @ (Event::Scalar(..)
+                | Event::Alias(_)
+                | Event::SequenceStart(..)
+                | Event::SequenceEnd
+                | Event::MappingStart(..)
+                | Event::MappingEnd),
+                span,
+            )) => events.push((ev, span)),
+            Ok(_) => {}
             Err(e) => {
                 return Err(SyntaxError {
                     line: line_offset + u32::try_from(e.marker().line()).unwrap_or(0),
@@ -127,10 +137,7 @@ fn parse_one(chunk: &str, line_offset: u32) -> Result<Document, SyntaxError> {
     let mut value = Value::Null;
     while let Some((ev, span)) = it.next() {
         match ev {
-            Event::StreamStart | Event::StreamEnd | Event::DocumentStart(..) | Event::DocumentEnd => {}
-            other => {
-                value = builder.node(other, span, &mut it, "")?;
-            }
+            ev => value = builder.node(ev, span, &mut it, "")?,
         }
     }
     Ok(Document {
@@ -331,6 +338,12 @@ mod tests {
         assert!(v["e"].is_null());
         assert_eq!(v["f"], "1.5s");
         assert_eq!(v["g"], "yes");
+    }
+
+    #[test]
+    fn comments_are_ignored() {
+        let docs = parse_documents("# head\na: # why\n  # inside\n  b: 1 # tail\n# end\n");
+        assert_eq!(docs[0].as_ref().unwrap().value["a"]["b"], 1);
     }
 
     #[test]

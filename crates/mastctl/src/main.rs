@@ -1,1 +1,54 @@
-fn main() {}
+//! `mastctl`, Mast's command line: istioctl's verbs and flags where they exist. This file
+//! only parses arguments and maps outcomes to istioctl's exit codes; each verb lives in
+//! its own module under [`cmd`].
+
+mod cmd;
+mod exit;
+
+use clap::{Parser, Subcommand};
+
+/// Mast's command line: validate and analyze Istio configuration, and (in later releases)
+/// run and inspect a mesh.
+#[derive(Parser)]
+#[command(name = "mastctl", version = mast_core::VERSION, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate Istio and Kubernetes resources in files, folders or standard input.
+    Validate(cmd::validate::Args),
+    /// Analyze configuration for problems, with Istio's message codes (IST0101 …).
+    Analyze(cmd::analyze::Args),
+    /// Print the version of mastctl.
+    Version(cmd::version::Args),
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("MAST_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { exit::USAGE } else { exit::OK };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    let result = match cli.command {
+        Command::Validate(args) => cmd::validate::run(&args),
+        Command::Analyze(args) => cmd::analyze::run(&args),
+        Command::Version(args) => cmd::version::run(&args),
+    };
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            std::process::exit(exit::UNKNOWN);
+        }
+    }
+}
