@@ -6,15 +6,15 @@
 //! the value types parsed at load time ([`types`]), loading files and folders ([`load`])
 //! and per-resource validation ([`validate`]).
 
-pub mod yaml;
-pub mod types;
 pub mod diag;
 pub mod load;
 pub mod networking;
 pub mod resource;
 pub mod schema;
 pub mod security;
+pub mod types;
 pub mod validate;
+pub mod yaml;
 
 pub use diag::{Diagnostic, Level, Origin, ResourceRef};
 pub use load::{LoadOptions, LoadOutput, load_paths, load_str};

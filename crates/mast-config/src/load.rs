@@ -59,7 +59,9 @@ pub fn load_paths<P: AsRef<Path>>(paths: &[P], opts: &LoadOptions) -> LoadOutput
             let mut text = String::new();
             match std::io::Read::read_to_string(&mut std::io::stdin(), &mut text) {
                 Ok(_) => out.extend(load_str(&text, "-", opts)),
-                Err(e) => out.diagnostics.push(file_error("-", &format!("cannot read standard input: {e}"))),
+                Err(e) => out
+                    .diagnostics
+                    .push(file_error("-", &format!("cannot read standard input: {e}"))),
             }
             continue;
         }
@@ -69,7 +71,9 @@ pub fn load_paths<P: AsRef<Path>>(paths: &[P], opts: &LoadOptions) -> LoadOutput
                     out.extend(load_file(&file, opts));
                 }
             }
-            Err(e) => out.diagnostics.push(file_error(&path.display().to_string(), &e)),
+            Err(e) => out
+                .diagnostics
+                .push(file_error(&path.display().to_string(), &e)),
         }
     }
     out
@@ -87,7 +91,8 @@ fn load_file(file: &Path, opts: &LoadOptions) -> LoadOutput {
 }
 
 fn collect_files(path: &Path) -> Result<Vec<PathBuf>, String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let meta =
+        std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     if !meta.is_dir() {
         return Ok(vec![path.to_path_buf()]);
     }
@@ -100,7 +105,11 @@ fn collect_files(path: &Path) -> Result<Vec<PathBuf>, String> {
     for entry in entries {
         if entry.is_dir() {
             out.extend(collect_files(&entry)?);
-        } else if entry.extension().and_then(|e| e.to_str()).is_some_and(|e| EXTENSIONS.contains(&e)) {
+        } else if entry
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| EXTENSIONS.contains(&e))
+        {
             out.push(entry);
         }
     }
@@ -110,7 +119,10 @@ fn collect_files(path: &Path) -> Result<Vec<PathBuf>, String> {
 fn file_error(file: &str, message: &str) -> Diagnostic {
     Diagnostic {
         level: Level::Error,
-        origin: Some(Origin { file: file.into(), line: 0 }),
+        origin: Some(Origin {
+            file: file.into(),
+            line: 0,
+        }),
         resource: None,
         field: None,
         message: message.to_owned(),
@@ -125,14 +137,20 @@ pub fn load_str(text: &str, file: &str, opts: &LoadOptions) -> LoadOutput {
         match doc {
             Err(e) => out.diagnostics.push(Diagnostic {
                 level: Level::Error,
-                origin: Some(Origin { file: file.clone(), line: e.line }),
+                origin: Some(Origin {
+                    file: file.clone(),
+                    line: e.line,
+                }),
                 resource: None,
                 field: None,
                 message: format!("YAML syntax error: {}", e.message),
             }),
             Ok(doc) => {
                 let lines = Arc::new(doc.lines);
-                let origin = Origin { file: file.clone(), line: doc.line };
+                let origin = Origin {
+                    file: file.clone(),
+                    line: doc.line,
+                };
                 decode_document(doc.value, "", &origin, &lines, opts, &mut out);
             }
         }
@@ -141,7 +159,14 @@ pub fn load_str(text: &str, file: &str, opts: &LoadOptions) -> LoadOutput {
 }
 
 /// Decodes one object (or the items of a `kind: List`) at `prefix` in the document.
-fn decode_document(value: Value, prefix: &str, origin: &Origin, lines: &Arc<LineIndex>, opts: &LoadOptions, out: &mut LoadOutput) {
+fn decode_document(
+    value: Value,
+    prefix: &str,
+    origin: &Origin,
+    lines: &Arc<LineIndex>,
+    opts: &LoadOptions,
+    out: &mut LoadOutput,
+) {
     if value.get("kind").and_then(Value::as_str) == Some("List")
         && let Some(Value::Array(items)) = value.get("items")
     {
@@ -162,7 +187,12 @@ fn decode_document(value: Value, prefix: &str, origin: &Origin, lines: &Arc<Line
     }
 }
 
-fn decode(value: Value, origin: &Origin, lines: &Arc<LineIndex>, opts: &LoadOptions) -> Result<Resource, Box<Diagnostic>> {
+fn decode(
+    value: Value,
+    origin: &Origin,
+    lines: &Arc<LineIndex>,
+    opts: &LoadOptions,
+) -> Result<Resource, Box<Diagnostic>> {
     let fail = |resource: Option<ResourceRef>, field: &str, message: String| {
         Box::new(Diagnostic {
             level: Level::Error,
@@ -176,27 +206,69 @@ fn decode(value: Value, origin: &Origin, lines: &Arc<LineIndex>, opts: &LoadOpti
         })
     };
     if !value.is_object() {
-        return Err(fail(None, "", format!("expected a Kubernetes resource (a mapping with apiVersion and kind), found {}", schema::describe(&value))));
+        return Err(fail(
+            None,
+            "",
+            format!(
+                "expected a Kubernetes resource (a mapping with apiVersion and kind), found {}",
+                schema::describe(&value)
+            ),
+        ));
     }
-    let text = |key: &str| value.get(key).and_then(Value::as_str).unwrap_or("").to_owned();
+    let text = |key: &str| {
+        value
+            .get(key)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned()
+    };
     let (api_version, kind) = (text("apiVersion"), text("kind"));
     let reference = ResourceRef {
-        kind: if kind.is_empty() { "<no kind>".into() } else { kind.clone() },
-        namespace: value.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("").to_owned(),
-        name: value.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("<no name>").to_owned(),
+        kind: if kind.is_empty() {
+            "<no kind>".into()
+        } else {
+            kind.clone()
+        },
+        namespace: value
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned(),
+        name: value
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("<no name>")
+            .to_owned(),
     };
     if kind.is_empty() {
-        return Err(fail(Some(reference), "kind", "required field is missing".into()));
+        return Err(fail(
+            Some(reference),
+            "kind",
+            "required field is missing".into(),
+        ));
     }
     if api_version.is_empty() {
-        return Err(fail(Some(reference), "apiVersion", "required field is missing".into()));
+        return Err(fail(
+            Some(reference),
+            "apiVersion",
+            "required field is missing".into(),
+        ));
     }
-    let known = Kind::lookup(&api_version, &kind).map_err(|m| fail(Some(reference.clone()), "apiVersion", m))?;
-    let mut meta: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta =
-        schema::from_value(value.get("metadata").cloned().unwrap_or(Value::Object(Default::default())))
-            .map_err(|e| fail(Some(reference.clone()), &e.path("metadata"), e.message))?;
+    let known = Kind::lookup(&api_version, &kind)
+        .map_err(|m| fail(Some(reference.clone()), "apiVersion", m))?;
+    let mut meta: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta = schema::from_value(
+        value
+            .get("metadata")
+            .cloned()
+            .unwrap_or(Value::Object(Default::default())),
+    )
+    .map_err(|e| fail(Some(reference.clone()), &e.path("metadata"), e.message))?;
     if meta.name.as_deref().unwrap_or("").is_empty() && meta.generate_name.is_none() {
-        return Err(fail(Some(reference), "metadata.name", "required field is missing".into()));
+        return Err(fail(
+            Some(reference),
+            "metadata.name",
+            "required field is missing".into(),
+        ));
     }
     let mut reference = reference;
     if known.is_none_or(Kind::namespaced) && meta.namespace.as_deref().unwrap_or("").is_empty() {
@@ -205,7 +277,8 @@ fn decode(value: Value, origin: &Origin, lines: &Arc<LineIndex>, opts: &LoadOpti
     }
     let body = match known {
         None => Body::Unknown(value),
-        Some(k) => decode_body(k, value).map_err(|e| fail(Some(reference.clone()), &e.path(""), e.message))?,
+        Some(k) => decode_body(k, value)
+            .map_err(|e| fail(Some(reference.clone()), &e.path(""), e.message))?,
     };
     Ok(Resource {
         api_version,
@@ -241,8 +314,14 @@ fn empty_spec() -> Value {
 
 fn istio<S: DeserializeOwned>(value: Value) -> Result<Box<S>, SchemaError> {
     let obj: IstioObject<S> = schema::from_value(value)?;
-    let spec = if obj.spec.is_null() { empty_spec() } else { obj.spec };
-    schema::from_value(spec).map(Box::new).map_err(|e| e.under("spec"))
+    let spec = if obj.spec.is_null() {
+        empty_spec()
+    } else {
+        obj.spec
+    };
+    schema::from_value(spec)
+        .map(Box::new)
+        .map_err(|e| e.under("spec"))
 }
 
 fn kube<T: DeserializeOwned + serde::Serialize>(value: Value) -> Result<Box<T>, SchemaError> {

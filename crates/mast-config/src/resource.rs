@@ -10,7 +10,9 @@ use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::diag::{Origin, ResourceRef};
-use crate::networking::{DestinationRule, Gateway, ServiceEntry, Sidecar, VirtualService, WorkloadEntry};
+use crate::networking::{
+    DestinationRule, Gateway, ServiceEntry, Sidecar, VirtualService, WorkloadEntry,
+};
 use crate::security::{AuthorizationPolicy, PeerAuthentication, RequestAuthentication};
 use crate::yaml::LineIndex;
 
@@ -89,8 +91,21 @@ impl Kind {
             return Ok(None);
         }
         if !k.versions().contains(&version) {
-            let served: Vec<String> = k.versions().iter().map(|v| if group.is_empty() { (*v).to_owned() } else { format!("{group}/{v}") }).collect();
-            return Err(format!("apiVersion {api_version:?} is not served for {kind}; use one of {}", served.join(", ")));
+            let served: Vec<String> = k
+                .versions()
+                .iter()
+                .map(|v| {
+                    if group.is_empty() {
+                        (*v).to_owned()
+                    } else {
+                        format!("{group}/{v}")
+                    }
+                })
+                .collect();
+            return Err(format!(
+                "apiVersion {api_version:?} is not served for {kind}; use one of {}",
+                served.join(", ")
+            ));
         }
         Ok(Some(k))
     }
@@ -231,10 +246,19 @@ mod tests {
 
     #[test]
     fn lookup_versions() {
-        assert_eq!(Kind::lookup("networking.istio.io/v1alpha3", "VirtualService"), Ok(Some(Kind::VirtualService)));
-        assert_eq!(Kind::lookup("networking.istio.io/v1", "VirtualService"), Ok(Some(Kind::VirtualService)));
+        assert_eq!(
+            Kind::lookup("networking.istio.io/v1alpha3", "VirtualService"),
+            Ok(Some(Kind::VirtualService))
+        );
+        assert_eq!(
+            Kind::lookup("networking.istio.io/v1", "VirtualService"),
+            Ok(Some(Kind::VirtualService))
+        );
         assert!(Kind::lookup("networking.istio.io/v2", "VirtualService").is_err());
-        assert_eq!(Kind::lookup("gateway.networking.k8s.io/v1", "Gateway"), Ok(None));
+        assert_eq!(
+            Kind::lookup("gateway.networking.k8s.io/v1", "Gateway"),
+            Ok(None)
+        );
         assert_eq!(Kind::lookup("v1", "Service"), Ok(Some(Kind::Service)));
         assert_eq!(Kind::lookup("example.com/v1", "Widget"), Ok(None));
     }

@@ -48,10 +48,17 @@ pub fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, SchemaError> {
         match parse_unknown_field(&inner) {
             Some((field, expected)) => SchemaError {
                 // serde_path_to_error already ends the path with the unknown key.
-                field: if path.ends_with(field.as_str()) { path } else { join(&path, &field) },
+                field: if path.ends_with(field.as_str()) {
+                    path
+                } else {
+                    join(&path, &field)
+                },
                 message: unknown_field_message(&field, &expected),
             },
-            None => SchemaError { field: path, message: inner },
+            None => SchemaError {
+                field: path,
+                message: inner,
+            },
         }
     })
 }
@@ -60,7 +67,12 @@ pub fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, SchemaError> {
 fn parse_unknown_field(msg: &str) -> Option<(String, Vec<String>)> {
     let rest = msg.strip_prefix("unknown field `")?;
     let (field, rest) = rest.split_once('`')?;
-    let expected = rest.split('`').skip(1).step_by(2).map(str::to_owned).collect();
+    let expected = rest
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect();
     Some((field.to_owned(), expected))
 }
 
@@ -68,13 +80,21 @@ fn parse_unknown_field(msg: &str) -> Option<(String, Vec<String>)> {
 pub fn unknown_field_message(field: &str, known: &[String]) -> String {
     let best = known
         .iter()
-        .map(|k| (strsim::jaro_winkler(&field.to_ascii_lowercase(), &k.to_ascii_lowercase()), k))
+        .map(|k| {
+            (
+                strsim::jaro_winkler(&field.to_ascii_lowercase(), &k.to_ascii_lowercase()),
+                k,
+            )
+        })
         .filter(|(score, _)| *score >= 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0));
     match best {
         Some((_, k)) => format!("unknown field {field:?}; did you mean {k:?}?"),
         None if known.is_empty() => format!("unknown field {field:?}"),
-        None => format!("unknown field {field:?}; known fields: {}", known.join(", ")),
+        None => format!(
+            "unknown field {field:?}; known fields: {}",
+            known.join(", ")
+        ),
     }
 }
 
@@ -99,7 +119,9 @@ fn first_dropped(input: &Value, kept: &Value, path: &str) -> Option<(String, Str
         (Value::Object(i), Value::Object(k)) => {
             for (key, v) in i {
                 match k.get(key) {
-                    None if !is_empty(v) => return Some((path.to_owned(), key.clone(), Vec::new())),
+                    None if !is_empty(v) => {
+                        return Some((path.to_owned(), key.clone(), Vec::new()));
+                    }
                     None => {}
                     Some(kv) => {
                         if let Some(found) = first_dropped(v, kv, &join(path, key)) {
@@ -110,7 +132,11 @@ fn first_dropped(input: &Value, kept: &Value, path: &str) -> Option<(String, Str
             }
             None
         }
-        (Value::Array(i), Value::Array(k)) => i.iter().zip(k).enumerate().find_map(|(n, (a, b))| first_dropped(a, b, &format!("{path}[{n}]"))),
+        (Value::Array(i), Value::Array(k)) => i
+            .iter()
+            .zip(k)
+            .enumerate()
+            .find_map(|(n, (a, b))| first_dropped(a, b, &format!("{path}[{n}]"))),
         _ => None,
     }
 }
@@ -157,9 +183,14 @@ mod tests {
 
     #[test]
     fn unknown_field_has_path_and_suggestion() {
-        let e = from_value::<Vec<Http>>(serde_json::json!([{"route": []}, {"route": [{"weigth": 1}]}])).unwrap_err();
+        let e =
+            from_value::<Vec<Http>>(serde_json::json!([{"route": []}, {"route": [{"weigth": 1}]}]))
+                .unwrap_err();
         assert_eq!(e.field, "[1].route[0].weigth");
-        assert_eq!(e.message, "unknown field \"weigth\"; did you mean \"weight\"?");
+        assert_eq!(
+            e.message,
+            "unknown field \"weigth\"; did you mean \"weight\"?"
+        );
     }
 
     #[test]

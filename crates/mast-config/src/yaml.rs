@@ -5,7 +5,6 @@
 //! from a field path such as `spec.http[1].route[0].weight` to its line in the file.
 //! A syntax error in one document does not hide the other documents of the same file.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 
 use granit_parser::{Event, Parser, ScalarStyle, Span};
@@ -89,11 +88,17 @@ fn split_documents(text: &str) -> Vec<(u32, &str)> {
     let mut pos = 0usize;
     for (n, line) in text.split_inclusive('\n').enumerate() {
         let bare = line.trim_end_matches(['\n', '\r']);
-        let is_marker = |m: &str| bare == m || bare.starts_with(&format!("{m} ")) || bare.starts_with(&format!("{m}\t"));
+        let is_marker = |m: &str| {
+            bare == m || bare.starts_with(&format!("{m} ")) || bare.starts_with(&format!("{m}\t"))
+        };
         if is_marker("---") || is_marker("...") {
             out.push((start_line, &text[start..pos]));
             // Content after `--- ` on the same line stays in the next document.
-            let content_start = if is_marker("---") { pos + 3 } else { pos + line.len() };
+            let content_start = if is_marker("---") {
+                pos + 3
+            } else {
+                pos + line.len()
+            };
             start = content_start;
             start_line = u32::try_from(n).unwrap_or(u32::MAX);
         }
@@ -136,9 +141,7 @@ fn parse_one(chunk: &str, line_offset: u32) -> Result<Document, SyntaxError> {
     let mut it = events.into_iter().peekable();
     let mut value = Value::Null;
     while let Some((ev, span)) = it.next() {
-        match ev {
-            ev => value = builder.node(ev, span, &mut it, "")?,
-        }
+        value = builder.node(ev, span, &mut it, "")?;
     }
     Ok(Document {
         line: builder.first_line.unwrap_or(line_offset + 1),
@@ -161,11 +164,20 @@ impl Builder {
         self.offset + u32::try_from(span.start.line()).unwrap_or(0)
     }
 
-    fn node<'a>(&mut self, ev: Event<'a>, span: Span, it: &mut Events<'a>, path: &str) -> Result<Value, SyntaxError> {
+    fn node<'a>(
+        &mut self,
+        ev: Event<'a>,
+        span: Span,
+        it: &mut Events<'a>,
+        path: &str,
+    ) -> Result<Value, SyntaxError> {
         let line = self.line(&span);
         self.first_line.get_or_insert(line);
         let (value, anchor) = match ev {
-            Event::Scalar(text, style, anchor, tag) => (scalar(&text, style, tag.as_deref().and_then(|t| t.core_suffix())), anchor),
+            Event::Scalar(text, style, anchor, tag) => (
+                scalar(&text, style, tag.as_deref().and_then(|t| t.core_suffix())),
+                anchor,
+            ),
             Event::Alias(id) => (
                 self.anchors.get(&id).cloned().ok_or_else(|| SyntaxError {
                     line,
@@ -217,7 +229,11 @@ impl Builder {
                 Value::Null => String::new(),
                 other => other.to_string(),
             };
-            let child = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+            let child = if path.is_empty() {
+                key.clone()
+            } else {
+                format!("{path}.{key}")
+            };
             self.lines.insert(&child, key_line);
             let (ev, span) = self.next(it)?;
             let value = self.node(ev, span, it, &child)?;
@@ -251,7 +267,7 @@ fn merge_into(map: &mut Map<String, Value>, value: Value) {
 }
 
 /// Resolves a scalar by the YAML 1.2 core schema; quoted scalars are always strings.
-fn scalar(text: &Cow<'_, str>, style: ScalarStyle, tag: Option<&str>) -> Value {
+fn scalar(text: &str, style: ScalarStyle, tag: Option<&str>) -> Value {
     match tag {
         Some("str") => return Value::String(text.to_string()),
         Some("null") => return Value::Null,
@@ -260,7 +276,7 @@ fn scalar(text: &Cow<'_, str>, style: ScalarStyle, tag: Option<&str>) -> Value {
     if style != ScalarStyle::Plain {
         return Value::String(text.to_string());
     }
-    match text.as_ref() {
+    match text {
         "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
         "true" | "True" | "TRUE" => return Value::Bool(true),
         "false" | "False" | "FALSE" => return Value::Bool(false),
@@ -291,8 +307,13 @@ fn parse_int(s: &str) -> Option<i64> {
 
 fn parse_float(s: &str) -> Option<Number> {
     let digits = s.strip_prefix(['-', '+']).unwrap_or(s);
-    let looks_numeric = digits.bytes().next().is_some_and(|b| b.is_ascii_digit() || b == b'.')
-        && digits.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'))
+    let looks_numeric = digits
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_digit() || b == b'.')
+        && digits
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'))
         && digits.bytes().any(|b| b.is_ascii_digit());
     if !looks_numeric {
         return None;
@@ -311,8 +332,14 @@ mod tests {
         assert_eq!(docs.len(), 2);
         let second = docs[1].as_ref().unwrap();
         assert_eq!(second.line, 3);
-        assert_eq!(second.lines.line_of("spec.http[0].route[0].weight"), Some(7));
-        assert_eq!(second.lines.line_of("spec.http[0].route[0].weight.nothing"), Some(7));
+        assert_eq!(
+            second.lines.line_of("spec.http[0].route[0].weight"),
+            Some(7)
+        );
+        assert_eq!(
+            second.lines.line_of("spec.http[0].route[0].weight.nothing"),
+            Some(7)
+        );
         assert_eq!(second.value["spec"]["http"][0]["route"][0]["weight"], 80);
     }
 

@@ -28,7 +28,9 @@ pub enum HostnameError {
 
 /// A host name as used in Istio configuration: `reviews`, `reviews.default.svc.cluster.local`,
 /// `*.example.com` or `*`. Stored lower-cased.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(transparent)]
 pub struct Hostname(String);
 
@@ -47,6 +49,11 @@ impl Hostname {
     /// The host as a string.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// Whether the first label is a partial wildcard such as `*foo` (Istio warns about these).
+    pub fn is_partial_wildcard(&self) -> bool {
+        self.0.starts_with('*') && !self.0.starts_with("*.") && self.0 != "*"
     }
 
     /// Whether the host is a wildcard (`*` or `*.suffix`).
@@ -98,9 +105,16 @@ fn validate_host(s: &str) -> Result<(), HostnameError> {
     if s == "*" {
         return Ok(());
     }
-    let rest = match s.strip_prefix("*.") {
-        Some(rest) => rest,
-        None if s.starts_with('*') => return Err(HostnameError::MisplacedWildcard(s.to_owned())),
+    // The first label may be `*` or, as Istio allows, a partial wildcard (`*foo`, `*-foo`).
+    let rest = match s.strip_prefix('*') {
+        Some(partial) => {
+            let (first, rest) = partial.split_once('.').unwrap_or((partial, ""));
+            let first = first.strip_prefix('-').unwrap_or(first);
+            if rest.is_empty() || (!first.is_empty() && !is_dns1123_label(first)) {
+                return Err(HostnameError::MisplacedWildcard(s.to_owned()));
+            }
+            rest
+        }
         None => s,
     };
     // A trailing dot (absolute name) is allowed once.
@@ -125,7 +139,9 @@ pub fn is_dns1123_label(s: &str) -> bool {
     let bytes = s.as_bytes();
     !bytes.is_empty()
         && bytes.len() <= 63
-        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-')
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'-')
         && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
         && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
 }
@@ -145,7 +161,12 @@ mod tests {
         assert!(Hostname::parse("*").is_ok());
         assert!(Hostname::parse("").is_err());
         assert!(Hostname::parse("foo.*.com").is_err());
-        assert!(Hostname::parse("*foo.com").is_err());
+        assert!(
+            Hostname::parse("*foo.com").is_ok(),
+            "partial wildcards are Istio's"
+        );
+        assert!(Hostname::parse("*foo").is_err());
+        assert!(Hostname::parse("f*o.com").is_err());
         assert!(Hostname::parse("bad_name.com").is_err());
         assert!(Hostname::parse("-a.com").is_err());
     }

@@ -3,7 +3,9 @@
 use std::fmt;
 
 /// `namespace/name`, the way Kubernetes and Istio identify a resource of a known kind.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct NamespacedName {
     /// The namespace (empty for cluster-scoped resources).
     pub namespace: String,

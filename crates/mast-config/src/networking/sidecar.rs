@@ -1,8 +1,295 @@
-//! `Sidecar` (networking.istio.io v1alpha3/v1beta1/v1): the spec types, field for field as Istio's API.
+//! `Sidecar` (networking.istio.io v1alpha3/v1beta1/v1): the spec types, field for field as
+//! Istio's `sidecar.proto`. Owns the ingress and egress listeners, the outbound traffic
+//! policy, the ingress TLS settings ([`SidecarIngressTls`]) and [`SidecarWorkloadSelector`]
+//! (which selects by `labels`, unlike other kinds' `matchLabels`). Connection pools are
+//! the `DestinationRule` type.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// The spec of a `Sidecar`.
+use super::destination_rule::{ConnectionPoolSettings, PortSelector};
+
+/// The spec of a `Sidecar`: what a workload's proxy listens on and which services it sees.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Sidecar {}
+pub struct Sidecar {
+    /// The workloads of the namespace it applies to; all of them when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload_selector: Option<SidecarWorkloadSelector>,
+    /// Listeners for inbound traffic.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ingress: Vec<IngressListener>,
+    /// Listeners for outbound traffic and the services each exposes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub egress: Vec<EgressListener>,
+    /// Connection pool for every inbound port unless a listener sets its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inbound_connection_pool: Option<ConnectionPoolSettings>,
+    /// What to do with outbound traffic to unknown destinations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outbound_traffic_policy: Option<OutboundTrafficPolicy>,
+}
+
+/// Istio's `networking.v1alpha3.WorkloadSelector`: selects by `labels`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SidecarWorkloadSelector {
+    /// Labels a workload must carry, all of them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// An inbound listener (Istio's `IstioIngressListener`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IngressListener {
+    /// The port the listener accepts on. Required.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<SidecarPort>,
+    /// IP address to bind to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bind: Option<String>,
+    /// How traffic reaches the listener.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture_mode: Option<CaptureMode>,
+    /// Where traffic goes: `127.0.0.1:PORT`, `0.0.0.0:PORT`, `[::1]:PORT`, `[::]:PORT`
+    /// or `unix:///path`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_endpoint: Option<String>,
+    /// TLS termination for traffic from outside the mesh.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<SidecarIngressTls>,
+    /// Connection pool for this port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_pool: Option<ConnectionPoolSettings>,
+}
+
+/// An outbound listener (Istio's `IstioEgressListener`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EgressListener {
+    /// The port; unset makes this the catch-all listener (allowed once, last).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<SidecarPort>,
+    /// IP address or `unix://` socket to bind to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bind: Option<String>,
+    /// How traffic reaches the listener.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture_mode: Option<CaptureMode>,
+    /// Services exposed, as `namespace/dnsName` (`./*`, `istio-system/*`, `*/foo.com`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
+}
+
+/// Istio's `SidecarPort`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SidecarPort {
+    /// Port number; 0 on egress means a Unix domain socket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub number: Option<i64>,
+    /// Protocol (`HTTP`, `HTTP2`, `GRPC`, `TCP`, `TLS`, `HTTPS`, …); sniffed when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+    /// Port name (a DNS label).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Deprecated and ignored by sidecars.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_port: Option<i64>,
+}
+
+impl SidecarPort {
+    /// The port number, 0 when unset.
+    pub fn number(&self) -> i64 {
+        self.number.unwrap_or(0)
+    }
+
+    /// The protocol, empty when unset.
+    pub fn protocol(&self) -> &str {
+        self.protocol.as_deref().unwrap_or("")
+    }
+}
+
+/// How traffic is captured into a listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CaptureMode {
+    /// The environment's default.
+    #[default]
+    Default,
+    /// Redirected by iptables.
+    Iptables,
+    /// Not captured: the application addresses the listener directly.
+    None,
+}
+
+/// The outbound traffic policy.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OutboundTrafficPolicy {
+    /// `REGISTRY_ONLY` (the proto's zero value, so the mode when a policy omits it) or `ALLOW_ANY`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<OutboundTrafficMode>,
+    /// Where `ALLOW_ANY` traffic to unknown destinations is sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub egress_proxy: Option<EgressProxy>,
+}
+
+/// Outbound traffic modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OutboundTrafficMode {
+    /// Only services in the registry are reachable.
+    #[default]
+    RegistryOnly,
+    /// Unknown destinations pass through.
+    AllowAny,
+}
+
+/// The egress proxy destination (Istio's `Destination`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EgressProxy {
+    /// Service host (an FQDN). Required.
+    #[serde(default)]
+    pub host: String,
+    /// Subset of the service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subset: Option<String>,
+    /// Port of the service. Required.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<PortSelector>,
+}
+
+/// TLS termination on a sidecar ingress listener (Istio's `ServerTLSSettings`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SidecarIngressTls {
+    /// Not supported on sidecars.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub https_redirect: Option<bool>,
+    /// TLS mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<SidecarTlsMode>,
+    /// Path of the server certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_certificate: Option<String>,
+    /// Path of the server private key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key: Option<String>,
+    /// Path of the CA bundle verifying clients.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_certificates: Option<String>,
+    /// Path of a certificate revocation list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_crl: Option<String>,
+    /// Not supported on sidecars.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential_name: Option<String>,
+    /// Not supported on sidecars.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub credential_names: Vec<String>,
+    /// Not supported on sidecars.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tls_certificates: Vec<SidecarTlsCertificate>,
+    /// Secret holding the CA certificates for mutual TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_cert_credential_name: Option<String>,
+    /// Not supported on sidecars.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subject_alt_names: Vec<String>,
+    /// Base64 SHA-256 hashes of authorized client SPKIs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub verify_certificate_spki: Vec<String>,
+    /// Hex SHA-256 hashes of authorized client certificates.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub verify_certificate_hash: Vec<String>,
+    /// Minimum TLS version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_protocol_version: Option<TlsProtocolVersion>,
+    /// Maximum TLS version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_protocol_version: Option<TlsProtocolVersion>,
+    /// Allowed cipher suites.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cipher_suites: Vec<String>,
+}
+
+impl SidecarIngressTls {
+    /// The mode, `PASSTHROUGH` when unset (the proto's zero value).
+    pub fn mode(&self) -> SidecarTlsMode {
+        self.mode.unwrap_or_default()
+    }
+}
+
+/// A server certificate and key (Istio's `ServerTLSSettings.TLSCertificate`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SidecarTlsCertificate {
+    /// Path of the certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_certificate: Option<String>,
+    /// Path of the private key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key: Option<String>,
+    /// Path of the CA bundle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_certificates: Option<String>,
+}
+
+/// Server TLS modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SidecarTlsMode {
+    /// Forward the TLS stream by SNI without terminating it.
+    #[default]
+    Passthrough,
+    /// Terminate TLS.
+    Simple,
+    /// Terminate mutual TLS, requiring a client certificate.
+    Mutual,
+    /// Passthrough keyed by Istio's auto-generated SNI.
+    AutoPassthrough,
+    /// Istio mutual TLS.
+    IstioMutual,
+    /// Mutual TLS when the client presents a certificate.
+    OptionalMutual,
+}
+
+impl SidecarTlsMode {
+    /// The name as written in YAML.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SidecarTlsMode::Passthrough => "PASSTHROUGH",
+            SidecarTlsMode::Simple => "SIMPLE",
+            SidecarTlsMode::Mutual => "MUTUAL",
+            SidecarTlsMode::AutoPassthrough => "AUTO_PASSTHROUGH",
+            SidecarTlsMode::IstioMutual => "ISTIO_MUTUAL",
+            SidecarTlsMode::OptionalMutual => "OPTIONAL_MUTUAL",
+        }
+    }
+}
+
+/// TLS protocol versions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum TlsProtocolVersion {
+    /// Envoy's default.
+    #[default]
+    #[serde(rename = "TLS_AUTO")]
+    TlsAuto,
+    /// TLS 1.0.
+    #[serde(rename = "TLSV1_0")]
+    TlsV1_0,
+    /// TLS 1.1.
+    #[serde(rename = "TLSV1_1")]
+    TlsV1_1,
+    /// TLS 1.2.
+    #[serde(rename = "TLSV1_2")]
+    TlsV1_2,
+    /// TLS 1.3.
+    #[serde(rename = "TLSV1_3")]
+    TlsV1_3,
+}

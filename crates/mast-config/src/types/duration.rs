@@ -13,7 +13,11 @@ impl Duration {
     /// Parses Go duration syntax: a sequence of `<number><unit>` with units
     /// `ns`, `us`/`µs`, `ms`, `s`, `m`, `h`; `0` alone is zero.
     pub fn parse(s: &str) -> Result<Self, String> {
-        let bad = || format!("invalid duration {s:?}: expected a number with a unit, as in \"1.5s\", \"100ms\" or \"1m\"");
+        let bad = || {
+            format!(
+                "invalid duration {s:?}: expected a number with a unit, as in \"1.5s\", \"100ms\" or \"1m\""
+            )
+        };
         let t = s.trim();
         if t.starts_with('-') {
             return Err(format!("invalid duration {s:?}: must not be negative"));
@@ -28,13 +32,17 @@ impl Duration {
         let mut rest = t;
         let mut total_ns: f64 = 0.0;
         while !rest.is_empty() {
-            let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
+            let num_len = rest
+                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+                .ok_or_else(bad)?;
             if num_len == 0 {
                 return Err(bad());
             }
             let number: f64 = rest[..num_len].parse().map_err(|_| bad())?;
             rest = &rest[num_len..];
-            let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+            let unit_len = rest
+                .find(|c: char| c.is_ascii_digit() || c == '.')
+                .unwrap_or(rest.len());
             let scale = match &rest[..unit_len] {
                 "ns" => 1.0,
                 "us" | "µs" | "μs" => 1e3,
@@ -52,7 +60,9 @@ impl Duration {
         }
         // Truncation to whole nanoseconds is intended.
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        Ok(Self(std::time::Duration::from_nanos(total_ns.round() as u64)))
+        Ok(Self(std::time::Duration::from_nanos(
+            total_ns.round() as u64
+        )))
     }
 
     /// Builds a duration from a standard one.
@@ -105,12 +115,27 @@ mod tests {
 
     #[test]
     fn parses_go_syntax() {
-        assert_eq!(Duration::parse("1.5s").unwrap().as_std(), Std::from_millis(1500));
-        assert_eq!(Duration::parse("100ms").unwrap().as_std(), Std::from_millis(100));
-        assert_eq!(Duration::parse("1h30m").unwrap().as_std(), Std::from_secs(5400));
-        assert_eq!(Duration::parse("2us").unwrap().as_std(), Std::from_micros(2));
+        assert_eq!(
+            Duration::parse("1.5s").unwrap().as_std(),
+            Std::from_millis(1500)
+        );
+        assert_eq!(
+            Duration::parse("100ms").unwrap().as_std(),
+            Std::from_millis(100)
+        );
+        assert_eq!(
+            Duration::parse("1h30m").unwrap().as_std(),
+            Std::from_secs(5400)
+        );
+        assert_eq!(
+            Duration::parse("2us").unwrap().as_std(),
+            Std::from_micros(2)
+        );
         assert_eq!(Duration::parse("0").unwrap().as_std(), Std::ZERO);
-        assert_eq!(Duration::parse("0.001s").unwrap().as_std(), Std::from_millis(1));
+        assert_eq!(
+            Duration::parse("0.001s").unwrap().as_std(),
+            Std::from_millis(1)
+        );
     }
 
     #[test]

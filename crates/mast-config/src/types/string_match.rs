@@ -52,7 +52,11 @@ impl MatchRegex {
 }
 
 fn first_line(s: &str) -> String {
-    s.lines().filter(|l| l.starts_with("error:")).map(|l| l.trim_start_matches("error: ").to_owned()).next().unwrap_or_else(|| s.replace('\n', " "))
+    s.lines()
+        .filter(|l| l.starts_with("error:"))
+        .map(|l| l.trim_start_matches("error: ").to_owned())
+        .next()
+        .unwrap_or_else(|| s.replace('\n', " "))
 }
 
 impl PartialEq for MatchRegex {
@@ -114,8 +118,12 @@ impl<'de> Deserialize<'de> for StringMatch {
             (None, None, None) => Ok(Self::Any),
             (Some(e), None, None) => Ok(Self::Exact(e)),
             (None, Some(p), None) => Ok(Self::Prefix(p)),
-            (None, None, Some(r)) => MatchRegex::new(&r).map(Self::Regex).map_err(D::Error::custom),
-            _ => Err(D::Error::custom("only one of `exact`, `prefix` or `regex` may be set")),
+            (None, None, Some(r)) => MatchRegex::new(&r)
+                .map(Self::Regex)
+                .map_err(D::Error::custom),
+            _ => Err(D::Error::custom(
+                "only one of `exact`, `prefix` or `regex` may be set",
+            )),
         }
     }
 }
@@ -153,14 +161,22 @@ mod tests {
     fn rejects_bad_input() {
         let e = parse(serde_json::json!({"regex": "a(b"})).unwrap_err();
         assert!(e.to_string().contains("invalid regex"), "{e}");
-        assert!(parse(serde_json::json!({"regex": "(a)\\1"})).is_err(), "backreferences are not RE2");
+        assert!(
+            parse(serde_json::json!({"regex": "(a)\\1"})).is_err(),
+            "backreferences are not RE2"
+        );
         assert!(parse(serde_json::json!({"exact": "a", "prefix": "b"})).is_err());
         assert!(parse(serde_json::json!({"exakt": "a"})).is_err());
     }
 
     #[test]
     fn round_trips() {
-        for v in [serde_json::json!({"exact": "a"}), serde_json::json!({"prefix": "/"}), serde_json::json!({"regex": ".*"}), serde_json::json!({})] {
+        for v in [
+            serde_json::json!({"exact": "a"}),
+            serde_json::json!({"prefix": "/"}),
+            serde_json::json!({"regex": ".*"}),
+            serde_json::json!({}),
+        ] {
             let m = parse(v.clone()).unwrap();
             assert_eq!(serde_json::to_value(&m).unwrap(), v);
         }

@@ -10,8 +10,12 @@ use crate::types::{Duration, Percent};
 
 /// A host in Istio configuration: a short name, an FQDN, `*.suffix` or `*`.
 pub fn host(r: &mut Report, field: &str, h: &str) {
-    if let Err(e) = Hostname::parse(h) {
-        r.error(field, format!("invalid host {h:?}: {e}"));
+    match Hostname::parse(h) {
+        Err(e) => r.error(field, format!("invalid host {h:?}: {e}")),
+        Ok(parsed) if parsed.is_partial_wildcard() => {
+            r.warn(field, format!("partial wildcard {h:?} not allowed"))
+        }
+        Ok(_) => {}
     }
 }
 
@@ -19,7 +23,10 @@ pub fn host(r: &mut Report, field: &str, h: &str) {
 /// `*`, `.`, `~` or a DNS label; the host part as [`host`].
 pub fn namespaced_host(r: &mut Report, field: &str, h: &str) {
     match h.split_once('/') {
-        None => r.error(field, format!("host {h:?} must be of the form namespace/dnsName")),
+        None => r.error(
+            field,
+            format!("host {h:?} must be of the form namespace/dnsName"),
+        ),
         Some((ns, name)) => {
             if !matches!(ns, "*" | "." | "~") && !is_dns1123_label(ns) {
                 r.error(field, format!("invalid namespace {ns:?} in host {h:?}: must be *, ., ~ or a namespace name"));
@@ -37,11 +44,17 @@ pub fn export_to(r: &mut Report, field: &str, values: &[String]) {
         if !seen.insert(v.as_str()) {
             r.error(&f, format!("duplicate entries in exportTo: {v:?}"));
         } else if !matches!(v.as_str(), "." | "*" | "~") && !is_dns1123_label(v) {
-            r.error(&f, format!("invalid exportTo value {v:?}: must be '.', '*', '~' or a namespace name"));
+            r.error(
+                &f,
+                format!("invalid exportTo value {v:?}: must be '.', '*', '~' or a namespace name"),
+            );
         }
     }
     if seen.contains("*") && seen.contains(".") {
-        r.error(field, "cannot have both public (*) and private (.) exportTo values specified");
+        r.error(
+            field,
+            "cannot have both public (*) and private (.) exportTo values specified",
+        );
     }
     if seen.contains("~") && seen.len() > 1 {
         r.error(field, "if exportTo is '~', no other values may be given");
@@ -51,7 +64,10 @@ pub fn export_to(r: &mut Report, field: &str, values: &[String]) {
 /// A port number 1–65535.
 pub fn port(r: &mut Report, field: &str, n: i64) {
     if !(1..=65535).contains(&n) {
-        r.error(field, format!("port number {n} must be in the range 1..65535"));
+        r.error(
+            field,
+            format!("port number {n} must be in the range 1..65535"),
+        );
     }
 }
 
@@ -60,7 +76,7 @@ pub fn duration(r: &mut Report, field: &str, d: Duration) {
     let d = d.as_std();
     if d < std::time::Duration::from_millis(1) {
         r.error(field, "duration must be greater than 1ms");
-    } else if d.subsec_nanos() % 1_000_000 != 0 {
+    } else if !d.subsec_nanos().is_multiple_of(1_000_000) {
         r.error(field, "only durations to ms precision are supported");
     }
 }
@@ -68,7 +84,10 @@ pub fn duration(r: &mut Report, field: &str, d: Duration) {
 /// A percentage in 0–100.
 pub fn percent(r: &mut Report, field: &str, p: Percent) {
     if !p.in_range() {
-        r.error(field, format!("percentage {} is out of range 0..100", p.value));
+        r.error(
+            field,
+            format!("percentage {} is out of range 0..100", p.value),
+        );
     }
 }
 
@@ -89,7 +108,9 @@ pub fn selector_labels(r: &mut Report, field: &str, labels: &BTreeMap<String, St
 /// A Kubernetes label: key `[prefix/]name` (prefix a DNS subdomain, name ≤ 63 characters of
 /// `[A-Za-z0-9._-]` starting and ending alphanumeric), value empty or a name.
 pub fn label(r: &mut Report, field: &str, key: &str, value: &str) {
-    let (prefix, name) = key.rsplit_once('/').map_or((None, key), |(p, n)| (Some(p), n));
+    let (prefix, name) = key
+        .rsplit_once('/')
+        .map_or((None, key), |(p, n)| (Some(p), n));
     let prefix_ok = prefix.is_none_or(|p| p.len() <= 253 && p.split('.').all(is_dns1123_label));
     if !prefix_ok || !is_label_name(name) {
         r.error(field, format!("invalid label key {key:?}: must be [prefix/]name, name up to 63 characters of [A-Za-z0-9._-] starting and ending with an alphanumeric"));
@@ -103,7 +124,8 @@ fn is_label_name(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
         && b.len() <= 63
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
         && b.first().is_some_and(u8::is_ascii_alphanumeric)
         && b.last().is_some_and(u8::is_ascii_alphanumeric)
 }
@@ -118,8 +140,18 @@ mod tests {
         export_to(&mut r, "spec.exportTo", &[".".into(), "*".into()]);
         assert_eq!(r.errors.len(), 1);
         let mut r = Report::default();
-        export_to(&mut r, "spec.exportTo", &["Bad_NS".into(), "ns".into(), "ns".into()]);
-        assert_eq!(r.errors.iter().map(|e| e.field.as_str()).collect::<Vec<_>>(), ["spec.exportTo[0]", "spec.exportTo[2]"]);
+        export_to(
+            &mut r,
+            "spec.exportTo",
+            &["Bad_NS".into(), "ns".into(), "ns".into()],
+        );
+        assert_eq!(
+            r.errors
+                .iter()
+                .map(|e| e.field.as_str())
+                .collect::<Vec<_>>(),
+            ["spec.exportTo[0]", "spec.exportTo[2]"]
+        );
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //! produce errors and warnings separately, each naming the field path. [`validate`]
 //! dispatches on the kind; [`Report::into_diagnostics`] adds file:line and the resource.
 
-pub mod common;
 mod authorization_policy;
+pub mod common;
 mod destination_rule;
 mod gateway;
 mod peer_authentication;
@@ -23,6 +23,31 @@ pub struct FieldMessage {
     pub field: String,
     /// What is wrong.
     pub message: String,
+    /// For findings that analysis reports under a code of their own (Istio's
+    /// `AnalysisAwareError`), the structured finding.
+    pub analysis: Option<Finding>,
+}
+
+/// A validation finding that `istioctl analyze` reports with its own code rather than as a
+/// plain schema warning.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finding {
+    /// IST0130: a rule can never be used (`rule` as Istio names it, e.g. `#1` or `"name"`).
+    UnreachableRule {
+        /// The rule.
+        rule: String,
+        /// Why it is never used.
+        reason: String,
+    },
+    /// IST0131: one match of a rule repeats a match of an earlier rule.
+    IneffectiveMatch {
+        /// The rule.
+        rule: String,
+        /// The match within the rule.
+        matchno: String,
+        /// The earlier rule holding the same match.
+        dup: String,
+    },
 }
 
 /// The outcome of validating one resource.
@@ -40,6 +65,7 @@ impl Report {
         self.errors.push(FieldMessage {
             field: field.into(),
             message: message.into(),
+            analysis: None,
         });
     }
 
@@ -48,6 +74,21 @@ impl Report {
         self.warnings.push(FieldMessage {
             field: field.into(),
             message: message.into(),
+            analysis: None,
+        });
+    }
+
+    /// Records a warning that analysis reports under its own code.
+    pub fn warn_finding(
+        &mut self,
+        field: impl Into<String>,
+        message: impl Into<String>,
+        finding: Finding,
+    ) {
+        self.warnings.push(FieldMessage {
+            field: field.into(),
+            message: message.into(),
+            analysis: Some(finding),
         });
     }
 
@@ -89,7 +130,10 @@ pub fn validate(resource: &Resource) -> Report {
         Body::RequestAuthentication(s) => request_authentication::validate(s, resource, &mut r),
         Body::Unknown(_) => r.warn(
             "kind",
-            format!("unknown kind {} ({}): Mast keeps it but does not act on it", resource.kind, resource.api_version),
+            format!(
+                "unknown kind {} ({}): Mast keeps it but does not act on it",
+                resource.kind, resource.api_version
+            ),
         ),
         // Kubernetes kinds are checked by their schema when loaded; analyzers do the rest.
         _ => {}
@@ -100,14 +144,21 @@ pub fn validate(resource: &Resource) -> Report {
 /// Validates every resource and returns their messages as diagnostics, errors and warnings
 /// together, in resource order.
 pub fn validate_all(resources: &[Resource]) -> Vec<Diagnostic> {
-    resources.iter().flat_map(|r| validate(r).into_diagnostics(r)).collect()
+    resources
+        .iter()
+        .flat_map(|r| validate(r).into_diagnostics(r))
+        .collect()
 }
 
 /// Test support: loads `yaml` (which must decode cleanly) and validates its only resource.
 #[cfg(test)]
 pub(crate) fn check(yaml: &str) -> Report {
     let out = crate::load::load_str(yaml, "test.yaml", &crate::load::LoadOptions::default());
-    assert!(out.diagnostics.is_empty(), "load failed: {:?}", out.diagnostics);
+    assert!(
+        out.diagnostics.is_empty(),
+        "load failed: {:?}",
+        out.diagnostics
+    );
     assert_eq!(out.resources.len(), 1, "expected one resource");
     validate(&out.resources[0])
 }
@@ -116,7 +167,12 @@ pub(crate) fn check(yaml: &str) -> Report {
 #[cfg(test)]
 pub(crate) fn load_error(yaml: &str) -> Diagnostic {
     let out = crate::load::load_str(yaml, "test.yaml", &crate::load::LoadOptions::default());
-    assert_eq!(out.diagnostics.len(), 1, "expected one load failure, got {:?}", out.diagnostics);
+    assert_eq!(
+        out.diagnostics.len(),
+        1,
+        "expected one load failure, got {:?}",
+        out.diagnostics
+    );
     out.diagnostics.into_iter().next().expect("one diagnostic")
 }
 

@@ -53,20 +53,34 @@ pub fn run(args: &Args) -> anyhow::Result<i32> {
     let failure = level("--failure-threshold", &args.failure_threshold)?;
     let shown = level("--output-threshold", &args.output_threshold)?;
     if args.use_kube {
-        bail!("--use-kube: reading a live cluster arrives with Mast's Kubernetes support; pass files or folders instead");
+        bail!(
+            "--use-kube: reading a live cluster arrives with Mast's Kubernetes support; pass files or folders instead"
+        );
     }
     if args.files.is_empty() {
         bail!("no files or folders given: mastctl analyze FILE|DIR ... (or - for standard input)");
     }
-    let loaded = load_paths(&args.files, &LoadOptions { default_namespace: args.namespace.clone() });
+    let loaded = load_paths(
+        &args.files,
+        &LoadOptions {
+            default_namespace: args.namespace.clone(),
+        },
+    );
     // YAML that cannot be read at all (missing file, syntax error) is a parse failure;
     // a resource that fails its schema is an IST0106 message like any other.
     let unparsed = loaded.diagnostics.iter().any(|d| d.resource.is_none());
     let opts = Options {
         namespace: (!args.all_namespaces).then(|| args.namespace.clone()),
     };
-    let messages: Vec<Message> = analyze(&loaded.resources, &loaded.diagnostics, &opts).into_iter().filter(|m| m.level() >= shown).collect();
-    let target = if args.all_namespaces { "all namespaces".to_owned() } else { format!("namespace: {}", args.namespace) };
+    let messages: Vec<Message> = analyze(&loaded.resources, &loaded.diagnostics, &opts)
+        .into_iter()
+        .filter(|m| m.level() >= shown)
+        .collect();
+    let target = if args.all_namespaces {
+        "all namespaces".to_owned()
+    } else {
+        format!("namespace: {}", args.namespace)
+    };
     print_messages(&args.output, &messages, &target)?;
     if unparsed {
         eprintln!("Error: Some files couldn't be parsed.");
@@ -74,7 +88,9 @@ pub fn run(args: &Args) -> anyhow::Result<i32> {
     }
     if messages.iter().any(|m| m.level() >= failure) {
         eprintln!("Error: Analyzers found issues when analyzing {target}.");
-        eprintln!("See https://istio.io/latest/docs/reference/config/analysis for more information about causes and resolutions.");
+        eprintln!(
+            "See https://istio.io/latest/docs/reference/config/analysis for more information about causes and resolutions."
+        );
         return Ok(crate::exit::ANALYZER_FOUND_ISSUES);
     }
     Ok(crate::exit::OK)
@@ -82,14 +98,22 @@ pub fn run(args: &Args) -> anyhow::Result<i32> {
 
 fn print_messages(format: &str, messages: &[Message], target: &str) -> anyhow::Result<()> {
     match format {
-        "log" if messages.is_empty() => println!("\u{2714} No validation issues found when analyzing {target}."),
+        "log" if messages.is_empty() => {
+            println!("\u{2714} No validation issues found when analyzing {target}.")
+        }
         "log" => {
             for m in messages {
                 println!("{m}");
             }
         }
-        "json" => println!("{}", serde_json::to_string_pretty(&output::structured(messages))?),
-        "yaml" => print!("{}", serde_saphyr::to_string(&output::structured(messages))?),
+        "json" => println!(
+            "{}",
+            serde_json::to_string_pretty(&output::structured(messages))?
+        ),
+        "yaml" => print!(
+            "{}",
+            serde_saphyr::to_string(&output::structured(messages))?
+        ),
         other => bail!("invalid output format {other:?}: use log, json or yaml"),
     }
     Ok(())
