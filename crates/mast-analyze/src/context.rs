@@ -10,7 +10,13 @@ use mast_config::{Body, Resource, ResourceRef};
 use mast_core::{DEFAULT_DOMAIN_SUFFIX, Hostname};
 
 /// Namespaces that never hold mesh workloads and are skipped by injection checks.
-pub const SYSTEM_NAMESPACES: &[&str] = &["kube-system", "kube-public", "kube-node-lease", "local-path-storage", "istio-system"];
+pub const SYSTEM_NAMESPACES: &[&str] = &[
+    "kube-system",
+    "kube-public",
+    "kube-node-lease",
+    "local-path-storage",
+    "istio-system",
+];
 
 /// A service port.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,7 +48,10 @@ impl ServiceInfo<'_> {
     /// Whether a resource in namespace `from` can see this service, by `exportTo`.
     pub fn visible_from(&self, from: &str) -> bool {
         self.export_to.is_empty()
-            || self.export_to.iter().any(|e| e == "*" || (e == "." && from == self.namespace) || e == from)
+            || self
+                .export_to
+                .iter()
+                .any(|e| e == "*" || (e == "." && from == self.namespace) || e == from)
     }
 }
 
@@ -80,7 +89,17 @@ impl<'a> Context<'a> {
             by_host.entry(s.host.clone()).or_default().push(i);
         }
         let workloads = collect_workloads(resources);
-        let namespaces = resources.iter().map(Resource::namespace).filter(|n| !n.is_empty()).map(str::to_owned).collect();
+        let declared = resources
+            .iter()
+            .filter(|r| r.as_namespace().is_some())
+            .map(Resource::name);
+        let namespaces = resources
+            .iter()
+            .map(Resource::namespace)
+            .chain(declared)
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned)
+            .collect();
         Self {
             resources,
             services,
@@ -102,12 +121,22 @@ impl<'a> Context<'a> {
 
     /// Services whose host is exactly `host` (already fully qualified).
     pub fn services_for(&self, host: &Hostname) -> impl Iterator<Item = &ServiceInfo<'a>> {
-        self.by_host.get(host).into_iter().flatten().map(|i| &self.services[*i])
+        self.by_host
+            .get(host)
+            .into_iter()
+            .flatten()
+            .map(|i| &self.services[*i])
     }
 
     /// Services whose host overlaps `host` (wildcards on either side), visible from `from`.
-    pub fn services_matching<'s>(&'s self, host: &'s Hostname, from: &'s str) -> impl Iterator<Item = &'s ServiceInfo<'a>> + 's {
-        self.services.iter().filter(move |s| s.host.matches(host) && s.visible_from(from))
+    pub fn services_matching<'s>(
+        &'s self,
+        host: &'s Hostname,
+        from: &'s str,
+    ) -> impl Iterator<Item = &'s ServiceInfo<'a>> + 's {
+        self.services
+            .iter()
+            .filter(move |s| s.host.matches(host) && s.visible_from(from))
     }
 
     /// Every workload (Pods and pod templates).
@@ -116,8 +145,14 @@ impl<'a> Context<'a> {
     }
 
     /// Workloads in `namespace` whose labels include all of `selector`.
-    pub fn workloads_selected<'s>(&'s self, namespace: &'s str, selector: &'s BTreeMap<String, String>) -> impl Iterator<Item = &'s Workload<'a>> + 's {
-        self.workloads.iter().filter(move |w| w.namespace == namespace && selects(selector, w.labels))
+    pub fn workloads_selected<'s>(
+        &'s self,
+        namespace: &'s str,
+        selector: &'s BTreeMap<String, String>,
+    ) -> impl Iterator<Item = &'s Workload<'a>> + 's {
+        self.workloads
+            .iter()
+            .filter(move |w| w.namespace == namespace && selects(selector, w.labels))
     }
 
     /// Every namespace that resources live in or that is declared.
@@ -127,12 +162,16 @@ impl<'a> Context<'a> {
 
     /// The declared `Namespace` resource named `name`.
     pub fn namespace(&self, name: &str) -> Option<&'a Resource> {
-        self.resources.iter().find(|r| r.as_namespace().is_some() && r.name() == name)
+        self.resources
+            .iter()
+            .find(|r| r.as_namespace().is_some() && r.name() == name)
     }
 
     /// Finds a resource by kind, namespace and name.
     pub fn find(&self, kind: &str, namespace: &str, name: &str) -> Option<&'a Resource> {
-        self.resources.iter().find(|r| r.kind == kind && r.namespace() == namespace && r.name() == name)
+        self.resources
+            .iter()
+            .find(|r| r.kind == kind && r.namespace() == namespace && r.name() == name)
     }
 }
 
@@ -168,7 +207,11 @@ fn collect_services(resources: &[Resource]) -> Vec<ServiceInfo<'_>> {
                         .map(|p| ServicePort {
                             number: u16::try_from(p.port).unwrap_or(0),
                             name: p.name.clone().unwrap_or_default(),
-                            protocol: p.protocol.clone().unwrap_or_else(|| "TCP".into()).to_ascii_uppercase(),
+                            protocol: p
+                                .protocol
+                                .clone()
+                                .unwrap_or_else(|| "TCP".into())
+                                .to_ascii_uppercase(),
                         })
                         .collect()
                 })
@@ -187,7 +230,7 @@ fn collect_services(resources: &[Resource]) -> Vec<ServiceInfo<'_>> {
             });
         }
         if let Body::ServiceEntry(se) = &r.body {
-            out.extend(crate::analyzers::service_entry_services(r, se));
+            out.extend(crate::analyzers::service_entry::services(r, se));
         }
     }
     out
@@ -213,7 +256,11 @@ fn collect_workloads(resources: &[Resource]) -> Vec<Workload<'_>> {
             Body::DaemonSet(d) => d.spec.as_ref().map(|s| &s.template),
             Body::StatefulSet(d) => d.spec.as_ref().map(|s| &s.template),
             Body::Job(d) => d.spec.as_ref().map(|s| &s.template),
-            Body::CronJob(d) => d.spec.as_ref().and_then(|s| s.job_template.spec.as_ref()).map(|s| &s.template),
+            Body::CronJob(d) => d
+                .spec
+                .as_ref()
+                .and_then(|s| s.job_template.spec.as_ref())
+                .map(|s| &s.template),
             _ => None,
         };
         if let Some(t) = template {

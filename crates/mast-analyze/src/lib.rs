@@ -34,7 +34,11 @@ pub trait Analyzer: Send + Sync {
 
 /// Runs schema validation (IST0106/IST0133 for every resource and every load failure) and
 /// every analyzer, then filters by namespace and sorts as istioctl does.
-pub fn analyze(resources: &[Resource], load_failures: &[Diagnostic], opts: &Options) -> Vec<Message> {
+pub fn analyze(
+    resources: &[Resource],
+    load_failures: &[Diagnostic],
+    opts: &Options,
+) -> Vec<Message> {
     let ctx = Context::new(resources);
     let mut out = Vec::new();
     for d in load_failures {

@@ -19,7 +19,10 @@ pub struct MessageType {
 impl MessageType {
     /// The documentation page for the code, as istioctl links it.
     pub fn documentation_url(&self) -> String {
-        format!("https://istio.io/latest/docs/reference/config/analysis/{}/", self.code.to_ascii_lowercase())
+        format!(
+            "https://istio.io/latest/docs/reference/config/analysis/{}/",
+            self.code.to_ascii_lowercase()
+        )
     }
 }
 
@@ -61,7 +64,7 @@ catalog! {
     SCHEMA_WARNING = "IST0133" "SchemaWarning" Warning;
     SERVICE_ENTRY_ADDRESSES_REQUIRED = "IST0134" "ServiceEntryAddressesRequired" Warning;
     CONFLICTING_GATEWAYS = "IST0145" "ConflictingGateways" Error;
-    DESTINATION_RULE_SUBSET_NOT_SELECT_PODS = "IST0173" "DestinationRuleSubsetNotSelectPods" Warning;
+    DESTINATION_RULE_SUBSET_NOT_SELECT_PODS = "IST0173" "DestinationRuleSubsetNotSelectPods" Error;
     UNKNOWN_DESTINATION_RULE_HOST = "IST0174" "UnknownDestinationRuleHost" Warning;
 }
 
@@ -82,12 +85,21 @@ pub struct Message {
 impl Message {
     /// A message about `resource`, pointing at `field` (a path such as
     /// `spec.http[0].route[0].destination.host`; empty for the resource itself).
-    pub fn new(kind: MessageType, resource: &Resource, field: &str, text: impl Into<String>) -> Self {
+    pub fn new(
+        kind: MessageType,
+        resource: &Resource,
+        field: &str,
+        text: impl Into<String>,
+    ) -> Self {
         Self {
             kind,
             text: text.into(),
             resource: Some(resource.reference()),
-            reference: Some(if field.is_empty() { resource.origin.clone() } else { resource.origin_of(field) }),
+            reference: Some(if field.is_empty() {
+                resource.origin.clone()
+            } else {
+                resource.origin_of(field)
+            }),
         }
     }
 
@@ -104,7 +116,11 @@ impl Message {
 
     /// IST0106 (or IST0133 for warnings) for a validation finding or a load failure.
     pub fn from_load_failure(d: &Diagnostic) -> Self {
-        let kind = if d.level == Level::Error { SCHEMA_VALIDATION_ERROR } else { SCHEMA_WARNING };
+        let kind = if d.level == Level::Error {
+            SCHEMA_VALIDATION_ERROR
+        } else {
+            SCHEMA_WARNING
+        };
         let detail = match &d.field {
             Some(f) => format!("{f}: {}", d.message),
             None => d.message.clone(),
@@ -143,9 +159,27 @@ impl Message {
     }
 
     /// istioctl's order: errors first, then by code, origin, place and text.
-    pub(crate) fn sort_key(&self) -> (std::cmp::Reverse<Level>, &'static str, String, String, String) {
-        let reference = self.reference.as_ref().map(|o| format!("{}:{:08}", o.file, o.line)).unwrap_or_default();
-        (std::cmp::Reverse(self.kind.level), self.kind.code, self.origin().unwrap_or_default(), reference, self.text.clone())
+    pub(crate) fn sort_key(
+        &self,
+    ) -> (
+        std::cmp::Reverse<Level>,
+        &'static str,
+        String,
+        String,
+        String,
+    ) {
+        let reference = self
+            .reference
+            .as_ref()
+            .map(|o| format!("{}:{:08}", o.file, o.line))
+            .unwrap_or_default();
+        (
+            std::cmp::Reverse(self.kind.level),
+            self.kind.code,
+            self.origin().unwrap_or_default(),
+            reference,
+            self.text.clone(),
+        )
     }
 }
 

@@ -5,7 +5,11 @@ use crate::{Message, Options, analyze};
 /// Loads `yaml` as `t.yaml` (all documents must decode) and analyzes every namespace.
 pub(crate) fn run(yaml: &str) -> Vec<Message> {
     let out = mast_config::load_str(yaml, "t.yaml", &mast_config::LoadOptions::default());
-    assert!(out.diagnostics.is_empty(), "load failed: {:?}", out.diagnostics);
+    assert!(
+        out.diagnostics.is_empty(),
+        "load failed: {:?}",
+        out.diagnostics
+    );
     analyze(&out.resources, &[], &Options::default())
 }
 

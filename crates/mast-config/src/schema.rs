@@ -57,10 +57,32 @@ pub fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, SchemaError> {
             },
             None => SchemaError {
                 field: path,
-                message: inner,
+                message: humanize(&inner),
             },
         }
     })
+}
+
+/// Rewrites Rust type names in serde's messages into words a YAML author knows.
+fn humanize(msg: &str) -> String {
+    const WORDS: &[(&str, &str)] = &[
+        ("expected i64", "expected an integer"),
+        ("expected i32", "expected an integer"),
+        ("expected u32", "expected a non-negative integer"),
+        ("expected u16", "expected a non-negative integer"),
+        ("expected u64", "expected a non-negative integer"),
+        ("expected f64", "expected a number"),
+        ("expected a sequence", "expected a list"),
+        ("expected a map", "expected a mapping"),
+    ];
+    let mut out = msg.to_owned();
+    for (from, to) in WORDS {
+        if out.ends_with(from) {
+            out.truncate(out.len() - from.len());
+            out.push_str(to);
+        }
+    }
+    out
 }
 
 /// serde's `unknown field `x`, expected one of `a`, `b`` → (x, [a, b]).
@@ -197,6 +219,6 @@ mod tests {
     fn wrong_type_has_path() {
         let e = from_value::<Http>(serde_json::json!({"route": [{"weight": "x"}]})).unwrap_err();
         assert_eq!(e.field, "route[0].weight");
-        assert!(e.message.contains("invalid type"), "{}", e.message);
+        assert_eq!(e.message, "invalid type: string \"x\", expected an integer");
     }
 }

@@ -9,7 +9,9 @@
 use std::collections::BTreeSet;
 
 use crate::context::{SYSTEM_NAMESPACES, implied};
-use crate::messages::{NAMESPACE_MULTIPLE_INJECTION_LABELS, NAMESPACE_NOT_INJECTED, POD_MISSING_PROXY, list};
+use crate::messages::{
+    NAMESPACE_MULTIPLE_INJECTION_LABELS, NAMESPACE_NOT_INJECTED, POD_MISSING_PROXY, list,
+};
 use crate::{Analyzer, Context, Message};
 
 /// The namespace label that turns injection on or off.
@@ -50,7 +52,10 @@ fn check_namespaces(ctx: &Context<'_>, out: &mut Vec<Message>) -> BTreeSet<Strin
             continue;
         }
         let labels = r.labels();
-        if labels.get("istio.io/dataplane-mode").is_some_and(|m| m == "ambient") {
+        if labels
+            .get("istio.io/dataplane-mode")
+            .is_some_and(|m| m == "ambient")
+        {
             continue;
         }
         match (labels.get(INJECTION_LABEL), labels.get(REVISION_LABEL)) {
@@ -73,9 +78,18 @@ fn check_namespaces(ctx: &Context<'_>, out: &mut Vec<Message>) -> BTreeSet<Strin
             _ => {}
         }
     }
-    let implied_ns: BTreeSet<&str> = ctx.workloads().iter().map(|w| w.namespace).filter(|ns| !declared.contains(*ns) && !SYSTEM_NAMESPACES.contains(ns)).collect();
+    let implied_ns: BTreeSet<&str> = ctx
+        .workloads()
+        .iter()
+        .map(|w| w.namespace)
+        .filter(|ns| !declared.contains(*ns) && !SYSTEM_NAMESPACES.contains(ns))
+        .collect();
     for ns in implied_ns {
-        out.push(Message::unplaced(NAMESPACE_NOT_INJECTED, implied("Namespace", ns), not_injected_text(ns)));
+        out.push(Message::unplaced(
+            NAMESPACE_NOT_INJECTED,
+            implied("Namespace", ns),
+            not_injected_text(ns),
+        ));
     }
     injected
 }
@@ -87,13 +101,22 @@ fn check_pods(ctx: &Context<'_>, injected: &BTreeSet<String>, out: &mut Vec<Mess
         if !injected.contains(w.namespace) {
             continue;
         }
-        let opted_out = w.annotations.get("sidecar.istio.io/inject").is_some_and(|v| v == "false")
-            || w.labels.get("sidecar.istio.io/inject").is_some_and(|v| v == "false");
+        let opted_out = w
+            .annotations
+            .get("sidecar.istio.io/inject")
+            .is_some_and(|v| v == "false")
+            || w.labels
+                .get("sidecar.istio.io/inject")
+                .is_some_and(|v| v == "false");
         let Some(spec) = w.spec else { continue };
         if opted_out || spec.host_network == Some(true) {
             continue;
         }
-        let has_proxy = spec.containers.iter().chain(spec.init_containers.iter().flatten()).any(|c| c.name == PROXY_CONTAINER);
+        let has_proxy = spec
+            .containers
+            .iter()
+            .chain(spec.init_containers.iter().flatten())
+            .any(|c| c.name == PROXY_CONTAINER);
         if !has_proxy {
             let name = format!("{}/{}", w.namespace, w.resource.name());
             out.push(Message::new(
@@ -124,7 +147,11 @@ mod tests {
 
     #[test]
     fn labelled_namespaces_are_clean() {
-        for label in ["istio-injection: enabled", "istio-injection: disabled", "istio.io/rev: canary"] {
+        for label in [
+            "istio-injection: enabled",
+            "istio-injection: disabled",
+            "istio.io/rev: canary",
+        ] {
             let yaml = format!("{NS}  labels:\n    {label}\n");
             assert!(run(&yaml).is_empty(), "{label}");
         }
@@ -132,18 +159,23 @@ mod tests {
 
     #[test]
     fn both_labels_conflict() {
-        let yaml = format!("{NS}  labels:\n    istio-injection: enabled\n    istio.io/rev: canary\n");
+        let yaml =
+            format!("{NS}  labels:\n    istio-injection: enabled\n    istio.io/rev: canary\n");
         assert_eq!(codes(&run(&yaml)), ["IST0123"]);
     }
 
     #[test]
     fn system_namespaces_are_skipped() {
-        assert!(run("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: kube-system\n").is_empty());
+        assert!(
+            run("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: kube-system\n").is_empty()
+        );
     }
 
     #[test]
     fn implied_namespace_of_a_workload() {
-        let msgs = run("apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  namespace: shop\nspec:\n  containers: [{name: app, image: x}]\n");
+        let msgs = run(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  namespace: shop\nspec:\n  containers: [{name: app, image: x}]\n",
+        );
         assert_eq!(codes(&msgs), ["IST0102"]);
         assert_eq!(msgs[0].origin().as_deref(), Some("Namespace shop"));
         assert!(msgs[0].reference.is_none());
@@ -156,10 +188,19 @@ mod tests {
         let injected = format!("{NS}  labels:\n    istio-injection: enabled\n---\n{POD}");
         let msgs = run(&injected);
         assert_eq!(codes(&msgs), ["IST0103"]);
-        assert!(msgs[0].text.starts_with("The pod jicki/p is missing the Istio proxy."), "{}", msgs[0].text);
+        assert!(
+            msgs[0]
+                .text
+                .starts_with("The pod jicki/p is missing the Istio proxy."),
+            "{}",
+            msgs[0].text
+        );
         let with_proxy = format!("{injected}  - {{name: istio-proxy, image: mast-proxy}}\n");
         assert!(run(&with_proxy).is_empty());
-        let opted_out = injected.replace("  namespace: jicki\nspec", "  namespace: jicki\n  annotations:\n    sidecar.istio.io/inject: \"false\"\nspec");
+        let opted_out = injected.replace(
+            "  namespace: jicki\nspec",
+            "  namespace: jicki\n  annotations:\n    sidecar.istio.io/inject: \"false\"\nspec",
+        );
         assert!(run(&opted_out).is_empty());
         let not_injected = format!("{NS}  labels:\n    istio-injection: disabled\n---\n{POD}");
         assert!(run(&not_injected).is_empty());

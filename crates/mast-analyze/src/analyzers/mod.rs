@@ -1,27 +1,32 @@
 //! The analyzers, one module per area, and the list [`all`] that `analyze` runs.
 
-use mast_config::Resource;
-use mast_config::networking::ServiceEntry;
-
 use crate::Analyzer;
-use crate::context::ServiceInfo;
 
 mod annotations;
+mod destination_rule;
+mod gateway;
 mod injection;
 mod schema;
+mod security;
 mod service;
+pub(crate) mod service_entry;
+mod sidecar;
+mod virtual_service;
 
 /// Every analyzer, in the order they run.
 pub fn all() -> Vec<Box<dyn Analyzer>> {
-    vec![
+    let mut all: Vec<Box<dyn Analyzer>> = vec![
         Box::new(schema::SchemaAnalyzer),
-        Box::new(annotations::AnnotationAnalyzer), Box::new(injection::InjectionAnalyzer),
+        Box::new(annotations::AnnotationAnalyzer),
+        Box::new(injection::InjectionAnalyzer),
         Box::new(service::PortNameAnalyzer),
         Box::new(service::DeploymentServicesAnalyzer),
-    ]
-}
-
-/// The services a ServiceEntry declares: one per host, qualified in its namespace.
-pub(crate) fn service_entry_services<'a>(_r: &'a Resource, _se: &'a ServiceEntry) -> Vec<ServiceInfo<'a>> {
-    Vec::new()
+    ];
+    all.extend(virtual_service::analyzers());
+    all.extend(destination_rule::analyzers());
+    all.extend(gateway::analyzers());
+    all.extend(service_entry::analyzers());
+    all.extend(sidecar::analyzers());
+    all.extend(security::analyzers());
+    all
 }
