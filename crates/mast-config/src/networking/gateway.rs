@@ -76,6 +76,10 @@ pub struct ServerTlsSettings {
     /// Path to the server private key file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub private_key: Option<String>,
+    /// Secret holding the CA certificates that verify client certificates, apart from
+    /// the server certificate's `credentialName`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_cert_credential_name: Option<String>,
     /// Path to the CA bundle that verifies client certificates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_certificates: Option<String>,

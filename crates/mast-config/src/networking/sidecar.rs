@@ -1,6 +1,6 @@
 //! `Sidecar` (networking.istio.io v1alpha3/v1beta1/v1): the spec types, field for field as
 //! Istio's `sidecar.proto`. Owns the ingress and egress listeners, the outbound traffic
-//! policy, the ingress TLS settings ([`SidecarIngressTls`]) and [`SidecarWorkloadSelector`]
+//! policy, the ingress TLS settings ([`ServerTlsSettings`]) and [`SidecarWorkloadSelector`]
 //! (which selects by `labels`, unlike other kinds' `matchLabels`). Connection pools are
 //! the `DestinationRule` type.
 
@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::destination_rule::{ConnectionPoolSettings, PortSelector};
+use super::gateway::ServerTlsSettings;
 
 /// The spec of a `Sidecar`: what a workload's proxy listens on and which services it sees.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -59,7 +60,7 @@ pub struct IngressListener {
     pub default_endpoint: Option<String>,
     /// TLS termination for traffic from outside the mesh.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tls: Option<SidecarIngressTls>,
+    pub tls: Option<ServerTlsSettings>,
     /// Connection pool for this port.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connection_pool: Option<ConnectionPoolSettings>,
@@ -162,134 +163,4 @@ pub struct EgressProxy {
     /// Port of the service. Required.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<PortSelector>,
-}
-
-/// TLS termination on a sidecar ingress listener (Istio's `ServerTLSSettings`).
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct SidecarIngressTls {
-    /// Not supported on sidecars.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub https_redirect: Option<bool>,
-    /// TLS mode.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mode: Option<SidecarTlsMode>,
-    /// Path of the server certificate.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub server_certificate: Option<String>,
-    /// Path of the server private key.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub private_key: Option<String>,
-    /// Path of the CA bundle verifying clients.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ca_certificates: Option<String>,
-    /// Path of a certificate revocation list.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ca_crl: Option<String>,
-    /// Not supported on sidecars.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub credential_name: Option<String>,
-    /// Not supported on sidecars.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub credential_names: Vec<String>,
-    /// Not supported on sidecars.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub tls_certificates: Vec<SidecarTlsCertificate>,
-    /// Secret holding the CA certificates for mutual TLS.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ca_cert_credential_name: Option<String>,
-    /// Not supported on sidecars.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub subject_alt_names: Vec<String>,
-    /// Base64 SHA-256 hashes of authorized client SPKIs.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub verify_certificate_spki: Vec<String>,
-    /// Hex SHA-256 hashes of authorized client certificates.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub verify_certificate_hash: Vec<String>,
-    /// Minimum TLS version.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub min_protocol_version: Option<TlsProtocolVersion>,
-    /// Maximum TLS version.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_protocol_version: Option<TlsProtocolVersion>,
-    /// Allowed cipher suites.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub cipher_suites: Vec<String>,
-}
-
-impl SidecarIngressTls {
-    /// The mode, `PASSTHROUGH` when unset (the proto's zero value).
-    pub fn mode(&self) -> SidecarTlsMode {
-        self.mode.unwrap_or_default()
-    }
-}
-
-/// A server certificate and key (Istio's `ServerTLSSettings.TLSCertificate`).
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct SidecarTlsCertificate {
-    /// Path of the certificate.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub server_certificate: Option<String>,
-    /// Path of the private key.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub private_key: Option<String>,
-    /// Path of the CA bundle.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ca_certificates: Option<String>,
-}
-
-/// Server TLS modes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum SidecarTlsMode {
-    /// Forward the TLS stream by SNI without terminating it.
-    #[default]
-    Passthrough,
-    /// Terminate TLS.
-    Simple,
-    /// Terminate mutual TLS, requiring a client certificate.
-    Mutual,
-    /// Passthrough keyed by Istio's auto-generated SNI.
-    AutoPassthrough,
-    /// Istio mutual TLS.
-    IstioMutual,
-    /// Mutual TLS when the client presents a certificate.
-    OptionalMutual,
-}
-
-impl SidecarTlsMode {
-    /// The name as written in YAML.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SidecarTlsMode::Passthrough => "PASSTHROUGH",
-            SidecarTlsMode::Simple => "SIMPLE",
-            SidecarTlsMode::Mutual => "MUTUAL",
-            SidecarTlsMode::AutoPassthrough => "AUTO_PASSTHROUGH",
-            SidecarTlsMode::IstioMutual => "ISTIO_MUTUAL",
-            SidecarTlsMode::OptionalMutual => "OPTIONAL_MUTUAL",
-        }
-    }
-}
-
-/// TLS protocol versions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub enum TlsProtocolVersion {
-    /// Envoy's default.
-    #[default]
-    #[serde(rename = "TLS_AUTO")]
-    TlsAuto,
-    /// TLS 1.0.
-    #[serde(rename = "TLSV1_0")]
-    TlsV1_0,
-    /// TLS 1.1.
-    #[serde(rename = "TLSV1_1")]
-    TlsV1_1,
-    /// TLS 1.2.
-    #[serde(rename = "TLSV1_2")]
-    TlsV1_2,
-    /// TLS 1.3.
-    #[serde(rename = "TLSV1_3")]
-    TlsV1_3,
 }

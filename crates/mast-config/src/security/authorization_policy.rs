@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::selector::{PolicyTargetReference, WorkloadSelector};
+use crate::types::{PolicyTargetReference, WorkloadSelector};
 
 /// The spec of an `AuthorizationPolicy`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]

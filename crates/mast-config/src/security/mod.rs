@@ -4,7 +4,6 @@
 pub mod authorization_policy;
 pub mod peer_authentication;
 pub mod request_authentication;
-pub mod selector;
 
 pub use authorization_policy::AuthorizationPolicy;
 pub use peer_authentication::PeerAuthentication;

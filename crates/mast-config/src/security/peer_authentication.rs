@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::selector::WorkloadSelector;
+use crate::types::WorkloadSelector;
 
 /// The spec of a `PeerAuthentication`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]

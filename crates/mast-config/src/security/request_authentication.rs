@@ -4,8 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::selector::{PolicyTargetReference, WorkloadSelector};
 use crate::types::Duration;
+use crate::types::{PolicyTargetReference, WorkloadSelector};
 
 /// The spec of a `RequestAuthentication`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]

@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::types::{PortSelector, WorkloadSelector};
+
 pub mod connection_pool;
 pub mod load_balancer;
 
@@ -39,15 +41,6 @@ pub struct DestinationRule {
     /// Restricts the rule to the workloads of its namespace with these labels.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workload_selector: Option<WorkloadSelector>,
-}
-
-/// Istio's `type.v1beta1.WorkloadSelector`: the workloads whose labels include `matchLabels`.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct WorkloadSelector {
-    /// Labels a workload must carry, all of them.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub match_labels: BTreeMap<String, String>,
 }
 
 /// A named subset of a service's endpoints, selected by labels.
@@ -115,15 +108,6 @@ pub struct PortTrafficPolicy {
     /// TLS towards the upstream.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<ClientTlsSettings>,
-}
-
-/// Istio's `PortSelector`: a port by number.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct PortSelector {
-    /// The port number (1–65535, checked by validation).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub number: Option<i64>,
 }
 
 /// Tunnelling of the downstream TCP connection to `targetHost:targetPort`.

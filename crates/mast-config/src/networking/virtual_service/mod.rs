@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::types::{Duration, Percent, StringMatch};
 
+pub use crate::types::PortSelector;
+
 pub mod http;
 pub mod l4;
 
@@ -196,15 +198,6 @@ pub struct Destination {
     /// The port, needed when the service has more than one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<PortSelector>,
-}
-
-/// Istio's `PortSelector`: a port by number.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct PortSelector {
-    /// The port number (1–65535, checked by validation).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub number: Option<i64>,
 }
 
 /// Istio's `Headers`: operations on request and response headers.

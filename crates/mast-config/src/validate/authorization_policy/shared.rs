@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use crate::resource::Resource;
 use crate::security::authorization_policy::Action;
-use crate::security::selector::{PolicyTargetReference, WorkloadSelector};
+use crate::types::{PolicyTargetReference, WorkloadSelector};
 use crate::validate::{Report, common};
 
 /// The annotation that runs an AuthorizationPolicy in dry-run mode.

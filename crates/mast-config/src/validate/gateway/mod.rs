@@ -5,7 +5,7 @@
 pub(crate) mod protocol;
 #[cfg(test)]
 mod tests;
-mod tls;
+pub(crate) mod tls;
 
 use std::collections::HashSet;
 

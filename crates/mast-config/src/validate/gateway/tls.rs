@@ -29,8 +29,7 @@ const VALID_CIPHER_SUITES: &[&str] = &[
 
 /// Checks TLS settings found at `f` (`spec.servers[0].tls`).
 pub(super) fn validate(t: &ServerTlsSettings, f: &str, r: &mut Report) {
-    versions(t, f, r);
-    ciphers(t, f, r);
+    versions_and_ciphers(t, f, r);
     let mode = t.mode();
     if mode == ServerTlsMode::IstioMutual {
         istio_mutual(t, f, r);
@@ -71,6 +70,13 @@ pub(super) fn validate(t: &ServerTlsSettings, f: &str, r: &mut Report) {
             r.error(format!("{f}.caCrl"), "CRL is not supported with SIMPLE TLS");
         }
     }
+}
+
+/// Istio's TLS version and cipher suite rules for `ServerTLSSettings`, shared by Gateway
+/// servers and Sidecar ingress listeners.
+pub(crate) fn versions_and_ciphers(t: &ServerTlsSettings, f: &str, r: &mut Report) {
+    versions(t, f, r);
+    ciphers(t, f, r);
 }
 
 fn versions(t: &ServerTlsSettings, f: &str, r: &mut Report) {

@@ -4,30 +4,10 @@
 use std::collections::HashSet;
 
 use super::ports;
-use crate::networking::sidecar::{
-    IngressListener, SidecarIngressTls, SidecarTlsMode, TlsProtocolVersion,
-};
+use crate::networking::gateway::{ServerTlsMode, ServerTlsSettings};
+use crate::networking::sidecar::IngressListener;
 use crate::validate::destination_rule::connection_pool;
 use crate::validate::{Report, common};
-
-/// Cipher suites Envoy (BoringSSL) accepts, as Istio's `security.IsValidCipherSuite`.
-const CIPHER_SUITES: &[&str] = &[
-    "ECDHE-ECDSA-AES128-GCM-SHA256",
-    "ECDHE-RSA-AES128-GCM-SHA256",
-    "ECDHE-ECDSA-AES256-GCM-SHA384",
-    "ECDHE-RSA-AES256-GCM-SHA384",
-    "ECDHE-ECDSA-CHACHA20-POLY1305",
-    "ECDHE-RSA-CHACHA20-POLY1305",
-    "ECDHE-ECDSA-AES128-SHA",
-    "ECDHE-RSA-AES128-SHA",
-    "ECDHE-ECDSA-AES256-SHA",
-    "ECDHE-RSA-AES256-SHA",
-    "AES128-GCM-SHA256",
-    "AES256-GCM-SHA384",
-    "AES128-SHA",
-    "AES256-SHA",
-    "DES-CBC3-SHA",
-];
 
 /// Checks every ingress listener; ports must be unique.
 pub(super) fn listeners(r: &mut Report, list: &[IngressListener]) {
@@ -75,7 +55,7 @@ pub(super) fn listeners(r: &mut Report, list: &[IngressListener]) {
 }
 
 /// What sidecars do not support, then the server TLS rules.
-fn tls(r: &mut Report, p: &str, t: &SidecarIngressTls, protocol: &str) {
+fn tls(r: &mut Report, p: &str, t: &ServerTlsSettings, protocol: &str) {
     let unsupported = [
         (
             "subjectAltNames",
@@ -111,7 +91,7 @@ fn tls(r: &mut Report, p: &str, t: &SidecarIngressTls, protocol: &str) {
     let mode = t.mode();
     if matches!(
         mode,
-        SidecarTlsMode::IstioMutual | SidecarTlsMode::AutoPassthrough
+        ServerTlsMode::IstioMutual | ServerTlsMode::AutoPassthrough
     ) {
         r.error(
             format!("{p}.mode"),
@@ -124,7 +104,7 @@ fn tls(r: &mut Report, p: &str, t: &SidecarIngressTls, protocol: &str) {
     if !ports::is_tls(protocol) {
         r.error(p, "server cannot have TLS settings for non HTTPS/TLS ports");
     }
-    versions_and_ciphers(r, p, t);
+    crate::validate::gateway::tls::versions_and_ciphers(t, p, r);
     certificates(r, p, t);
 }
 
@@ -132,31 +112,8 @@ fn has(o: &Option<String>) -> bool {
     o.as_deref().is_some_and(|s| !s.is_empty())
 }
 
-/// Old TLS versions need explicit ciphers; unknown and repeated ciphers are ignored.
-fn versions_and_ciphers(r: &mut Report, p: &str, t: &SidecarIngressTls) {
-    if matches!(
-        t.min_protocol_version,
-        Some(TlsProtocolVersion::TlsV1_0 | TlsProtocolVersion::TlsV1_1)
-    ) && t.cipher_suites.is_empty()
-    {
-        r.warn(
-            format!("{p}.minProtocolVersion"),
-            "TLS version below TLSV1_2 require setting compatible ciphers as by default they no longer include compatible ciphers.",
-        );
-    }
-    let mut seen = HashSet::new();
-    for (i, c) in t.cipher_suites.iter().enumerate() {
-        let f = format!("{p}.cipherSuites[{i}]");
-        if !CIPHER_SUITES.contains(&c.as_str()) {
-            r.warn(f, format!("ignoring invalid cipher suite: {c}"));
-        } else if !seen.insert(c.as_str()) {
-            r.warn(f, format!("ignoring duplicate cipher suite: {c}"));
-        }
-    }
-}
-
 /// Istio's `validateTLSOptions` certificate rules for the mode.
-fn certificates(r: &mut Report, p: &str, t: &SidecarIngressTls) {
+fn certificates(r: &mut Report, p: &str, t: &ServerTlsSettings) {
     let mode = t.mode();
     let (cert, key, ca) = (
         has(&t.server_certificate),
@@ -164,7 +121,7 @@ fn certificates(r: &mut Report, p: &str, t: &SidecarIngressTls) {
         has(&t.ca_certificates),
     );
     let credential = has(&t.credential_name) || !t.credential_names.is_empty();
-    if mode == SidecarTlsMode::IstioMutual {
+    if mode == ServerTlsMode::IstioMutual {
         for (field, present, what) in [
             ("serverCertificate", cert, "server certificate"),
             ("privateKey", key, "private key"),
@@ -181,7 +138,7 @@ fn certificates(r: &mut Report, p: &str, t: &SidecarIngressTls) {
     }
     if matches!(
         mode,
-        SidecarTlsMode::Passthrough | SidecarTlsMode::AutoPassthrough
+        ServerTlsMode::Passthrough | ServerTlsMode::AutoPassthrough
     ) && (cert || key || ca || has(&t.ca_crl) || credential)
     {
         r.warn(
@@ -201,15 +158,15 @@ fn certificates(r: &mut Report, p: &str, t: &SidecarIngressTls) {
     }
     let terminating = matches!(
         mode,
-        SidecarTlsMode::Simple | SidecarTlsMode::Mutual | SidecarTlsMode::OptionalMutual
+        ServerTlsMode::Simple | ServerTlsMode::Mutual | ServerTlsMode::OptionalMutual
     );
     if terminating && !credential {
-        let prefix = if mode == SidecarTlsMode::Simple {
+        let prefix = if mode == ServerTlsMode::Simple {
             "SIMPLE TLS"
         } else {
             "MUTUAL TLS"
         };
-        if mode != SidecarTlsMode::Simple && !ca {
+        if mode != ServerTlsMode::Simple && !ca {
             r.error(
                 format!("{p}.caCertificates"),
                 format!("{prefix} requires a client CA bundle"),
@@ -232,7 +189,7 @@ fn certificates(r: &mut Report, p: &str, t: &SidecarIngressTls) {
         if has(&t.credential_name) {
             r.error(format!("{p}.caCrl"), "CRL is not supported with credentialName. CRL has to be specified in the credential");
         }
-        if mode == SidecarTlsMode::Simple {
+        if mode == ServerTlsMode::Simple {
             r.error(format!("{p}.caCrl"), "CRL is not supported with SIMPLE TLS");
         }
     }

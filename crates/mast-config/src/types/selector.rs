@@ -1,6 +1,7 @@
-//! How a `security.istio.io` policy attaches to workloads: the [`WorkloadSelector`]
-//! (`istio.type.v1beta1.WorkloadSelector`) and the [`PolicyTargetReference`]
-//! (`istio.type.v1beta1.PolicyTargetReference`) shared by the three policy kinds.
+//! Istio's shared selector messages (`istio.type.v1beta1`): [`WorkloadSelector`], which
+//! DestinationRules and the three policy kinds use to pick workloads by labels,
+//! [`PolicyTargetReference`], which policies use to attach to a Service or Gateway, and
+//! [`PortSelector`], a port by number in routes and traffic policies.
 
 use std::collections::BTreeMap;
 
@@ -42,4 +43,13 @@ impl PolicyTargetReference {
             Some(g) => g,
         }
     }
+}
+
+/// Istio's `PortSelector`: a port by number.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PortSelector {
+    /// The port number (1–65535, checked by validation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub number: Option<i64>,
 }
