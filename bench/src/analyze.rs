@@ -5,6 +5,8 @@
 //! subsets — 4 resources per app, so 1,000 resources by default, plus 25 Namespaces — then
 //! times `load_paths` + `analyze` (what `mastctl analyze DIR -A` does) over several runs and
 //! prints the median and the spread. Run with `cargo run --release -p mast-bench --bin analyze-bench`.
+//! With `MAST_BENCH_KEEP=DIR` the folder is written to DIR and kept, so the whole command
+//! can be timed too: `time mastctl analyze -A DIR`.
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -39,7 +41,11 @@ fn main() -> anyhow::Result<()> {
         .transpose()
         .context("APPS must be a number")?
         .unwrap_or(250);
-    let dir = std::env::temp_dir().join(format!("mast-analyze-bench-{}", std::process::id()));
+    // MAST_BENCH_KEEP=DIR writes the folder there and keeps it, to time `mastctl analyze DIR`.
+    let keep = std::env::var_os("MAST_BENCH_KEEP").map(std::path::PathBuf::from);
+    let dir = keep.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("mast-analyze-bench-{}", std::process::id()))
+    });
     std::fs::create_dir_all(&dir)?;
     for i in 0..apps {
         std::fs::write(dir.join(format!("app{i:04}.yaml")), app(i))?;
@@ -60,7 +66,9 @@ fn main() -> anyhow::Result<()> {
         resources = loaded.resources.len();
         messages = msgs.len();
     }
-    std::fs::remove_dir_all(&dir)?;
+    if keep.is_none() {
+        std::fs::remove_dir_all(&dir)?;
+    }
     times.sort_by_key(|t| t.1);
     let (load, total) = times[RUNS / 2];
     println!("analyze-bench: {apps} apps, {resources} resources {messages} messages");

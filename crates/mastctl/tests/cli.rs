@@ -259,6 +259,33 @@ fn stdin_and_version() {
     );
 }
 
+#[test]
+fn json_input_names_line_and_field() {
+    let out = mastctl(&["validate", "-f", "json/vs.json"], &fixtures());
+    let stderr = text(&out.stderr);
+    assert!(stderr.starts_with("json/vs.json:8: VirtualService shop/reviews: spec.http[0].route[0].weight: weight -1 must not be negative"), "{stderr}");
+}
+
+#[test]
+fn unknown_kinds_are_kept_and_reported() {
+    let out = mastctl(&["analyze", "-n", "shop", "unknown"], &fixtures());
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("Warning [IST0133] (Widget shop/w unknown/widget.yaml:2) Schema validation warning: kind: unknown kind Widget (example.com/v1)"), "{stdout}");
+    let out = mastctl(&["validate", "-f", "unknown"], &fixtures());
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "unknown kinds warn, they do not fail validation"
+    );
+    assert!(
+        text(&out.stderr).starts_with(
+            "Warning: unknown/widget.yaml:2: Widget shop/w: kind: unknown kind Widget"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
 fn tempdir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
         "mastctl-test-{}-{:?}",
