@@ -1,0 +1,2 @@
+//! mast-agent
+fn main() {}

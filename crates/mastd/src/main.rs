@@ -1,0 +1,2 @@
+//! mastd
+fn main() {}
