@@ -1,10 +1,17 @@
 //! What changed between two snapshots, so the push path sends only what it must: an
 //! endpoint-only change re-sends EDS for the touched services; anything else is a full push.
+//!
+//! "Endpoint-only" means every service is the same except for [`Service::endpoints`], the
+//! Istio configuration and mesh options are equal, and every service whose endpoints
+//! changed has static resolution (DNS services carry their endpoints inside the cluster, so
+//! a change to them is a full push). The snapshot version is not compared.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use mast_core::Hostname;
 
+use crate::service::{Resolution, Service};
 use crate::snapshot::MeshSnapshot;
 
 /// The kind of change between two snapshots.
@@ -19,6 +26,175 @@ pub enum Change {
 }
 
 /// Compares two snapshots.
-pub fn diff(_old: &MeshSnapshot, _new: &MeshSnapshot) -> Change {
-    Change::Full
+pub fn diff(old: &MeshSnapshot, new: &MeshSnapshot) -> Change {
+    let config_same = old.options == new.options
+        && old.virtual_services == new.virtual_services
+        && old.destination_rules == new.destination_rules
+        && old.gateways == new.gateways
+        && old.sidecars == new.sidecars
+        && old.target_ports == new.target_ports
+        && old.services.len() == new.services.len();
+    if !config_same {
+        return Change::Full;
+    }
+    let mut touched = BTreeSet::new();
+    for (a, b) in old.services.iter().zip(&new.services) {
+        if Arc::ptr_eq(a, b) {
+            continue;
+        }
+        if !same_except_endpoints(a, b) {
+            return Change::Full;
+        }
+        if a.endpoints != b.endpoints {
+            if b.resolution != Resolution::Static {
+                return Change::Full;
+            }
+            touched.insert(b.hostname.clone());
+        }
+    }
+    if touched.is_empty() {
+        Change::None
+    } else {
+        Change::EndpointsOnly(touched)
+    }
+}
+
+/// Whether two services are equal in everything but their endpoints.
+fn same_except_endpoints(a: &Service, b: &Service) -> bool {
+    // Destructured so that a new field must be considered here.
+    let Service {
+        hostname,
+        namespace,
+        name,
+        ports,
+        addresses,
+        export_to,
+        mesh_external,
+        resolution,
+        selector,
+        endpoints: _,
+    } = a;
+    *hostname == b.hostname
+        && *namespace == b.namespace
+        && *name == b.name
+        && *ports == b.ports
+        && *addresses == b.addresses
+        && *export_to == b.export_to
+        && *mesh_external == b.mesh_external
+        && *resolution == b.resolution
+        && *selector == b.selector
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::SnapshotOptions;
+
+    fn snap(yaml: &str) -> MeshSnapshot {
+        let out = mast_config::load_str(yaml, "test.yaml", &Default::default());
+        assert!(out.diagnostics.is_empty(), "{:?}", out.diagnostics);
+        MeshSnapshot::build(&out.resources, SnapshotOptions::default(), 1)
+    }
+
+    const SVC: &str = "
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: default}
+spec:
+  ports: [{name: http, port: 80, targetPort: 8080}]
+  selector: {app: web}
+";
+
+    fn pod(name: &str, ip: &str) -> String {
+        format!(
+            "---\napiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: default, labels: {{app: web}}}}\n\
+             spec: {{containers: [{{name: c, image: i}}]}}\nstatus: {{podIP: {ip}}}\n"
+        )
+    }
+
+    const VS: &str = "
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: web, namespace: default}
+spec:
+  hosts: [web]
+  http: [{route: [{destination: {host: web}}]}]
+";
+
+    #[test]
+    fn equal_snapshots_are_no_change() {
+        let text = format!("{SVC}{}{VS}", pod("a", "10.0.0.1"));
+        let (a, mut b) = (snap(&text), snap(&text));
+        b.version = 2;
+        assert_eq!(diff(&a, &b), Change::None);
+        assert_eq!(diff(&a, &a.clone()), Change::None);
+    }
+
+    #[test]
+    fn endpoint_change_is_endpoints_only() {
+        let a = snap(&format!("{SVC}{}{VS}", pod("a", "10.0.0.1")));
+        let b = snap(&format!(
+            "{SVC}{}{}{VS}",
+            pod("a", "10.0.0.1"),
+            pod("b", "10.0.0.2")
+        ));
+        let host = Hostname::new_unchecked("web.default.svc.cluster.local");
+        assert_eq!(
+            diff(&a, &b),
+            Change::EndpointsOnly(BTreeSet::from([host.clone()]))
+        );
+        // Losing every endpoint is still endpoint-only.
+        let c = snap(&format!("{SVC}{VS}"));
+        assert_eq!(diff(&a, &c), Change::EndpointsOnly(BTreeSet::from([host])));
+    }
+
+    #[test]
+    fn config_or_service_change_is_full() {
+        let base = format!("{SVC}{}{VS}", pod("a", "10.0.0.1"));
+        let a = snap(&base);
+        // A VirtualService edit.
+        assert_eq!(
+            diff(
+                &a,
+                &snap(&base.replace("http: [{route", "http: [{timeout: 1s, route"))
+            ),
+            Change::Full
+        );
+        // A port edit on the service itself.
+        assert_eq!(
+            diff(&a, &snap(&base.replace("port: 80,", "port: 81,"))),
+            Change::Full
+        );
+        // A targetPort edit moves the endpoints too, but also the inbound side: full.
+        assert_eq!(
+            diff(
+                &a,
+                &snap(&base.replace("targetPort: 8080", "targetPort: 9090"))
+            ),
+            Change::Full
+        );
+        // A new service.
+        let more = format!("{base}---\n{}", SVC.replace("name: web,", "name: api,"));
+        assert_eq!(diff(&a, &snap(&more)), Change::Full);
+        // Other mesh options.
+        let mut b = a.clone();
+        b.options.root_namespace = "mesh-root".into();
+        assert_eq!(diff(&a, &b), Change::Full);
+    }
+
+    #[test]
+    fn dns_endpoint_change_is_full() {
+        let se = |addr: &str| {
+            format!(
+                "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: ext, namespace: default}}\n\
+                 spec:\n  hosts: [ext.example.com]\n  ports: [{{number: 80, name: http, protocol: HTTP}}]\n  \
+                 resolution: DNS\n  endpoints: [{{address: {addr}}}]\n"
+            )
+        };
+        assert_eq!(
+            diff(&snap(&se("a.example.com")), &snap(&se("b.example.com"))),
+            Change::Full
+        );
+    }
 }

@@ -4,6 +4,7 @@
 
 mod cmd;
 mod exit;
+mod http;
 
 use clap::{Parser, Subcommand};
 
@@ -24,6 +25,12 @@ enum Command {
     Analyze(cmd::analyze::Args),
     /// Print the version of mastctl.
     Version(cmd::version::Args),
+    /// Show whether each proxy runs the latest configuration from mastd.
+    #[command(name = "proxy-status", alias = "ps")]
+    ProxyStatus(cmd::proxy_status::Args),
+    /// Show the configuration a proxy runs (clusters, listeners, routes, endpoints, bootstrap).
+    #[command(name = "proxy-config", alias = "pc")]
+    ProxyConfig(cmd::proxy_config::Args),
 }
 
 fn main() {
@@ -50,6 +57,8 @@ fn main() {
         Command::Validate(args) => cmd::validate::run(&args),
         Command::Analyze(args) => cmd::analyze::run(&args),
         Command::Version(args) => cmd::version::run(&args),
+        Command::ProxyStatus(args) => cmd::proxy_status::run(&args),
+        Command::ProxyConfig(args) => cmd::proxy_config::run(&args),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -1,2 +1,52 @@
-//! mastd
-fn main() {}
+//! `mastd`, Mast's control plane (istiod's role): reads Istio configuration and services from
+//! a watched folder, builds the mesh model, and serves Envoy xDS v3 (ADS, state of the world
+//! and delta) to every proxy. This binary only wires the parts together (see [`app`]).
+
+mod app;
+mod monitoring;
+mod snapshots;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// mastd: Mast's control plane.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "mastd", version = mast_core::VERSION, about)]
+pub struct Args {
+    /// Folder of Istio and Kubernetes YAML to serve; edits are picked up live.
+    #[arg(long, env = "MAST_CONFIG_DIR")]
+    pub config_dir: PathBuf,
+    /// Address of the xDS (ADS) gRPC server.
+    #[arg(long, env = "MAST_XDS_ADDR", default_value = "127.0.0.1:15010")]
+    pub xds_addr: SocketAddr,
+    /// Address of the monitoring server (`/metrics`, `/version`, `/debug/*`).
+    #[arg(long, env = "MAST_MONITORING_ADDR", default_value = "127.0.0.1:15014")]
+    pub monitoring_addr: SocketAddr,
+    /// Namespace for resources that name none.
+    #[arg(long, default_value = "default")]
+    pub default_namespace: String,
+    /// The root namespace: Sidecars and DestinationRules there apply mesh-wide.
+    #[arg(long, default_value = mast_core::DEFAULT_ROOT_NAMESPACE)]
+    pub root_namespace: String,
+    /// The cluster DNS suffix.
+    #[arg(long, default_value = mast_core::DEFAULT_DOMAIN_SUFFIX)]
+    pub domain_suffix: String,
+    /// Quiet time before pushing a burst of changes, in milliseconds.
+    #[arg(long, default_value_t = 100)]
+    pub debounce_ms: u64,
+    /// Longest wait before pushing while changes keep coming, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub debounce_max_ms: u64,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("MAST_LOG").unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(app::run(args))
+}

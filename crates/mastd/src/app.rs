@@ -1,0 +1,91 @@
+//! Wiring: the files registry feeds the snapshot builder, whose snapshots the ADS server
+//! serves; the monitoring server reads all three. Runs until SIGTERM or Ctrl-C, then closes
+//! every xDS stream (proxies keep their last configuration) and exits.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use mast_config::LoadOptions;
+use mast_model::{MeshSnapshot, SnapshotOptions};
+use mast_registry::{ConfigStore, FilesOptions, FilesSource};
+use mast_xds_server::{Debounce, XdsServer};
+use tokio::sync::watch;
+
+use crate::Args;
+use crate::monitoring;
+
+/// Runs mastd until a shutdown signal.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let store = ConfigStore::new();
+    let files = {
+        let (dir, store) = (args.config_dir.clone(), store.clone());
+        let opts = FilesOptions {
+            load: LoadOptions {
+                default_namespace: args.default_namespace.clone(),
+            },
+            ..FilesOptions::default()
+        };
+        tokio::task::spawn_blocking(move || FilesSource::start(dir, store, opts))
+            .await?
+            .with_context(|| format!("watching the config folder {}", args.config_dir.display()))?
+    };
+    let initial = store.current();
+    tracing::info!(dir = %args.config_dir.display(), resources = initial.resources.len(), rejected = initial.rejected, "config loaded");
+
+    let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(MeshSnapshot::default()));
+    let options = SnapshotOptions {
+        root_namespace: args.root_namespace.clone(),
+        domain_suffix: args.domain_suffix.clone(),
+    };
+    tokio::spawn(crate::snapshots::run(store.subscribe(), snapshot_tx, options));
+
+    let xds = XdsServer::new(snapshot_rx.clone()).with_debounce(Debounce {
+        quiet: Duration::from_millis(args.debounce_ms),
+        max: Duration::from_millis(args.debounce_max_ms),
+    });
+    let monitor = monitoring::Monitor::new(store.clone(), snapshot_rx, xds.clone());
+    let monitoring_listener = tokio::net::TcpListener::bind(args.monitoring_addr)
+        .await
+        .with_context(|| format!("binding the monitoring address {}", args.monitoring_addr))?;
+    tracing::info!(addr = %args.monitoring_addr, "monitoring server listening");
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let monitoring_task = tokio::spawn(monitoring::serve(monitoring_listener, monitor, stopped(stop_rx.clone())));
+    let xds_task = tokio::spawn(xds.serve(args.xds_addr, stopped(stop_rx)));
+
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(true);
+    xds_task.await?.context("xDS server")?;
+    monitoring_task.await?.context("monitoring server")?;
+    drop(files);
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!("cannot listen for SIGTERM: {e}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
