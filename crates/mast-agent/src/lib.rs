@@ -1,0 +1,22 @@
+//! `mast-agent`'s library: what it takes to run Envoy as a Mast sidecar or gateway, kept
+//! apart from the binary so `mastctl` (bootstrap display, `up`) and tests reuse it.
+//!
+//! - [`bootstrap`]: the Envoy bootstrap (node id, Istio metadata, admin, ADS to mastd);
+//! - [`ports`]: choosing the sidecar's ports and the ports file reporting them;
+//! - [`envoy`]: Envoy's command line, the running process, offline validation;
+//! - [`admin`]: a client for Envoy's admin API (`/ready`, drain, quit);
+//! - [`restart`]: the back-off and budget for restarting a dead Envoy;
+//! - [`duration`]: durations on the command line and in Envoy's JSON.
+
+pub mod admin;
+pub mod bootstrap;
+pub mod duration;
+pub mod envoy;
+pub mod ports;
+pub mod restart;
+
+pub use admin::{AdminClient, AdminError};
+pub use bootstrap::{AdsApi, Bootstrap, BootstrapError, NodeSpec, XdsAddress};
+pub use envoy::{EnvoyCommand, EnvoyError, EnvoyProcess};
+pub use ports::{CaptureRequest, PortPlan, PortsError, PortsReport};
+pub use restart::{RestartBudget, RestartPolicy};
