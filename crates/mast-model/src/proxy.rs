@@ -20,7 +20,9 @@ use serde_json::Value;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProxyNodeError {
     /// The id is not `type~ip~workload.namespace~domain`.
-    #[error("node id {0:?} is not of the form sidecar~<ip>~<workload>.<namespace>~<namespace>.svc.cluster.local")]
+    #[error(
+        "node id {0:?} is not of the form sidecar~<ip>~<workload>.<namespace>~<namespace>.svc.cluster.local"
+    )]
     BadId(String),
     /// The node type is neither `sidecar` nor `router`.
     #[error("unknown node type {0:?}: expected sidecar or router")]
@@ -94,11 +96,21 @@ impl ProxyNode {
             other => return Err(ProxyNodeError::BadType(other.to_owned())),
         };
         let (id_workload, id_ns) = workload_ns.rsplit_once('.').unwrap_or((workload_ns, ""));
-        let text = |key: &str| metadata.get(key).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned);
+        let text = |key: &str| {
+            metadata
+                .get(key)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+        };
         let labels = metadata
             .get("LABELS")
             .and_then(Value::as_object)
-            .map(|m| m.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned()))).collect())
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
+                    .collect()
+            })
             .unwrap_or_default();
         Ok(Self {
             id: id.to_owned(),
@@ -119,13 +131,22 @@ fn capture_mode(metadata: &Value) -> Result<CaptureMode, ProxyNodeError> {
     match text("MAST_CAPTURE_MODE") {
         "" | "iptables" => Ok(CaptureMode::Iptables),
         "ports" => {
-            let outbound = text("MAST_OUTBOUND_PORT").parse().map_err(|_| ProxyNodeError::BadMetadata {
-                key: "MAST_OUTBOUND_PORT",
-                problem: "required in ports mode: the outbound listener's port number".into(),
-            })?;
+            let outbound =
+                text("MAST_OUTBOUND_PORT")
+                    .parse()
+                    .map_err(|_| ProxyNodeError::BadMetadata {
+                        key: "MAST_OUTBOUND_PORT",
+                        problem: "required in ports mode: the outbound listener's port number"
+                            .into(),
+                    })?;
             let mut inbound = BTreeMap::new();
-            for pair in text("MAST_INBOUND_PORTS").split(',').filter(|p| !p.trim().is_empty()) {
-                let parsed = pair.split_once('=').and_then(|(a, l)| Some((a.trim().parse().ok()?, l.trim().parse().ok()?)));
+            for pair in text("MAST_INBOUND_PORTS")
+                .split(',')
+                .filter(|p| !p.trim().is_empty())
+            {
+                let parsed = pair
+                    .split_once('=')
+                    .and_then(|(a, l)| Some((a.trim().parse().ok()?, l.trim().parse().ok()?)));
                 let Some((app, listen)) = parsed else {
                     return Err(ProxyNodeError::BadMetadata {
                         key: "MAST_INBOUND_PORTS",
@@ -151,7 +172,11 @@ mod tests {
     #[test]
     fn parses_istio_node() {
         let md = json!({"NAMESPACE": "default", "LABELS": {"app": "nginx", "version": "v1"}, "SERVICE_ACCOUNT": "nginx"});
-        let n = ProxyNode::parse("sidecar~10.0.0.5~nginx-1.default~default.svc.cluster.local", &md).unwrap();
+        let n = ProxyNode::parse(
+            "sidecar~10.0.0.5~nginx-1.default~default.svc.cluster.local",
+            &md,
+        )
+        .unwrap();
         assert_eq!(n.node_type, NodeType::Sidecar);
         assert_eq!(n.ip, "10.0.0.5");
         assert_eq!(n.workload, "nginx-1");
@@ -163,9 +188,25 @@ mod tests {
     #[test]
     fn parses_ports_mode() {
         let md = json!({"MAST_CAPTURE_MODE": "ports", "MAST_OUTBOUND_PORT": "15101", "MAST_INBOUND_PORTS": "8080=15106"});
-        let n = ProxyNode::parse("sidecar~127.0.0.1~client.default~default.svc.cluster.local", &md).unwrap();
-        assert_eq!(n.capture, CaptureMode::Ports { outbound: 15101, inbound: BTreeMap::from([(8080, 15106)]) });
-        assert!(ProxyNode::parse("sidecar~127.0.0.1~c.default~d", &json!({"MAST_CAPTURE_MODE": "ports"})).is_err());
+        let n = ProxyNode::parse(
+            "sidecar~127.0.0.1~client.default~default.svc.cluster.local",
+            &md,
+        )
+        .unwrap();
+        assert_eq!(
+            n.capture,
+            CaptureMode::Ports {
+                outbound: 15101,
+                inbound: BTreeMap::from([(8080, 15106)])
+            }
+        );
+        assert!(
+            ProxyNode::parse(
+                "sidecar~127.0.0.1~c.default~d",
+                &json!({"MAST_CAPTURE_MODE": "ports"})
+            )
+            .is_err()
+        );
         assert!(ProxyNode::parse("bogus", &json!({})).is_err());
         assert!(ProxyNode::parse("waypoint~1~a.b~c", &json!({})).is_err());
     }

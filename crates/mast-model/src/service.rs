@@ -73,7 +73,10 @@ impl Protocol {
 
     /// Whether the port carries HTTP that the proxy routes by request (HTTP, HTTP/2, gRPC).
     pub fn is_http(self) -> bool {
-        matches!(self, Protocol::Http | Protocol::Http2 | Protocol::Grpc | Protocol::GrpcWeb)
+        matches!(
+            self,
+            Protocol::Http | Protocol::Http2 | Protocol::Grpc | Protocol::GrpcWeb
+        )
     }
 
     /// Whether the upstream speaks HTTP/2 (HTTP2, gRPC).
@@ -167,7 +170,11 @@ impl Service {
 
     /// Whether the service can be seen from namespace `ns` (`exportTo`: `*`, `.`, a name).
     pub fn visible_from(&self, ns: &str) -> bool {
-        self.export_to.is_empty() || self.export_to.iter().any(|e| e == "*" || e == ns || (e == "." && ns == self.namespace))
+        self.export_to.is_empty()
+            || self
+                .export_to
+                .iter()
+                .any(|e| e == "*" || e == ns || (e == "." && ns == self.namespace))
     }
 }
 
@@ -178,10 +185,19 @@ mod tests {
     #[test]
     fn protocols_from_port_names() {
         assert_eq!(Protocol::from_port("http-web", None, None), Protocol::Http);
-        assert_eq!(Protocol::from_port("grpc-web-x", None, None), Protocol::GrpcWeb);
-        assert_eq!(Protocol::from_port("web", Some("http2"), None), Protocol::Http2);
+        assert_eq!(
+            Protocol::from_port("grpc-web-x", None, None),
+            Protocol::GrpcWeb
+        );
+        assert_eq!(
+            Protocol::from_port("web", Some("http2"), None),
+            Protocol::Http2
+        );
         assert_eq!(Protocol::from_port("dns", None, Some("UDP")), Protocol::Udp);
-        assert_eq!(Protocol::from_port("web", None, None), Protocol::Unsupported);
+        assert_eq!(
+            Protocol::from_port("web", None, None),
+            Protocol::Unsupported
+        );
         assert!(Protocol::Grpc.is_http() && Protocol::Grpc.is_http2());
     }
 }

@@ -1,9 +1,218 @@
-//! EDS: the `ClusterLoadAssignment`s a proxy needs.
+//! EDS: one `ClusterLoadAssignment` per EDS cluster CDS generates (same names, from the same
+//! plan), with the service port's endpoints — filtered by the subset's labels for subset
+//! clusters — in one locality group, each with its weight as `load_balancing_weight` and
+//! `health_status: HEALTHY`. An EDS cluster without endpoints still gets an empty assignment,
+//! so Envoy does not keep it warming (Istio's EDS config has no initial fetch timeout).
+//!
+//! EDS endpoints must be IP addresses: an endpoint whose address is not one is left out with a
+//! warning (Envoy would reject the whole assignment). STRICT_DNS clusters reuse
+//! [`lb_endpoints`] with host names allowed.
 
-use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use envoy_types::pb::envoy::config::core::v3::HealthStatus;
+use envoy_types::pb::envoy::config::endpoint::v3::lb_endpoint::HostIdentifier;
+use envoy_types::pb::envoy::config::endpoint::v3::{
+    ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints,
+};
 use mast_model::{MeshSnapshot, ProxyNode};
 
+use crate::cluster::{self, Discovery, pb};
+
+/// Which endpoint addresses a cluster type accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Addresses {
+    /// IP addresses only (EDS, STATIC).
+    IpOnly,
+    /// IP addresses and host names (STRICT_DNS).
+    Any,
+}
+
 /// Every `ClusterLoadAssignment` for `proxy`, sorted by name.
-pub fn endpoints(_snapshot: &MeshSnapshot, _proxy: &ProxyNode) -> Vec<ClusterLoadAssignment> {
-    Vec::new()
+pub fn endpoints(snapshot: &MeshSnapshot, proxy: &ProxyNode) -> Vec<ClusterLoadAssignment> {
+    let all = cluster::outbound_targets(snapshot, proxy)
+        .into_iter()
+        .filter(|t| t.discovery == Discovery::Eds)
+        .map(|t| {
+            let eps = lb_endpoints(
+                t.service.endpoints_for(t.port.port),
+                t.subset_labels(),
+                Addresses::IpOnly,
+            );
+            assignment(&t.name, eps)
+        })
+        .collect();
+    cluster::sorted_unique(all, |c| c.cluster_name.as_str())
+}
+
+/// The `LbEndpoint`s of `endpoints` whose labels include `subset` (all when `None`), sorted by
+/// address and port.
+pub(crate) fn lb_endpoints(
+    endpoints: &[mast_model::Endpoint],
+    subset: Option<&BTreeMap<String, String>>,
+    addresses: Addresses,
+) -> Vec<LbEndpoint> {
+    let mut selected: Vec<&mast_model::Endpoint> = endpoints
+        .iter()
+        .filter(|e| subset.is_none_or(|labels| labels.iter().all(|(k, v)| e.labels.get(k) == Some(v))))
+        .filter(|e| {
+            let ok = addresses == Addresses::Any || e.address.parse::<IpAddr>().is_ok();
+            if !ok {
+                tracing::warn!(address = %e.address, "endpoint address is not an IP address: left out of EDS");
+            }
+            ok
+        })
+        .collect();
+    selected.sort_by(|a, b| (a.address.as_str(), a.port).cmp(&(b.address.as_str(), b.port)));
+    selected.dedup_by(|a, b| a.address == b.address && a.port == b.port);
+    selected
+        .into_iter()
+        .map(|e| lb_endpoint(&e.address, e.port, e.weight))
+        .collect()
+}
+
+fn lb_endpoint(address: &str, port: u16, weight: u32) -> LbEndpoint {
+    LbEndpoint {
+        host_identifier: Some(HostIdentifier::Endpoint(Endpoint {
+            address: Some(pb::socket_address(address, u32::from(port))),
+            ..Default::default()
+        })),
+        health_status: HealthStatus::Healthy as i32,
+        load_balancing_weight: Some(pb::u32_value(weight.max(1))),
+        ..Default::default()
+    }
+}
+
+/// A `ClusterLoadAssignment` with `endpoints` in one locality group (none when empty).
+pub(crate) fn assignment(cluster_name: &str, endpoints: Vec<LbEndpoint>) -> ClusterLoadAssignment {
+    let groups = if endpoints.is_empty() {
+        Vec::new()
+    } else {
+        vec![LocalityLbEndpoints {
+            lb_endpoints: endpoints,
+            ..Default::default()
+        }]
+    };
+    ClusterLoadAssignment {
+        cluster_name: cluster_name.to_owned(),
+        endpoints: groups,
+        ..Default::default()
+    }
+}
+
+/// The assignment of an inbound cluster: the application at `address:port`.
+pub(crate) fn local_assignment(
+    cluster_name: &str,
+    address: &str,
+    port: u16,
+) -> ClusterLoadAssignment {
+    let ep = LbEndpoint {
+        host_identifier: Some(HostIdentifier::Endpoint(Endpoint {
+            address: Some(pb::socket_address(address, u32::from(port))),
+            ..Default::default()
+        })),
+        ..Default::default()
+    };
+    assignment(cluster_name, vec![ep])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use envoy_types::pb::envoy::config::core::v3::address::Address as AddressKind;
+
+    fn ep(address: &str, version: &str, weight: u32) -> mast_model::Endpoint {
+        mast_model::Endpoint {
+            address: address.into(),
+            port: 9080,
+            labels: BTreeMap::from([
+                ("app".into(), "reviews".into()),
+                ("version".into(), version.into()),
+            ]),
+            namespace: "default".into(),
+            workload: String::new(),
+            service_account: String::new(),
+            weight,
+        }
+    }
+
+    fn addr(e: &LbEndpoint) -> (String, u32, u32) {
+        let Some(HostIdentifier::Endpoint(Endpoint {
+            address: Some(a), ..
+        })) = &e.host_identifier
+        else {
+            panic!()
+        };
+        let Some(AddressKind::SocketAddress(s)) = &a.address else {
+            panic!()
+        };
+        let Some(
+            envoy_types::pb::envoy::config::core::v3::socket_address::PortSpecifier::PortValue(p),
+        ) = s.port_specifier
+        else {
+            panic!()
+        };
+        (s.address.clone(), p, e.load_balancing_weight.unwrap().value)
+    }
+
+    #[test]
+    fn filters_by_subset_labels_and_keeps_weights() {
+        let eps = [
+            ep("10.0.0.2", "v2", 3),
+            ep("10.0.0.1", "v1", 1),
+            ep("10.0.0.3", "v1", 0),
+        ];
+        let v1 = BTreeMap::from([("version".to_string(), "v1".to_string())]);
+        let got: Vec<_> = lb_endpoints(&eps, Some(&v1), Addresses::IpOnly)
+            .iter()
+            .map(addr)
+            .collect();
+        assert_eq!(
+            got,
+            vec![("10.0.0.1".into(), 9080, 1), ("10.0.0.3".into(), 9080, 1)],
+            "weight 0 becomes 1"
+        );
+        assert_eq!(lb_endpoints(&eps, None, Addresses::IpOnly).len(), 3);
+        let none = BTreeMap::from([("version".to_string(), "v9".to_string())]);
+        assert!(lb_endpoints(&eps, Some(&none), Addresses::IpOnly).is_empty());
+    }
+
+    #[test]
+    fn host_names_only_for_dns() {
+        let eps = [ep("api.example.com", "v1", 1), ep("fd00::1", "v1", 1)];
+        assert_eq!(lb_endpoints(&eps, None, Addresses::IpOnly).len(), 1);
+        assert_eq!(lb_endpoints(&eps, None, Addresses::Any).len(), 2);
+    }
+
+    #[test]
+    fn empty_assignment_has_no_groups() {
+        let a = assignment("outbound|80||a.b", Vec::new());
+        assert_eq!(a.cluster_name, "outbound|80||a.b");
+        assert!(a.endpoints.is_empty());
+        let l = local_assignment("inbound|8080||", "127.0.0.1", 8080);
+        assert_eq!(
+            addr_no_weight(&l.endpoints[0].lb_endpoints[0]),
+            ("127.0.0.1".into(), 8080)
+        );
+    }
+
+    fn addr_no_weight(e: &LbEndpoint) -> (String, u32) {
+        let Some(HostIdentifier::Endpoint(Endpoint {
+            address: Some(a), ..
+        })) = &e.host_identifier
+        else {
+            panic!()
+        };
+        let Some(AddressKind::SocketAddress(s)) = &a.address else {
+            panic!()
+        };
+        let Some(
+            envoy_types::pb::envoy::config::core::v3::socket_address::PortSpecifier::PortValue(p),
+        ) = s.port_specifier
+        else {
+            panic!()
+        };
+        (s.address.clone(), p)
+    }
 }

@@ -17,7 +17,8 @@ use mast_model::{MeshSnapshot, ProxyNode};
 /// `type.googleapis.com/envoy.config.cluster.v3.Cluster`.
 pub const CLUSTER_TYPE: &str = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
 /// `type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment`.
-pub const ENDPOINT_TYPE: &str = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment";
+pub const ENDPOINT_TYPE: &str =
+    "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment";
 /// `type.googleapis.com/envoy.config.listener.v3.Listener`.
 pub const LISTENER_TYPE: &str = "type.googleapis.com/envoy.config.listener.v3.Listener";
 /// `type.googleapis.com/envoy.config.route.v3.RouteConfiguration`.
@@ -40,14 +41,19 @@ pub struct NamedResource {
 pub fn generate(snapshot: &MeshSnapshot, proxy: &ProxyNode, type_url: &str) -> Vec<NamedResource> {
     match type_url {
         CLUSTER_TYPE => pack(cluster::clusters(snapshot, proxy), |c| c.name.clone()),
-        ENDPOINT_TYPE => pack(endpoint::endpoints(snapshot, proxy), |e| e.cluster_name.clone()),
+        ENDPOINT_TYPE => pack(endpoint::endpoints(snapshot, proxy), |e| {
+            e.cluster_name.clone()
+        }),
         LISTENER_TYPE => pack(listener::listeners(snapshot, proxy), |l| l.name.clone()),
         ROUTE_TYPE => pack(route::routes(snapshot, proxy), |r| r.name.clone()),
         _ => Vec::new(),
     }
 }
 
-fn pack<T: prost::Name + prost::Message>(items: Vec<T>, name: impl Fn(&T) -> String) -> Vec<NamedResource> {
+fn pack<T: prost::Name + prost::Message>(
+    items: Vec<T>,
+    name: impl Fn(&T) -> String,
+) -> Vec<NamedResource> {
     items
         .into_iter()
         .map(|m| NamedResource {

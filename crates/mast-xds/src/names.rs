@@ -46,8 +46,14 @@ mod tests {
     #[test]
     fn cluster_names() {
         let h = Hostname::new_unchecked("reviews.default.svc.cluster.local");
-        assert_eq!(outbound_cluster(9080, "v1", &h), "outbound|9080|v1|reviews.default.svc.cluster.local");
-        assert_eq!(parse_outbound_cluster("outbound|9080||a.b"), Some((9080, "", "a.b")));
+        assert_eq!(
+            outbound_cluster(9080, "v1", &h),
+            "outbound|9080|v1|reviews.default.svc.cluster.local"
+        );
+        assert_eq!(
+            parse_outbound_cluster("outbound|9080||a.b"),
+            Some((9080, "", "a.b"))
+        );
         assert_eq!(inbound_cluster(8080), "inbound|8080||");
     }
 }

@@ -13,16 +13,25 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 /// GETs `http://<addr><path>` and returns the body, failing on a non-2xx status.
 pub fn get(addr: &str, path: &str) -> anyhow::Result<String> {
     let url = format!("http://{addr}{path}");
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async {
         let client = Client::builder(TokioExecutor::new()).build_http::<Empty<bytes::Bytes>>();
-        let uri: http::Uri = url.parse().with_context(|| format!("bad address {addr:?}"))?;
+        let uri: http::Uri = url
+            .parse()
+            .with_context(|| format!("bad address {addr:?}"))?;
         let resp = tokio::time::timeout(TIMEOUT, client.get(uri))
             .await
             .with_context(|| format!("{url}: no answer within {TIMEOUT:?}"))?
             .with_context(|| format!("cannot reach {url}"))?;
         let status = resp.status();
-        let body = resp.into_body().collect().await.with_context(|| format!("reading {url}"))?.to_bytes();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .with_context(|| format!("reading {url}"))?
+            .to_bytes();
         let text = String::from_utf8_lossy(&body).into_owned();
         if !status.is_success() {
             bail!("{url}: {status}: {}", text.trim());

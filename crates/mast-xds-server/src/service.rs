@@ -1,0 +1,302 @@
+//! The gRPC service and what every stream shares: the [`Core`] (push events, registry,
+//! metrics, shutdown signal, the push task), the tonic trait implementation that spawns one
+//! task per stream, and the [`Session`] a stream opens once its first request names the node.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use envoy_types::pb::envoy::config::core::v3::{ControlPlane, Node};
+use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::AggregatedDiscoveryService;
+use envoy_types::pb::envoy::service::discovery::v3::{
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
+};
+use futures::StreamExt;
+use mast_model::MeshSnapshot;
+use parking_lot::Mutex;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::generator::Generator;
+use crate::metrics::{ConnectedGuard, Metrics};
+use crate::push::{Debounce, PushEvent, run_pusher};
+use crate::status::{ConnGuard, Registry, XdsProtocol};
+use crate::view::ProxyView;
+
+/// Responses buffered per stream before the stream task waits for the proxy to read.
+const STREAM_BUFFER: usize = 16;
+/// How long a new stream may take to send its first request.
+const FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// The control-plane identifier sent in every response.
+const CONTROL_PLANE_ID: &str = "mastd";
+
+/// What the push task needs, kept until it starts.
+struct PusherStart {
+    snapshots: watch::Receiver<Arc<MeshSnapshot>>,
+    generator: Arc<dyn Generator>,
+    debounce: Debounce,
+}
+
+/// State shared by the server handle, the service and every stream.
+pub(crate) struct Core {
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) metrics: Metrics,
+    events: Arc<watch::Sender<Arc<PushEvent>>>,
+    closing: watch::Sender<bool>,
+    pusher: Mutex<Option<PusherStart>>,
+    generator: Mutex<Option<Arc<dyn Generator>>>,
+}
+
+impl Core {
+    /// A core whose streams start at `initial`.
+    pub(crate) fn new(initial: Arc<MeshSnapshot>) -> Self {
+        let (events, _) = watch::channel(Arc::new(PushEvent::initial(initial)));
+        let (closing, _) = watch::channel(false);
+        Self {
+            registry: Arc::default(),
+            metrics: Metrics::default(),
+            events: Arc::new(events),
+            closing,
+            pusher: Mutex::new(None),
+            generator: Mutex::new(None),
+        }
+    }
+
+    /// Records what the push task will run with, unless already set.
+    pub(crate) fn prepare_pusher(
+        &self,
+        snapshots: watch::Receiver<Arc<MeshSnapshot>>,
+        generator: Arc<dyn Generator>,
+        debounce: Debounce,
+    ) {
+        let mut current = self.generator.lock();
+        if current.is_none() {
+            *current = Some(generator.clone());
+            *self.pusher.lock() = Some(PusherStart {
+                snapshots,
+                generator,
+                debounce,
+            });
+        }
+    }
+
+    /// Starts the push task if it is prepared, not yet running, and a runtime is available.
+    pub(crate) fn ensure_pusher(&self) {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if let Some(start) = self.pusher.lock().take() {
+            let closing = self.closing.subscribe();
+            handle.spawn(run_pusher(
+                start.snapshots,
+                self.events.clone(),
+                start.generator,
+                start.debounce,
+                closing,
+            ));
+        }
+    }
+
+    /// Ends every stream and the push task.
+    pub(crate) fn close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    fn stream_ctx(&self) -> Option<StreamCtx> {
+        Some(StreamCtx {
+            generator: self.generator.lock().clone()?,
+            events: self.events.subscribe(),
+            closing: self.closing.subscribe(),
+            registry: self.registry.clone(),
+            metrics: self.metrics.clone(),
+        })
+    }
+}
+
+/// A new stream's context, its response sender and the stream handed to tonic.
+type Opened<Resp> = (
+    StreamCtx,
+    mpsc::Sender<Result<Resp, Status>>,
+    ReceiverStream<Result<Resp, Status>>,
+);
+
+/// The tonic implementation of `envoy.service.discovery.v3.AggregatedDiscoveryService`,
+/// obtained from [`crate::XdsServer::into_service`].
+pub struct AdsService {
+    core: Arc<Core>,
+}
+
+impl std::fmt::Debug for AdsService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdsService").finish_non_exhaustive()
+    }
+}
+
+impl AdsService {
+    pub(crate) fn new(core: Arc<Core>) -> Self {
+        Self { core }
+    }
+
+    fn open<Resp>(&self) -> Result<Opened<Resp>, Status> {
+        self.core.ensure_pusher();
+        let ctx = self
+            .core
+            .stream_ctx()
+            .ok_or_else(|| Status::unavailable("xDS server not started"))?;
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        Ok((ctx, tx, ReceiverStream::new(rx)))
+    }
+}
+
+#[tonic::async_trait]
+impl AggregatedDiscoveryService for AdsService {
+    type StreamAggregatedResourcesStream = ReceiverStream<Result<DiscoveryResponse, Status>>;
+    type DeltaAggregatedResourcesStream = ReceiverStream<Result<DeltaDiscoveryResponse, Status>>;
+
+    async fn stream_aggregated_resources(
+        &self,
+        request: Request<Streaming<DiscoveryRequest>>,
+    ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
+        let (ctx, tx, rx) = self.open::<DiscoveryResponse>()?;
+        tokio::spawn(crate::sotw::run(ctx, request.into_inner(), tx));
+        Ok(Response::new(rx))
+    }
+
+    async fn delta_aggregated_resources(
+        &self,
+        request: Request<Streaming<DeltaDiscoveryRequest>>,
+    ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
+        let (ctx, tx, rx) = self.open::<DeltaDiscoveryResponse>()?;
+        tokio::spawn(crate::delta::run(ctx, request.into_inner(), tx));
+        Ok(Response::new(rx))
+    }
+}
+
+/// What a stream task starts with.
+pub(crate) struct StreamCtx {
+    generator: Arc<dyn Generator>,
+    events: watch::Receiver<Arc<PushEvent>>,
+    closing: watch::Receiver<bool>,
+    registry: Arc<Registry>,
+    metrics: Metrics,
+}
+
+/// A stream whose node is known: its view of the mesh, status record and signals.
+pub(crate) struct Session {
+    pub(crate) view: ProxyView,
+    pub(crate) conn: ConnGuard,
+    pub(crate) metrics: Metrics,
+    pub(crate) events: watch::Receiver<Arc<PushEvent>>,
+    pub(crate) closing: watch::Receiver<bool>,
+    _connected: ConnectedGuard,
+}
+
+impl Session {
+    /// Opens a session for the node of a stream's first request.
+    pub(crate) fn start(
+        mut ctx: StreamCtx,
+        node: Option<&Node>,
+        protocol: XdsProtocol,
+    ) -> Result<Self, Status> {
+        let (proxy, summary) = crate::node::parse_node(node)?;
+        let event = ctx.events.borrow_and_update().clone();
+        let conn = ctx.registry.open(&proxy.id, summary, protocol);
+        tracing::info!(node = %proxy.id, ?protocol, "proxy connected");
+        Ok(Self {
+            view: ProxyView::new(proxy, ctx.generator, event),
+            conn,
+            _connected: ctx.metrics.connected(),
+            metrics: ctx.metrics,
+            events: ctx.events,
+            closing: ctx.closing,
+        })
+    }
+
+    /// The node id.
+    pub(crate) fn node_id(&self) -> &str {
+        &self.view.proxy().id
+    }
+
+    /// Records the resources last generated for `type_url` in the config dump.
+    pub(crate) fn record_generated(&mut self, type_url: &str) {
+        let resources = self.view.get(type_url).resources.clone();
+        self.conn.update(|r| r.generated(type_url, resources));
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        tracing::info!(node = %self.view.proxy().id, "proxy disconnected");
+    }
+}
+
+/// What a stream task does next.
+pub(crate) enum Step<Req> {
+    /// Handle this request.
+    Request(Req),
+    /// A new push event is available.
+    Event(Arc<PushEvent>),
+    /// The server is shutting down: end the stream with UNAVAILABLE.
+    Close,
+    /// The proxy closed the stream or it failed.
+    End,
+}
+
+/// Waits for the next thing a stream must handle: shutdown first, then the proxy's
+/// requests, then pushes (`biased`, so a closing stream never sends a push).
+pub(crate) async fn next_step<Req>(
+    session: &mut Session,
+    requests: &mut Streaming<Req>,
+) -> Step<Req> {
+    let closing = &mut session.closing;
+    let events = &mut session.events;
+    tokio::select! {
+        biased;
+        true = async { closing.wait_for(|c| *c).await.is_ok() } => Step::Close,
+        msg = requests.next() => match msg {
+            Some(Ok(req)) => Step::Request(req),
+            Some(Err(status)) => {
+                tracing::debug!(%status, "stream ended by error");
+                Step::End
+            }
+            None => Step::End,
+        },
+        Ok(()) = events.changed() => Step::Event(events.borrow_and_update().clone()),
+    }
+}
+
+/// The proxy has gone (its response channel is closed).
+#[derive(Debug)]
+pub(crate) struct Gone;
+
+/// Reads a stream's first request; `None` when the stream ends, fails or stays silent.
+pub(crate) async fn first_request<Req>(requests: &mut Streaming<Req>) -> Option<Req> {
+    match tokio::time::timeout(FIRST_REQUEST_TIMEOUT, requests.next()).await {
+        Ok(Some(Ok(req))) => Some(req),
+        Ok(Some(Err(status))) => {
+            tracing::debug!(%status, "stream failed before its first request");
+            None
+        }
+        Ok(None) => None,
+        Err(_) => {
+            tracing::warn!(
+                "no request within {FIRST_REQUEST_TIMEOUT:?} of opening an ADS stream; closing it"
+            );
+            None
+        }
+    }
+}
+
+/// A nonce unique within this process.
+pub(crate) fn next_nonce() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    format!("{:x}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// The control-plane identity sent in responses.
+pub(crate) fn control_plane() -> Option<ControlPlane> {
+    Some(ControlPlane {
+        identifier: CONTROL_PLANE_ID.into(),
+    })
+}

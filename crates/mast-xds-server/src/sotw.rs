@@ -1,0 +1,224 @@
+//! State-of-the-world ADS (`StreamAggregatedResources`): per type, the subscription
+//! (wildcard or names), the last response sent (nonce, version, content digest) and the
+//! ACK/NACK bookkeeping. Every response carries all subscribed resources of its type.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tonic::{Status, Streaming};
+use tracing::Instrument;
+
+use crate::push::PushEvent;
+use crate::service::{
+    Gone, Session, Step, StreamCtx, control_plane, first_request, next_nonce, next_step,
+};
+use crate::status::{XdsProtocol, short_type_name};
+use crate::view::digest;
+
+type Tx = mpsc::Sender<Result<DiscoveryResponse, Status>>;
+
+/// The last response sent for a type.
+#[derive(Debug)]
+struct Sent {
+    nonce: String,
+    version: String,
+    digest: u64,
+    /// Set when the response was a push caused by a snapshot change (for push latency).
+    changed_at: Option<Instant>,
+}
+
+/// One type on one stream.
+#[derive(Debug, Default)]
+struct TypeState {
+    wildcard: bool,
+    names: BTreeSet<String>,
+    sent: Option<Sent>,
+}
+
+impl TypeState {
+    /// Applies a request's `resource_names`; true when the subscription changed. An empty
+    /// list on the first request is the legacy wildcard, as is `*`.
+    fn subscribe(&mut self, names: &[String], first: bool) -> bool {
+        let wildcard =
+            names.iter().any(|n| n == "*") || (names.is_empty() && (first || self.wildcard));
+        let names: BTreeSet<String> = names.iter().filter(|n| *n != "*").cloned().collect();
+        let changed = wildcard != self.wildcard || names != self.names;
+        self.wildcard = wildcard;
+        self.names = names;
+        changed
+    }
+
+    fn wants(&self, name: &str) -> bool {
+        self.wildcard || self.names.contains(name)
+    }
+}
+
+/// Runs one SotW stream to its end.
+pub(crate) async fn run(ctx: StreamCtx, mut requests: Streaming<DiscoveryRequest>, tx: Tx) {
+    let Some(first) = first_request(&mut requests).await else {
+        return;
+    };
+    let session = match Session::start(ctx, first.node.as_ref(), XdsProtocol::Sotw) {
+        Ok(s) => s,
+        Err(status) => {
+            tracing::warn!(error = %status.message(), "refusing ADS stream");
+            let _ = tx.send(Err(status)).await;
+            return;
+        }
+    };
+    let span = tracing::info_span!("ads", node = %session.node_id(), protocol = "sotw");
+    let stream = SotwStream {
+        session,
+        tx,
+        types: BTreeMap::new(),
+    };
+    stream.run(first, requests).instrument(span).await;
+}
+
+struct SotwStream {
+    session: Session,
+    tx: Tx,
+    types: BTreeMap<String, TypeState>,
+}
+
+impl SotwStream {
+    async fn run(mut self, first: DiscoveryRequest, mut requests: Streaming<DiscoveryRequest>) {
+        if self.on_request(first).await.is_err() {
+            return;
+        }
+        loop {
+            let step = match next_step(&mut self.session, &mut requests).await {
+                Step::Request(req) => self.on_request(req).await,
+                Step::Event(event) => self.on_event(event).await,
+                Step::Close => {
+                    let _ = self
+                        .tx
+                        .send(Err(Status::unavailable("control plane shutting down")))
+                        .await;
+                    return;
+                }
+                Step::End => return,
+            };
+            if step.is_err() {
+                return;
+            }
+        }
+    }
+
+    async fn on_request(&mut self, req: DiscoveryRequest) -> Result<(), Gone> {
+        let type_url = req.type_url.clone();
+        let state = self.types.entry(type_url.clone()).or_default();
+        let Some(sent) = &mut state.sent else {
+            // The first request for this type on this stream: always answered in full.
+            state.subscribe(&req.resource_names, true);
+            return self.respond(&type_url, None).await;
+        };
+        if req.response_nonce != sent.nonce {
+            tracing::debug!(r#type = short_type_name(&type_url), nonce = %req.response_nonce, "ignoring request with a stale nonce");
+            return Ok(());
+        }
+        if let Some(error) = &req.error_detail {
+            let (version, nonce) = (sent.version.clone(), sent.nonce.clone());
+            sent.changed_at = None;
+            self.nack(&type_url, &version, &nonce, &error.message);
+            return Ok(());
+        }
+        if let Some(at) = sent.changed_at.take() {
+            self.session
+                .metrics
+                .converged(&type_url, at.elapsed().as_secs_f64());
+        }
+        let nonce = sent.nonce.clone();
+        self.session
+            .conn
+            .update(|r| r.acked(&type_url, &req.version_info, &nonce));
+        if state.subscribe(&req.resource_names, false) {
+            return self.respond(&type_url, None).await;
+        }
+        Ok(())
+    }
+
+    fn nack(&self, type_url: &str, version: &str, nonce: &str, error: &str) {
+        tracing::warn!(
+            node = %self.session.node_id(),
+            r#type = short_type_name(type_url),
+            %version,
+            %nonce,
+            %error,
+            "proxy rejected config (NACK); it keeps its last accepted config"
+        );
+        self.session.metrics.nacked(type_url);
+        self.session
+            .conn
+            .update(|r| r.nacked(type_url, version, nonce, error));
+    }
+
+    async fn on_event(&mut self, event: Arc<PushEvent>) -> Result<(), Gone> {
+        let changed_at = event.changed_at;
+        for type_url in self.session.view.advance(event) {
+            self.session.record_generated(&type_url);
+            if self.types.get(&type_url).is_some_and(|s| s.sent.is_some()) {
+                self.push(&type_url, changed_at).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Pushes `type_url` if what the proxy subscribes to differs from what it was last sent.
+    async fn push(&mut self, type_url: &str, changed_at: Instant) -> Result<(), Gone> {
+        let generated = self.session.view.get(type_url);
+        let Some(state) = self.types.get(type_url) else {
+            return Ok(());
+        };
+        let selected = generated
+            .resources
+            .iter()
+            .zip(&generated.hashes)
+            .filter(|(r, _)| state.wants(&r.name));
+        if state
+            .sent
+            .as_ref()
+            .is_some_and(|s| s.digest == digest(selected))
+        {
+            return Ok(());
+        }
+        self.respond(type_url, Some(changed_at)).await
+    }
+
+    /// Sends every subscribed resource of `type_url`.
+    async fn respond(&mut self, type_url: &str, changed_at: Option<Instant>) -> Result<(), Gone> {
+        self.session.record_generated(type_url);
+        let generated = self.session.view.get(type_url).clone();
+        let state = self.types.entry(type_url.to_owned()).or_default();
+        let selected: Vec<_> = generated
+            .resources
+            .iter()
+            .zip(&generated.hashes)
+            .filter(|(r, _)| state.wants(&r.name))
+            .collect();
+        let nonce = next_nonce();
+        let response = DiscoveryResponse {
+            version_info: generated.version.clone(),
+            resources: selected.iter().map(|(r, _)| r.resource.clone()).collect(),
+            type_url: type_url.to_owned(),
+            nonce: nonce.clone(),
+            control_plane: control_plane(),
+            ..DiscoveryResponse::default()
+        };
+        state.sent = Some(Sent {
+            nonce: nonce.clone(),
+            version: generated.version.clone(),
+            digest: digest(selected.into_iter()),
+            changed_at,
+        });
+        tracing::debug!(r#type = short_type_name(type_url), version = %generated.version, %nonce, resources = response.resources.len(), "sending");
+        self.session
+            .conn
+            .update(|r| r.sent(type_url, &generated.version, &nonce));
+        self.session.metrics.pushed(type_url);
+        self.tx.send(Ok(response)).await.map_err(|_| Gone)
+    }
+}

@@ -1,0 +1,52 @@
+//! CDS: the `Cluster`s a proxy needs, following Istio's cluster builder.
+//!
+//! - [`outbound`]: `outbound|<port>|<subset>|<host>` per visible service port and per subset of
+//!   the DestinationRule that applies, EDS / STRICT_DNS / ORIGINAL_DST by resolution;
+//! - [`local`]: `BlackHoleCluster`, `PassthroughCluster`, and for sidecars `inbound|<port>||`
+//!   (STATIC to the application on 127.0.0.1) and `InboundPassthroughCluster`;
+//! - the traffic policy mapping: [`policy`] (port-level and subset merging), [`lb`], [`pool`]
+//!   (circuit breakers and connection settings), [`outlier`], [`tls`]; [`draft`] holds a
+//!   cluster with its upstream HTTP protocol options while it is built.
+//!
+//! What is emitted field by field is listed in `docs/xds-cds-eds.md`.
+
+mod draft;
+mod lb;
+mod local;
+mod outbound;
+mod outlier;
+pub(crate) mod pb;
+mod policy;
+mod pool;
+mod tls;
+
+#[cfg(test)]
+mod tests;
+
+use envoy_types::pb::envoy::config::cluster::v3::Cluster;
+use mast_model::{MeshSnapshot, NodeType, ProxyNode};
+
+pub(crate) use outbound::{Discovery, targets as outbound_targets};
+
+/// Every `Cluster` for `proxy`, sorted by name; when two would share a name, the first
+/// generated wins (outbound before the catch-alls before inbound).
+pub fn clusters(snapshot: &MeshSnapshot, proxy: &ProxyNode) -> Vec<Cluster> {
+    let mut all: Vec<Cluster> = outbound_targets(snapshot, proxy)
+        .iter()
+        .filter_map(|t| outbound::build(t, proxy))
+        .collect();
+    all.push(local::blackhole());
+    all.push(local::passthrough());
+    if proxy.node_type == NodeType::Sidecar {
+        all.extend(local::inbound(snapshot, proxy));
+        all.push(local::inbound_passthrough(proxy));
+    }
+    sorted_unique(all, |c| c.name.as_str())
+}
+
+/// Sorts by name (stable) and drops later duplicates.
+pub(crate) fn sorted_unique<T>(mut items: Vec<T>, name: impl Fn(&T) -> &str) -> Vec<T> {
+    items.sort_by(|a, b| name(a).cmp(name(b)));
+    items.dedup_by(|later, earlier| name(later) == name(earlier));
+    items
+}

@@ -1,0 +1,386 @@
+//! Upstream TLS from a DestinationRule's `tls` (Istio's `buildUpstreamClusterTLSContext`), and
+//! the upstream PROXY protocol wrapper.
+//!
+//! `SIMPLE` / `MUTUAL` with certificate files become an `envoy.transport_sockets.tls`
+//! transport socket carrying an `UpstreamTlsContext`: TLS 1.2–1.3; `sni`; for `MUTUAL`, the
+//! client certificate and key files; a validation context with `caCertificates` (else the
+//! node's `TLS_CLIENT_ROOT_CERT` metadata, else the system bundle [`SYSTEM_CA_BUNDLE`]), the
+//! `subjectAltNames` (URI when they contain `://`, IP when they parse as one, DNS otherwise) and
+//! `caCrl`; an empty validation context (no verification) with `insecureSkipVerify`. ALPN `h2`
+//! on HTTP/2 clusters. Without `sni`, the upstream HTTP options get `auto_sni` (and
+//! `auto_san_validation` when no SANs are given and verification is on), as Istio does.
+//!
+//! Istio serves these files through the agent's SDS; Mast references them directly until the
+//! agent serves SDS (issue 6). Not emitted (the cluster stays plaintext and a warning is logged):
+//! `credentialName` (needs SDS, issue 6), `MUTUAL` without both client files (Istio rejects it
+//! too), and `ISTIO_MUTUAL`, which needs the mesh CA and workload certificates over SDS — issue 6.
+
+use std::net::IpAddr;
+
+use envoy_types::pb::envoy::config::core::v3::transport_socket::ConfigType;
+use envoy_types::pb::envoy::config::core::v3::{
+    DataSource, ProxyProtocolConfig, TransportSocket, data_source,
+};
+use envoy_types::pb::envoy::extensions::transport_sockets::proxy_protocol::v3::ProxyProtocolUpstreamTransport;
+use envoy_types::pb::envoy::extensions::transport_sockets::raw_buffer::v3::RawBuffer;
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::common_tls_context::ValidationContextType;
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::subject_alt_name_matcher::SanType;
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::tls_parameters::TlsProtocol;
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+    CertificateValidationContext, CommonTlsContext, SubjectAltNameMatcher, TlsCertificate,
+    TlsParameters, UpstreamTlsContext,
+};
+use envoy_types::pb::envoy::r#type::matcher::v3::{StringMatcher, string_matcher::MatchPattern};
+use mast_config::networking::destination_rule::{
+    ClientTlsSettings, ProxyProtocol, ProxyProtocolVersion, TlsMode,
+};
+use mast_model::ProxyNode;
+
+use super::draft::Draft;
+
+/// The CA bundle used when a rule verifies the server but names no CA (Istio's "system" roots;
+/// the path of Debian, Ubuntu and Alpine).
+pub(crate) const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// The node metadata key Istio reads a default client root certificate from.
+const ROOT_CERT_METADATA: &str = "TLS_CLIENT_ROOT_CERT";
+
+/// Applies `tls` to the cluster as its transport socket (see the module doc for what is skipped).
+pub(crate) fn apply(draft: &mut Draft, tls: Option<&ClientTlsSettings>, proxy: &ProxyNode) {
+    let Some(tls) = tls else { return };
+    let mutual = match tls.mode() {
+        TlsMode::Disable => return,
+        TlsMode::IstioMutual => {
+            // ISTIO_MUTUAL needs workload certificates and the mesh CA served over SDS: issue 6.
+            tracing::debug!(cluster = %draft.cluster.name, "ISTIO_MUTUAL not applied yet (issue 6): plaintext");
+            return;
+        }
+        TlsMode::Simple => false,
+        TlsMode::Mutual => true,
+    };
+    if tls
+        .credential_name
+        .as_deref()
+        .is_some_and(|c| !c.is_empty())
+    {
+        tracing::warn!(cluster = %draft.cluster.name, "DestinationRule tls.credentialName needs SDS (issue 6): TLS not applied");
+        return;
+    }
+    let Some(context) = context(draft, tls, mutual, proxy) else {
+        tracing::warn!(cluster = %draft.cluster.name, "tls mode MUTUAL needs clientCertificate and privateKey: TLS not applied");
+        return;
+    };
+    set_auto_sni(draft, tls);
+    draft.cluster.transport_socket = Some(TransportSocket {
+        name: "envoy.transport_sockets.tls".into(),
+        config_type: Some(ConfigType::TypedConfig(envoy_types::util::pack_any(
+            context,
+        ))),
+    });
+}
+
+fn context(
+    draft: &Draft,
+    tls: &ClientTlsSettings,
+    mutual: bool,
+    proxy: &ProxyNode,
+) -> Option<UpstreamTlsContext> {
+    let mut common = CommonTlsContext {
+        tls_params: Some(TlsParameters {
+            tls_minimum_protocol_version: TlsProtocol::TlSv12 as i32,
+            tls_maximum_protocol_version: TlsProtocol::TlSv13 as i32,
+            ..Default::default()
+        }),
+        validation_context_type: Some(ValidationContextType::ValidationContext(validation(
+            tls, proxy,
+        ))),
+        ..Default::default()
+    };
+    if mutual {
+        let cert = tls
+            .client_certificate
+            .as_deref()
+            .filter(|s| !s.is_empty())?;
+        let key = tls.private_key.as_deref().filter(|s| !s.is_empty())?;
+        common.tls_certificates = vec![TlsCertificate {
+            certificate_chain: Some(file(cert)),
+            private_key: Some(file(key)),
+            ..Default::default()
+        }];
+    }
+    if draft.is_h2() {
+        common.alpn_protocols = vec!["h2".into()];
+    }
+    Some(UpstreamTlsContext {
+        common_tls_context: Some(common),
+        sni: tls.sni.clone().unwrap_or_default(),
+        ..Default::default()
+    })
+}
+
+fn validation(tls: &ClientTlsSettings, proxy: &ProxyNode) -> CertificateValidationContext {
+    if tls.insecure_skip_verify == Some(true) {
+        return CertificateValidationContext::default();
+    }
+    let metadata_root = proxy
+        .metadata
+        .get(ROOT_CERT_METADATA)
+        .and_then(serde_json::Value::as_str);
+    let ca = [tls.ca_certificates.as_deref(), metadata_root]
+        .into_iter()
+        .flatten()
+        .find(|s| !s.is_empty())
+        .unwrap_or(SYSTEM_CA_BUNDLE);
+    CertificateValidationContext {
+        trusted_ca: Some(file(ca)),
+        match_typed_subject_alt_names: tls.subject_alt_names.iter().map(|s| san(s)).collect(),
+        crl: tls.ca_crl.as_deref().filter(|s| !s.is_empty()).map(file),
+        ..Default::default()
+    }
+}
+
+fn san(name: &str) -> SubjectAltNameMatcher {
+    let san_type = if name.contains("://") {
+        SanType::Uri
+    } else if name.parse::<IpAddr>().is_ok() {
+        SanType::IpAddress
+    } else {
+        SanType::Dns
+    };
+    SubjectAltNameMatcher {
+        san_type: san_type as i32,
+        matcher: Some(StringMatcher {
+            match_pattern: Some(MatchPattern::Exact(name.to_owned())),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn file(path: &str) -> DataSource {
+    DataSource {
+        specifier: Some(data_source::Specifier::Filename(path.to_owned())),
+        ..Default::default()
+    }
+}
+
+/// Without an explicit SNI, Envoy derives it from the request's host (`auto_sni`) and, unless
+/// SANs are given or verification is off, checks the certificate against it.
+fn set_auto_sni(draft: &mut Draft, tls: &ClientTlsSettings) {
+    if tls.sni.as_deref().is_some_and(|s| !s.is_empty()) {
+        return;
+    }
+    let auto_san = tls.subject_alt_names.is_empty() && tls.insecure_skip_verify != Some(true);
+    let upstream = draft
+        .http_mut()
+        .upstream_http_protocol_options
+        .get_or_insert_with(Default::default);
+    upstream.auto_sni = true;
+    upstream.auto_san_validation = auto_san;
+}
+
+/// Wraps the cluster's transport socket (raw buffer when none) in an upstream PROXY protocol
+/// header of the configured version (V1 unless set).
+pub(crate) fn apply_proxy_protocol(draft: &mut Draft, proxy_protocol: Option<&ProxyProtocol>) {
+    let Some(p) = proxy_protocol else { return };
+    let version = match p.version.unwrap_or_default() {
+        ProxyProtocolVersion::V1 => 0,
+        ProxyProtocolVersion::V2 => 1,
+    };
+    let inner = draft
+        .cluster
+        .transport_socket
+        .take()
+        .unwrap_or_else(|| TransportSocket {
+            name: "envoy.transport_sockets.raw_buffer".into(),
+            config_type: Some(ConfigType::TypedConfig(envoy_types::util::pack_any(
+                RawBuffer {},
+            ))),
+        });
+    let wrapper = ProxyProtocolUpstreamTransport {
+        config: Some(ProxyProtocolConfig {
+            version,
+            ..Default::default()
+        }),
+        transport_socket: Some(inner),
+        ..Default::default()
+    };
+    draft.cluster.transport_socket = Some(TransportSocket {
+        name: "envoy.transport_sockets.upstream_proxy_protocol".into(),
+        config_type: Some(ConfigType::TypedConfig(envoy_types::util::pack_any(
+            wrapper,
+        ))),
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use envoy_types::pb::envoy::config::cluster::v3::cluster::DiscoveryType;
+    use prost::Message;
+
+    fn node(md: serde_json::Value) -> ProxyNode {
+        ProxyNode::parse("sidecar~10.0.0.1~c.default~default.svc.cluster.local", &md).unwrap()
+    }
+
+    fn applied(
+        tls: &ClientTlsSettings,
+        h2: bool,
+        md: serde_json::Value,
+    ) -> (Draft, Option<UpstreamTlsContext>) {
+        let mut d = Draft::new("c", DiscoveryType::Eds);
+        if h2 {
+            d.set_h2();
+        }
+        apply(&mut d, Some(tls), &node(md));
+        let ctx = d.cluster.transport_socket.as_ref().map(|ts| {
+            assert_eq!(ts.name, "envoy.transport_sockets.tls");
+            let Some(ConfigType::TypedConfig(any)) = &ts.config_type else {
+                panic!()
+            };
+            UpstreamTlsContext::decode(any.value.as_slice()).unwrap()
+        });
+        (d, ctx)
+    }
+
+    fn validation_of(ctx: &UpstreamTlsContext) -> &CertificateValidationContext {
+        let Some(ValidationContextType::ValidationContext(v)) = &ctx
+            .common_tls_context
+            .as_ref()
+            .unwrap()
+            .validation_context_type
+        else {
+            panic!()
+        };
+        v
+    }
+
+    #[test]
+    fn simple_with_sni_sans_and_ca() {
+        let tls = ClientTlsSettings {
+            mode: Some(TlsMode::Simple),
+            sni: Some("api.example.com".into()),
+            subject_alt_names: vec!["api.example.com".into(), "spiffe://td/ns/a/sa/b".into()],
+            ca_certificates: Some("/etc/ca.pem".into()),
+            ..Default::default()
+        };
+        let (d, ctx) = applied(&tls, true, serde_json::json!({}));
+        let ctx = ctx.unwrap();
+        assert_eq!(ctx.sni, "api.example.com");
+        assert_eq!(
+            ctx.common_tls_context.as_ref().unwrap().alpn_protocols,
+            vec!["h2"]
+        );
+        let v = validation_of(&ctx);
+        assert_eq!(v.trusted_ca, Some(file("/etc/ca.pem")));
+        let types: Vec<i32> = v
+            .match_typed_subject_alt_names
+            .iter()
+            .map(|m| m.san_type)
+            .collect();
+        assert_eq!(types, vec![SanType::Dns as i32, SanType::Uri as i32]);
+        assert!(
+            d.http
+                .as_ref()
+                .and_then(|h| h.upstream_http_protocol_options.as_ref())
+                .is_none(),
+            "explicit SNI: no auto_sni"
+        );
+    }
+
+    #[test]
+    fn mutual_needs_both_files_and_defaults_ca() {
+        let mut tls = ClientTlsSettings {
+            mode: Some(TlsMode::Mutual),
+            client_certificate: Some("/c.pem".into()),
+            ..Default::default()
+        };
+        assert!(
+            applied(&tls, false, serde_json::json!({})).1.is_none(),
+            "no key: no TLS"
+        );
+        tls.private_key = Some("/k.pem".into());
+        let (d, ctx) = applied(&tls, false, serde_json::json!({}));
+        let ctx = ctx.unwrap();
+        let cert = &ctx.common_tls_context.as_ref().unwrap().tls_certificates[0];
+        assert_eq!(
+            (cert.certificate_chain.clone(), cert.private_key.clone()),
+            (Some(file("/c.pem")), Some(file("/k.pem")))
+        );
+        assert_eq!(validation_of(&ctx).trusted_ca, Some(file(SYSTEM_CA_BUNDLE)));
+        let up = d.http.unwrap().upstream_http_protocol_options.unwrap();
+        assert!(up.auto_sni && up.auto_san_validation);
+        let (_, ctx) = applied(
+            &tls,
+            false,
+            serde_json::json!({"TLS_CLIENT_ROOT_CERT": "/meta/root.pem"}),
+        );
+        assert_eq!(
+            validation_of(&ctx.unwrap()).trusted_ca,
+            Some(file("/meta/root.pem"))
+        );
+    }
+
+    #[test]
+    fn skipped_modes() {
+        for tls in [
+            ClientTlsSettings {
+                mode: Some(TlsMode::IstioMutual),
+                ..Default::default()
+            },
+            ClientTlsSettings {
+                mode: Some(TlsMode::Disable),
+                ..Default::default()
+            },
+            ClientTlsSettings {
+                mode: Some(TlsMode::Simple),
+                credential_name: Some("secret".into()),
+                ..Default::default()
+            },
+        ] {
+            assert!(
+                applied(&tls, false, serde_json::json!({})).1.is_none(),
+                "{tls:?}"
+            );
+        }
+        let insecure = ClientTlsSettings {
+            mode: Some(TlsMode::Simple),
+            insecure_skip_verify: Some(true),
+            ..Default::default()
+        };
+        let (d, ctx) = applied(&insecure, false, serde_json::json!({}));
+        assert_eq!(
+            validation_of(&ctx.unwrap()),
+            &CertificateValidationContext::default()
+        );
+        assert!(
+            !d.http
+                .unwrap()
+                .upstream_http_protocol_options
+                .unwrap()
+                .auto_san_validation
+        );
+    }
+
+    #[test]
+    fn proxy_protocol_wraps_the_socket() {
+        let mut d = Draft::new("c", DiscoveryType::Eds);
+        apply_proxy_protocol(
+            &mut d,
+            Some(&ProxyProtocol {
+                version: Some(ProxyProtocolVersion::V2),
+            }),
+        );
+        let ts = d.cluster.transport_socket.unwrap();
+        assert_eq!(ts.name, "envoy.transport_sockets.upstream_proxy_protocol");
+        let Some(ConfigType::TypedConfig(any)) = ts.config_type else {
+            panic!()
+        };
+        let w = ProxyProtocolUpstreamTransport::decode(any.value.as_slice()).unwrap();
+        assert_eq!(w.config.unwrap().version, 1);
+        assert_eq!(
+            w.transport_socket.unwrap().name,
+            "envoy.transport_sockets.raw_buffer"
+        );
+    }
+}

@@ -1,0 +1,133 @@
+//! LDS: the `Listener`s a sidecar needs, built as Istio builds them (`listener.go`,
+//! `listener_builder.go`, `listener_inbound.go`, `networkfilter.go`, `tls.go`).
+//!
+//! Which listeners depends on the proxy's capture mode:
+//! - **iptables**: `virtualOutbound` (0.0.0.0:15001, original destination, catch-all to
+//!   `PassthroughCluster`/`BlackHoleCluster`), one `bind_to_port: false` listener per visible
+//!   service port (`0.0.0.0_<port>` with an HTTP connection manager on RDS route `"<port>"` for
+//!   HTTP ports; `<vip>_<port>` with `tcp_proxy` chains for TCP and TLS ports, honouring
+//!   VirtualService `tcp` and `tls` routes), and `virtualInbound` (0.0.0.0:15006, a chain per
+//!   inbound port, fallback to `InboundPassthroughCluster`) — see [`outbound`] and [`inbound`];
+//! - **ports**: `mast_outbound` (127.0.0.1, an HTTP proxy on RDS route `mast_outbound`) and one
+//!   `mast_inbound_<app port>` listener per inbound port the agent was given.
+//!
+//! Gateways (`router` nodes) get no listeners yet: they come with a later issue.
+//! What exactly is emitted is written down in `docs/xds-lds.md`.
+
+mod chain;
+mod filters;
+mod inbound;
+mod l4;
+mod outbound;
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_inbound;
+#[cfg(test)]
+mod tests_l4;
+
+use std::collections::HashMap;
+
+use envoy_types::pb::envoy::config::listener::v3::Listener;
+use mast_config::networking::VirtualService;
+use mast_core::Hostname;
+use mast_model::{
+    CaptureMode, Config, InboundPort, MeshSnapshot, NodeType, OutboundPolicy, ProxyNode, Service,
+};
+
+/// Name of the ports-mode outbound listener and of the RDS route configuration it uses.
+pub const MAST_OUTBOUND: &str = "mast_outbound";
+
+/// Prefix of the ports-mode inbound listeners: `mast_inbound_<application port>`.
+pub const MAST_INBOUND_PREFIX: &str = "mast_inbound_";
+
+/// Ports a sidecar keeps for itself (admin, captures, agent, health, metrics): no service
+/// listener or inbound chain is generated on them.
+pub const RESERVED_PORTS: [u16; 6] = [15000, 15001, 15006, 15020, 15021, 15090];
+
+/// Every `Listener` for `proxy`, sorted by name.
+pub fn listeners(snapshot: &MeshSnapshot, proxy: &ProxyNode) -> Vec<Listener> {
+    if proxy.node_type == NodeType::Router {
+        tracing::debug!(proxy = %proxy.id, "gateway listeners are not generated yet");
+        return Vec::new();
+    }
+    let inputs = Inputs::new(
+        proxy,
+        snapshot.visible_services(proxy),
+        snapshot.virtual_services(proxy, "mesh"),
+        snapshot.inbound_ports(proxy),
+        snapshot.outbound_policy(proxy),
+        &snapshot.options.domain_suffix,
+    );
+    build(&inputs)
+}
+
+/// Everything listener generation reads, gathered from the snapshot for one proxy.
+pub(crate) struct Inputs<'a> {
+    /// The proxy.
+    pub proxy: &'a ProxyNode,
+    /// The services it may reach, sorted by host.
+    pub services: Vec<&'a Service>,
+    /// The VirtualServices bound to `mesh` it sees, in Istio's order.
+    pub virtual_services: Vec<&'a Config<VirtualService>>,
+    /// The service ports its workload serves.
+    pub inbound: Vec<InboundPort<'a>>,
+    /// What happens to traffic for unknown destinations.
+    pub policy: OutboundPolicy,
+    /// The cluster DNS suffix, to qualify short host names.
+    pub domain_suffix: &'a str,
+    by_host: HashMap<&'a Hostname, &'a Service>,
+}
+
+impl<'a> Inputs<'a> {
+    /// Gathers the inputs and indexes the services by host.
+    pub fn new(
+        proxy: &'a ProxyNode,
+        services: Vec<&'a Service>,
+        virtual_services: Vec<&'a Config<VirtualService>>,
+        inbound: Vec<InboundPort<'a>>,
+        policy: OutboundPolicy,
+        domain_suffix: &'a str,
+    ) -> Self {
+        let by_host = services.iter().map(|s| (&s.hostname, *s)).collect();
+        Self {
+            proxy,
+            services,
+            virtual_services,
+            inbound,
+            policy,
+            domain_suffix,
+            by_host,
+        }
+    }
+
+    /// The visible service with exactly this host.
+    pub fn service(&self, host: &Hostname) -> Option<&'a Service> {
+        self.by_host.get(host).copied()
+    }
+
+    /// Qualifies a host written in a config of namespace `ns`.
+    pub fn resolve(&self, host: &str, ns: &str) -> Hostname {
+        Hostname::new_unchecked(host).resolve(ns, self.domain_suffix)
+    }
+}
+
+/// Builds the listeners for a sidecar, sorted by name.
+pub(crate) fn build(inputs: &Inputs<'_>) -> Vec<Listener> {
+    let mut out = match &inputs.proxy.capture {
+        CaptureMode::Iptables => {
+            let mut all = outbound::service_listeners(inputs);
+            all.push(outbound::virtual_outbound(inputs.policy));
+            all.push(inbound::virtual_inbound(inputs));
+            all
+        }
+        CaptureMode::Ports { outbound, inbound } => {
+            let mut all = vec![outbound::explicit_outbound(*outbound)];
+            all.extend(inbound::explicit_inbound(inputs, *outbound, inbound));
+            all
+        }
+    };
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}

@@ -1,0 +1,175 @@
+//! RDS: the outbound `RouteConfiguration`s of a sidecar, following Istio's
+//! `httproute.go` / `route/route.go`.
+//!
+//! - iptables capture: one table per HTTP service port number the proxy can see, named by the
+//!   port (`"80"`), with a virtual host `<host>:<port>` per service on that port (domains: the
+//!   host, its short names from the proxy's namespace, its VIPs, each with and without the
+//!   port), the virtual hosts of VirtualService hosts no service declares, and a catch-all.
+//! - ports capture: one table, [`PORTS_OUTBOUND_ROUTE`], holding the virtual hosts of every
+//!   HTTP port, so the explicit outbound listener works as an HTTP proxy for absolute-form
+//!   requests; a host without a port maps to its service's only HTTP port, else port 80.
+//!
+//! VirtualServices bound to `mesh` replace the default route of the services they name; their
+//! HTTP rules become routes in order (first match wins). Delegate VirtualServices are not
+//! supported yet: delegating rules are skipped with a warning. Gateways (`router` nodes) get no
+//! routes from here yet. What is emitted, field by field, is listed in `docs/xds-rds.md`.
+
+mod action;
+mod hash;
+mod matching;
+mod policies;
+mod respond;
+mod vhost;
+
+use std::collections::BTreeSet;
+
+use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, VirtualHost};
+use envoy_types::pb::google::protobuf::{BoolValue, UInt32Value};
+use mast_config::networking::VirtualService;
+use mast_core::Hostname;
+use mast_model::{CaptureMode, Config, MeshSnapshot, NodeType, ProxyNode, Service};
+
+pub use action::{CORS_FILTER, DEFAULT_ROUTE_NAME, FAULT_FILTER};
+pub use matching::MESH_GATEWAY;
+pub use policies::{
+    DEFAULT_NUM_RETRIES, DEFAULT_RETRY_ON, HOST_SELECTION_RETRY_MAX_ATTEMPTS,
+    PREVIOUS_HOSTS_PREDICATE,
+};
+pub use vhost::{ALLOW_ANY, BLOCK_ALL};
+
+/// The route table of the ports-capture outbound listener (all HTTP ports in one table).
+pub const PORTS_OUTBOUND_ROUTE: &str = "mast_outbound";
+
+/// Envoy's limit on direct-response bodies, raised to Istio's 1 MiB.
+pub const MAX_DIRECT_RESPONSE_BODY_BYTES: u32 = 1024 * 1024;
+
+/// Every `RouteConfiguration` for `proxy`, sorted by name.
+pub fn routes(snapshot: &MeshSnapshot, proxy: &ProxyNode) -> Vec<RouteConfiguration> {
+    if proxy.node_type != NodeType::Sidecar {
+        tracing::debug!(node = %proxy.id, "no outbound routes for gateways yet");
+        return Vec::new();
+    }
+    let scope = Scope::new(snapshot, proxy);
+    let ports = scope.http_ports();
+    let mut out: Vec<RouteConfiguration> = match proxy.capture {
+        CaptureMode::Iptables => ports
+            .into_iter()
+            .filter_map(|port| {
+                let specs = vhost::port_specs(&scope, port);
+                // Port 80 exists without a service on it only for VirtualService-only hosts.
+                (!specs.is_empty() || scope.serves_port(port))
+                    .then(|| table(port.to_string(), vhost::finalize(&scope, specs)))
+            })
+            .collect(),
+        CaptureMode::Ports { .. } => {
+            let specs = ports
+                .into_iter()
+                .flat_map(|port| vhost::port_specs(&scope, port))
+                .collect();
+            vec![table(
+                PORTS_OUTBOUND_ROUTE.into(),
+                vhost::finalize(&scope, vhost::merge_ports(specs)),
+            )]
+        }
+    };
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+fn table(name: String, virtual_hosts: Vec<VirtualHost>) -> RouteConfiguration {
+    RouteConfiguration {
+        name,
+        virtual_hosts,
+        validate_clusters: Some(BoolValue { value: false }),
+        max_direct_response_body_size_bytes: Some(UInt32Value {
+            value: MAX_DIRECT_RESPONSE_BODY_BYTES,
+        }),
+        ..Default::default()
+    }
+}
+
+/// What route generation for one proxy works from: the services and VirtualServices it sees.
+pub(crate) struct Scope<'a> {
+    /// The mesh.
+    pub snapshot: &'a MeshSnapshot,
+    /// The proxy routes are generated for.
+    pub proxy: &'a ProxyNode,
+    /// Services visible to the proxy, sorted by host.
+    pub services: Vec<&'a Service>,
+    /// VirtualServices bound to `mesh` that the proxy sees, in Istio's order (delegates,
+    /// which have no hosts, left out).
+    pub vses: Vec<&'a Config<VirtualService>>,
+    /// The hosts of each of `vses`, fully qualified (short names take the VirtualService's
+    /// namespace); `*` is left out (it would shadow the catch-all).
+    pub vs_hosts: Vec<Vec<Hostname>>,
+}
+
+impl<'a> Scope<'a> {
+    fn new(snapshot: &'a MeshSnapshot, proxy: &'a ProxyNode) -> Self {
+        let vses: Vec<&Config<VirtualService>> = snapshot
+            .virtual_services(proxy, MESH_GATEWAY)
+            .into_iter()
+            .filter(|vs| {
+                vs.spec.gateways.is_empty() || vs.spec.gateways.iter().any(|g| g == MESH_GATEWAY)
+            })
+            .filter(|vs| !vs.spec.hosts.is_empty())
+            .collect();
+        let suffix = &snapshot.options.domain_suffix;
+        let vs_hosts = vses
+            .iter()
+            .map(|vs| {
+                vs.spec
+                    .hosts
+                    .iter()
+                    .filter_map(|h| match Hostname::parse(h) {
+                        Ok(host) if host.as_str() == "*" => {
+                            tracing::warn!(virtual_service = %vs.name, "host `*` is not allowed for sidecars; ignored");
+                            None
+                        }
+                        Ok(host) => Some(host.resolve(&vs.namespace, suffix)),
+                        Err(e) => {
+                            tracing::warn!(virtual_service = %vs.name, error = %e, "invalid host ignored");
+                            None
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        Self {
+            snapshot,
+            proxy,
+            services: snapshot.visible_services(proxy),
+            vses,
+            vs_hosts,
+        }
+    }
+
+    /// The visible service with this host, else any service with it.
+    pub fn lookup(&self, host: &Hostname) -> Option<&'a Service> {
+        self.services
+            .iter()
+            .copied()
+            .find(|s| &s.hostname == host)
+            .or_else(|| self.snapshot.service(host))
+    }
+
+    /// HTTP port numbers of visible services, plus 80 (VirtualService-only hosts live there).
+    fn http_ports(&self) -> BTreeSet<u16> {
+        let mut ports: BTreeSet<u16> = self
+            .services
+            .iter()
+            .flat_map(|s| s.ports.iter())
+            .filter(|p| p.protocol.is_http())
+            .map(|p| p.port)
+            .collect();
+        ports.insert(80);
+        ports
+    }
+
+    /// Whether some visible service serves HTTP on `port`.
+    fn serves_port(&self, port: u16) -> bool {
+        self.services
+            .iter()
+            .any(|s| s.port(port).is_some_and(|p| p.protocol.is_http()))
+    }
+}

@@ -1,0 +1,108 @@
+//! What a failing scenario prints: the proxy's sync state in mastd, mastd's config
+//! diagnostics, the routes and clusters both as mastd generated them and as Envoy runs them
+//! (through `mastctl proxy-config`, the tool a user would reach for), and the log tails.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::mesh::{CLIENT, Mesh};
+
+/// The most characters of one section kept in a report.
+const SECTION_LIMIT: usize = 6_000;
+
+impl Mesh {
+    /// A report for failure messages: sync state, config diagnostics, `mastctl proxy-config
+    /// route|cluster` from mastd and from Envoy's admin, and log tails.
+    pub async fn explain(&self) -> String {
+        let mut out = String::from("\n======== mesh diagnostics ========\n");
+        let sync = match self.monitoring().proxy_sync(self.node_id()).await {
+            Ok(Some(s)) => s.summary(),
+            Ok(None) => "not connected to mastd".to_owned(),
+            Err(e) => format!("mastd unreachable: {e:#}"),
+        };
+        section(&mut out, "proxy-status (mastd /debug/syncz)", &sync);
+        section(
+            &mut out,
+            "config diagnostics (mastd /debug/configz)",
+            &self.diagnostics().await,
+        );
+        let proxy = format!("{}.{}", CLIENT.0, CLIENT.1);
+        let mastd = self.monitoring().addr.to_string();
+        let admin = self.admin().to_string();
+        for what in ["route", "cluster"] {
+            let generated = self
+                .mastctl_output(&["proxy-config", what, &proxy, "--mastd", &mastd])
+                .await;
+            section(
+                &mut out,
+                &format!("mastctl proxy-config {what} (mastd)"),
+                &generated,
+            );
+            let running = self
+                .mastctl_output(&["proxy-config", what, "--admin", &admin])
+                .await;
+            section(
+                &mut out,
+                &format!("mastctl proxy-config {what} (Envoy)"),
+                &running,
+            );
+        }
+        section(&mut out, "mastd log", &self.mastd_log(25));
+        section(&mut out, "agent and Envoy logs", &self.agent_log());
+        out
+    }
+
+    /// mastd's config diagnostics (rejected resources and why), one per line.
+    pub async fn diagnostics(&self) -> String {
+        match self.monitoring().configz().await {
+            Ok(configz) => configz
+                .get("diagnostics")
+                .and_then(Value::as_array)
+                .map(|d| {
+                    d.iter()
+                        .filter_map(|x| x.get("text").and_then(Value::as_str))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                })
+                .unwrap_or_default(),
+            Err(e) => format!("configz unavailable: {e:#}"),
+        }
+    }
+
+    /// Runs `mastctl args…` (bounded to 10 s) and returns its output, or why it could not.
+    pub async fn mastctl_output(&self, args: &[&str]) -> String {
+        let Some(mastctl) = self.mastctl() else {
+            return "mastctl is not built".to_owned();
+        };
+        let run = tokio::process::Command::new(mastctl)
+            .args(args)
+            .kill_on_drop(true)
+            .output();
+        match tokio::time::timeout(Duration::from_secs(10), run).await {
+            Ok(Ok(o)) => format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            ),
+            Ok(Err(e)) => format!("cannot run mastctl: {e}"),
+            Err(_) => "mastctl did not finish within 10s".to_owned(),
+        }
+    }
+}
+
+fn section(out: &mut String, title: &str, body: &str) {
+    out.push_str(&format!("--- {title}\n"));
+    let body = body.trim_end();
+    if body.len() > SECTION_LIMIT {
+        let mut cut = SECTION_LIMIT;
+        while !body.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.push_str(&body[..cut]);
+        out.push_str("\n[… cut]\n");
+    } else {
+        out.push_str(body);
+        out.push('\n');
+    }
+}
