@@ -8,7 +8,7 @@
 //!   (circuit breakers and connection settings), [`outlier`], [`tls`]; [`draft`] holds a
 //!   cluster with its upstream HTTP protocol options while it is built.
 //!
-//! What is emitted field by field is listed in `docs/xds-cds-eds.md`.
+//! What is emitted field by field is listed in `docs/xds-subset.md`.
 
 mod draft;
 mod lb;

@@ -12,7 +12,7 @@
 //!   `mast_inbound_<app port>` listener per inbound port the agent was given.
 //!
 //! Gateways (`router` nodes) get no listeners yet: they come with a later issue.
-//! What exactly is emitted is written down in `docs/xds-lds.md`.
+//! What exactly is emitted is written down in `docs/xds-subset.md`.
 
 mod chain;
 mod filters;

@@ -12,7 +12,7 @@
 //! VirtualServices bound to `mesh` replace the default route of the services they name; their
 //! HTTP rules become routes in order (first match wins). Delegate VirtualServices are not
 //! supported yet: delegating rules are skipped with a warning. Gateways (`router` nodes) get no
-//! routes from here yet. What is emitted, field by field, is listed in `docs/xds-rds.md`.
+//! routes from here yet. What is emitted, field by field, is listed in `docs/xds-subset.md`.
 
 mod action;
 mod hash;
