@@ -24,6 +24,8 @@
 
 #[path = "controlplane/ads.rs"]
 mod ads;
+#[path = "controlplane/changes.rs"]
+mod changes;
 #[path = "controlplane/config.rs"]
 mod config;
 #[path = "controlplane/envoys.rs"]
@@ -63,11 +65,14 @@ pub struct Args {
     /// Namespaces the services and clients are spread over.
     #[arg(long, default_value_t = 20)]
     pub namespaces: usize,
-    /// Endpoint changes and VirtualService changes measured (each).
+    /// Endpoint changes measured.
     #[arg(long, default_value_t = 3)]
     pub rounds: usize,
+    /// VirtualService changes measured (each is a full push to every client).
+    #[arg(long, default_value_t = 1)]
+    pub route_rounds: usize,
     /// How long to wait for all clients after each change, in seconds.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 60)]
     pub change_timeout: u64,
     /// Write the config folder (and mastd's log) under this folder and keep it.
     #[arg(long)]

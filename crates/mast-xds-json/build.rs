@@ -23,7 +23,10 @@ const PROTO_DIRS: &[&str] = &[
     "envoy/config/route/v3",
     "envoy/extensions/access_loggers/file/v3",
     "envoy/extensions/access_loggers/stream/v3",
+    "envoy/extensions/clusters/dynamic_forward_proxy/v3",
+    "envoy/extensions/common/dynamic_forward_proxy/v3",
     "envoy/extensions/filters/http/cors/v3",
+    "envoy/extensions/filters/http/dynamic_forward_proxy/v3",
     "envoy/extensions/filters/http/fault/v3",
     "envoy/extensions/filters/http/health_check/v3",
     "envoy/extensions/filters/http/rbac/v3",
@@ -39,10 +42,33 @@ const PROTO_DIRS: &[&str] = &[
     "envoy/extensions/load_balancing_policies/random/v3",
     "envoy/extensions/load_balancing_policies/ring_hash/v3",
     "envoy/extensions/load_balancing_policies/round_robin/v3",
+    "envoy/extensions/request_id/uuid/v3",
+    "envoy/extensions/retry/host/previous_hosts/v3",
+    "envoy/extensions/retry/priority/previous_priorities/v3",
+    "envoy/extensions/transport_sockets/proxy_protocol/v3",
     "envoy/extensions/transport_sockets/raw_buffer/v3",
     "envoy/extensions/transport_sockets/tls/v3",
     "envoy/extensions/upstreams/http/v3",
     "envoy/service/discovery/v3",
+];
+
+/// Files whose relative type references protox resolves differently from `protoc`, with the
+/// rewrite that fully qualifies them. In package `envoy.extensions.clusters.dynamic_forward_proxy.v3`,
+/// `common.dynamic_forward_proxy.v3.DnsCacheConfig` means `envoy.extensions.common.…`: `protoc`
+/// skips the package `envoy.extensions.clusters.common` because no direct import of the file
+/// defines it, but protox (prost-reflect) sees every package in the pool and reports the name
+/// as shadowed. A patched copy, identical but for the leading-dot name, is compiled instead.
+const PATCHES: &[(&str, &str, &str)] = &[
+    (
+        "envoy/extensions/clusters/dynamic_forward_proxy/v3/cluster.proto",
+        " common.dynamic_forward_proxy.v3.DnsCacheConfig ",
+        " .envoy.extensions.common.dynamic_forward_proxy.v3.DnsCacheConfig ",
+    ),
+    (
+        "envoy/extensions/filters/http/dynamic_forward_proxy/v3/dynamic_forward_proxy.proto",
+        " common.dynamic_forward_proxy.v3.DnsCacheConfig ",
+        " .envoy.extensions.common.dynamic_forward_proxy.v3.DnsCacheConfig ",
+    ),
 ];
 
 /// Include roots under envoy-types' `proto/` directory (the layout envoy-types ships).
@@ -69,7 +95,10 @@ fn run() -> Result<(), String> {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed=MAST_ENVOY_TYPES_DIR");
     let proto_root = envoy_types_dir()?.join("proto");
-    let includes: Vec<PathBuf> = INCLUDE_ROOTS.iter().map(|r| proto_root.join(r)).collect();
+    let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").ok_or("OUT_DIR is not set")?);
+    // The patched copies come first, so they shadow the originals.
+    let mut includes = vec![write_patches(&proto_root.join("data-plane-api"), &out_dir)?];
+    includes.extend(INCLUDE_ROOTS.iter().map(|r| proto_root.join(r)));
     let files = proto_files(&proto_root.join("data-plane-api"))?;
 
     let mut compiler = protox::Compiler::new(&includes).map_err(|e| e.to_string())?;
@@ -81,10 +110,33 @@ fn run() -> Result<(), String> {
     }
     let bytes = compiler.encode_file_descriptor_set();
 
-    let out_dir = std::env::var_os("OUT_DIR").ok_or("OUT_DIR is not set")?;
-    let out = Path::new(&out_dir).join("envoy_descriptors.bin");
+    let out = out_dir.join("envoy_descriptors.bin");
     std::fs::write(&out, bytes).map_err(|e| format!("writing {}: {e}", out.display()))?;
     Ok(())
+}
+
+/// Writes the [`PATCHES`] under `<out_dir>/proto-patches` (the include root returned), each
+/// file a copy of the original from `api_root` with its one rewrite, which must apply.
+fn write_patches(api_root: &Path, out_dir: &Path) -> Result<PathBuf, String> {
+    let root = out_dir.join("proto-patches");
+    for (file, from, to) in PATCHES {
+        let original = api_root.join(file);
+        let text = std::fs::read_to_string(&original)
+            .map_err(|e| format!("reading {}: {e}", original.display()))?;
+        if !text.contains(from) {
+            return Err(format!(
+                "{}: {from:?} not found to patch",
+                original.display()
+            ));
+        }
+        let patched = root.join(file);
+        if let Some(dir) = patched.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        }
+        std::fs::write(&patched, text.replace(from, to))
+            .map_err(|e| format!("writing {}: {e}", patched.display()))?;
+    }
+    Ok(root)
 }
 
 /// Every `.proto` file directly inside the [`PROTO_DIRS`], as paths relative to `api_root`

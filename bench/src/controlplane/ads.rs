@@ -183,8 +183,12 @@ async fn handle(
     }
     follow_up(shared, state, out, t, &r).await?;
     if is_synced(state) {
+        let now = Instant::now();
         let mut s = report.stream.lock();
-        s.synced.get_or_insert(Instant::now());
+        s.synced.get_or_insert(now);
+        if s.clusters >= shared.full_clusters {
+            s.complete.get_or_insert(now);
+        }
     }
     Ok(())
 }

@@ -54,6 +54,9 @@ pub struct StreamInfo {
     pub opened: Option<Instant>,
     /// When every subscribed type was first ACKed on this stream with nothing pending.
     pub synced: Option<Instant>,
+    /// When it was first synced holding at least [`Shared::full_clusters`] clusters (the
+    /// whole mesh rather than a partial or empty configuration).
+    pub complete: Option<Instant>,
     /// The last ACK sent on this stream.
     pub last_ack: Option<Instant>,
     /// Clusters in the last CDS response.
@@ -97,6 +100,8 @@ pub struct Shared {
     pub eds_names: Mutex<Arc<Vec<String>>>,
     /// Responses and bytes received.
     pub traffic: Traffic,
+    /// Clusters a client must hold to count as having the whole mesh.
+    pub full_clusters: usize,
 }
 
 impl Shared {
@@ -120,14 +125,16 @@ pub struct Fleet {
 }
 
 impl Fleet {
-    /// Starts one task per node, all connecting to `addr` at once.
-    pub fn start(addr: SocketAddr, nodes: Vec<Node>) -> Self {
+    /// Starts one task per node, all connecting to `addr` at once; a client holding
+    /// `full_clusters` clusters has the whole mesh.
+    pub fn start(addr: SocketAddr, nodes: Vec<Node>, full_clusters: usize) -> Self {
         let shared = Arc::new(Shared {
             addr,
             clients: nodes.iter().map(|_| ClientReport::default()).collect(),
             probe: RwLock::new(None),
             eds_names: Mutex::new(Arc::new(Vec::new())),
             traffic: Traffic::default(),
+            full_clusters,
         });
         let (stop, stop_rx) = watch::channel(false);
         let tasks = nodes

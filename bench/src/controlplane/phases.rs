@@ -14,7 +14,7 @@ use mast_test_support::{TempDir, envoy_binary, free_port};
 use crate::Args;
 use crate::config::{self, MeshShape};
 use crate::envoys::{self, Sidecar};
-use crate::fleet::{Fleet, ProbeKind, StreamInfo};
+use crate::fleet::{Fleet, StreamInfo};
 use crate::mastd::{self, Mastd, ProcStats};
 use crate::report::{self, Distribution, Row};
 
@@ -24,6 +24,8 @@ const SYNC_TIMEOUT: Duration = Duration::from_secs(180);
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// Real Envoys reaching ready / SYNCED.
 const ENVOY_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest wait for mastd to go idle between phases.
+pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The programs the benchmark runs.
 struct Tools {
@@ -66,18 +68,18 @@ impl Tools {
 
 /// Everything a run holds.
 pub struct Bench {
-    args: Args,
-    shape: MeshShape,
+    pub(crate) args: Args,
+    pub(crate) shape: MeshShape,
     _tmp: Option<TempDir>,
-    config_dir: PathBuf,
+    pub(crate) config_dir: PathBuf,
     log: PathBuf,
     tools: Tools,
-    mastd: Mastd,
-    fleet: Fleet,
-    sidecars: Vec<Sidecar>,
+    pub(crate) mastd: Mastd,
+    pub(crate) fleet: Fleet,
+    pub(crate) sidecars: Vec<Sidecar>,
     ticks: u64,
-    rows: Vec<Row>,
-    notes: Vec<String>,
+    pub(crate) rows: Vec<Row>,
+    pub(crate) notes: Vec<String>,
     peak_kb: u64,
 }
 
@@ -87,7 +89,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut bench = Bench::prepare(args, tools).await?;
     bench.initial_sync().await?;
     bench.start_envoys().await?;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    bench.wait_idle(IDLE_TIMEOUT).await;
     bench.endpoint_changes().await?;
     bench.route_changes().await?;
     bench.restart().await?;
@@ -139,7 +141,7 @@ impl Bench {
             report::ms(Some(snapshot - mastd.spawned))
         )];
         notes.push(format!("mastd log: {}", log.display()));
-        let fleet = Fleet::start(mastd.xds, Vec::new());
+        let fleet = Fleet::start(mastd.xds, Vec::new(), 0);
         Ok(Self {
             args,
             shape,
@@ -157,26 +159,35 @@ impl Bench {
         })
     }
 
-    fn stats(&self) -> ProcStats {
+    /// mastd's memory and CPU now.
+    pub(crate) fn stats(&self) -> ProcStats {
         mastd::proc_stats(self.mastd.pid(), self.ticks)
     }
 
-    /// Connects every client at once and waits until all are synced.
+    /// Connects every client at once to the settled mastd and waits until all hold the
+    /// whole mesh (at least one cluster per service).
     async fn initial_sync(&mut self) -> anyhow::Result<()> {
+        // Past mastd's debounce, so the first snapshot has been pushed and the clients meet
+        // a settled server (a restart, with clients waiting, is measured separately).
+        tokio::time::sleep(Duration::from_millis(1200)).await;
         let before = self.stats();
         let nodes = (0..self.args.clients)
             .map(|i| client_node(i, self.shape.namespaces))
             .collect();
         let start = Instant::now();
-        self.fleet = Fleet::start(self.mastd.xds, nodes);
+        self.fleet = Fleet::start(self.mastd.xds, nodes, self.args.services);
         let streams = self
             .fleet
-            .wait_streams(SYNC_TIMEOUT, |_, s| s.synced.is_some())
+            .wait_streams(SYNC_TIMEOUT, |_, s| s.complete.is_some())
             .await;
-        let synced: Vec<Option<Instant>> = streams.iter().map(|s| s.synced).collect();
-        let dist = Distribution::from_arrivals(start, &synced);
+        let complete: Vec<Option<Instant>> = streams.iter().map(|s| s.complete).collect();
+        let dist = Distribution::from_arrivals(start, &complete);
         let after = self.stats();
         let clusters = streams.iter().map(|s| s.clusters).max().unwrap_or(0);
+        let partial = streams
+            .iter()
+            .filter(|s| s.synced.is_some() && s.synced != s.complete)
+            .count();
         eprintln!("initial sync: {}", dist.summary());
         self.rows.push(Row::info(
             &format!(
@@ -190,7 +201,7 @@ impl Bench {
             ),
         ));
         self.notes.push(format!(
-            "initial sync: {clusters} clusters per client; mastd CPU {:.2} s; RSS after {}; {}",
+            "initial sync: {clusters} clusters per client ({partial} clients first synced on a partial configuration); mastd CPU {:.2} s; RSS after {}; {}",
             (after.cpu - before.cpu).as_secs_f64(),
             report::mib(after.rss_kb),
             self.traffic_note(&[(0, 0); 4])
@@ -242,162 +253,6 @@ impl Bench {
             Some(all_synced),
         ));
         Ok(())
-    }
-
-    fn admins(&self) -> Vec<SocketAddr> {
-        self.sidecars.iter().map(Sidecar::admin).collect()
-    }
-
-    /// Rewrites one WorkloadEntry file per round and times the EDS ACKs.
-    async fn endpoint_changes(&mut self) -> anyhow::Result<()> {
-        let mut rounds = Vec::new();
-        let mut envoy_times = Vec::new();
-        let (before, traffic) = (self.stats(), self.fleet.traffic());
-        for r in 0..self.args.rounds {
-            let i = pick_service(r, self.shape.services);
-            let ip = config::changed_ip(r + 1);
-            let kind = ProbeKind::Endpoints {
-                cluster: self.shape.cluster(i),
-                marker: ip.clone().into_bytes(),
-            };
-            let stat = format!(
-                "{}\\.update_success$",
-                envoys::regex_escape(&self.shape.host(i))
-            );
-            let (shape, dir) = (self.shape, self.config_dir.clone());
-            let (dist, envoy) = self
-                .measure_change(kind, &stat, move || {
-                    config::change_endpoint(&dir, &shape, i, &ip)
-                })
-                .await?;
-            eprintln!("endpoint change {r}: {}", dist.summary());
-            rounds.push(dist);
-            envoy_times.extend(envoy);
-        }
-        let pooled = Distribution::pooled(&rounds);
-        let p99 = pooled.quantile(0.99);
-        let met = pooled.complete() && p99.is_some_and(|d| d < Duration::from_millis(250));
-        self.rows.push(Row::judged(
-            &format!(
-                "endpoint change → ACKed by every client ({} rounds pooled)",
-                rounds.len()
-            ),
-            pooled.summary(),
-            "p99 < 250 ms",
-            Some(met),
-        ));
-        self.change_notes("endpoint change", &rounds, &envoy_times, before, traffic);
-        Ok(())
-    }
-
-    /// Rewrites one VirtualService per round and times the RDS ACKs.
-    async fn route_changes(&mut self) -> anyhow::Result<()> {
-        let mut rounds = Vec::new();
-        let mut envoy_times = Vec::new();
-        let (before, traffic) = (self.stats(), self.fleet.traffic());
-        for r in 0..self.args.rounds {
-            let i = pick_service(r + self.args.rounds, self.shape.services);
-            let marker = config::revision_marker(r + 1);
-            let kind = ProbeKind::Route {
-                domain: self.shape.host(i),
-                marker: marker.into_bytes(),
-            };
-            let (shape, dir) = (self.shape, self.config_dir.clone());
-            let (dist, envoy) = self
-                .measure_change(kind, "\\.rds\\..*\\.update_success$", move || {
-                    config::change_virtual_service(&dir, &shape, i, r + 1)
-                })
-                .await?;
-            eprintln!("VirtualService change {r}: {}", dist.summary());
-            rounds.push(dist);
-            envoy_times.extend(envoy);
-        }
-        let pooled = Distribution::pooled(&rounds);
-        let met = pooled.complete()
-            && pooled
-                .quantile(0.99)
-                .is_some_and(|d| d < Duration::from_secs(1));
-        self.rows.push(Row::judged(
-            &format!(
-                "VirtualService change → RDS ACKed by every client ({} rounds pooled)",
-                rounds.len()
-            ),
-            pooled.summary(),
-            "p99 < 1 s (full-push target)",
-            Some(met),
-        ));
-        self.change_notes(
-            "VirtualService change",
-            &rounds,
-            &envoy_times,
-            before,
-            traffic,
-        );
-        Ok(())
-    }
-
-    /// Arms the probe, applies `edit`, and waits for every client and Envoy to take it.
-    async fn measure_change(
-        &mut self,
-        kind: ProbeKind,
-        envoy_stat: &str,
-        edit: impl FnOnce() -> anyhow::Result<()>,
-    ) -> anyhow::Result<(Distribution, Vec<Option<Duration>>)> {
-        let admins = self.admins();
-        let baseline = envoys::stat_sums(&admins, envoy_stat).await;
-        let id = self.fleet.set_probe(kind);
-        edit()?;
-        let written = Instant::now();
-        let timeout = Duration::from_secs(self.args.change_timeout);
-        let (hits, envoy_hits) = tokio::join!(
-            self.fleet.wait_probe(id, timeout),
-            envoys::wait_stat_increase(&admins, envoy_stat, &baseline, timeout)
-        );
-        self.fleet.clear_probe();
-        let envoy = envoy_hits
-            .iter()
-            .map(|h| h.map(|at| at - written))
-            .collect();
-        // Let the ACKs and any trailing push settle before the next change.
-        tokio::time::sleep(Duration::from_millis(700)).await;
-        Ok((Distribution::from_arrivals(written, &hits), envoy))
-    }
-
-    fn change_notes(
-        &mut self,
-        what: &str,
-        rounds: &[Distribution],
-        envoy: &[Option<Duration>],
-        before: ProcStats,
-        traffic: [(u64, u64); 4],
-    ) {
-        let per_round: Vec<String> = rounds.iter().map(Distribution::summary).collect();
-        let envoy: Vec<String> = envoy.iter().map(|d| report::ms(*d)).collect();
-        let after = self.stats();
-        self.notes.push(format!(
-            "{what}: per round [{}]; real Envoys accepted it after [{}] ms; mastd CPU {:.2} s over {} rounds; {}",
-            per_round.join("; "),
-            envoy.join(", "),
-            (after.cpu - before.cpu).as_secs_f64(),
-            rounds.len(),
-            self.traffic_note(&traffic)
-        ));
-    }
-
-    fn traffic_note(&self, since: &[(u64, u64); 4]) -> String {
-        let now = self.fleet.traffic();
-        let parts: Vec<String> = ["CDS", "EDS", "LDS", "RDS"]
-            .iter()
-            .enumerate()
-            .map(|(t, name)| {
-                format!(
-                    "{name} {} responses / {}",
-                    now[t].0 - since[t].0,
-                    report::bytes(now[t].1 - since[t].1)
-                )
-            })
-            .collect();
-        format!("clients received {}", parts.join(", "))
     }
 
     /// Stops mastd, starts it again on the same ports, and times the full re-sync.
@@ -521,11 +376,6 @@ impl Bench {
         drop(self.sidecars);
         self.mastd.stop(Duration::from_secs(5));
     }
-}
-
-/// Which service round `r` edits: spread over the mesh, never the same twice in a run.
-fn pick_service(r: usize, services: usize) -> usize {
-    (r * 7919 + 13) % services.max(1)
 }
 
 /// Client `i`: a ports-mode sidecar `client-i` in namespace `nsMM`, with Istio's metadata.

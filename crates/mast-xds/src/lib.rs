@@ -1,12 +1,14 @@
 //! Pure translation from a [`MeshSnapshot`] and a [`ProxyNode`] to Envoy xDS v3
 //! resources, following Istio's semantics. One generator per type URL: [`cluster`] (CDS),
-//! [`endpoint`] (EDS), [`listener`] (LDS) and [`route`] (RDS). No I/O.
+//! [`endpoint`] (EDS), [`listener`] (LDS) and [`route`] (RDS); [`forward_proxy`] holds what
+//! the three of them share for ports capture's dynamic forward proxy. No I/O.
 //!
 //! What is emitted (type URLs, fields, filters) is written down in `docs/xds-subset.md`;
 //! Mast's own proxy implements exactly that list.
 
 pub mod cluster;
 pub mod endpoint;
+pub mod forward_proxy;
 pub mod listener;
 pub mod names;
 pub mod route;

@@ -185,6 +185,33 @@ fn envoy_accepts_ports_mode_listeners() {
     .unwrap();
     let res = resources(&snap, &proxy);
     assert_eq!(res.listeners.len(), 4);
+    // The dynamic forward proxy is validated together: its cluster (generated, not a
+    // placeholder) and its HTTP filter on `mast_outbound`, sharing one DNS cache.
+    let dfp = res
+        .clusters
+        .iter()
+        .find(|c| c.name == mast_xds::forward_proxy::FORWARD_PROXY_CLUSTER)
+        .expect("ForwardProxyCluster");
+    assert!(
+        dfp.load_assignment.is_none(),
+        "the generated cluster, not a placeholder"
+    );
+    let outbound = res
+        .listeners
+        .iter()
+        .find(|l| l.name == "mast_outbound")
+        .unwrap();
+    let hcm = typed::<HttpConnectionManager>(&outbound.filter_chains[0].filters[0]).unwrap();
+    let filters: Vec<&str> = hcm.http_filters.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(
+        filters,
+        [
+            "envoy.filters.http.fault",
+            "envoy.filters.http.cors",
+            mast_xds::forward_proxy::DFP_FILTER,
+            "envoy.filters.http.router"
+        ]
+    );
     assert_accepted("lds-ports", &res);
 }
 

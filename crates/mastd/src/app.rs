@@ -43,6 +43,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         snapshot_tx,
         options,
     ));
+    // Serve nothing before the first real snapshot: a proxy that reconnects during start-up
+    // (after a mastd restart) must get the mesh, not an empty configuration.
+    let mut first = snapshot_rx.clone();
+    first
+        .wait_for(|s| s.version > 0)
+        .await
+        .context("building the first mesh snapshot")?;
 
     let xds = XdsServer::new(snapshot_rx.clone()).with_debounce(Debounce {
         quiet: Duration::from_millis(args.debounce_ms),

@@ -208,18 +208,33 @@ async fn config_dump(
         )
             .into_response();
     };
-    let node_id = m
-        .xds
-        .status()
-        .into_iter()
-        .find(|s| &s.node_id == id || format!("{}.{}", s.proxy.workload, s.proxy.namespace) == *id)
-        .map(|s| s.node_id);
-    let Some(dump) = node_id.and_then(|n| m.xds.config_dump(&n)) else {
+    let status =
+        m.xds.status().into_iter().find(|s| {
+            &s.node_id == id || format!("{}.{}", s.proxy.workload, s.proxy.namespace) == *id
+        });
+    let Some((status, dump)) = status.and_then(|s| m.xds.config_dump(&s.node_id).map(|d| (s, d)))
+    else {
         return (StatusCode::NOT_FOUND, format!("no connected proxy {id:?}")).into_response();
     };
-    let by_type: BTreeMap<String, Vec<String>> = dump
+    // Envoy's `/config_dump` shape, so `mastctl proxy-config` reads mastd and proxies alike.
+    let sections: Vec<mast_xds_json::DumpSection> = dump
         .into_iter()
-        .map(|(t, rs)| (t, rs.into_iter().map(|r| r.name).collect()))
+        .map(|(type_url, resources)| mast_xds_json::DumpSection {
+            version_info: status
+                .types
+                .get(&type_url)
+                .and_then(|t| t.sent_version.clone())
+                .unwrap_or_default(),
+            type_url,
+            resources: resources.into_iter().map(|r| r.resource).collect(),
+        })
         .collect();
-    Json(json!({"proxyID": id, "resources": by_type})).into_response()
+    match mast_xds_json::config_dump(&sections) {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot render the config dump: {e}"),
+        )
+            .into_response(),
+    }
 }

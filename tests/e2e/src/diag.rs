@@ -48,9 +48,50 @@ impl Mesh {
                 &running,
             );
         }
+        section(
+            &mut out,
+            "Envoy error counters (admin /stats)",
+            &self.envoy_error_stats().await,
+        );
         section(&mut out, "mastd log", &self.mastd_log(25));
         section(&mut out, "agent and Envoy logs", &self.agent_log());
         out
+    }
+
+    /// Envoy's non-zero counters that explain failed requests (no route, no cluster, no
+    /// healthy upstream, overflow, resets, 5xx), one per line.
+    pub async fn envoy_error_stats(&self) -> String {
+        const KEYS: &[&str] = &[
+            "no_route",
+            "no_cluster",
+            "none_healthy",
+            "overflow",
+            "rq_5xx",
+            "rq_503",
+            "cx_destroy_remote_with_active_rq",
+            "rq_pending_failure_eject",
+            "update_rejected",
+            "warming",
+            "rq_reset",
+            "listener_modified",
+            "listener_removed",
+            "listener_added",
+            "cluster_modified",
+            "cluster_added",
+            "cluster_removed",
+            "update_success",
+            "total_listeners_draining",
+            "downstream_cx_destroy",
+        ];
+        match mast_test_support::http_get_direct(self.admin(), "/stats", &[]).await {
+            Ok(r) => r
+                .text()
+                .lines()
+                .filter(|l| KEYS.iter().any(|k| l.contains(k)) && !l.ends_with(": 0"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            Err(e) => format!("Envoy admin unreachable: {e}"),
+        }
     }
 
     /// mastd's config diagnostics (rejected resources and why), one per line.

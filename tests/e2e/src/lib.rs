@@ -34,3 +34,37 @@ pub use traffic::Tally;
 pub fn within(share: f64, expected: f64, tolerance: f64) -> bool {
     (share - expected).abs() <= tolerance
 }
+
+/// Named expectations checked together, so that a failing scenario lists every one that
+/// failed rather than only the first.
+#[derive(Debug, Default, Clone)]
+pub struct Checks {
+    items: Vec<(String, bool)>,
+}
+
+impl Checks {
+    /// No expectations yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records expectation `what` and whether it held.
+    pub fn check(&mut self, what: impl Into<String>, ok: bool) -> &mut Self {
+        self.items.push((what.into(), ok));
+        self
+    }
+
+    /// The expectations that did not hold.
+    pub fn failed(&self) -> Vec<&str> {
+        self.items
+            .iter()
+            .filter(|(_, ok)| !ok)
+            .map(|(what, _)| what.as_str())
+            .collect()
+    }
+
+    /// Whether every expectation held.
+    pub fn ok(&self) -> bool {
+        self.items.iter().all(|(_, ok)| *ok)
+    }
+}

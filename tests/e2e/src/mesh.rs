@@ -361,15 +361,24 @@ impl Mesh {
         let problems: Vec<&str> = envoy
             .lines()
             .filter(|l| {
-                ["][warning]", "][error]", "][critical]"]
-                    .iter()
-                    .any(|k| l.contains(k))
+                [
+                    "][warning]",
+                    "][error]",
+                    "][critical]",
+                    "cds: ",
+                    "lds: ",
+                    "rds: ",
+                    "removing",
+                    "adding",
+                ]
+                .iter()
+                .any(|k| l.contains(k))
             })
             .collect();
         format!(
             "{}\n--- Envoy warnings and errors\n{}",
             crate::mastd::tail(&dir.join("agent.log"), 10),
-            problems[problems.len().saturating_sub(15)..].join("\n")
+            problems[problems.len().saturating_sub(40)..].join("\n")
         )
     }
 }

@@ -84,7 +84,7 @@ mod tests {
         let mut dir = mast_test_support::TempDir::new("mast-e2e-reaper").unwrap();
         let path = dir.keep();
         std::fs::write(path.join("f"), "x").unwrap();
-        drop(Reaper::watch_and_remove(guard.pid(), &[path.clone()]).unwrap());
+        drop(Reaper::watch_and_remove(guard.pid(), std::slice::from_ref(&path)).unwrap());
         assert!(!path.exists());
     }
 }

@@ -23,7 +23,12 @@ async fn registry_only_blocks_unknown_hosts() {
     let mesh = Mesh::start(&[("known.yaml", &service)]).await.unwrap();
     let unknown = "http://unknown.example.org/";
     let before = mesh.get(unknown, &[]).await.unwrap();
-    assert_ne!(before.status, 502, "ALLOW_ANY (the default) must not block: {}", before.text());
+    assert_ne!(
+        before.status,
+        502,
+        "ALLOW_ANY (the default) must not block: {}",
+        before.text()
+    );
 
     mesh.apply("sidecar.yaml", REGISTRY_ONLY).await.unwrap();
     let blocked = mesh.get(unknown, &[]).await.unwrap();

@@ -6,135 +6,129 @@
 
 use std::time::Duration;
 
-use mast_e2e::{SharedMesh, shared, yaml};
+use mast_e2e::{Checks, SharedMesh, shared, yaml};
 use mast_test_support::{EchoServer, HttpRequest, wait_for_async};
 
 static MESH: SharedMesh = SharedMesh::const_new();
 
-/// Each rule of `match-svc` tags the request with `x-rule` so the echo shows which matched.
+/// Each rule of `match-svc` tags the request with `x-rule`, so the echo shows which matched.
 const MATCH_VS: &str = r#"
 apiVersion: networking.istio.io/v1
 kind: VirtualService
-metadata:
-  name: match-svc
-  namespace: default
+metadata: {name: match-svc, namespace: default}
 spec:
   hosts: [match-svc]
   http:
-  - name: uri-exact
-    match: [{uri: {exact: /exact}}]
+  - match: [{uri: {exact: /exact}}]
     headers: {request: {set: {x-rule: uri-exact}}}
     route: [{destination: {host: match-svc}}]
-  - name: uri-prefix
-    match: [{uri: {prefix: /prefix/}}]
+  - match: [{uri: {prefix: /prefix/}}]
     headers: {request: {set: {x-rule: uri-prefix}}}
     route: [{destination: {host: match-svc}}]
-  - name: uri-regex
-    match: [{uri: {regex: "/re/[0-9]+"}}]
+  - match: [{uri: {regex: "/re/[0-9]+"}}]
     headers: {request: {set: {x-rule: uri-regex}}}
     route: [{destination: {host: match-svc}}]
-  - name: header-exact
-    match: [{headers: {x-match: {exact: "yes"}}}]
+  - match: [{headers: {x-match: {exact: "yes"}}}]
     headers: {request: {set: {x-rule: header-exact}}}
     route: [{destination: {host: match-svc}}]
-  - name: header-regex
-    match: [{headers: {x-user: {regex: "^a+$"}}}]
+  - match: [{headers: {x-user: {regex: "^a+$"}}}]
     headers: {request: {set: {x-rule: header-regex}}}
     route: [{destination: {host: match-svc}}]
-  - name: query
-    match: [{queryParams: {q: {exact: "1"}}}]
+  - match: [{queryParams: {q: {exact: "1"}}}]
     headers: {request: {set: {x-rule: query}}}
     route: [{destination: {host: match-svc}}]
-  - name: method
-    match: [{method: {exact: POST}}]
+  - match: [{method: {exact: POST}}]
     headers: {request: {set: {x-rule: method}}}
     route: [{destination: {host: match-svc}}]
-  - name: authority
-    match: [{authority: {exact: match-svc.default.svc.cluster.local}}]
+  - match: [{authority: {exact: match-svc.default.svc.cluster.local}}]
     headers: {request: {set: {x-rule: authority}}}
     route: [{destination: {host: match-svc}}]
-  - name: port
-    match: [{port: 8080}]
+  - match: [{port: 8080}]
     headers: {request: {set: {x-rule: port}}}
     route: [{destination: {host: match-svc}}]
-  - name: default
-    headers: {request: {set: {x-rule: default}}}
+  - headers: {request: {set: {x-rule: default}}}
     route: [{destination: {host: match-svc}}]
 "#;
+
+/// An optional extra request header.
+type Header = Option<(&'static str, &'static str)>;
+
+/// (method, URL, extra header, the rule expected to match).
+const MATCH_CASES: &[(&str, &str, Header, &str)] = &[
+    ("GET", "http://match-svc/exact", None, "uri-exact"),
+    ("GET", "http://match-svc/exact/more", None, "default"),
+    ("GET", "http://match-svc/prefix/a/b", None, "uri-prefix"),
+    ("GET", "http://match-svc/prefixed", None, "default"),
+    ("GET", "http://match-svc/re/123", None, "uri-regex"),
+    ("GET", "http://match-svc/re/abc", None, "default"),
+    (
+        "GET",
+        "http://match-svc/",
+        Some(("x-match", "yes")),
+        "header-exact",
+    ),
+    (
+        "GET",
+        "http://match-svc/",
+        Some(("x-match", "no")),
+        "default",
+    ),
+    (
+        "GET",
+        "http://match-svc/",
+        Some(("x-user", "aaa")),
+        "header-regex",
+    ),
+    (
+        "GET",
+        "http://match-svc/",
+        Some(("x-user", "ab")),
+        "default",
+    ),
+    ("GET", "http://match-svc/search?q=1", None, "query"),
+    ("GET", "http://match-svc/search?q=2", None, "default"),
+    ("POST", "http://match-svc/", None, "method"),
+    (
+        "GET",
+        "http://match-svc.default.svc.cluster.local/",
+        None,
+        "authority",
+    ),
+    ("GET", "http://match-svc:8080/", None, "port"),
+    ("GET", "http://match-svc/", None, "default"),
+];
 
 #[tokio::test]
 async fn every_match_kind_selects_its_rule() {
     let mesh = shared(&MESH).await;
     let echo = EchoServer::start("v1").unwrap();
-    let svc = yaml::http_service_on("match-svc", &[("http", 80), ("http-alt", 8080)], &[&echo]);
-    mesh.apply("match.yaml", &yaml::docs(&[svc, MATCH_VS.to_owned()]))
-        .await
-        .unwrap();
-    let base = "http://match-svc";
-    let cases: Vec<(HttpRequest, &str)> = vec![
-        (HttpRequest::get(&format!("{base}/exact")), "uri-exact"),
-        (HttpRequest::get(&format!("{base}/exact/more")), "default"),
-        (
-            HttpRequest::get(&format!("{base}/prefix/a/b")),
-            "uri-prefix",
-        ),
-        (HttpRequest::get(&format!("{base}/prefixed")), "default"),
-        (HttpRequest::get(&format!("{base}/re/123")), "uri-regex"),
-        (HttpRequest::get(&format!("{base}/re/abc")), "default"),
-        (
-            HttpRequest::get(&format!("{base}/")).header("x-match", "yes"),
-            "header-exact",
-        ),
-        (
-            HttpRequest::get(&format!("{base}/")).header("x-match", "no"),
-            "default",
-        ),
-        (
-            HttpRequest::get(&format!("{base}/")).header("x-user", "aaa"),
-            "header-regex",
-        ),
-        (
-            HttpRequest::get(&format!("{base}/")).header("x-user", "ab"),
-            "default",
-        ),
-        (HttpRequest::get(&format!("{base}/search?q=1")), "query"),
-        (HttpRequest::get(&format!("{base}/search?q=2")), "default"),
-        (
-            HttpRequest::new("POST", &format!("{base}/")).body("x"),
-            "method",
-        ),
-        (
-            HttpRequest::get("http://match-svc.default.svc.cluster.local/"),
-            "authority",
-        ),
-        (HttpRequest::get("http://match-svc:8080/"), "port"),
-        (HttpRequest::get(&format!("{base}/")), "default"),
-    ];
-    let mut wrong = Vec::new();
-    for (request, expected) in cases {
-        let label = format!("{request:?}");
+    let ports = [("http", 80), ("http-alt", 8080)];
+    let svc = yaml::http_service_on("match-svc", &ports, &[&echo]);
+    let files = yaml::docs(&[svc, MATCH_VS.to_owned()]);
+    mesh.apply("match.yaml", &files).await.unwrap();
+    let mut checks = Checks::new();
+    for (method, url, header, expected) in MATCH_CASES {
+        let mut request = HttpRequest::new(method, url);
+        if let Some((name, value)) = header {
+            request = request.header(name, value);
+        }
         let got = match mesh.send(request).await {
             Ok(r) if r.status == 200 => r.header("x-echo-x-rule").unwrap_or("none").to_owned(),
             Ok(r) => format!("status {}", r.status),
             Err(e) => format!("error {e:#}"),
         };
-        if got != expected {
-            wrong.push(format!("{label}: expected rule {expected}, got {got}"));
-        }
+        let what = format!("{method} {url} {header:?}: expected {expected}, got {got}");
+        checks.check(what, got == *expected);
     }
     assert!(
-        wrong.is_empty(),
-        "{}{}",
-        wrong.join("\n"),
+        checks.ok(),
+        "{:#?}{}",
+        checks.failed(),
         mesh.explain().await
     );
 }
 
-#[tokio::test]
-async fn redirect_answers_with_location() {
-    let mesh = shared(&MESH).await;
-    let echo = EchoServer::start("v1").unwrap();
-    let vs = r#"
+const REDIRECT_VS: &str = r#"
 apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: redirect-svc, namespace: default}
@@ -145,32 +139,37 @@ spec:
     redirect: {uri: /new, authority: moved.example.com, redirectCode: 308}
   - route: [{destination: {host: redirect-svc}}]
 "#;
-    mesh.apply(
-        "redirect.yaml",
-        &yaml::docs(&[yaml::http_service("redirect-svc", &[&echo]), vs.into()]),
-    )
-    .await
-    .unwrap();
-    let r = mesh.get("http://redirect-svc/old/page", &[]).await.unwrap();
-    let location = r.header("location").unwrap_or_default().to_owned();
-    let ok =
-        r.status == 308 && location == "http://moved.example.com/new" && echo.request_count() == 0;
-    assert!(
-        ok,
-        "status {} location {location:?}, upstream saw {}{}",
-        r.status,
-        echo.request_count(),
-        mesh.explain().await
-    );
-    let other = mesh.get("http://redirect-svc/other", &[]).await.unwrap();
-    assert_eq!(other.trimmed(), "v1", "{}", mesh.explain().await);
-}
 
 #[tokio::test]
-async fn rewrite_changes_uri_prefix_and_authority() {
+async fn redirect_answers_with_location() {
     let mesh = shared(&MESH).await;
     let echo = EchoServer::start("v1").unwrap();
-    let vs = r#"
+    let files = yaml::docs(&[
+        yaml::http_service("redirect-svc", &[&echo]),
+        REDIRECT_VS.into(),
+    ]);
+    mesh.apply("redirect.yaml", &files).await.unwrap();
+    let r = mesh.get("http://redirect-svc/old/page", &[]).await.unwrap();
+    let other = mesh.get("http://redirect-svc/other", &[]).await.unwrap();
+    let mut checks = Checks::new();
+    checks
+        .check(format!("status 308, got {}", r.status), r.status == 308)
+        .check(
+            format!(
+                "location http://moved.example.com/new, got {:?}",
+                r.header("location")
+            ),
+            r.header("location") == Some("http://moved.example.com/new"),
+        )
+        .check(
+            "the upstream saw only the other request",
+            echo.request_count() == 1,
+        )
+        .check("other paths still routed", other.trimmed() == "v1");
+    assert!(checks.ok(), "{:?}{}", checks.failed(), mesh.explain().await);
+}
+
+const REWRITE_VS: &str = r#"
 apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: rewrite-svc, namespace: default}
@@ -182,34 +181,41 @@ spec:
     route: [{destination: {host: rewrite-svc}}]
   - route: [{destination: {host: rewrite-svc}}]
 "#;
-    mesh.apply(
-        "rewrite.yaml",
-        &yaml::docs(&[yaml::http_service("rewrite-svc", &[&echo]), vs.into()]),
-    )
-    .await
-    .unwrap();
+
+#[tokio::test]
+async fn rewrite_changes_uri_prefix_and_authority() {
+    let mesh = shared(&MESH).await;
+    let echo = EchoServer::start("v1").unwrap();
+    let files = yaml::docs(&[
+        yaml::http_service("rewrite-svc", &[&echo]),
+        REWRITE_VS.into(),
+    ]);
+    mesh.apply("rewrite.yaml", &files).await.unwrap();
     let r = mesh
         .get("http://rewrite-svc/api/items?id=7", &[])
         .await
         .unwrap();
-    let path = r.header("x-echo-path").unwrap_or_default().to_owned();
-    let authority = r.header("x-echo-authority").unwrap_or_default().to_owned();
-    let ok = r.status == 200 && path == "/v2/items?id=7" && authority == "backend.internal";
-    assert!(
-        ok,
-        "status {} path {path:?} authority {authority:?}{}",
-        r.status,
-        mesh.explain().await
-    );
     let plain = mesh.get("http://rewrite-svc/other", &[]).await.unwrap();
-    assert_eq!(plain.header("x-echo-path"), Some("/other"));
+    let (path, authority) = (r.header("x-echo-path"), r.header("x-echo-authority"));
+    let mut checks = Checks::new();
+    checks
+        .check(format!("status 200, got {}", r.status), r.status == 200)
+        .check(
+            format!("path /v2/items?id=7, got {path:?}"),
+            path == Some("/v2/items?id=7"),
+        )
+        .check(
+            format!("authority backend.internal, got {authority:?}"),
+            authority == Some("backend.internal"),
+        )
+        .check(
+            "other paths untouched",
+            plain.header("x-echo-path") == Some("/other"),
+        );
+    assert!(checks.ok(), "{:?}{}", checks.failed(), mesh.explain().await);
 }
 
-#[tokio::test]
-async fn direct_response_never_reaches_the_upstream() {
-    let mesh = shared(&MESH).await;
-    let echo = EchoServer::start("v1").unwrap();
-    let vs = r#"
+const DIRECT_VS: &str = r#"
 apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: direct-svc, namespace: default}
@@ -220,28 +226,20 @@ spec:
     directResponse: {status: 418, body: {string: "short and stout"}}
   - route: [{destination: {host: direct-svc}}]
 "#;
-    mesh.apply(
-        "direct.yaml",
-        &yaml::docs(&[yaml::http_service("direct-svc", &[&echo]), vs.into()]),
-    )
-    .await
-    .unwrap();
-    let r = mesh.get("http://direct-svc/teapot", &[]).await.unwrap();
-    let ok = r.status == 418 && r.text() == "short and stout" && echo.request_count() == 0;
-    assert!(
-        ok,
-        "status {} body {:?}{}",
-        r.status,
-        r.text(),
-        mesh.explain().await
-    );
-}
 
 #[tokio::test]
-async fn headers_are_added_set_and_removed() {
+async fn direct_response_never_reaches_the_upstream() {
     let mesh = shared(&MESH).await;
     let echo = EchoServer::start("v1").unwrap();
-    let vs = r#"
+    let files = yaml::docs(&[yaml::http_service("direct-svc", &[&echo]), DIRECT_VS.into()]);
+    mesh.apply("direct.yaml", &files).await.unwrap();
+    let r = mesh.get("http://direct-svc/teapot", &[]).await.unwrap();
+    let ok = r.status == 418 && r.text() == "short and stout" && echo.request_count() == 0;
+    let (status, body) = (r.status, r.text());
+    assert!(ok, "status {status} body {body:?}{}", mesh.explain().await);
+}
+
+const HEADERS_VS: &str = r#"
 apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: headers-svc, namespace: default}
@@ -259,63 +257,55 @@ spec:
         remove: [x-echo-server]
     route: [{destination: {host: headers-svc}}]
 "#;
-    mesh.apply(
-        "headers.yaml",
-        &yaml::docs(&[yaml::http_service("headers-svc", &[&echo]), vs.into()]),
-    )
-    .await
-    .unwrap();
-    let headers = [("x-set", "from-client"), ("x-secret", "hunter2")];
-    let r = mesh.get("http://headers-svc/", &headers).await.unwrap();
-    let seen = echo.last_request();
-    let upstream = |name: &str| {
-        seen.as_ref()
-            .and_then(|s| s.header(name))
-            .map(str::to_owned)
-    };
-    let checks = [
-        (
-            "request x-set replaced",
-            upstream("x-set").as_deref() == Some("from-mesh"),
-        ),
-        (
-            "request x-add added",
-            upstream("x-add").as_deref() == Some("added"),
-        ),
-        ("request x-secret removed", upstream("x-secret").is_none()),
-        (
-            "response x-resp-set",
+
+#[tokio::test]
+async fn headers_are_added_set_and_removed() {
+    let mesh = shared(&MESH).await;
+    let echo = EchoServer::start("v1").unwrap();
+    let files = yaml::docs(&[
+        yaml::http_service("headers-svc", &[&echo]),
+        HEADERS_VS.into(),
+    ]);
+    mesh.apply("headers.yaml", &files).await.unwrap();
+    let sent = [("x-set", "from-client"), ("x-secret", "hunter2")];
+    let r = mesh.get("http://headers-svc/", &sent).await.unwrap();
+    let seen = echo.last_request().expect("the upstream got the request");
+    let mut checks = Checks::new();
+    checks
+        .check(
+            "request: x-set replaced",
+            seen.header("x-set") == Some("from-mesh"),
+        )
+        .check(
+            "request: x-add added",
+            seen.header("x-add") == Some("added"),
+        )
+        .check(
+            "request: x-secret removed",
+            seen.header("x-secret").is_none(),
+        )
+        .check(
+            "response: x-resp-set",
             r.header("x-resp-set") == Some("set-by-mesh"),
-        ),
-        (
-            "response x-resp-add",
+        )
+        .check(
+            "response: x-resp-add",
             r.header("x-resp-add") == Some("added-by-mesh"),
-        ),
-        (
-            "response x-echo-server removed",
+        )
+        .check(
+            "response: x-echo-server removed",
             r.header("x-echo-server").is_none(),
-        ),
-        ("body from v1", r.trimmed() == "v1"),
-    ];
-    let failed: Vec<&str> = checks
-        .iter()
-        .filter(|(_, ok)| !ok)
-        .map(|(what, _)| *what)
-        .collect();
+        )
+        .check("body from v1", r.trimmed() == "v1");
+    let (failed, response, request) = (checks.failed(), &r.headers, &seen.headers);
     assert!(
-        failed.is_empty(),
-        "failed: {failed:?}; response headers {:?}; upstream saw {:?}{}",
-        r.headers,
-        seen.map(|s| s.headers),
+        checks.ok(),
+        "{failed:?}; response headers {response:?}; upstream saw {request:?}{}",
         mesh.explain().await
     );
 }
 
-#[tokio::test]
-async fn cors_preflight_is_answered_by_the_sidecar() {
-    let mesh = shared(&MESH).await;
-    let echo = EchoServer::start("v1").unwrap();
-    let vs = r#"
+const CORS_VS: &str = r#"
 apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: cors-svc, namespace: default}
@@ -330,74 +320,74 @@ spec:
       maxAge: 24h
     route: [{destination: {host: cors-svc}}]
 "#;
-    mesh.apply(
-        "cors.yaml",
-        &yaml::docs(&[yaml::http_service("cors-svc", &[&echo]), vs.into()]),
-    )
-    .await
-    .unwrap();
-    let preflight = |origin: &str| {
-        HttpRequest::new("OPTIONS", "http://cors-svc/data")
-            .header("origin", origin)
-            .header("access-control-request-method", "POST")
-            .header("access-control-request-headers", "x-custom")
-    };
-    let allowed = mesh
-        .send(preflight("http://app.example.com"))
-        .await
-        .unwrap();
-    let methods = allowed
-        .header("access-control-allow-methods")
-        .unwrap_or_default()
-        .to_owned();
-    let ok = allowed.status == 200
-        && allowed.header("access-control-allow-origin") == Some("http://app.example.com")
-        && methods.contains("POST")
-        && allowed
-            .header("access-control-allow-headers")
-            .is_some_and(|h| h.contains("x-custom"))
-        && allowed.header("access-control-max-age") == Some("86400")
-        && echo.request_count() == 0;
-    assert!(
-        ok,
-        "preflight: status {} headers {:?}, upstream saw {}{}",
-        allowed.status,
-        allowed.headers,
-        echo.request_count(),
-        mesh.explain().await
-    );
+
+fn preflight(origin: &str) -> HttpRequest {
+    HttpRequest::new("OPTIONS", "http://cors-svc/data")
+        .header("origin", origin)
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "x-custom")
+}
+
+#[tokio::test]
+async fn cors_preflight_is_answered_by_the_sidecar() {
+    let mesh = shared(&MESH).await;
+    let echo = EchoServer::start("v1").unwrap();
+    let files = yaml::docs(&[yaml::http_service("cors-svc", &[&echo]), CORS_VS.into()]);
+    mesh.apply("cors.yaml", &files).await.unwrap();
+    let origin = "http://app.example.com";
+    let allowed = mesh.send(preflight(origin)).await.unwrap();
+    // An allowed preflight is answered by the sidecar; others go on to the upstream.
+    let upstream_calls = echo.request_count();
     let denied = mesh
         .send(preflight("http://evil.example.com"))
         .await
         .unwrap();
-    assert!(
-        denied.header("access-control-allow-origin").is_none(),
-        "{:?}",
-        denied.headers
-    );
     let simple = mesh
-        .get(
-            "http://cors-svc/data",
-            &[("origin", "http://app.example.com")],
-        )
+        .get("http://cors-svc/data", &[("origin", origin)])
         .await
         .unwrap();
-    assert_eq!(
-        simple.header("access-control-allow-origin"),
-        Some("http://app.example.com")
-    );
-    assert_eq!(
-        simple.header("access-control-expose-headers"),
-        Some("x-echo-server")
+    let h = |r: &mast_test_support::HttpResponse, n: &str| r.header(n).unwrap_or("").to_owned();
+    let mut checks = Checks::new();
+    checks
+        .check("preflight 200", allowed.status == 200)
+        .check(
+            "allow-origin",
+            h(&allowed, "access-control-allow-origin") == origin,
+        )
+        .check(
+            "allow-methods has POST",
+            h(&allowed, "access-control-allow-methods").contains("POST"),
+        )
+        .check(
+            "allow-headers",
+            h(&allowed, "access-control-allow-headers").contains("x-custom"),
+        )
+        .check(
+            "max-age 86400",
+            h(&allowed, "access-control-max-age") == "86400",
+        )
+        .check("preflights stay in the sidecar", upstream_calls == 0)
+        .check(
+            "other origins not allowed",
+            h(&denied, "access-control-allow-origin").is_empty(),
+        )
+        .check(
+            "simple request allowed",
+            h(&simple, "access-control-allow-origin") == origin,
+        )
+        .check(
+            "expose-headers",
+            h(&simple, "access-control-expose-headers") == "x-echo-server",
+        );
+    let (failed, headers) = (checks.failed(), &allowed.headers);
+    assert!(
+        checks.ok(),
+        "{failed:?}; preflight headers {headers:?}{}",
+        mesh.explain().await
     );
 }
 
-#[tokio::test]
-async fn mirror_copies_requests_to_the_shadow() {
-    let mesh = shared(&MESH).await;
-    let primary = EchoServer::start("v1").unwrap();
-    let shadow = EchoServer::start("v2").unwrap();
-    let vs = r#"
+const MIRROR_VS: &str = r#"
 apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: mirror-svc, namespace: default}
@@ -408,10 +398,18 @@ spec:
     mirror: {host: mirror-shadow}
     mirrorPercentage: {value: 100}
 "#;
+
+#[tokio::test]
+async fn mirror_copies_requests_to_the_shadow() {
+    let mesh = shared(&MESH).await;
+    let (primary, shadow) = (
+        EchoServer::start("v1").unwrap(),
+        EchoServer::start("v2").unwrap(),
+    );
     let files = yaml::docs(&[
         yaml::http_service("mirror-svc", &[&primary]),
         yaml::http_service("mirror-shadow", &[&shadow]),
-        vs.to_owned(),
+        MIRROR_VS.to_owned(),
     ]);
     mesh.apply("mirror.yaml", &files).await.unwrap();
     let tally = mesh
@@ -419,33 +417,28 @@ spec:
             HttpRequest::get(&format!("http://mirror-svc/item/{i}"))
         })
         .await;
-    let copied = wait_for_async(
-        || async { shadow.request_count() >= 20 },
-        Duration::from_secs(5),
-    )
-    .await;
-    let shadow_seen = shadow.requests();
-    // Istio's current semantics: the copy keeps the original authority (no `-shadow` suffix).
-    let authorities_ok = shadow_seen.iter().all(|r| r.authority == "mirror-svc");
-    let ok = tally.count("v1") == 20 && copied && primary.request_count() == 20 && authorities_ok;
-    let authorities: Vec<&str> = shadow_seen
-        .iter()
-        .take(3)
-        .map(|r| r.authority.as_str())
-        .collect();
-    assert!(
-        ok,
-        "client saw {tally}; primary got {}, shadow got {} (authorities {authorities:?}){}",
-        primary.request_count(),
-        shadow.request_count(),
-        mesh.explain().await
-    );
-    let mut paths: Vec<String> = shadow_seen.iter().map(|r| r.path.clone()).collect();
-    paths.sort();
+    let all_copied = || async { shadow.request_count() >= 20 };
+    let copied = wait_for_async(all_copied, Duration::from_secs(5)).await;
+    let seen = shadow.requests();
+    let mut paths: Vec<&str> = seen.iter().map(|r| r.path.as_str()).collect();
+    paths.sort_unstable();
     paths.dedup();
-    assert_eq!(
-        paths.len(),
-        20,
-        "the shadow saw each request once: {paths:?}"
-    );
+    let mut checks = Checks::new();
+    checks
+        .check(
+            format!("the client sees only v1: {tally}"),
+            tally.count("v1") == 20,
+        )
+        .check("the primary got 20", primary.request_count() == 20)
+        .check(
+            format!("the shadow got 20, got {}", shadow.request_count()),
+            copied,
+        )
+        .check("each request copied once", paths.len() == 20)
+        // Istio's current semantics: the copy keeps the authority (no `-shadow` suffix).
+        .check(
+            "copies keep the authority",
+            seen.iter().all(|r| r.authority == "mirror-svc"),
+        );
+    assert!(checks.ok(), "{:?}{}", checks.failed(), mesh.explain().await);
 }

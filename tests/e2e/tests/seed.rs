@@ -59,6 +59,7 @@ async fn seed_splits_80_20_over_2000_requests() {
     let tally = mesh.tally_get("http://nginx-svc/", &[], 2_000).await;
     let v1 = tally.share("v1");
     let v2 = tally.share("v2");
+    println!("seed split: {tally}");
     let ok = tally.count("v1") + tally.count("v2") == 2_000
         && within(v1, 0.80, 0.05)
         && within(v2, 0.20, 0.05);

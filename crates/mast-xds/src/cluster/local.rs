@@ -1,6 +1,7 @@
 //! The clusters that are not per service: `BlackHoleCluster` (STATIC, no endpoints: traffic is
-//! dropped), `PassthroughCluster` (ORIGINAL_DST: traffic goes where it was headed), and for
-//! sidecars the inbound side: one `inbound|<target port>||` STATIC cluster per port the workload
+//! dropped), `PassthroughCluster` (ORIGINAL_DST: traffic goes where it was headed),
+//! `ForwardProxyCluster` (ports capture under ALLOW_ANY: the dynamic forward proxy, see
+//! [`crate::forward_proxy`]), and for sidecars the inbound side: one `inbound|<target port>||` STATIC cluster per port the workload
 //! serves, pointing at the application on 127.0.0.1, and `InboundPassthroughCluster`.
 //!
 //! Inbound clusters are keyed by the application (target) port, as Istio names them; when
@@ -10,9 +11,11 @@
 //! connection pool applies inbound.
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
-use envoy_types::pb::envoy::config::cluster::v3::cluster::{DiscoveryType, LbPolicy};
+use envoy_types::pb::envoy::config::cluster::v3::cluster::{
+    ClusterDiscoveryType, CustomClusterType, DiscoveryType, LbPolicy,
+};
 use envoy_types::pb::envoy::config::core::v3::{
-    BindConfig, SocketAddress, socket_address::PortSpecifier,
+    BindConfig, SocketAddress, UpstreamHttpProtocolOptions, socket_address::PortSpecifier,
 };
 use mast_config::networking::destination_rule::ConnectionPoolSettings;
 use mast_model::{CaptureMode, InboundPort, MeshSnapshot, NodeType, ProxyNode};
@@ -21,8 +24,8 @@ use super::draft::{Draft, use_downstream_protocol};
 use super::outbound::service_value;
 use super::policy::Policy;
 use super::{pb, pool};
-use crate::endpoint;
 use crate::names;
+use crate::{endpoint, forward_proxy};
 
 /// The address inbound clusters forward to (the application, over loopback).
 pub(crate) const LOCALHOST: &str = "127.0.0.1";
@@ -62,6 +65,29 @@ pub(crate) fn inbound_passthrough(proxy: &ProxyNode) -> Cluster {
             ..Default::default()
         });
     }
+    d.finish()
+}
+
+/// `ForwardProxyCluster`: `cluster_type` `envoy.clusters.dynamic_forward_proxy` with the
+/// shared DNS cache, CLUSTER_PROVIDED, unlimited thresholds, a 5 minute idle timeout, HTTP/1.1
+/// upstream (whatever the client spoke: external servers need not speak HTTP/2), and
+/// `auto_sni` / `auto_san_validation`, which Envoy requires of this cluster type (they matter
+/// only if TLS is ever added upstream). `CONNECT` tunnels through it are raw TCP.
+pub(crate) fn forward_proxy() -> Cluster {
+    let mut d = Draft::new(forward_proxy::FORWARD_PROXY_CLUSTER, DiscoveryType::Static);
+    d.cluster.cluster_discovery_type = Some(ClusterDiscoveryType::ClusterType(CustomClusterType {
+        name: forward_proxy::DFP_CLUSTER_TYPE.into(),
+        typed_config: Some(envoy_types::util::pack_any(forward_proxy::cluster_config())),
+    }));
+    d.cluster.common_lb_config = None;
+    d.set_lb(LbPolicy::ClusterProvided);
+    d.common_http_mut().idle_timeout = Some(pb::seconds(PASSTHROUGH_IDLE_SECS));
+    d.http_mut().upstream_http_protocol_options = Some(UpstreamHttpProtocolOptions {
+        auto_sni: true,
+        auto_san_validation: true,
+        ..Default::default()
+    });
+    pool::apply(&mut d, None, None);
     d.finish()
 }
 
@@ -161,6 +187,48 @@ mod tests {
         assert_eq!(
             p.circuit_breakers.unwrap().thresholds[0]
                 .max_connections
+                .unwrap()
+                .value,
+            u32::MAX
+        );
+    }
+
+    #[test]
+    fn forward_proxy_cluster() {
+        use envoy_types::pb::envoy::extensions::clusters::dynamic_forward_proxy::v3::ClusterConfig;
+        use envoy_types::pb::envoy::extensions::upstreams::http::v3::HttpProtocolOptions;
+        use envoy_types::pb::envoy::extensions::upstreams::http::v3::http_protocol_options::UpstreamProtocolOptions;
+        use prost::Message;
+        let c = forward_proxy();
+        assert_eq!(c.name, "ForwardProxyCluster");
+        assert_eq!(c.lb_policy, LbPolicy::ClusterProvided as i32);
+        let Some(ClusterDiscoveryType::ClusterType(t)) = &c.cluster_discovery_type else {
+            panic!("a custom cluster type: {:?}", c.cluster_discovery_type)
+        };
+        assert_eq!(t.name, "envoy.clusters.dynamic_forward_proxy");
+        let any = t.typed_config.as_ref().unwrap();
+        assert_eq!(
+            any.type_url,
+            "type.googleapis.com/envoy.extensions.clusters.dynamic_forward_proxy.v3.ClusterConfig"
+        );
+        let config = ClusterConfig::decode(any.value.as_slice()).unwrap();
+        assert_eq!(config, forward_proxy::cluster_config());
+        let http = HttpProtocolOptions::decode(
+            c.typed_extension_protocol_options[super::super::draft::HTTP_PROTOCOL_OPTIONS_KEY]
+                .value
+                .as_slice(),
+        )
+        .unwrap();
+        let upstream = http.upstream_http_protocol_options.unwrap();
+        assert!(upstream.auto_sni && upstream.auto_san_validation);
+        assert!(matches!(
+            http.upstream_protocol_options,
+            Some(UpstreamProtocolOptions::ExplicitHttpConfig(_))
+        ));
+        assert!(c.load_assignment.is_none() && c.eds_cluster_config.is_none());
+        assert_eq!(
+            c.circuit_breakers.unwrap().thresholds[0]
+                .max_requests
                 .unwrap()
                 .value,
             u32::MAX

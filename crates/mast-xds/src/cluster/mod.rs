@@ -2,8 +2,10 @@
 //!
 //! - [`outbound`]: `outbound|<port>|<subset>|<host>` per visible service port and per subset of
 //!   the DestinationRule that applies, EDS / STRICT_DNS / ORIGINAL_DST by resolution;
-//! - [`local`]: `BlackHoleCluster`, `PassthroughCluster`, and for sidecars `inbound|<port>||`
-//!   (STATIC to the application on 127.0.0.1) and `InboundPassthroughCluster`;
+//! - [`local`]: `BlackHoleCluster`, `PassthroughCluster`, `ForwardProxyCluster` (ports-capture
+//!   sidecars under ALLOW_ANY: the dynamic forward proxy, see [`crate::forward_proxy`]), and
+//!   for sidecars `inbound|<port>||` (STATIC to the application on 127.0.0.1) and
+//!   `InboundPassthroughCluster`;
 //! - the traffic policy mapping: [`policy`] (port-level and subset merging), [`lb`], [`pool`]
 //!   (circuit breakers and connection settings), [`outlier`], [`tls`]; [`draft`] holds a
 //!   cluster with its upstream HTTP protocol options while it is built.
@@ -26,6 +28,8 @@ mod tests;
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use mast_model::{MeshSnapshot, NodeType, ProxyNode};
 
+use crate::forward_proxy;
+
 pub(crate) use outbound::{Discovery, targets as outbound_targets};
 
 /// Every `Cluster` for `proxy`, sorted by name; when two would share a name, the first
@@ -37,6 +41,9 @@ pub fn clusters(snapshot: &MeshSnapshot, proxy: &ProxyNode) -> Vec<Cluster> {
         .collect();
     all.push(local::blackhole());
     all.push(local::passthrough());
+    if forward_proxy::enabled(proxy, snapshot.outbound_policy(proxy)) {
+        all.push(local::forward_proxy());
+    }
     if proxy.node_type == NodeType::Sidecar {
         all.extend(local::inbound(snapshot, proxy));
         all.push(local::inbound_passthrough(proxy));

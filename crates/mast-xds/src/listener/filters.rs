@@ -1,6 +1,7 @@
 //! The building blocks every listener shares: socket addresses, the `tcp_proxy` network filter
 //! (one cluster or weighted clusters), the `HttpConnectionManager` with its HTTP filters
-//! (fault, CORS, router), the listener filters (`original_dst`, `tls_inspector`) and the
+//! (fault, CORS, the dynamic forward proxy on the explicit HTTP proxy, router), the listener
+//! filters (`original_dst`, `tls_inspector`) and the
 //! inline route configuration of inbound HTTP chains.
 
 use envoy_types::pb::envoy::config::core::v3::address::Address as AddressKind;
@@ -16,6 +17,7 @@ use envoy_types::pb::envoy::config::route::v3::route_action::{ClusterSpecifier, 
 use envoy_types::pb::envoy::config::route::v3::route_match::PathSpecifier;
 use envoy_types::pb::envoy::config::route::v3::{Route, RouteAction, RouteConfiguration, RouteMatch, VirtualHost};
 use envoy_types::pb::envoy::extensions::filters::http::cors::v3::Cors;
+use envoy_types::pb::envoy::extensions::filters::http::dynamic_forward_proxy::v3::FilterConfig as DfpFilterConfig;
 use envoy_types::pb::envoy::extensions::filters::http::fault::v3::HttpFault;
 use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
 use envoy_types::pb::envoy::extensions::filters::listener::original_dst::v3::OriginalDst;
@@ -45,6 +47,8 @@ pub const ROUTER_FILTER: &str = "envoy.filters.http.router";
 pub const FAULT_FILTER: &str = "envoy.filters.http.fault";
 /// `envoy.filters.http.cors`.
 pub const CORS_FILTER: &str = "envoy.filters.http.cors";
+/// `envoy.filters.http.dynamic_forward_proxy` (ports capture's explicit HTTP proxy only).
+pub const DFP_FILTER: &str = crate::forward_proxy::DFP_FILTER;
 /// `envoy.filters.listener.original_dst`.
 pub const ORIGINAL_DST_FILTER: &str = "envoy.filters.listener.original_dst";
 /// `envoy.filters.listener.tls_inspector`.
@@ -156,7 +160,8 @@ pub struct HcmSpec {
     pub outbound: bool,
     /// The port speaks HTTP/2 with prior knowledge (inbound gRPC/HTTP2 ports).
     pub http2: bool,
-    /// An explicit HTTP proxy: absolute-form URLs and `CONNECT` (HTTP/1 upgrade and HTTP/2).
+    /// An explicit HTTP proxy: absolute-form URLs and `CONNECT` (HTTP/1 upgrade and HTTP/2),
+    /// with the dynamic forward proxy filter before the router for hosts the mesh does not know.
     pub http_proxy: bool,
 }
 
@@ -178,12 +183,18 @@ fn http_filter<T: prost::Name + prost::Message>(name: &str, config: T) -> HttpFi
     }
 }
 
-/// The HTTP filter chain: fault and CORS (outbound only), then the router, always last.
-fn http_filters(outbound: bool) -> Vec<HttpFilter> {
-    let mut filters = Vec::with_capacity(3);
+/// The HTTP filter chain: fault and CORS (outbound only), the dynamic forward proxy (explicit
+/// HTTP proxy only: it resolves the host of requests routed to `ForwardProxyCluster` and lets
+/// every other request through untouched), then the router, always last.
+fn http_filters(outbound: bool, forward_proxy: bool) -> Vec<HttpFilter> {
+    let mut filters = Vec::with_capacity(4);
     if outbound {
         filters.push(http_filter(FAULT_FILTER, HttpFault::default()));
         filters.push(http_filter(CORS_FILTER, Cors {}));
+    }
+    if forward_proxy {
+        let config: DfpFilterConfig = crate::forward_proxy::filter_config();
+        filters.push(http_filter(DFP_FILTER, config));
     }
     filters.push(http_filter(ROUTER_FILTER, Router::default()));
     filters
@@ -222,7 +233,7 @@ pub fn http_connection_manager(spec: HcmSpec) -> HttpConnectionManager {
     HttpConnectionManager {
         codec_type: CodecType::Auto as i32,
         stat_prefix: spec.stat_prefix,
-        http_filters: http_filters(spec.outbound),
+        http_filters: http_filters(spec.outbound, spec.http_proxy),
         http_protocol_options: http1,
         http2_protocol_options: http2,
         stream_idle_timeout: Some(zero_duration()),

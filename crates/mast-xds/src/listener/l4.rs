@@ -68,16 +68,22 @@ fn configs_for_host<'a>(inputs: &Inputs<'a>, service: &Service) -> Vec<&'a Confi
         .collect()
 }
 
-/// The conditions Istio evaluates while generating config (`matchTCP` / `matchTLS`).
-struct StaticMatch<'m> {
-    gateways: &'m [String],
-    source_labels: &'m BTreeMap<String, String>,
-    port: Option<i64>,
-    source_namespace: &'m str,
+/// The conditions Istio evaluates while generating config (`matchTCP` / `matchTLS`); shared
+/// with the `CONNECT` routes of ports capture (`route::connect`).
+pub(crate) struct StaticMatch<'m> {
+    /// `gateways`: empty, or containing `mesh`, for a sidecar.
+    pub gateways: &'m [String],
+    /// `sourceLabels`: all carried by the proxy.
+    pub source_labels: &'m BTreeMap<String, String>,
+    /// `port`: unset, 0 or the service port.
+    pub port: Option<i64>,
+    /// `sourceNamespace`: empty or the proxy's namespace.
+    pub source_namespace: &'m str,
 }
 
 impl StaticMatch<'_> {
-    fn holds(&self, proxy: &ProxyNode, port: u16) -> bool {
+    /// Whether the conditions hold for `proxy` on service port `port`.
+    pub fn holds(&self, proxy: &ProxyNode, port: u16) -> bool {
         let gateway = self.gateways.is_empty() || self.gateways.iter().any(|g| g == MESH_GATEWAY);
         let labels = self
             .source_labels

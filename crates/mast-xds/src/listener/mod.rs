@@ -20,6 +20,8 @@ mod inbound;
 mod l4;
 mod outbound;
 
+pub(crate) use l4::StaticMatch;
+
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -2,13 +2,16 @@
 
 use envoy_types::pb::envoy::config::route::v3::route::Action;
 use envoy_types::pb::envoy::config::route::v3::route_action::ClusterSpecifier;
+use envoy_types::pb::envoy::extensions::filters::http::dynamic_forward_proxy::v3::FilterConfig as DfpFilterConfig;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::http_connection_manager::RouteSpecifier;
+use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::http_filter;
 use mast_model::{InboundPort, MeshSnapshot, OutboundPolicy, Protocol, ProxyNode};
 use serde_json::json;
 
 use super::filters::*;
 use super::tests::{
     find, hcm, http_filter_names, iptables, mesh, names, ports_mode, service, socket, tcp_cluster,
+    unpack,
 };
 use super::{Inputs, build};
 
@@ -156,10 +159,24 @@ fn ports_mode_has_an_http_proxy_and_explicit_inbound_listeners() {
         panic!("not RDS")
     };
     assert_eq!(rds.route_config_name, "mast_outbound");
+    // The dynamic forward proxy resolves unknown hosts; it must run before the router.
     assert_eq!(
         http_filter_names(&h),
-        [FAULT_FILTER, CORS_FILTER, ROUTER_FILTER]
+        [
+            FAULT_FILTER,
+            CORS_FILTER,
+            super::filters::DFP_FILTER,
+            ROUTER_FILTER
+        ]
     );
+    let Some(http_filter::ConfigType::TypedConfig(dfp)) = &h.http_filters[2].config_type else {
+        panic!("the DFP filter has a typed config")
+    };
+    assert_eq!(
+        unpack::<DfpFilterConfig>(dfp),
+        crate::forward_proxy::filter_config()
+    );
+    // What CONNECT needs: the upgrade on the HCM (HTTP/1.1) and allow_connect (HTTP/2).
     assert_eq!(
         h.upgrade_configs
             .iter()

@@ -7,7 +7,9 @@
 //!   port), the virtual hosts of VirtualService hosts no service declares, and a catch-all.
 //! - ports capture: one table, [`PORTS_OUTBOUND_ROUTE`], holding the virtual hosts of every
 //!   HTTP port, so the explicit outbound listener works as an HTTP proxy for absolute-form
-//!   requests; a host without a port maps to its service's only HTTP port, else port 80.
+//!   requests (a host without a port maps to its service's only HTTP port, else port 80), plus
+//!   `CONNECT` routes for every service port ([`connect`]); unknown hosts go to the dynamic
+//!   forward proxy (`ForwardProxyCluster`) under ALLOW_ANY.
 //!
 //! VirtualServices bound to `mesh` replace the default route of the services they name; their
 //! HTTP rules become routes in order (first match wins). Delegate VirtualServices are not
@@ -15,6 +17,7 @@
 //! routes from here yet. What is emitted, field by field, is listed in `docs/xds-subset.md`.
 
 mod action;
+mod connect;
 mod hash;
 mod matching;
 mod policies;
@@ -30,6 +33,7 @@ use mast_core::Hostname;
 use mast_model::{CaptureMode, Config, MeshSnapshot, NodeType, ProxyNode, Service};
 
 pub use action::{CORS_FILTER, DEFAULT_ROUTE_NAME, FAULT_FILTER};
+pub use connect::{CONNECT_ROUTE, CONNECT_UPGRADE, REFUSED_STATUS};
 pub use matching::MESH_GATEWAY;
 pub use policies::{
     DEFAULT_NUM_RETRIES, DEFAULT_RETRY_ON, HOST_SELECTION_RETRY_MAX_ATTEMPTS,
@@ -66,9 +70,12 @@ pub fn routes(snapshot: &MeshSnapshot, proxy: &ProxyNode) -> Vec<RouteConfigurat
                 .into_iter()
                 .flat_map(|port| vhost::port_specs(&scope, port))
                 .collect();
+            let mut specs = vhost::merge_ports(specs);
+            connect::add_to_http(&mut specs);
+            specs.extend(connect::l4_specs(&scope));
             vec![table(
                 PORTS_OUTBOUND_ROUTE.into(),
-                vhost::finalize(&scope, vhost::merge_ports(specs)),
+                vhost::finalize(&scope, specs),
             )]
         }
     };

@@ -1,7 +1,8 @@
 //! Virtual hosts of an outbound route table: which VirtualService (if any) owns each service
 //! host on a port, the domains a service answers to from the proxy's namespace (Istio's
 //! `generateVirtualHostDomains` / `GenerateAltVirtualHosts`), the vhosts of VirtualService hosts
-//! no service declares, and the catch-all (`allow_any` / `block_all`).
+//! no service declares, and the catch-all (`allow_any` / `block_all`; in ports capture with a
+//! `CONNECT` route first, and `allow_any` to the dynamic forward proxy).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -10,10 +11,10 @@ use envoy_types::pb::envoy::config::route::v3::{DirectResponseAction, Route, Vir
 use mast_core::Hostname;
 use mast_model::{OutboundPolicy, Service};
 
-use super::Scope;
 use super::action::{default_route, passthrough_action, vs_routes};
 use super::matching::match_all;
-use crate::names;
+use super::{Scope, connect};
+use crate::{forward_proxy, names};
 
 /// The catch-all virtual host when unknown destinations pass through.
 pub const ALLOW_ANY: &str = "allow_any";
@@ -293,18 +294,25 @@ pub fn finalize(scope: &Scope<'_>, specs: Vec<VhostSpec>) -> Vec<VirtualHost> {
         out.insert(spec.name, vhost);
     }
     let mut vhosts: Vec<VirtualHost> = out.into_values().collect();
-    vhosts.push(catch_all(scope.snapshot.outbound_policy(scope.proxy)));
+    vhosts.push(catch_all(
+        scope.snapshot.outbound_policy(scope.proxy),
+        forward_proxy::is_explicit_proxy(scope.proxy),
+    ));
     vhosts
 }
 
 /// The last virtual host (`*`): to `PassthroughCluster` with no timeout (ALLOW_ANY), or a
-/// 502 (REGISTRY_ONLY).
-pub fn catch_all(policy: OutboundPolicy) -> VirtualHost {
+/// 502 (REGISTRY_ONLY). On an explicit proxy (ports capture) ALLOW_ANY goes to
+/// `ForwardProxyCluster` instead — the original destination there is the proxy itself — and
+/// a `CONNECT` route comes first (see [`connect::catch_all_route`]).
+pub fn catch_all(policy: OutboundPolicy, explicit_proxy: bool) -> VirtualHost {
+    let passthrough = if explicit_proxy {
+        forward_proxy::FORWARD_PROXY_CLUSTER
+    } else {
+        names::PASSTHROUGH_CLUSTER
+    };
     let (name, action) = match policy {
-        OutboundPolicy::AllowAny => (
-            ALLOW_ANY,
-            Action::Route(passthrough_action(names::PASSTHROUGH_CLUSTER)),
-        ),
+        OutboundPolicy::AllowAny => (ALLOW_ANY, Action::Route(passthrough_action(passthrough))),
         OutboundPolicy::RegistryOnly => (
             BLOCK_ALL,
             Action::DirectResponse(DirectResponseAction {
@@ -319,10 +327,14 @@ pub fn catch_all(policy: OutboundPolicy) -> VirtualHost {
         action: Some(action),
         ..Default::default()
     };
+    let mut routes = vec![route];
+    if explicit_proxy {
+        routes.insert(0, connect::catch_all_route(name, policy));
+    }
     VirtualHost {
         name: name.into(),
         domains: vec!["*".into()],
-        routes: vec![route],
+        routes,
         ..Default::default()
     }
 }
