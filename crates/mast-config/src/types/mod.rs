@@ -4,11 +4,13 @@
 //! fails deserialization with a message naming it.
 
 mod duration;
+mod grpc;
 mod percent;
 mod selector;
 mod string_match;
 
 pub use duration::Duration;
+pub use grpc::{GRPC_STATUS_NAMES, grpc_status_code};
 pub use percent::Percent;
 pub use selector::{PolicyTargetReference, PortSelector, WorkloadSelector};
 pub use string_match::StringMatch;

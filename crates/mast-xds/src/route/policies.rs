@@ -26,6 +26,7 @@ use mast_config::networking::virtual_service::{
     HttpRetry, UnmatchedPreflights,
 };
 use mast_config::types::Percent;
+use mast_config::types::grpc_status_code;
 
 use super::matching::string_matcher;
 
@@ -265,37 +266,6 @@ fn fault_abort(a: &HttpFaultAbort) -> Option<FaultAbort> {
     })
 }
 
-/// A gRPC status by its canonical name (`UNAVAILABLE`) or number.
-pub fn grpc_status_code(name: &str) -> Option<u32> {
-    const NAMES: [&str; 17] = [
-        "OK",
-        "CANCELLED",
-        "UNKNOWN",
-        "INVALID_ARGUMENT",
-        "DEADLINE_EXCEEDED",
-        "NOT_FOUND",
-        "ALREADY_EXISTS",
-        "PERMISSION_DENIED",
-        "RESOURCE_EXHAUSTED",
-        "FAILED_PRECONDITION",
-        "ABORTED",
-        "OUT_OF_RANGE",
-        "UNIMPLEMENTED",
-        "INTERNAL",
-        "UNAVAILABLE",
-        "DATA_LOSS",
-        "UNAUTHENTICATED",
-    ];
-    if let Ok(n) = name.trim().parse::<u32>() {
-        return (n < 17).then_some(n);
-    }
-    let upper = name.trim().to_ascii_uppercase();
-    NAMES
-        .iter()
-        .position(|n| *n == upper)
-        .and_then(|i| u32::try_from(i).ok())
-}
-
 /// Istio's `CorsPolicy` as the `envoy.filters.http.cors` per-route config.
 pub fn cors(input: &CorsPolicy) -> EnvoyCors {
     let origins = if input.allow_origins.is_empty() {
@@ -437,13 +407,5 @@ mod tests {
             integer_to_fraction(30).denominator,
             DenominatorType::Hundred as i32
         );
-    }
-
-    #[test]
-    fn grpc_codes() {
-        assert_eq!(grpc_status_code("UNAVAILABLE"), Some(14));
-        assert_eq!(grpc_status_code("unauthenticated"), Some(16));
-        assert_eq!(grpc_status_code("4"), Some(4));
-        assert_eq!(grpc_status_code("NOPE"), None);
     }
 }

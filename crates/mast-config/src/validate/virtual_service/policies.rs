@@ -38,27 +38,6 @@ const KNOWN_STATUS_CODES: [u16; 62] = [
     506, 507, 508, 510, 511,
 ];
 
-/// gRPC status names an abort may use.
-const GRPC_STATUSES: [&str; 17] = [
-    "OK",
-    "CANCELLED",
-    "UNKNOWN",
-    "INVALID_ARGUMENT",
-    "DEADLINE_EXCEEDED",
-    "NOT_FOUND",
-    "ALREADY_EXISTS",
-    "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED",
-    "FAILED_PRECONDITION",
-    "ABORTED",
-    "OUT_OF_RANGE",
-    "UNIMPLEMENTED",
-    "INTERNAL",
-    "UNAVAILABLE",
-    "DATA_LOSS",
-    "UNAUTHENTICATED",
-];
-
 const CORS_METHODS: [&str; 10] = [
     "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "CONNECT", "OPTIONS", "TRACE", "*",
 ];
@@ -180,7 +159,7 @@ fn abort(r: &mut Report, f: &str, a: &HttpFaultAbort) {
         );
     }
     if let Some(s) = &a.grpc_status {
-        if !GRPC_STATUSES.contains(&s.as_str()) {
+        if !crate::types::GRPC_STATUS_NAMES.contains(&s.as_str()) {
             let msg = format!(
                 "gRPC status {s:?} is not supported. See https://github.com/grpc/grpc/blob/master/doc/statuscodes.md for a list of supported codes, for example 'NOT_FOUND'"
             );
