@@ -38,6 +38,8 @@ mod lite;
 mod mastd;
 #[path = "controlplane/phases.rs"]
 mod phases;
+#[path = "controlplane/progress.rs"]
+mod progress;
 #[path = "controlplane/report.rs"]
 mod report;
 
@@ -72,25 +74,48 @@ pub struct Args {
     #[arg(long, default_value_t = 1)]
     pub route_rounds: usize,
     /// How long to wait for all clients after each change, in seconds.
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, default_value_t = 30)]
     pub change_timeout: u64,
+    /// How long to wait for all clients to sync, initially and after the restart, in seconds.
+    #[arg(long, default_value_t = 150)]
+    pub sync_timeout: u64,
     /// Write the config folder (and mastd's log) under this folder and keep it.
     #[arg(long)]
     pub keep: Option<PathBuf>,
 }
 
 /// The whole run may not take longer than this.
-const RUN_LIMIT: Duration = Duration::from_secs(600);
+const RUN_LIMIT: Duration = Duration::from_secs(900);
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    // Returning (rather than dying on a signal) drops every process guard: mastd, the
+    // agents and their Envoys are stopped whatever ends the run.
     runtime.block_on(async {
-        match tokio::time::timeout(RUN_LIMIT, phases::run(args)).await {
-            Ok(result) => result,
-            Err(_) => anyhow::bail!("the benchmark did not finish within {RUN_LIMIT:?}"),
+        tokio::select! {
+            result = tokio::time::timeout(RUN_LIMIT, phases::run(args)) => match result {
+                Ok(result) => result,
+                Err(_) => anyhow::bail!("the benchmark did not finish within {RUN_LIMIT:?}"),
+            },
+            signal = interrupted() => anyhow::bail!("interrupted ({signal})"),
         }
     })
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn interrupted() -> &'static str {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return "SIGINT";
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    }
 }

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use envoy_types::pb::envoy::config::core::v3::Node;
+use envoy_types::pb::google::protobuf::{Struct, Value, value::Kind};
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -249,5 +250,46 @@ impl Fleet {
         for task in self.tasks {
             let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
         }
+    }
+}
+
+/// Client `i`: a ports-mode sidecar `client-i` in namespace `nsMM`, with Istio's metadata.
+pub fn client_node(i: usize, namespaces: usize) -> Node {
+    let ns = format!("ns{:02}", i % namespaces.max(1));
+    let workload = format!("client-{i}");
+    let text = |s: &str| Value {
+        kind: Some(Kind::StringValue(s.to_owned())),
+    };
+    let labels = Struct {
+        fields: [
+            ("app".to_owned(), text(&workload)),
+            ("version".to_owned(), text("v1")),
+        ]
+        .into(),
+    };
+    let outbound = (20_000 + i % 40_000).to_string();
+    let fields = [
+        ("NAMESPACE", text(&ns)),
+        ("WORKLOAD_NAME", text(&workload)),
+        ("SERVICE_ACCOUNT", text("bench-client")),
+        ("CLUSTER_ID", text("Kubernetes")),
+        ("MESH_ID", text("cluster.local")),
+        ("MAST_CAPTURE_MODE", text("ports")),
+        ("MAST_OUTBOUND_PORT", text(&outbound)),
+        (
+            "LABELS",
+            Value {
+                kind: Some(Kind::StructValue(labels)),
+            },
+        ),
+    ];
+    Node {
+        id: format!("sidecar~127.0.0.1~{workload}.{ns}~{ns}.svc.cluster.local"),
+        cluster: format!("{workload}.{ns}"),
+        metadata: Some(Struct {
+            fields: fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+        }),
+        user_agent_name: "mast-controlplane-bench".into(),
+        ..Node::default()
     }
 }

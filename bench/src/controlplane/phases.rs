@@ -4,22 +4,22 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use envoy_types::pb::envoy::config::core::v3::Node;
-use envoy_types::pb::google::protobuf::{Struct, Value, value::Kind};
 use mast_test_support::{TempDir, envoy_binary, free_port};
+use tokio::task::JoinHandle;
 
 use crate::Args;
 use crate::config::{self, MeshShape};
 use crate::envoys::{self, Sidecar};
-use crate::fleet::{Fleet, StreamInfo};
+use crate::fleet::{Fleet, StreamInfo, client_node};
 use crate::mastd::{self, Mastd, ProcStats};
+use crate::progress;
 use crate::report::{self, Distribution, Row};
 
-/// Initial sync of every client.
-const SYNC_TIMEOUT: Duration = Duration::from_secs(180);
 /// mastd startup (listening, first snapshot).
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// Real Envoys reaching ready / SYNCED.
@@ -81,6 +81,8 @@ pub struct Bench {
     pub(crate) rows: Vec<Row>,
     pub(crate) notes: Vec<String>,
     peak_kb: u64,
+    pid: Arc<AtomicU32>,
+    progress: Option<JoinHandle<()>>,
 }
 
 /// Runs every phase and prints the report.
@@ -91,6 +93,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     bench.start_envoys().await?;
     bench.wait_idle(IDLE_TIMEOUT).await;
     bench.endpoint_changes().await?;
+    // The last VirtualService change is not waited out: the restart discards mastd's work.
     bench.route_changes().await?;
     bench.restart().await?;
     bench.finish().await;
@@ -142,6 +145,7 @@ impl Bench {
         )];
         notes.push(format!("mastd log: {}", log.display()));
         let fleet = Fleet::start(mastd.xds, Vec::new(), 0);
+        let pid = mastd.pid();
         Ok(Self {
             args,
             shape,
@@ -156,7 +160,14 @@ impl Bench {
             rows: Vec::new(),
             notes,
             peak_kb: 0,
+            pid: Arc::new(AtomicU32::new(pid)),
+            progress: None,
         })
+    }
+
+    /// The longest wait for every client to (re-)sync.
+    fn sync_timeout(&self) -> Duration {
+        Duration::from_secs(self.args.sync_timeout)
     }
 
     /// mastd's memory and CPU now.
@@ -176,9 +187,14 @@ impl Bench {
             .collect();
         let start = Instant::now();
         self.fleet = Fleet::start(self.mastd.xds, nodes, self.args.services);
+        self.progress = Some(progress::spawn(
+            self.fleet.shared.clone(),
+            self.pid.clone(),
+            self.ticks,
+        ));
         let streams = self
             .fleet
-            .wait_streams(SYNC_TIMEOUT, |_, s| s.complete.is_some())
+            .wait_streams(self.sync_timeout(), |_, s| s.complete.is_some())
             .await;
         let complete: Vec<Option<Instant>> = streams.iter().map(|s| s.complete).collect();
         let dist = Distribution::from_arrivals(start, &complete);
@@ -270,6 +286,7 @@ impl Bench {
             self.mastd.monitoring,
             &self.log,
         )?;
+        self.pid.store(self.mastd.pid(), Ordering::Relaxed);
         let listening = self.mastd.wait_listening(START_TIMEOUT).await?;
         let full = |i: usize, s: &StreamInfo| {
             s.generation > before[i].generation
@@ -277,7 +294,7 @@ impl Bench {
                 && s.clusters == before[i].clusters
         };
         let (streams, snapshot) = tokio::join!(
-            self.fleet.wait_streams(SYNC_TIMEOUT, full),
+            self.fleet.wait_streams(self.sync_timeout(), full),
             self.mastd.wait_services(self.args.services, START_TIMEOUT)
         );
         let done: Vec<Option<Instant>> = streams
@@ -372,49 +389,11 @@ impl Bench {
         for n in &self.notes {
             println!("- {n}");
         }
+        if let Some(p) = self.progress.take() {
+            p.abort();
+        }
         self.fleet.stop().await;
         drop(self.sidecars);
         self.mastd.stop(Duration::from_secs(5));
-    }
-}
-
-/// Client `i`: a ports-mode sidecar `client-i` in namespace `nsMM`, with Istio's metadata.
-pub fn client_node(i: usize, namespaces: usize) -> Node {
-    let ns = format!("ns{:02}", i % namespaces.max(1));
-    let workload = format!("client-{i}");
-    let text = |s: &str| Value {
-        kind: Some(Kind::StringValue(s.to_owned())),
-    };
-    let labels = Struct {
-        fields: [
-            ("app".to_owned(), text(&workload)),
-            ("version".to_owned(), text("v1")),
-        ]
-        .into(),
-    };
-    let outbound = (20_000 + i % 40_000).to_string();
-    let fields = [
-        ("NAMESPACE", text(&ns)),
-        ("WORKLOAD_NAME", text(&workload)),
-        ("SERVICE_ACCOUNT", text("bench-client")),
-        ("CLUSTER_ID", text("Kubernetes")),
-        ("MESH_ID", text("cluster.local")),
-        ("MAST_CAPTURE_MODE", text("ports")),
-        ("MAST_OUTBOUND_PORT", text(&outbound)),
-        (
-            "LABELS",
-            Value {
-                kind: Some(Kind::StructValue(labels)),
-            },
-        ),
-    ];
-    Node {
-        id: format!("sidecar~127.0.0.1~{workload}.{ns}~{ns}.svc.cluster.local"),
-        cluster: format!("{workload}.{ns}"),
-        metadata: Some(Struct {
-            fields: fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
-        }),
-        user_agent_name: "mast-controlplane-bench".into(),
-        ..Node::default()
     }
 }

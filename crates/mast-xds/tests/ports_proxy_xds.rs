@@ -26,6 +26,15 @@ use serde_json::json;
 /// TCP, TLS and HTTP services; a VirtualService splitting TCP connections to `mysql`, one with
 /// only a `destinationSubnets` match (not applicable to tunnels), and a TLS rule by SNI.
 const MESH: &str = r#"
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: any-external, namespace: default}
+spec:
+  hosts: ["*.external.example"]
+  ports: [{name: http, number: 80, protocol: HTTP}]
+  resolution: NONE
+  location: MESH_EXTERNAL
+---
 apiVersion: v1
 kind: Service
 metadata: {name: tcp-echo, namespace: default}
@@ -430,5 +439,22 @@ fn envoy_refuses_a_filter_and_cluster_with_different_dns_caches() {
             assert!(e.contains(&want), "{e}");
             support::remove_kept(label);
         }
+    }
+}
+
+/// A `resolution: NONE` service would be ORIGINAL_DST; on an explicit proxy that is the
+/// listener itself, so its cluster is the dynamic forward proxy instead.
+#[test]
+fn passthrough_services_use_the_forward_proxy_in_ports_mode() {
+    let all = clusters(&mesh(), &client());
+    let c = all
+        .iter()
+        .find(|c| c.name == "outbound|80||*.external.example")
+        .expect("cluster");
+    match &c.cluster_discovery_type {
+        Some(ClusterDiscoveryType::ClusterType(t)) => {
+            assert_eq!(t.name, "envoy.clusters.dynamic_forward_proxy");
+        }
+        other => panic!("expected the dynamic forward proxy, got {other:?}"),
     }
 }

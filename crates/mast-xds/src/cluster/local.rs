@@ -75,20 +75,28 @@ pub(crate) fn inbound_passthrough(proxy: &ProxyNode) -> Cluster {
 /// only if TLS is ever added upstream). `CONNECT` tunnels through it are raw TCP.
 pub(crate) fn forward_proxy() -> Cluster {
     let mut d = Draft::new(forward_proxy::FORWARD_PROXY_CLUSTER, DiscoveryType::Static);
+    make_forward_proxy(&mut d);
+    d.common_http_mut().idle_timeout = Some(pb::seconds(PASSTHROUGH_IDLE_SECS));
+    pool::apply(&mut d, None, None);
+    d.finish()
+}
+
+/// Turns `d` into a dynamic-forward-proxy cluster (the shared DNS cache, CLUSTER_PROVIDED,
+/// `auto_sni` / `auto_san_validation`). On an explicit proxy listener (ports capture) this is
+/// what ORIGINAL_DST means: the original destination of a proxied request is the listener
+/// itself, so the upstream is found from the request's host instead.
+pub(crate) fn make_forward_proxy(d: &mut Draft) {
     d.cluster.cluster_discovery_type = Some(ClusterDiscoveryType::ClusterType(CustomClusterType {
         name: forward_proxy::DFP_CLUSTER_TYPE.into(),
         typed_config: Some(envoy_types::util::pack_any(forward_proxy::cluster_config())),
     }));
     d.cluster.common_lb_config = None;
     d.set_lb(LbPolicy::ClusterProvided);
-    d.common_http_mut().idle_timeout = Some(pb::seconds(PASSTHROUGH_IDLE_SECS));
     d.http_mut().upstream_http_protocol_options = Some(UpstreamHttpProtocolOptions {
         auto_sni: true,
         auto_san_validation: true,
         ..Default::default()
     });
-    pool::apply(&mut d, None, None);
-    d.finish()
 }
 
 fn passthrough_draft(name: &str) -> Draft {

@@ -7,7 +7,9 @@
 //! Discovery type (Istio's `convertResolution`): `Resolution::Static` → EDS (ADS, the cluster
 //! name as service name); `Dns` → STRICT_DNS with the endpoints inline (no cluster when there
 //! are none, as Istio); `Passthrough` → ORIGINAL_DST on sidecars, EDS on gateways; a
-//! `PASSTHROUGH` load balancer turns any of them into ORIGINAL_DST.
+//! `PASSTHROUGH` load balancer turns any of them into ORIGINAL_DST. For a ports-capture
+//! sidecar (an explicit proxy), ORIGINAL_DST becomes the dynamic forward proxy: the original
+//! destination there is the proxy's own listener.
 
 use std::collections::BTreeMap;
 
@@ -160,6 +162,11 @@ pub(crate) fn build(t: &Target<'_>, proxy: &ProxyNode) -> Option<Cluster> {
     pool::apply(&mut d, t.policy.connection_pool, t.policy.retry_budget);
     outlier::apply(&mut d, t.policy.outlier_detection);
     lb::apply(&mut d, t.policy.load_balancer);
+    if d.kind() == Some(DiscoveryType::OriginalDst)
+        && crate::forward_proxy::is_explicit_proxy(proxy)
+    {
+        super::local::make_forward_proxy(&mut d);
+    }
     tls::apply(&mut d, t.policy.tls, proxy);
     tls::apply_proxy_protocol(&mut d, t.policy.proxy_protocol);
     d.cluster.metadata = Some(metadata(t));
