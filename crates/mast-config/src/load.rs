@@ -276,14 +276,14 @@ fn decode(
         reference.namespace.clone_from(&opts.default_namespace);
     }
     let body = match known {
-        None => Body::Unknown(value),
+        None => Body::Unknown(Arc::new(value)),
         Some(k) => decode_body(k, value)
             .map_err(|e| fail(Some(reference.clone()), &e.path(""), e.message))?,
     };
     Ok(Resource {
         api_version,
         kind,
-        meta,
+        meta: Arc::new(meta),
         body,
         origin: origin.clone(),
         lines: lines.clone(),
@@ -312,7 +312,7 @@ fn empty_spec() -> Value {
     Value::Object(Default::default())
 }
 
-fn istio<S: DeserializeOwned>(value: Value) -> Result<Box<S>, SchemaError> {
+fn istio<S: DeserializeOwned>(value: Value) -> Result<Arc<S>, SchemaError> {
     let obj: IstioObject<S> = schema::from_value(value)?;
     let spec = if obj.spec.is_null() {
         empty_spec()
@@ -320,14 +320,14 @@ fn istio<S: DeserializeOwned>(value: Value) -> Result<Box<S>, SchemaError> {
         obj.spec
     };
     schema::from_value(spec)
-        .map(Box::new)
+        .map(Arc::new)
         .map_err(|e| e.under("spec"))
 }
 
-fn kube<T: DeserializeOwned + serde::Serialize>(value: Value) -> Result<Box<T>, SchemaError> {
+fn kube<T: DeserializeOwned + serde::Serialize>(value: Value) -> Result<Arc<T>, SchemaError> {
     let typed: T = schema::from_value(value.clone())?;
     schema::check_no_unknown_fields(&value, &typed)?;
-    Ok(Box::new(typed))
+    Ok(Arc::new(typed))
 }
 
 fn decode_body(kind: Kind, v: Value) -> Result<Body, SchemaError> {

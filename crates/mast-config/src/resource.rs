@@ -115,32 +115,32 @@ impl Kind {
 #[derive(Debug, Clone)]
 #[allow(missing_docs)]
 pub enum Body {
-    VirtualService(Box<VirtualService>),
-    DestinationRule(Box<DestinationRule>),
-    Gateway(Box<Gateway>),
-    ServiceEntry(Box<ServiceEntry>),
-    WorkloadEntry(Box<WorkloadEntry>),
-    Sidecar(Box<Sidecar>),
-    PeerAuthentication(Box<PeerAuthentication>),
-    AuthorizationPolicy(Box<AuthorizationPolicy>),
-    RequestAuthentication(Box<RequestAuthentication>),
-    Namespace(Box<core::Namespace>),
-    Service(Box<core::Service>),
-    Endpoints(Box<core::Endpoints>),
-    Pod(Box<core::Pod>),
-    ConfigMap(Box<core::ConfigMap>),
-    Secret(Box<core::Secret>),
-    Deployment(Box<apps::Deployment>),
-    ReplicaSet(Box<apps::ReplicaSet>),
-    DaemonSet(Box<apps::DaemonSet>),
-    StatefulSet(Box<apps::StatefulSet>),
-    Job(Box<batch::Job>),
-    CronJob(Box<batch::CronJob>),
+    VirtualService(Arc<VirtualService>),
+    DestinationRule(Arc<DestinationRule>),
+    Gateway(Arc<Gateway>),
+    ServiceEntry(Arc<ServiceEntry>),
+    WorkloadEntry(Arc<WorkloadEntry>),
+    Sidecar(Arc<Sidecar>),
+    PeerAuthentication(Arc<PeerAuthentication>),
+    AuthorizationPolicy(Arc<AuthorizationPolicy>),
+    RequestAuthentication(Arc<RequestAuthentication>),
+    Namespace(Arc<core::Namespace>),
+    Service(Arc<core::Service>),
+    Endpoints(Arc<core::Endpoints>),
+    Pod(Arc<core::Pod>),
+    ConfigMap(Arc<core::ConfigMap>),
+    Secret(Arc<core::Secret>),
+    Deployment(Arc<apps::Deployment>),
+    ReplicaSet(Arc<apps::ReplicaSet>),
+    DaemonSet(Arc<apps::DaemonSet>),
+    StatefulSet(Arc<apps::StatefulSet>),
+    Job(Arc<batch::Job>),
+    CronJob(Arc<batch::CronJob>),
     /// A kind Mast does not know, kept as written.
-    Unknown(serde_json::Value),
+    Unknown(Arc<serde_json::Value>),
 }
 
-/// One loaded resource.
+/// One loaded resource. Cloning is cheap: the metadata and the body are shared.
 #[derive(Debug, Clone)]
 pub struct Resource {
     /// `apiVersion` as written.
@@ -148,7 +148,7 @@ pub struct Resource {
     /// `kind` as written.
     pub kind: String,
     /// The metadata; `namespace` is filled with the default for namespaced kinds.
-    pub meta: ObjectMeta,
+    pub meta: Arc<ObjectMeta>,
     /// The typed body.
     pub body: Body,
     /// Where the resource starts.
