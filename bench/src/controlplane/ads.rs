@@ -74,7 +74,13 @@ pub async fn run_client(
         };
         let report = &shared.clients[idx];
         report.errors.fetch_add(1, Ordering::Relaxed);
-        *report.last_error.lock() = format!("{outcome:#}");
+        let message: String = format!("{outcome:#}").chars().take(300).collect();
+        *shared
+            .error_kinds
+            .lock()
+            .entry(message.clone())
+            .or_default() += 1;
+        *report.last_error.lock() = message;
         if report.stream.lock().synced.is_some() {
             backoff.reset();
         }

@@ -2,6 +2,7 @@
 //! state, whether it has seen the change being probed, its errors), the probe itself, and
 //! the bounded waits the benchmark phases use.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -103,6 +104,8 @@ pub struct Shared {
     pub traffic: Traffic,
     /// Clusters a client must hold to count as having the whole mesh.
     pub full_clusters: usize,
+    /// Stream failures by message (the first 300 characters), over all clients.
+    pub error_kinds: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Shared {
@@ -136,6 +139,7 @@ impl Fleet {
             eds_names: Mutex::new(Arc::new(Vec::new())),
             traffic: Traffic::default(),
             full_clusters,
+            error_kinds: Mutex::new(BTreeMap::new()),
         });
         let (stop, stop_rx) = watch::channel(false);
         let tasks = nodes
@@ -215,22 +219,25 @@ impl Fleet {
         }
     }
 
-    /// Stream failures so far, over all clients, and one example message.
-    pub fn errors(&self) -> (u64, String) {
+    /// Stream failures so far, over all clients, and the most frequent messages with their
+    /// counts.
+    pub fn errors(&self) -> (u64, Vec<(String, u64)>) {
         let total = self
             .shared
             .clients
             .iter()
             .map(|c| u64::from(c.errors.load(Ordering::Relaxed)))
             .sum();
-        let example = self
+        let mut kinds: Vec<(String, u64)> = self
             .shared
-            .clients
+            .error_kinds
+            .lock()
             .iter()
-            .map(|c| c.last_error.lock().clone())
-            .find(|e| !e.is_empty())
-            .unwrap_or_default();
-        (total, example)
+            .map(|(k, n)| (k.clone(), *n))
+            .collect();
+        kinds.sort_by_key(|k| std::cmp::Reverse(k.1));
+        kinds.truncate(4);
+        (total, kinds)
     }
 
     /// Responses and resource bytes received per type so far.

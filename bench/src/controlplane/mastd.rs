@@ -8,7 +8,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use mast_test_support::{ProcessGuard, http_get_direct, workspace_root};
+use mast_test_support::{ClientError, HttpRequest, HttpResponse, ProcessGuard, workspace_root};
+
+/// How long a request to mastd's monitoring endpoint may take.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Where `cargo build --release -p mastd` puts the binary.
 pub fn release_binary(name: &str) -> PathBuf {
@@ -162,10 +165,7 @@ impl Mastd {
 
     /// A gauge or counter without labels from `/metrics`.
     pub async fn metric(&self, name: &str) -> Option<f64> {
-        let body = http_get_direct(self.monitoring, "/metrics", &[])
-            .await
-            .ok()?
-            .text();
+        let body = self.get("/metrics").await.ok()?.text();
         body.lines()
             .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
             .and_then(|v| v.trim().parse().ok())
@@ -173,19 +173,31 @@ impl Mastd {
 
     /// GET a monitoring path and parse it as JSON.
     pub async fn json(&self, path: &str) -> anyhow::Result<serde_json::Value> {
-        let response = http_get_direct(self.monitoring, path, &[])
+        let response = self
+            .get(path)
             .await
             .with_context(|| format!("GET {path}"))?;
         serde_json::from_slice(&response.body).with_context(|| format!("GET {path}: not JSON"))
     }
 
-    /// SIGTERM, then SIGKILL after `grace`; returns how long it took to exit.
-    pub fn stop(&mut self, grace: Duration) -> Duration {
+    /// GET a monitoring path, giving up after [`HTTP_TIMEOUT`] (an overloaded mastd may not
+    /// answer in time).
+    async fn get(&self, path: &str) -> Result<HttpResponse, ClientError> {
+        HttpRequest::get(path)
+            .timeout(HTTP_TIMEOUT)
+            .direct(self.monitoring)
+            .await
+    }
+
+    /// SIGTERM, then SIGKILL after `grace`; returns how long it took to end and whether it
+    /// exited by itself.
+    pub fn stop(&mut self, grace: Duration) -> (Duration, bool) {
         let start = Instant::now();
         let _ = self.guard.signal("TERM");
-        if !matches!(self.guard.wait_timeout(grace), Ok(Some(_))) {
+        let exited = matches!(self.guard.wait_timeout(grace), Ok(Some(_)));
+        if !exited {
             self.guard.kill();
         }
-        start.elapsed()
+        (start.elapsed(), exited)
     }
 }

@@ -22,10 +22,12 @@ use crate::report::{self, Distribution, Row};
 
 /// mastd startup (listening, first snapshot).
 const START_TIMEOUT: Duration = Duration::from_secs(60);
-/// Real Envoys reaching ready / SYNCED.
-const ENVOY_TIMEOUT: Duration = Duration::from_secs(60);
+/// Real Envoys reaching SYNCED once ready (and reaching ready, beyond the clients' sync).
+const ENVOY_TIMEOUT: Duration = Duration::from_secs(20);
+/// Real Envoys re-syncing after the restart (after the clients have).
+const RESYNC_TIMEOUT: Duration = Duration::from_secs(20);
 /// Longest wait for mastd to go idle between phases.
-pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The programs the benchmark runs.
 struct Tools {
@@ -83,6 +85,7 @@ pub struct Bench {
     peak_kb: u64,
     pid: Arc<AtomicU32>,
     progress: Option<JoinHandle<()>>,
+    launching: Vec<JoinHandle<anyhow::Result<Sidecar>>>,
 }
 
 /// Runs every phase and prints the report.
@@ -90,7 +93,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let tools = Tools::find(&args)?;
     let mut bench = Bench::prepare(args, tools).await?;
     bench.initial_sync().await?;
-    bench.start_envoys().await?;
+    bench.collect_envoys().await;
     bench.wait_idle(IDLE_TIMEOUT).await;
     bench.endpoint_changes().await?;
     // The last VirtualService change is not waited out: the restart discards mastd's work.
@@ -162,6 +165,7 @@ impl Bench {
             peak_kb: 0,
             pid: Arc::new(AtomicU32::new(pid)),
             progress: None,
+            launching: Vec::new(),
         })
     }
 
@@ -187,6 +191,7 @@ impl Bench {
             .collect();
         let start = Instant::now();
         self.fleet = Fleet::start(self.mastd.xds, nodes, self.args.services);
+        self.launch_envoys();
         self.progress = Some(progress::spawn(
             self.fleet.shared.clone(),
             self.pid.clone(),
@@ -223,30 +228,46 @@ impl Bench {
             self.traffic_note(&[(0, 0); 4])
         ));
         if !dist.complete() {
-            let (errors, example) = self.fleet.errors();
             self.notes.push(format!(
-                "initial sync MISSED for {} clients; stream errors {errors}: {example}",
+                "initial sync MISSED for {} clients",
                 dist.expected - dist.samples.len()
+            ));
+        }
+        let (errors, _) = self.fleet.errors();
+        if errors > 0 {
+            self.notes.push(format!(
+                "initial sync: {errors} client streams failed or could not open (each client then reconnected and was sent everything again)"
             ));
         }
         Ok(())
     }
 
-    /// Starts the real Envoys and waits until mastd shows them SYNCED.
-    async fn start_envoys(&mut self) -> anyhow::Result<()> {
+    /// Starts the real Envoys in the background (they sync alongside the clients).
+    fn launch_envoys(&mut self) {
         let Some(envoy) = self.tools.envoy.clone().filter(|_| self.args.envoys > 0) else {
-            return Ok(());
+            return;
         };
-        let starts: Vec<_> = (0..self.args.envoys)
+        let timeout = self.sync_timeout() + ENVOY_TIMEOUT;
+        self.launching = (0..self.args.envoys)
             .map(|k| {
                 let (agent, envoy, xds) = (self.tools.agent.clone(), envoy.clone(), self.mastd.xds);
-                tokio::spawn(
-                    async move { envoys::start(&agent, &envoy, xds, k, ENVOY_TIMEOUT).await },
-                )
+                tokio::spawn(async move { envoys::start(&agent, &envoy, xds, k, timeout).await })
             })
             .collect();
-        for start in starts {
-            self.sidecars.push(start.await??);
+    }
+
+    /// Waits for the Envoys launched with the clients and until mastd shows them SYNCED.
+    async fn collect_envoys(&mut self) {
+        let mut failures = Vec::new();
+        for start in std::mem::take(&mut self.launching) {
+            match start.await {
+                Ok(Ok(sidecar)) => self.sidecars.push(sidecar),
+                Ok(Err(e)) => failures.push(format!("{e:#}")),
+                Err(e) => failures.push(e.to_string()),
+            }
+        }
+        if self.args.envoys == 0 || self.tools.envoy.is_none() {
+            return;
         }
         let status = envoys::wait_synced(&self.mastd, &self.sidecars, ENVOY_TIMEOUT).await;
         let ready: Vec<String> = self
@@ -254,30 +275,40 @@ impl Bench {
             .iter()
             .map(|s| report::ms(Some(s.ready_after)))
             .collect();
-        let all_synced = status.iter().all(|s| s == "SYNCED/SYNCED/SYNCED/SYNCED");
+        let all_synced =
+            failures.is_empty() && status.iter().all(|s| s == "SYNCED/SYNCED/SYNCED/SYNCED");
         self.rows.push(Row::judged(
             &format!(
-                "{} real Envoys (mast-agent, ports mode) alongside",
-                self.sidecars.len()
+                "{} real Envoys (mast-agent, ports mode), started with the clients",
+                self.args.envoys
             ),
             format!(
-                "agent start → Envoy ready {} ms; CDS/LDS/EDS/RDS {}",
+                "agent start → Envoy ready {} ms; CDS/LDS/EDS/RDS {}{}",
                 ready.join(", "),
-                status.join(", ")
+                status.join(", "),
+                if failures.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {} did not start", failures.len())
+                }
             ),
             "SYNCED",
             Some(all_synced),
         ));
-        Ok(())
+        for f in failures {
+            self.notes.push(format!(
+                "a real Envoy did not start: {}",
+                f.lines().next().unwrap_or("")
+            ));
+        }
     }
 
     /// Stops mastd, starts it again on the same ports, and times the full re-sync.
     async fn restart(&mut self) -> anyhow::Result<()> {
         let before = self.fleet.streams();
-        let old = self.stats();
-        self.peak_kb = self.peak_kb.max(old.hwm_kb);
+        self.peak_kb = self.peak_kb.max(self.stats().hwm_kb);
         let traffic = self.fleet.traffic();
-        let stop_took = self.mastd.stop(Duration::from_secs(10));
+        let (stop_took, exited) = self.mastd.stop(Duration::from_secs(5));
         let stopped = Instant::now();
         self.mastd = Mastd::spawn(
             &self.tools.mastd,
@@ -302,7 +333,42 @@ impl Bench {
             .enumerate()
             .map(|(i, s)| full(i, s).then_some(s.last_ack).flatten())
             .collect();
-        let dist = Distribution::from_arrivals(listening, &done);
+        let partial = streams
+            .iter()
+            .enumerate()
+            .filter(|(i, s)| s.min_clusters.is_some_and(|m| m < before[*i].clusters))
+            .count();
+        let shutdown = format!(
+            "SIGTERM → {} {} ms; exit → listening {} ms; first snapshot {} ms after listening",
+            if exited {
+                "exit"
+            } else {
+                "no exit, SIGKILL after"
+            },
+            report::ms(Some(stop_took)),
+            report::ms(Some(listening - stopped)),
+            report::ms(
+                snapshot
+                    .ok()
+                    .map(|s| s.saturating_duration_since(listening))
+            ),
+        );
+        self.restart_report(listening, &streams, &done, partial, &shutdown, traffic);
+        self.envoys_after_restart(listening).await;
+        Ok(())
+    }
+
+    /// The restart's row and note.
+    fn restart_report(
+        &mut self,
+        listening: Instant,
+        streams: &[StreamInfo],
+        done: &[Option<Instant>],
+        partial: usize,
+        shutdown: &str,
+        traffic: [(u64, u64); 4],
+    ) {
+        let dist = Distribution::from_arrivals(listening, done);
         let last = dist.max();
         let met = dist.complete() && last.is_some_and(|d| d < Duration::from_secs(1));
         self.rows.push(Row::judged(
@@ -313,30 +379,29 @@ impl Bench {
         ));
         let opened: Vec<Option<Instant>> = streams.iter().map(|s| s.opened).collect();
         let reconnect = Distribution::from_arrivals(listening, &opened);
-        let partial = streams
-            .iter()
-            .enumerate()
-            .filter(|(i, s)| s.min_clusters.is_some_and(|m| m < before[*i].clusters))
-            .count();
+        let per_stream = Distribution::from_durations(
+            streams
+                .iter()
+                .zip(done)
+                .filter_map(|(s, d)| Some(d.as_ref()?.saturating_duration_since(s.opened?)))
+                .collect(),
+            streams.len(),
+        );
         self.notes.push(format!(
-            "restart: SIGTERM → exit {} ms; exit → listening {} ms; first snapshot {} ms after listening; streams re-opened (backoff) {}; \
-             {partial} clients were first sent fewer clusters than before (served before the snapshot was built); mastd CPU {:.2} s; {}",
-            report::ms(Some(stop_took)),
-            report::ms(Some(listening - stopped)),
-            report::ms(snapshot.ok().map(|s| s.saturating_duration_since(listening))),
+            "restart: {shutdown}; streams re-opened (clients' backoff) {}; push per client from its stream's re-opening to re-synced {}; \
+             {partial} clients were first sent fewer clusters than before (a partial or empty configuration); mastd CPU {:.2} s; {}",
             reconnect.summary(),
+            per_stream.summary(),
             self.stats().cpu.as_secs_f64(),
             self.traffic_note(&traffic)
         ));
-        self.envoys_after_restart(listening).await;
-        Ok(())
     }
 
     async fn envoys_after_restart(&mut self, listening: Instant) {
         if self.sidecars.is_empty() {
             return;
         }
-        let status = envoys::wait_synced(&self.mastd, &self.sidecars, ENVOY_TIMEOUT).await;
+        let status = envoys::wait_synced(&self.mastd, &self.sidecars, RESYNC_TIMEOUT).await;
         let all = status.iter().all(|s| s == "SYNCED/SYNCED/SYNCED/SYNCED");
         self.rows.push(Row::judged(
             "real Envoys after the restart (Envoy's own reconnect backoff)",
@@ -373,8 +438,12 @@ impl Bench {
             me.cpu.as_secs_f64(),
             report::mib(me.hwm_kb)
         ));
-        let (errors, example) = self.fleet.errors();
-        self.notes.push(format!("client stream ends/errors over the run: {errors} (expected: one per client at the restart){}", if example.is_empty() { String::new() } else { format!("; last: {example}") }));
+        let (errors, kinds) = self.fleet.errors();
+        let kinds: Vec<String> = kinds.iter().map(|(k, n)| format!("{n}× \"{k}\"")).collect();
+        self.notes.push(format!(
+            "client stream failures and refused reconnection attempts over the run: {errors}; most frequent: {}",
+            kinds.join("; ")
+        ));
         println!(
             "\ncontrolplane-bench: {} services × {} endpoints, {} clients, {} real Envoys, {} namespaces, {} CPUs\n",
             self.args.services,

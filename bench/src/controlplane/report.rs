@@ -27,6 +27,12 @@ impl Distribution {
         }
     }
 
+    /// From latencies already measured, out of `expected` clients.
+    pub fn from_durations(mut samples: Vec<Duration>, expected: usize) -> Self {
+        samples.sort_unstable();
+        Self { samples, expected }
+    }
+
     /// Merges several rounds.
     pub fn pooled(parts: &[Distribution]) -> Self {
         let mut samples: Vec<Duration> = parts
