@@ -73,7 +73,7 @@ pub struct Args {
     #[arg(long, default_value_t = 20)]
     pub namespaces: usize,
     /// Endpoint changes measured.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 2)]
     pub rounds: usize,
     /// VirtualService changes measured (each is a full push to every client).
     #[arg(long, default_value_t = 1)]
@@ -82,7 +82,7 @@ pub struct Args {
     #[arg(long, default_value_t = 15)]
     pub change_timeout: u64,
     /// How long to wait for all clients to sync, initially and after the restart, in seconds.
-    #[arg(long, default_value_t = 75)]
+    #[arg(long, default_value_t = 120)]
     pub sync_timeout: u64,
     /// Write the config folder (and mastd's log) under this folder and keep it.
     #[arg(long)]

@@ -1,6 +1,7 @@
 //! The real Envoys of the benchmark: sidecars in ports mode started by `mast-agent`
-//! (through `mast-test-support`'s [`AgentProcess`]), checked SYNCED in mastd's
-//! `/debug/syncz`, and watched through their admin `/stats` to time when they accept a change.
+//! (through `mast-test-support`'s [`AgentProcess`]) alongside the clients, checked SYNCED in
+//! mastd's `/debug/syncz` (after the initial sync and after the restart), and watched through
+//! their admin `/stats` to time when they accept a change.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -11,6 +12,8 @@ use mast_test_support::{AgentProcess, http_get_direct};
 use serde_json::Value;
 
 use crate::mastd::Mastd;
+use crate::phases::Bench;
+use crate::report::{self, Row};
 
 /// A running sidecar.
 pub struct Sidecar {
@@ -60,6 +63,9 @@ pub async fn start(
             envoy.display().to_string(),
             "--concurrency".into(),
             "1".into(),
+            // Ready must mean configured: never go live on the initial-fetch timeout.
+            "--initial-fetch-timeout".into(),
+            "0".into(),
         ];
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let agent = AgentProcess::start(&agent, &args, timeout)
@@ -171,6 +177,93 @@ fn percent_encode(text: &str) -> String {
         }
         s
     })
+}
+
+/// Real Envoys reaching SYNCED once ready (and reaching ready, beyond the clients' sync).
+const ENVOY_TIMEOUT: Duration = Duration::from_secs(20);
+/// Real Envoys re-syncing after the restart (after the clients have).
+const RESYNC_TIMEOUT: Duration = Duration::from_secs(20);
+
+impl Bench {
+    /// Starts the real Envoys in the background (they sync alongside the clients).
+    pub(crate) fn launch_envoys(&mut self) {
+        let Some(envoy) = self.tools.envoy.clone().filter(|_| self.args.envoys > 0) else {
+            return;
+        };
+        let timeout = self.sync_timeout() + ENVOY_TIMEOUT;
+        self.launching = (0..self.args.envoys)
+            .map(|k| {
+                let (agent, envoy, xds) = (self.tools.agent.clone(), envoy.clone(), self.mastd.xds);
+                tokio::spawn(async move { start(&agent, &envoy, xds, k, timeout).await })
+            })
+            .collect();
+    }
+
+    /// Waits for the Envoys launched with the clients and until mastd shows them SYNCED.
+    pub(crate) async fn collect_envoys(&mut self) {
+        let mut failures = Vec::new();
+        for start in std::mem::take(&mut self.launching) {
+            match start.await {
+                Ok(Ok(sidecar)) => self.sidecars.push(sidecar),
+                Ok(Err(e)) => failures.push(format!("{e:#}")),
+                Err(e) => failures.push(e.to_string()),
+            }
+        }
+        if self.args.envoys == 0 || self.tools.envoy.is_none() {
+            return;
+        }
+        let status = wait_synced(&self.mastd, &self.sidecars, ENVOY_TIMEOUT).await;
+        let ready: Vec<String> = self
+            .sidecars
+            .iter()
+            .map(|s| report::ms(Some(s.ready_after)))
+            .collect();
+        let all_synced =
+            failures.is_empty() && status.iter().all(|s| s == "SYNCED/SYNCED/SYNCED/SYNCED");
+        self.rows.push(Row::judged(
+            &format!(
+                "{} real Envoys (mast-agent, ports mode), started with the clients",
+                self.args.envoys
+            ),
+            format!(
+                "agent start → Envoy ready {} ms; CDS/LDS/EDS/RDS {}{}",
+                ready.join(", "),
+                status.join(", "),
+                if failures.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {} did not start", failures.len())
+                }
+            ),
+            "SYNCED",
+            Some(all_synced),
+        ));
+        for f in failures {
+            self.notes.push(format!(
+                "a real Envoy did not start: {}",
+                f.lines().next().unwrap_or("")
+            ));
+        }
+    }
+
+    /// Waits (bounded) until mastd shows the real Envoys SYNCED again after the restart.
+    pub(crate) async fn envoys_after_restart(&mut self, listening: Instant) {
+        if self.sidecars.is_empty() {
+            return;
+        }
+        let status = wait_synced(&self.mastd, &self.sidecars, RESYNC_TIMEOUT).await;
+        let all = status.iter().all(|s| s == "SYNCED/SYNCED/SYNCED/SYNCED");
+        self.rows.push(Row::judged(
+            "real Envoys after the restart (Envoy's own reconnect backoff)",
+            format!(
+                "{} after {} ms",
+                status.join(", "),
+                report::ms(Some(listening.elapsed()))
+            ),
+            "SYNCED",
+            Some(all),
+        ));
+    }
 }
 
 #[cfg(test)]
