@@ -17,9 +17,11 @@
 //! and prints a table beside the targets, then notes on where the time and bytes went.
 //!
 //! Every wait is bounded (`--sync-timeout`, `--change-timeout`, 10 s for mastd to go idle
-//! between rounds, 5 s of SIGTERM grace), so at the defaults a run ends within about five and
-//! a half minutes even when mastd misses every target; a client that did not get there in
-//! time is counted as a miss, never waited for. Progress is printed to stderr every 10 s.
+//! between rounds, 20 s for the Envoys' status, 5 s of SIGTERM grace), so at the defaults a
+//! run ends within about five to six minutes even when mastd misses every target; a client
+//! that did not get there in time is counted as a miss, never waited for. The changes are
+//! measured only once every client finished the initial sync (before that they would measure
+//! mastd's backlog). Progress is printed to stderr every 10 s.
 //!
 //! ```text
 //! cargo build --release -p mastd -p mast-agent
