@@ -99,8 +99,11 @@ pub async fn wait_synced(mastd: &Mastd, sidecars: &[Sidecar], timeout: Duration)
     loop {
         let mut all = Vec::new();
         for s in sidecars {
-            let status = sync_status(mastd, &s.node_id).await.ok().flatten();
-            all.push(status.map_or_else(|| "not connected".to_owned(), |st| st.join("/")));
+            all.push(match sync_status(mastd, &s.node_id).await {
+                Ok(Some(status)) => status.join("/"),
+                Ok(None) => "not connected".to_owned(),
+                Err(_) => "no answer from /debug/syncz".to_owned(),
+            });
         }
         if all.iter().all(|s| s == "SYNCED/SYNCED/SYNCED/SYNCED") || Instant::now() >= deadline {
             return all;
