@@ -94,12 +94,12 @@ impl TypeState {
     fn changes(&self, generated: &Generated) -> (Vec<Resource>, Vec<String>) {
         let mut present = BTreeSet::new();
         let mut resources = Vec::new();
-        for (r, hash) in generated.resources.iter().zip(&generated.hashes) {
+        for (r, hash) in generated.iter() {
             if !self.wants(&r.name) {
                 continue;
             }
             present.insert(r.name.as_str());
-            let version = format_hash(*hash);
+            let version = format_hash(hash);
             if self.client.get(&r.name) != Some(&version) {
                 resources.push(Resource {
                     name: r.name.clone(),
@@ -249,8 +249,8 @@ impl DeltaStream {
 
     async fn on_event(&mut self, event: Arc<PushEvent>) -> Result<(), Gone> {
         let changed_at = event.changed_at;
-        for type_url in self.session.view.advance(event) {
-            self.session.record_generated(&type_url);
+        for type_url in self.session.view.advance(event).await? {
+            self.session.generated(&type_url).await?;
             if self.types.contains_key(&type_url) {
                 self.send(&type_url, Some(changed_at), false).await?;
             }
@@ -266,8 +266,7 @@ impl DeltaStream {
         changed_at: Option<Instant>,
         always: bool,
     ) -> Result<(), Gone> {
-        self.session.record_generated(type_url);
-        let generated = self.session.view.get(type_url).clone();
+        let generated = self.session.generated(type_url).await?;
         let Some(state) = self.types.get_mut(type_url) else {
             return Ok(());
         };

@@ -1,9 +1,10 @@
 //! What the server serves: the [`Generator`] seam between the ADS protocol machinery and
 //! translation. The default, [`MastGenerator`], is `mast_xds::generate` with
-//! `mast_model::diff`; tests and embedders can plug in their own.
+//! `mast_model::diff`, sharing outbound resources between proxies of the same
+//! [`ShareKey`]; tests and embedders can plug in their own.
 
 use mast_model::{Change, MeshSnapshot, ProxyNode};
-use mast_xds::NamedResource;
+use mast_xds::{NamedResource, Part, ShareKey};
 
 /// Produces the resources of one type for one proxy, and says what a snapshot change
 /// touches. Must be pure: equal inputs give equal outputs.
@@ -15,6 +16,30 @@ pub trait Generator: Send + Sync + 'static {
         proxy: &ProxyNode,
         type_url: &str,
     ) -> Vec<NamedResource>;
+
+    /// The key under which `proxy`'s [`Part::Outbound`] resources are shared with other
+    /// proxies, or `None` (the default) when this generator does not share: then
+    /// [`Self::generate`] gives everything and [`Self::generate_part`] is not called.
+    fn share_key(&self, snapshot: &MeshSnapshot, proxy: &ProxyNode) -> Option<ShareKey> {
+        let _ = (snapshot, proxy);
+        None
+    }
+
+    /// One part of the resources of `type_url` (only called when [`Self::share_key`] gives a
+    /// key): the outbound part must be equal for every proxy of the same key; the two parts
+    /// together are what [`Self::generate`] gives.
+    fn generate_part(
+        &self,
+        snapshot: &MeshSnapshot,
+        proxy: &ProxyNode,
+        type_url: &str,
+        part: Part,
+    ) -> Vec<NamedResource> {
+        match part {
+            Part::Outbound => self.generate(snapshot, proxy, type_url),
+            Part::Inbound => Vec::new(),
+        }
+    }
 
     /// What changed from `old` to `new`: [`Change::EndpointsOnly`] re-generates EDS alone,
     /// [`Change::None`] nothing, [`Change::Full`] every type.
@@ -35,5 +60,19 @@ impl Generator for MastGenerator {
         type_url: &str,
     ) -> Vec<NamedResource> {
         mast_xds::generate(snapshot, proxy, type_url)
+    }
+
+    fn share_key(&self, snapshot: &MeshSnapshot, proxy: &ProxyNode) -> Option<ShareKey> {
+        Some(ShareKey::of(snapshot, proxy))
+    }
+
+    fn generate_part(
+        &self,
+        snapshot: &MeshSnapshot,
+        proxy: &ProxyNode,
+        type_url: &str,
+        part: Part,
+    ) -> Vec<NamedResource> {
+        mast_xds::generate_part(snapshot, proxy, type_url, part)
     }
 }

@@ -23,6 +23,7 @@ mod metrics;
 mod node;
 mod push;
 mod service;
+mod share;
 mod sotw;
 mod status;
 mod version;

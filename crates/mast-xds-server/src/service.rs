@@ -21,8 +21,9 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::generator::Generator;
 use crate::metrics::{ConnectedGuard, Metrics};
 use crate::push::{Debounce, PushEvent, run_pusher};
+use crate::share::Generation;
 use crate::status::{ConnGuard, Registry, XdsProtocol};
-use crate::view::ProxyView;
+use crate::view::{Generated, ProxyView};
 
 /// Responses buffered per stream before the stream task waits for the proxy to read.
 const STREAM_BUFFER: usize = 16;
@@ -45,7 +46,7 @@ pub(crate) struct Core {
     events: Arc<watch::Sender<Arc<PushEvent>>>,
     closing: watch::Sender<bool>,
     pusher: Mutex<Option<PusherStart>>,
-    generator: Mutex<Option<Arc<dyn Generator>>>,
+    generation: Mutex<Option<Arc<Generation>>>,
 }
 
 impl Core {
@@ -59,7 +60,7 @@ impl Core {
             events: Arc::new(events),
             closing,
             pusher: Mutex::new(None),
-            generator: Mutex::new(None),
+            generation: Mutex::new(None),
         }
     }
 
@@ -70,9 +71,9 @@ impl Core {
         generator: Arc<dyn Generator>,
         debounce: Debounce,
     ) {
-        let mut current = self.generator.lock();
+        let mut current = self.generation.lock();
         if current.is_none() {
-            *current = Some(generator.clone());
+            *current = Some(Arc::new(Generation::new(generator.clone())));
             *self.pusher.lock() = Some(PusherStart {
                 snapshots,
                 generator,
@@ -105,7 +106,7 @@ impl Core {
 
     fn stream_ctx(&self) -> Option<StreamCtx> {
         Some(StreamCtx {
-            generator: self.generator.lock().clone()?,
+            generation: self.generation.lock().clone()?,
             events: self.events.subscribe(),
             closing: self.closing.subscribe(),
             registry: self.registry.clone(),
@@ -175,7 +176,7 @@ impl AggregatedDiscoveryService for AdsService {
 
 /// What a stream task starts with.
 pub(crate) struct StreamCtx {
-    generator: Arc<dyn Generator>,
+    generation: Arc<Generation>,
     events: watch::Receiver<Arc<PushEvent>>,
     closing: watch::Receiver<bool>,
     registry: Arc<Registry>,
@@ -204,7 +205,7 @@ impl Session {
         let conn = ctx.registry.open(&proxy.id, summary, protocol);
         tracing::info!(node = %proxy.id, ?protocol, "proxy connected");
         Ok(Self {
-            view: ProxyView::new(proxy, ctx.generator, event),
+            view: ProxyView::new(proxy, ctx.generation, event),
             conn,
             _connected: ctx.metrics.connected(),
             metrics: ctx.metrics,
@@ -218,10 +219,12 @@ impl Session {
         &self.view.proxy().id
     }
 
-    /// Records the resources last generated for `type_url` in the config dump.
-    pub(crate) fn record_generated(&mut self, type_url: &str) {
-        let resources = self.view.get(type_url).resources.clone();
-        self.conn.update(|r| r.generated(type_url, resources));
+    /// The resources of `type_url` (generated if needed), recorded for the config dump.
+    pub(crate) async fn generated(&mut self, type_url: &str) -> Result<Arc<Generated>, Gone> {
+        let generated = self.view.get(type_url).await?;
+        let recorded = generated.clone();
+        self.conn.update(|r| r.generated(type_url, recorded));
+        Ok(generated)
     }
 }
 

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
+use envoy_types::pb::google::protobuf::Any;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tonic::{Status, Streaming};
@@ -16,7 +17,7 @@ use crate::service::{
     Gone, Session, Step, StreamCtx, control_plane, first_request, next_nonce, next_step,
 };
 use crate::status::{XdsProtocol, short_type_name};
-use crate::view::digest;
+use crate::view::{Generated, digest};
 
 type Tx = mpsc::Sender<Result<DiscoveryResponse, Status>>;
 
@@ -25,9 +26,13 @@ type Tx = mpsc::Sender<Result<DiscoveryResponse, Status>>;
 struct Sent {
     nonce: String,
     version: String,
-    digest: u64,
+    /// Digest of the subscribed resources, for a full response (an incremental one leaves it
+    /// unknown).
+    digest: Option<u64>,
     /// Set when the response was a push caused by a snapshot change (for push latency).
     changed_at: Option<Instant>,
+    /// What the proxy holds after this response (for incremental pushes).
+    held: Option<Arc<Generated>>,
 }
 
 /// One type on one stream.
@@ -123,6 +128,9 @@ impl SotwStream {
         if let Some(error) = &req.error_detail {
             let (version, nonce) = (sent.version.clone(), sent.nonce.clone());
             sent.changed_at = None;
+            // The proxy kept its previous config: the next push must be complete.
+            sent.held = None;
+            sent.digest = None;
             self.nack(&type_url, &version, &nonce, &error.message);
             return Ok(());
         }
@@ -158,8 +166,8 @@ impl SotwStream {
 
     async fn on_event(&mut self, event: Arc<PushEvent>) -> Result<(), Gone> {
         let changed_at = event.changed_at;
-        for type_url in self.session.view.advance(event) {
-            self.session.record_generated(&type_url);
+        for type_url in self.session.view.advance(event).await? {
+            self.session.generated(&type_url).await?;
             if self.types.get(&type_url).is_some_and(|s| s.sent.is_some()) {
                 self.push(&type_url, changed_at).await?;
             }
@@ -168,41 +176,64 @@ impl SotwStream {
     }
 
     /// Pushes `type_url` if what the proxy subscribes to differs from what it was last sent.
+    /// Endpoints and route tables (which Envoy asks for by name) are sent incrementally, as
+    /// the xDS protocol allows and istiod does: only the subscribed resources that changed.
     async fn push(&mut self, type_url: &str, changed_at: Instant) -> Result<(), Gone> {
-        let generated = self.session.view.get(type_url);
+        let generated = self.session.generated(type_url).await?;
         let Some(state) = self.types.get(type_url) else {
             return Ok(());
         };
-        let selected = generated
-            .resources
-            .iter()
-            .zip(&generated.hashes)
-            .filter(|(r, _)| state.wants(&r.name));
-        if state
-            .sent
-            .as_ref()
-            .is_some_and(|s| s.digest == digest(selected))
-        {
-            return Ok(());
+        match incremental_update(type_url, state, &generated) {
+            Some(resources) if resources.is_empty() => {
+                if let Some(sent) = self.types.get_mut(type_url).and_then(|s| s.sent.as_mut()) {
+                    sent.held = Some(generated);
+                }
+                Ok(())
+            }
+            Some(resources) => {
+                self.send(type_url, &generated, resources, Some(changed_at), false)
+                    .await
+            }
+            None if state
+                .sent
+                .as_ref()
+                .is_some_and(|s| s.digest == Some(selected_digest(state, &generated))) =>
+            {
+                Ok(())
+            }
+            None => self.respond(type_url, Some(changed_at)).await,
         }
-        self.respond(type_url, Some(changed_at)).await
     }
 
     /// Sends every subscribed resource of `type_url`.
     async fn respond(&mut self, type_url: &str, changed_at: Option<Instant>) -> Result<(), Gone> {
-        self.session.record_generated(type_url);
-        let generated = self.session.view.get(type_url).clone();
+        let generated = self.session.generated(type_url).await?;
         let state = self.types.entry(type_url.to_owned()).or_default();
-        let selected: Vec<_> = generated
-            .resources
+        let resources: Vec<_> = generated
             .iter()
-            .zip(&generated.hashes)
             .filter(|(r, _)| state.wants(&r.name))
+            .map(|(r, _)| r.resource.clone())
             .collect();
+        self.send(type_url, &generated, resources, changed_at, true)
+            .await
+    }
+
+    /// Sends `resources` as the response for `type_url` at `generated`, which the proxy
+    /// then holds.
+    async fn send(
+        &mut self,
+        type_url: &str,
+        generated: &Arc<Generated>,
+        resources: Vec<Any>,
+        changed_at: Option<Instant>,
+        full: bool,
+    ) -> Result<(), Gone> {
+        let state = self.types.entry(type_url.to_owned()).or_default();
         let nonce = next_nonce();
+        let count = resources.len();
         let response = DiscoveryResponse {
             version_info: generated.version.clone(),
-            resources: selected.iter().map(|(r, _)| r.resource.clone()).collect(),
+            resources,
             type_url: type_url.to_owned(),
             nonce: nonce.clone(),
             control_plane: control_plane(),
@@ -211,14 +242,56 @@ impl SotwStream {
         state.sent = Some(Sent {
             nonce: nonce.clone(),
             version: generated.version.clone(),
-            digest: digest(selected.into_iter()),
+            digest: full.then(|| selected_digest(state, generated)),
             changed_at,
+            held: Some(generated.clone()),
         });
-        tracing::debug!(r#type = short_type_name(type_url), version = %generated.version, %nonce, resources = response.resources.len(), "sending");
+        tracing::debug!(r#type = short_type_name(type_url), version = %generated.version, %nonce, resources = count, "sending");
         self.session
             .conn
             .update(|r| r.sent(type_url, &generated.version, &nonce));
         self.session.metrics.pushed(type_url);
         self.tx.send(Ok(response)).await.map_err(|_| Gone)
     }
+}
+
+/// Whether a response of `type_url` may carry only the changed resources (in SotW every
+/// type but listeners and clusters).
+fn incremental(type_url: &str) -> bool {
+    type_url != mast_xds::CLUSTER_TYPE && type_url != mast_xds::LISTENER_TYPE
+}
+
+/// The subscribed resources of `generated` that the proxy lacks, when `type_url` may be
+/// pushed incrementally and the proxy holds an earlier generation with nothing since removed;
+/// `None` when a full response is needed.
+fn incremental_update(
+    type_url: &str,
+    state: &TypeState,
+    generated: &Generated,
+) -> Option<Vec<Any>> {
+    if !incremental(type_url) {
+        return None;
+    }
+    let held = state.sent.as_ref()?.held.as_ref()?;
+    let changes = generated.changes_since(held);
+    (!changes.removed).then(|| {
+        changes
+            .resources
+            .into_iter()
+            .filter(|(r, _)| state.wants(&r.name))
+            .map(|(r, _)| r.resource.clone())
+            .collect()
+    })
+}
+
+/// The digest of what `state` subscribes to in `generated`.
+fn selected_digest(state: &TypeState, generated: &Generated) -> u64 {
+    if state.wildcard {
+        return generated.digest;
+    }
+    let selected: Vec<_> = generated
+        .iter()
+        .filter(|(r, _)| state.wants(&r.name))
+        .collect();
+    digest(selected.iter().map(|(r, h)| (*r, h)))
 }

@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use mast_xds::NamedResource;
+
+use crate::view::Generated;
 use parking_lot::Mutex;
 use serde::{Serialize, Serializer};
 
@@ -174,7 +176,7 @@ fn unix_millis<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
 #[derive(Debug)]
 pub(crate) struct ConnRecord {
     status: ProxyStatus,
-    dump: BTreeMap<String, Arc<[NamedResource]>>,
+    dump: BTreeMap<String, Arc<Generated>>,
 }
 
 impl ConnRecord {
@@ -207,7 +209,7 @@ impl ConnRecord {
     }
 
     /// Records the resources last generated for a type.
-    pub(crate) fn generated(&mut self, type_url: &str, resources: Arc<[NamedResource]>) {
+    pub(crate) fn generated(&mut self, type_url: &str, resources: Arc<Generated>) {
         self.dump.insert(type_url.to_owned(), resources);
     }
 

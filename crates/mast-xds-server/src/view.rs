@@ -1,45 +1,234 @@
 //! One stream's view of the mesh: the resources generated for its proxy per type, with
 //! their versions and content hashes, regenerated only when a [`PushEvent`] touches a type.
 //! Shared by the state-of-the-world and delta streams.
+//!
+//! A type's resources are a [`Generated`]: a part shared with every proxy of the same
+//! [`mast_xds::ShareKey`] (generated once, see [`crate::share`]) and the proxy's own part.
+//! Parts are immutable and reference counted, so a thousand proxies of one namespace hold
+//! one copy of their outbound configuration.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use mast_model::ProxyNode;
-use mast_xds::NamedResource;
+use mast_xds::{NamedResource, ShareKey};
 
-use crate::generator::Generator;
 use crate::push::PushEvent;
+use crate::service::Gone;
+use crate::share::Generation;
 use crate::version::{Fnv, resource_hash};
 
-/// The resources of one type as last generated for this proxy.
+/// What changed in a part since the part it replaced.
 #[derive(Debug, Clone)]
-pub(crate) struct Generated {
-    /// The type version: the snapshot version at which this content last changed.
-    pub version: String,
-    /// Sorted by name.
-    pub resources: Arc<[NamedResource]>,
-    /// Content hash of each resource, parallel to `resources`.
-    pub hashes: Vec<u64>,
-    /// Hash of the whole set.
-    pub digest: u64,
+pub(crate) struct PartDiff {
+    /// The [`Part::id`] of the replaced part.
+    pub from: u64,
+    /// Indexes of resources that are new or whose content changed.
+    pub changed: Vec<usize>,
+    /// Whether some resource of the replaced part is gone.
+    pub removed: bool,
 }
 
-impl Generated {
-    fn new(mut resources: Vec<NamedResource>, version: String) -> Self {
+/// Resources sorted and unique by name, with their content hashes.
+#[derive(Debug)]
+pub(crate) struct Part {
+    /// Unique per part in this process.
+    pub id: u64,
+    /// Sorted by name, unique.
+    pub resources: Vec<NamedResource>,
+    /// Content hash of each resource, parallel to `resources`.
+    pub hashes: Vec<u64>,
+    /// Hash of the whole part.
+    pub digest: u64,
+    /// What changed since the part this one replaced, when known.
+    pub since: Option<PartDiff>,
+}
+
+impl Part {
+    /// Sorts (first of each name wins) and hashes `resources`.
+    pub(crate) fn new(mut resources: Vec<NamedResource>) -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
         resources.sort_by(|a, b| a.name.cmp(&b.name));
-        resources.dedup_by(|a, b| a.name == b.name);
+        resources.dedup_by(|later, earlier| later.name == earlier.name);
         let hashes: Vec<u64> = resources
             .iter()
             .map(|r| resource_hash(&r.resource))
             .collect();
         let digest = digest(resources.iter().zip(&hashes));
         Self {
-            version,
-            resources: resources.into(),
+            id: NEXT.fetch_add(1, Ordering::Relaxed),
+            resources,
             hashes,
             digest,
+            since: None,
         }
+    }
+
+    /// Records what changed since `prev` (both sorted by name).
+    pub(crate) fn diff_from(&mut self, prev: &Part) {
+        let (mut i, mut j) = (0, 0);
+        let mut changed = Vec::new();
+        let mut removed = false;
+        while i < self.resources.len() {
+            match prev.resources.get(j) {
+                Some(p) if p.name < self.resources[i].name => {
+                    removed = true;
+                    j += 1;
+                }
+                Some(p) if p.name == self.resources[i].name => {
+                    if prev.hashes[j] != self.hashes[i] {
+                        changed.push(i);
+                    }
+                    i += 1;
+                    j += 1;
+                }
+                _ => {
+                    changed.push(i);
+                    i += 1;
+                }
+            }
+        }
+        removed |= j < prev.resources.len();
+        self.since = Some(PartDiff {
+            from: prev.id,
+            changed,
+            removed,
+        });
+    }
+
+    /// The content hash of the resource named `name`.
+    fn hash_of(&self, name: &str) -> Option<u64> {
+        self.resources
+            .binary_search_by(|r| r.name.as_str().cmp(name))
+            .ok()
+            .map(|i| self.hashes[i])
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&NamedResource, u64)> {
+        self.resources.iter().zip(self.hashes.iter().copied())
+    }
+}
+
+/// The resources of one type as last generated for this proxy: the shared part, then the
+/// proxy's own resources (those whose names the shared part lacks).
+#[derive(Debug, Clone)]
+pub(crate) struct Generated {
+    /// The type version: the snapshot version at which this content last changed.
+    pub version: String,
+    shared: Option<Arc<Part>>,
+    own: Arc<Part>,
+    /// Hash of the whole set.
+    pub digest: u64,
+}
+
+/// What a proxy holding one [`Generated`] lacks of another.
+pub(crate) struct Changes<'a> {
+    /// New or changed resources with their hashes.
+    pub resources: Vec<(&'a NamedResource, u64)>,
+    /// Whether some resource held is gone.
+    pub removed: bool,
+}
+
+impl Generated {
+    /// Combines a shared part and the proxy's own part.
+    pub(crate) fn new(version: String, shared: Option<Arc<Part>>, own: Part) -> Self {
+        let own = match &shared {
+            Some(s) if own.resources.iter().any(|r| s.hash_of(&r.name).is_some()) => {
+                let kept = own
+                    .resources
+                    .into_iter()
+                    .filter(|r| s.hash_of(&r.name).is_none())
+                    .collect();
+                Part::new(kept)
+            }
+            _ => own,
+        };
+        let mut h = Fnv::new();
+        h.write_u64(shared.as_ref().map_or(0, |s| s.digest))
+            .write_u64(own.digest);
+        Self {
+            version,
+            digest: h.finish(),
+            shared,
+            own: Arc::new(own),
+        }
+    }
+
+    /// Every resource with its content hash: shared first, then own, each sorted by name.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&NamedResource, u64)> {
+        self.shared
+            .iter()
+            .flat_map(|s| s.iter())
+            .chain(self.own.iter())
+    }
+
+    /// How many resources there are.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.shared.as_ref().map_or(0, |s| s.resources.len()) + self.own.resources.len()
+    }
+
+    /// The content hash of the resource named `name`.
+    pub(crate) fn hash_of(&self, name: &str) -> Option<u64> {
+        self.shared
+            .as_ref()
+            .and_then(|s| s.hash_of(name))
+            .or_else(|| self.own.hash_of(name))
+    }
+
+    /// A copy of every resource (for the config dump).
+    pub(crate) fn to_vec(&self) -> Vec<NamedResource> {
+        self.iter().map(|(r, _)| r.clone()).collect()
+    }
+
+    /// What a proxy that holds `held` lacks of `self`: resources new or changed since, and
+    /// whether some are gone. Uses the shared part's recorded diff when `held` has its
+    /// predecessor, so a thousand proxies do not compare thousands of resources each.
+    pub(crate) fn changes_since<'a>(&'a self, held: &Generated) -> Changes<'a> {
+        let mut out = Changes {
+            resources: Vec::new(),
+            removed: false,
+        };
+        match (&self.shared, &held.shared) {
+            (Some(new), Some(old)) if Arc::ptr_eq(new, old) => {}
+            (Some(new), Some(old)) if new.since.as_ref().is_some_and(|d| d.from == old.id) => {
+                if let Some(d) = &new.since {
+                    out.removed |= d.removed;
+                    out.resources.extend(
+                        d.changed
+                            .iter()
+                            .map(|i| (&new.resources[*i], new.hashes[*i])),
+                    );
+                }
+            }
+            (Some(new), old) => {
+                out.resources.extend(
+                    new.iter()
+                        .filter(|(r, h)| held.hash_of(&r.name) != Some(*h)),
+                );
+                out.removed |= old
+                    .iter()
+                    .flat_map(|o| o.resources.iter())
+                    .any(|r| self.hash_of(&r.name).is_none());
+            }
+            (None, old) => {
+                out.removed |= old.as_ref().is_some_and(|o| !o.resources.is_empty());
+            }
+        }
+        if !Arc::ptr_eq(&self.own, &held.own) {
+            out.resources.extend(
+                self.own
+                    .iter()
+                    .filter(|(r, h)| held.hash_of(&r.name) != Some(*h)),
+            );
+            out.removed |= held
+                .own
+                .resources
+                .iter()
+                .any(|r| self.hash_of(&r.name).is_none());
+        }
+        out
     }
 }
 
@@ -54,23 +243,26 @@ pub(crate) fn digest<'a>(entries: impl Iterator<Item = (&'a NamedResource, &'a u
 
 /// Generated resources per type for one proxy.
 pub(crate) struct ProxyView {
-    proxy: ProxyNode,
-    generator: Arc<dyn Generator>,
+    proxy: Arc<ProxyNode>,
+    generation: Arc<Generation>,
     event: Arc<PushEvent>,
-    types: BTreeMap<String, Generated>,
+    key: Option<ShareKey>,
+    types: BTreeMap<String, Arc<Generated>>,
 }
 
 impl ProxyView {
     /// A view starting at `event`; nothing is generated until asked for.
     pub(crate) fn new(
         proxy: ProxyNode,
-        generator: Arc<dyn Generator>,
+        generation: Arc<Generation>,
         event: Arc<PushEvent>,
     ) -> Self {
+        let key = generation.share_key(&event.snapshot, &proxy);
         Self {
-            proxy,
-            generator,
+            proxy: Arc::new(proxy),
+            generation,
             event,
+            key,
             types: BTreeMap::new(),
         }
     }
@@ -81,35 +273,47 @@ impl ProxyView {
     }
 
     /// The resources of `type_url`, generated now if never asked for before.
-    pub(crate) fn get(&mut self, type_url: &str) -> &Generated {
-        let (event, generator, proxy) = (&self.event, &self.generator, &self.proxy);
-        self.types.entry(type_url.to_owned()).or_insert_with(|| {
-            let resources = generator.generate(&event.snapshot, proxy, type_url);
-            Generated::new(resources, event.type_version(type_url))
-        })
+    pub(crate) async fn get(&mut self, type_url: &str) -> Result<Arc<Generated>, Gone> {
+        if let Some(g) = self.types.get(type_url) {
+            return Ok(g.clone());
+        }
+        let g = Arc::new(self.generate(type_url).await?);
+        self.types.insert(type_url.to_owned(), g.clone());
+        Ok(g)
+    }
+
+    async fn generate(&self, type_url: &str) -> Result<Generated, Gone> {
+        self.generation
+            .generate(&self.event, &self.proxy, self.key.as_ref(), type_url)
+            .await
     }
 
     /// Moves to `event`, regenerating the types it touches. Returns the types whose content
     /// changed, in push order (CDS, EDS, LDS, RDS, then any other type by name).
-    pub(crate) fn advance(&mut self, event: Arc<PushEvent>) -> Vec<String> {
+    pub(crate) async fn advance(&mut self, event: Arc<PushEvent>) -> Result<Vec<String>, Gone> {
         let seen = self.event.seq;
+        self.key = self.generation.share_key(&event.snapshot, &self.proxy);
+        self.event = event;
         let mut changed = Vec::new();
-        for (type_url, current) in &mut self.types {
-            if !event.touches(type_url, seen) {
-                continue;
-            }
-            let resources = self
-                .generator
-                .generate(&event.snapshot, &self.proxy, type_url);
-            let fresh = Generated::new(resources, event.type_version(type_url));
-            if fresh.digest != current.digest {
-                *current = fresh;
-                changed.push(type_url.clone());
+        let touched: Vec<String> = self
+            .types
+            .keys()
+            .filter(|t| self.event.touches(t, seen))
+            .cloned()
+            .collect();
+        for type_url in touched {
+            let fresh = self.generate(&type_url).await?;
+            let differs = self
+                .types
+                .get(&type_url)
+                .is_none_or(|current| current.digest != fresh.digest);
+            if differs {
+                self.types.insert(type_url.clone(), Arc::new(fresh));
+                changed.push(type_url);
             }
         }
-        self.event = event;
         changed.sort_by_key(|t| push_rank(t));
-        changed
+        Ok(changed)
     }
 }
 
@@ -120,4 +324,57 @@ pub(crate) fn push_rank(type_url: &str) -> (usize, String) {
         .position(|t| *t == type_url)
         .unwrap_or(mast_xds::PUSH_ORDER.len());
     (rank, type_url.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use envoy_types::pb::google::protobuf::Any;
+
+    fn res(name: &str, value: u8) -> NamedResource {
+        NamedResource {
+            name: name.into(),
+            resource: Any {
+                type_url: "t".into(),
+                value: vec![value],
+            },
+        }
+    }
+
+    fn names(c: &Changes<'_>) -> Vec<String> {
+        let mut v: Vec<String> = c.resources.iter().map(|(r, _)| r.name.clone()).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn changes_use_the_recorded_diff_or_compare() {
+        let old = Arc::new(Part::new(vec![res("a", 1), res("b", 1), res("c", 1)]));
+        let mut new = Part::new(vec![res("a", 1), res("b", 2), res("d", 1)]);
+        new.diff_from(&old);
+        let d = new.since.clone().unwrap();
+        assert_eq!(d.changed, vec![1, 2]);
+        assert!(d.removed);
+        let new = Arc::new(new);
+        let held = Generated::new("1".into(), Some(old.clone()), Part::new(vec![res("x", 1)]));
+        let now = Generated::new(
+            "2".into(),
+            Some(new.clone()),
+            Part::new(vec![res("x", 2), res("a", 9)]),
+        );
+        // "a" of the own part is shadowed by the shared one.
+        assert_eq!(now.len(), 4);
+        let c = now.changes_since(&held);
+        assert_eq!(names(&c), ["b", "d", "x"]);
+        assert!(c.removed);
+        // Without the recorded diff (a part not derived from the held one): same answer.
+        let unrelated = Arc::new(Part::new(vec![res("a", 1), res("b", 2), res("d", 1)]));
+        let now2 = Generated::new("2".into(), Some(unrelated), Part::new(vec![res("x", 2)]));
+        let c = now2.changes_since(&held);
+        assert_eq!(names(&c), ["b", "d", "x"]);
+        assert!(c.removed);
+        // The same parts: nothing.
+        let c = held.changes_since(&held.clone());
+        assert!(c.resources.is_empty() && !c.removed);
+    }
 }

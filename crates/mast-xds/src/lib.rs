@@ -12,6 +12,9 @@ pub mod forward_proxy;
 pub mod listener;
 pub mod names;
 pub mod route;
+pub mod share;
+
+pub use share::{Part, ShareKey};
 
 use envoy_types::pb::google::protobuf::Any;
 use mast_model::{MeshSnapshot, ProxyNode};
@@ -37,6 +40,27 @@ pub struct NamedResource {
     pub name: String,
     /// The message, packed.
     pub resource: Any,
+}
+
+/// Generates one [`Part`] of the resources of `type_url` for `proxy`; an unknown type gives
+/// nothing. The outbound part is the same for every proxy with the same [`ShareKey`]; the
+/// two parts together are [`generate`]'s output (on a name clash, the outbound one wins).
+pub fn generate_part(
+    snapshot: &MeshSnapshot,
+    proxy: &ProxyNode,
+    type_url: &str,
+    part: Part,
+) -> Vec<NamedResource> {
+    match (type_url, part) {
+        (CLUSTER_TYPE, _) => pack(cluster::clusters_part(snapshot, proxy, part), |c| {
+            c.name.clone()
+        }),
+        (LISTENER_TYPE, _) => pack(listener::listeners_part(snapshot, proxy, part), |l| {
+            l.name.clone()
+        }),
+        (ENDPOINT_TYPE | ROUTE_TYPE, Part::Outbound) => generate(snapshot, proxy, type_url),
+        _ => Vec::new(),
+    }
 }
 
 /// Generates every resource of `type_url` for `proxy`; an unknown type gives nothing.

@@ -137,6 +137,15 @@ impl MeshSnapshot {
         self.services.iter().map(AsRef::as_ref)
     }
 
+    /// The services that have an endpoint at `address`.
+    pub fn services_with_endpoint_at(&self, address: &str) -> impl Iterator<Item = &Service> {
+        self.by_endpoint_ip
+            .get(address)
+            .into_iter()
+            .flatten()
+            .filter_map(|i| self.services.get(*i).map(AsRef::as_ref))
+    }
+
     /// The service with exactly this (fully qualified) host.
     pub fn service(&self, host: &Hostname) -> Option<&Service> {
         self.by_host.get(host).map(|i| self.services[*i].as_ref())

@@ -10,4 +10,5 @@ mod debounce;
 mod delta;
 mod envoy;
 mod resources;
+mod share;
 mod sotw;

@@ -29,24 +29,41 @@ use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use mast_model::{MeshSnapshot, NodeType, ProxyNode};
 
 use crate::forward_proxy;
+use crate::share::Part;
 
 pub(crate) use outbound::{Discovery, targets as outbound_targets};
 
 /// Every `Cluster` for `proxy`, sorted by name; when two would share a name, the first
 /// generated wins (outbound before the catch-alls before inbound).
 pub fn clusters(snapshot: &MeshSnapshot, proxy: &ProxyNode) -> Vec<Cluster> {
-    let mut all: Vec<Cluster> = outbound_targets(snapshot, proxy)
-        .iter()
-        .filter_map(|t| outbound::build(t, proxy))
-        .collect();
-    all.push(local::blackhole());
-    all.push(local::passthrough());
-    if forward_proxy::enabled(proxy, snapshot.outbound_policy(proxy)) {
-        all.push(local::forward_proxy());
-    }
-    if proxy.node_type == NodeType::Sidecar {
-        all.extend(local::inbound(snapshot, proxy));
-        all.push(local::inbound_passthrough(proxy));
+    let mut all = clusters_part(snapshot, proxy, Part::Outbound);
+    all.extend(clusters_part(snapshot, proxy, Part::Inbound));
+    sorted_unique(all, |c| c.name.as_str())
+}
+
+/// One [`Part`] of [`clusters`], sorted by name: outbound clusters and the catch-alls, or
+/// the inbound clusters.
+pub fn clusters_part(snapshot: &MeshSnapshot, proxy: &ProxyNode, part: Part) -> Vec<Cluster> {
+    let mut all: Vec<Cluster> = Vec::new();
+    match part {
+        Part::Outbound => {
+            all.extend(
+                outbound_targets(snapshot, proxy)
+                    .iter()
+                    .filter_map(|t| outbound::build(t, proxy)),
+            );
+            all.push(local::blackhole());
+            all.push(local::passthrough());
+            if forward_proxy::enabled(proxy, snapshot.outbound_policy(proxy)) {
+                all.push(local::forward_proxy());
+            }
+        }
+        Part::Inbound => {
+            if proxy.node_type == NodeType::Sidecar {
+                all.extend(local::inbound(snapshot, proxy));
+                all.push(local::inbound_passthrough(proxy));
+            }
+        }
     }
     sorted_unique(all, |c| c.name.as_str())
 }

@@ -34,6 +34,8 @@ use std::collections::HashMap;
 use envoy_types::pb::envoy::config::listener::v3::Listener;
 use mast_config::networking::VirtualService;
 use mast_core::Hostname;
+
+use crate::share::Part;
 use mast_model::{
     CaptureMode, Config, InboundPort, MeshSnapshot, NodeType, OutboundPolicy, ProxyNode, Service,
 };
@@ -50,19 +52,38 @@ pub const RESERVED_PORTS: [u16; 6] = [15000, 15001, 15006, 15020, 15021, 15090];
 
 /// Every `Listener` for `proxy`, sorted by name.
 pub fn listeners(snapshot: &MeshSnapshot, proxy: &ProxyNode) -> Vec<Listener> {
+    let mut all = listeners_part(snapshot, proxy, Part::Outbound);
+    all.extend(listeners_part(snapshot, proxy, Part::Inbound));
+    all.sort_by(|a, b| a.name.cmp(&b.name));
+    all
+}
+
+/// One [`Part`] of [`listeners`], sorted by name: the outbound listeners (per-port and
+/// `virtualOutbound`, or the ports-mode outbound listener), or the inbound ones.
+pub fn listeners_part(snapshot: &MeshSnapshot, proxy: &ProxyNode, part: Part) -> Vec<Listener> {
     if proxy.node_type == NodeType::Router {
         tracing::debug!(proxy = %proxy.id, "gateway listeners are not generated yet");
         return Vec::new();
     }
-    let inputs = Inputs::new(
-        proxy,
-        snapshot.visible_services(proxy),
-        snapshot.virtual_services(proxy, "mesh"),
-        snapshot.inbound_ports(proxy),
-        snapshot.outbound_policy(proxy),
-        &snapshot.options.domain_suffix,
-    );
-    build(&inputs)
+    let inputs = match part {
+        Part::Outbound => Inputs::new(
+            proxy,
+            snapshot.visible_services(proxy),
+            snapshot.virtual_services(proxy, "mesh"),
+            Vec::new(),
+            snapshot.outbound_policy(proxy),
+            &snapshot.options.domain_suffix,
+        ),
+        Part::Inbound => Inputs::new(
+            proxy,
+            Vec::new(),
+            Vec::new(),
+            snapshot.inbound_ports(proxy),
+            snapshot.outbound_policy(proxy),
+            &snapshot.options.domain_suffix,
+        ),
+    };
+    build_part(&inputs, part)
 }
 
 /// Everything listener generation reads, gathered from the snapshot for one proxy.
@@ -116,18 +137,28 @@ impl<'a> Inputs<'a> {
 }
 
 /// Builds the listeners for a sidecar, sorted by name.
+#[cfg(test)]
 pub(crate) fn build(inputs: &Inputs<'_>) -> Vec<Listener> {
-    let mut out = match &inputs.proxy.capture {
-        CaptureMode::Iptables => {
+    let mut out = build_part(inputs, Part::Outbound);
+    out.extend(build_part(inputs, Part::Inbound));
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+/// Builds one [`Part`] of the listeners for a sidecar, sorted by name.
+pub(crate) fn build_part(inputs: &Inputs<'_>, part: Part) -> Vec<Listener> {
+    let mut out = match (&inputs.proxy.capture, part) {
+        (CaptureMode::Iptables, Part::Outbound) => {
             let mut all = outbound::service_listeners(inputs);
             all.push(outbound::virtual_outbound(inputs.policy));
-            all.push(inbound::virtual_inbound(inputs));
             all
         }
-        CaptureMode::Ports { outbound, inbound } => {
-            let mut all = vec![outbound::explicit_outbound(*outbound)];
-            all.extend(inbound::explicit_inbound(inputs, *outbound, inbound));
-            all
+        (CaptureMode::Iptables, Part::Inbound) => vec![inbound::virtual_inbound(inputs)],
+        (CaptureMode::Ports { outbound, .. }, Part::Outbound) => {
+            vec![outbound::explicit_outbound(*outbound)]
+        }
+        (CaptureMode::Ports { outbound, inbound }, Part::Inbound) => {
+            inbound::explicit_inbound(inputs, *outbound, inbound)
         }
     };
     out.sort_by(|a, b| a.name.cmp(&b.name));

@@ -1,0 +1,189 @@
+//! Generation for all streams: the shared-part cache (one generation per type, share key
+//! and push, awaited by every stream that needs it, as istiod's XdsCache) and the bounded
+//! pool of blocking threads generation runs on, so that the async workers stay free for
+//! accepting connections, keepalives and ACKs however heavy a push is.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use mast_model::{MeshSnapshot, ProxyNode};
+use mast_xds::{Part as Half, ShareKey};
+use parking_lot::Mutex;
+use tokio::sync::{OnceCell, Semaphore};
+
+use crate::generator::Generator;
+use crate::push::PushEvent;
+use crate::service::Gone;
+use crate::view::{Generated, Part};
+
+/// One shared part in the cache.
+struct Entry {
+    /// The push sequence the part belongs to (the type's last change).
+    seq: u64,
+    cell: Arc<OnceCell<Arc<Part>>>,
+    /// The part this one replaces, to record what changed.
+    prev: Option<Arc<Part>>,
+}
+
+type CacheKey = (String, ShareKey);
+
+/// The generator, its shared-part cache and the blocking pool.
+pub(crate) struct Generation {
+    generator: Arc<dyn Generator>,
+    cache: Mutex<HashMap<CacheKey, Entry>>,
+    permits: Arc<Semaphore>,
+}
+
+impl Generation {
+    /// Generation with `generator`, at most as many blocking generations at once as cores.
+    pub(crate) fn new(generator: Arc<dyn Generator>) -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        Self {
+            generator,
+            cache: Mutex::new(HashMap::new()),
+            permits: Arc::new(Semaphore::new(cores.max(1))),
+        }
+    }
+
+    /// The proxy's share key, if the generator shares.
+    pub(crate) fn share_key(&self, snapshot: &MeshSnapshot, proxy: &ProxyNode) -> Option<ShareKey> {
+        self.generator.share_key(snapshot, proxy)
+    }
+
+    /// The resources of `type_url` for `proxy` at `event`.
+    pub(crate) async fn generate(
+        &self,
+        event: &Arc<PushEvent>,
+        proxy: &Arc<ProxyNode>,
+        key: Option<&ShareKey>,
+        type_url: &str,
+    ) -> Result<Generated, Gone> {
+        let version = event.type_version(type_url);
+        let Some(key) = key else {
+            let (generator, snapshot, proxy, t) = self.owned(event, proxy, type_url);
+            let own = self
+                .blocking(move || Part::new(generator.generate(&snapshot, &proxy, &t)))
+                .await?;
+            return Ok(Generated::new(version, None, own));
+        };
+        let shared = self.shared(event, proxy, key, type_url).await?;
+        // The own part is small by design (a workload's inbound side): generated in place.
+        let own = self
+            .generator
+            .generate_part(&event.snapshot, proxy, type_url, Half::Inbound);
+        Ok(Generated::new(version, Some(shared), Part::new(own)))
+    }
+
+    /// The shared part for `key`, generated once per push and type.
+    async fn shared(
+        &self,
+        event: &Arc<PushEvent>,
+        proxy: &Arc<ProxyNode>,
+        key: &ShareKey,
+        type_url: &str,
+    ) -> Result<Arc<Part>, Gone> {
+        let seq = event.type_seq(type_url);
+        let (cell, prev) = self.cell(type_url, key, seq);
+        let init = async {
+            let (generator, snapshot, proxy, t) = self.owned(event, proxy, type_url);
+            let part = self
+                .blocking(move || {
+                    let mut part =
+                        Part::new(generator.generate_part(&snapshot, &proxy, &t, Half::Outbound));
+                    if let Some(prev) = prev {
+                        part.diff_from(&prev);
+                    }
+                    part
+                })
+                .await?;
+            Ok::<_, Gone>(Arc::new(part))
+        };
+        cell.get_or_try_init(|| init).await.cloned()
+    }
+
+    /// The cache cell for (type, key) at `seq`, and the part it replaces. A stream behind
+    /// the cache (an older `seq`) gets a private cell.
+    fn cell(
+        &self,
+        type_url: &str,
+        key: &ShareKey,
+        seq: u64,
+    ) -> (Arc<OnceCell<Arc<Part>>>, Option<Arc<Part>>) {
+        let mut cache = self.cache.lock();
+        let cache_key = (type_url.to_owned(), key.clone());
+        match cache.get_mut(&cache_key) {
+            Some(e) if e.seq == seq => (e.cell.clone(), e.prev.clone()),
+            Some(e) if e.seq > seq => (Arc::new(OnceCell::new()), None),
+            Some(e) => {
+                let prev = e.cell.get().cloned();
+                *e = Entry {
+                    seq,
+                    cell: Arc::new(OnceCell::new()),
+                    prev: prev.clone(),
+                };
+                let cell = e.cell.clone();
+                sweep(&mut cache, type_url, seq);
+                (cell, prev)
+            }
+            None => {
+                let cell = Arc::new(OnceCell::new());
+                cache.insert(
+                    cache_key,
+                    Entry {
+                        seq,
+                        cell: cell.clone(),
+                        prev: None,
+                    },
+                );
+                sweep(&mut cache, type_url, seq);
+                (cell, None)
+            }
+        }
+    }
+
+    fn owned(
+        &self,
+        event: &Arc<PushEvent>,
+        proxy: &Arc<ProxyNode>,
+        type_url: &str,
+    ) -> (
+        Arc<dyn Generator>,
+        Arc<MeshSnapshot>,
+        Arc<ProxyNode>,
+        String,
+    ) {
+        (
+            self.generator.clone(),
+            event.snapshot.clone(),
+            proxy.clone(),
+            type_url.to_owned(),
+        )
+    }
+
+    /// Runs `f` on the blocking pool, at most one per core at a time.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, Gone> {
+        let _permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Gone)?;
+        match tokio::task::spawn_blocking(f).await {
+            Ok(v) => Ok(v),
+            Err(e) => match e.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                Err(_) => Err(Gone),
+            },
+        }
+    }
+}
+
+/// Drops cached parts of `type_url` older than `seq` that no stream holds any more.
+fn sweep(cache: &mut HashMap<CacheKey, Entry>, type_url: &str, seq: u64) {
+    cache.retain(|(t, _), e| {
+        t != type_url || e.seq >= seq || e.cell.get().is_some_and(|p| Arc::strong_count(p) > 1)
+    });
+}

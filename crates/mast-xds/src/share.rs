@@ -1,0 +1,89 @@
+//! What generation may share between proxies: the split of every type into an **outbound**
+//! part (what a proxy sends to the mesh: outbound clusters and their endpoints, outbound
+//! listeners, every route table) and an **inbound** part (what its own workload serves:
+//! inbound clusters and listeners), and the [`ShareKey`] that says which proxies get the same
+//! outbound part.
+//!
+//! The outbound part reads from the proxy only its node type, namespace (visibility,
+//! DestinationRule lookup, `sourceNamespace`), capture mode and outbound port, the Sidecar
+//! resource that applies to it, its labels where a VirtualService matches on `sourceLabels`,
+//! and its IP where it is an endpoint of a passthrough service (its own address is left out
+//! of that service's listeners). Two proxies with equal keys get byte-identical outbound
+//! parts, so the control plane generates it once per key, as istiod's XdsCache shares
+//! generated resources; in a mesh of 1,000 sidecars in 20 namespaces that is 20 generations
+//! instead of 1,000.
+
+use std::collections::BTreeMap;
+
+use mast_model::{CaptureMode, MeshSnapshot, NodeType, ProxyNode, Resolution};
+
+/// Which half of a proxy's configuration to generate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Part {
+    /// Outbound clusters, endpoints, listeners and routes: shared by every proxy with the
+    /// same [`ShareKey`].
+    Outbound,
+    /// The proxy's own inbound clusters and listeners.
+    Inbound,
+}
+
+/// Everything the outbound part depends on, for one proxy in one snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ShareKey {
+    node_type: NodeType,
+    namespace: String,
+    /// `None` for iptables capture, the outbound listener port for ports capture.
+    outbound_port: Option<u16>,
+    /// The Sidecar resource that applies (namespace, name).
+    sidecar: Option<(String, String)>,
+    /// The labels, only when some VirtualService matches on `sourceLabels`.
+    labels: Option<BTreeMap<String, String>>,
+    /// The IP, only when it is an endpoint of a passthrough service.
+    ip: Option<String>,
+}
+
+impl ShareKey {
+    /// The key of `proxy` in `snapshot`.
+    pub fn of(snapshot: &MeshSnapshot, proxy: &ProxyNode) -> Self {
+        let sidecar = snapshot
+            .sidecar_for(proxy)
+            .map(|c| (c.namespace.clone(), c.name.clone()));
+        let labels = uses_source_labels(snapshot).then(|| proxy.labels.clone());
+        let ip = snapshot
+            .services_with_endpoint_at(&proxy.ip)
+            .any(|s| s.resolution == Resolution::Passthrough)
+            .then(|| proxy.ip.clone());
+        Self {
+            node_type: proxy.node_type,
+            namespace: proxy.namespace.clone(),
+            outbound_port: match &proxy.capture {
+                CaptureMode::Iptables => None,
+                CaptureMode::Ports { outbound, .. } => Some(*outbound),
+            },
+            sidecar,
+            labels,
+            ip,
+        }
+    }
+}
+
+/// Whether any VirtualService matches on the client's labels.
+fn uses_source_labels(snapshot: &MeshSnapshot) -> bool {
+    snapshot.all_virtual_services().iter().any(|vs| {
+        let spec = &vs.spec;
+        spec.http
+            .iter()
+            .flat_map(|h| &h.r#match)
+            .any(|m| !m.source_labels.is_empty())
+            || spec
+                .tcp
+                .iter()
+                .flat_map(|t| &t.r#match)
+                .any(|m| !m.source_labels.is_empty())
+            || spec
+                .tls
+                .iter()
+                .flat_map(|t| &t.r#match)
+                .any(|m| !m.source_labels.is_empty())
+    })
+}
