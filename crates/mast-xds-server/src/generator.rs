@@ -17,7 +17,7 @@ pub trait Generator: Send + Sync + 'static {
         type_url: &str,
     ) -> Vec<NamedResource>;
 
-    /// The key under which `proxy`'s [`Part::Outbound`] resources are shared with other
+    /// The key under which `proxy`'s [`Part::Shared`] resources are shared with other
     /// proxies, or `None` (the default) when this generator does not share: then
     /// [`Self::generate`] gives everything and [`Self::generate_part`] is not called.
     fn share_key(&self, snapshot: &MeshSnapshot, proxy: &ProxyNode) -> Option<ShareKey> {
@@ -26,7 +26,7 @@ pub trait Generator: Send + Sync + 'static {
     }
 
     /// One part of the resources of `type_url` (only called when [`Self::share_key`] gives a
-    /// key): the outbound part must be equal for every proxy of the same key; the two parts
+    /// key): the shared part must be equal for every proxy of the same key; the two parts
     /// together are what [`Self::generate`] gives.
     fn generate_part(
         &self,
@@ -36,8 +36,8 @@ pub trait Generator: Send + Sync + 'static {
         part: Part,
     ) -> Vec<NamedResource> {
         match part {
-            Part::Outbound => self.generate(snapshot, proxy, type_url),
-            Part::Inbound => Vec::new(),
+            Part::Shared => self.generate(snapshot, proxy, type_url),
+            Part::Own => Vec::new(),
         }
     }
 

@@ -27,10 +27,30 @@ struct Entry {
 
 type CacheKey = (String, ShareKey);
 
+/// Shared parts by (type, key), and per type the newest push swept.
+#[derive(Default)]
+struct Cache {
+    entries: HashMap<CacheKey, Entry>,
+    swept: HashMap<String, u64>,
+}
+
+impl Cache {
+    /// Once per type and push: drops parts older than `seq` that no stream holds any more.
+    fn sweep(&mut self, type_url: &str, seq: u64) {
+        if self.swept.get(type_url).is_some_and(|s| *s >= seq) {
+            return;
+        }
+        self.swept.insert(type_url.to_owned(), seq);
+        self.entries.retain(|(t, _), e| {
+            t != type_url || e.seq >= seq || e.cell.get().is_some_and(|p| Arc::strong_count(p) > 1)
+        });
+    }
+}
+
 /// The generator, its shared-part cache and the blocking pool.
 pub(crate) struct Generation {
     generator: Arc<dyn Generator>,
-    cache: Mutex<HashMap<CacheKey, Entry>>,
+    cache: Mutex<Cache>,
     permits: Arc<Semaphore>,
 }
 
@@ -40,7 +60,7 @@ impl Generation {
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
         Self {
             generator,
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(Cache::default()),
             permits: Arc::new(Semaphore::new(cores.max(1))),
         }
     }
@@ -70,7 +90,7 @@ impl Generation {
         // The own part is small by design (a workload's inbound side): generated in place.
         let own = self
             .generator
-            .generate_part(&event.snapshot, proxy, type_url, Half::Inbound);
+            .generate_part(&event.snapshot, proxy, type_url, Half::Own);
         Ok(Generated::new(version, Some(shared), Part::new(own)))
     }
 
@@ -89,7 +109,7 @@ impl Generation {
             let part = self
                 .blocking(move || {
                     let mut part =
-                        Part::new(generator.generate_part(&snapshot, &proxy, &t, Half::Outbound));
+                        Part::new(generator.generate_part(&snapshot, &proxy, &t, Half::Shared));
                     if let Some(prev) = prev {
                         part.diff_from(&prev);
                     }
@@ -111,34 +131,23 @@ impl Generation {
     ) -> (Arc<OnceCell<Arc<Part>>>, Option<Arc<Part>>) {
         let mut cache = self.cache.lock();
         let cache_key = (type_url.to_owned(), key.clone());
-        match cache.get_mut(&cache_key) {
-            Some(e) if e.seq == seq => (e.cell.clone(), e.prev.clone()),
-            Some(e) if e.seq > seq => (Arc::new(OnceCell::new()), None),
-            Some(e) => {
-                let prev = e.cell.get().cloned();
-                *e = Entry {
-                    seq,
-                    cell: Arc::new(OnceCell::new()),
-                    prev: prev.clone(),
-                };
-                let cell = e.cell.clone();
-                sweep(&mut cache, type_url, seq);
-                (cell, prev)
-            }
-            None => {
-                let cell = Arc::new(OnceCell::new());
-                cache.insert(
-                    cache_key,
-                    Entry {
-                        seq,
-                        cell: cell.clone(),
-                        prev: None,
-                    },
-                );
-                sweep(&mut cache, type_url, seq);
-                (cell, None)
-            }
-        }
+        let found = match cache.entries.get_mut(&cache_key) {
+            Some(e) if e.seq == seq => return (e.cell.clone(), e.prev.clone()),
+            Some(e) if e.seq > seq => return (Arc::new(OnceCell::new()), None),
+            Some(e) => e.cell.get().cloned(),
+            None => None,
+        };
+        let cell = Arc::new(OnceCell::new());
+        cache.entries.insert(
+            cache_key,
+            Entry {
+                seq,
+                cell: cell.clone(),
+                prev: found.clone(),
+            },
+        );
+        cache.sweep(type_url, seq);
+        (cell, found)
     }
 
     fn owned(
@@ -179,11 +188,4 @@ impl Generation {
             },
         }
     }
-}
-
-/// Drops cached parts of `type_url` older than `seq` that no stream holds any more.
-fn sweep(cache: &mut HashMap<CacheKey, Entry>, type_url: &str, seq: u64) {
-    cache.retain(|(t, _), e| {
-        t != type_url || e.seq >= seq || e.cell.get().is_some_and(|p| Arc::strong_count(p) > 1)
-    });
 }

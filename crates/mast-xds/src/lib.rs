@@ -43,8 +43,8 @@ pub struct NamedResource {
 }
 
 /// Generates one [`Part`] of the resources of `type_url` for `proxy`; an unknown type gives
-/// nothing. The outbound part is the same for every proxy with the same [`ShareKey`]; the
-/// two parts together are [`generate`]'s output (on a name clash, the outbound one wins).
+/// nothing. The shared part is the same for every proxy with the same [`ShareKey`]; the
+/// two parts together are [`generate`]'s output (on a name clash, the shared one wins).
 pub fn generate_part(
     snapshot: &MeshSnapshot,
     proxy: &ProxyNode,
@@ -58,7 +58,7 @@ pub fn generate_part(
         (LISTENER_TYPE, _) => pack(listener::listeners_part(snapshot, proxy, part), |l| {
             l.name.clone()
         }),
-        (ENDPOINT_TYPE | ROUTE_TYPE, Part::Outbound) => generate(snapshot, proxy, type_url),
+        (ENDPOINT_TYPE | ROUTE_TYPE, Part::Shared) => generate(snapshot, proxy, type_url),
         _ => Vec::new(),
     }
 }

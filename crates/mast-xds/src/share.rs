@@ -1,17 +1,17 @@
-//! What generation may share between proxies: the split of every type into an **outbound**
+//! What generation may share between proxies: the split of every type into a **shared**
 //! part (what a proxy sends to the mesh: outbound clusters and their endpoints, outbound
-//! listeners, every route table) and an **inbound** part (what its own workload serves:
-//! inbound clusters and listeners), and the [`ShareKey`] that says which proxies get the same
-//! outbound part.
+//! listeners, every route table) and the proxy's **own** part (what its workload serves:
+//! inbound clusters and listeners; in ports capture also the outbound listener, which sits
+//! on the proxy's own port), and the [`ShareKey`] that says which proxies get the same
+//! shared part.
 //!
-//! The outbound part reads from the proxy only its node type, namespace (visibility,
-//! DestinationRule lookup, `sourceNamespace`), capture mode and outbound port, the Sidecar
-//! resource that applies to it, its labels where a VirtualService matches on `sourceLabels`,
-//! and its IP where it is an endpoint of a passthrough service (its own address is left out
-//! of that service's listeners). Two proxies with equal keys get byte-identical outbound
-//! parts, so the control plane generates it once per key, as istiod's XdsCache shares
-//! generated resources; in a mesh of 1,000 sidecars in 20 namespaces that is 20 generations
-//! instead of 1,000.
+//! The shared part reads from the proxy only its node type, namespace (visibility,
+//! DestinationRule lookup, `sourceNamespace`), capture mode, the Sidecar resource that
+//! applies to it, its labels where a VirtualService matches on `sourceLabels`, and its IP
+//! where it is an endpoint of a passthrough service (its own address is left out of that
+//! service's listeners). Two proxies with equal keys get byte-identical shared parts, so the
+//! control plane generates it once per key, as istiod's XdsCache shares generated resources;
+//! in a mesh of 1,000 sidecars in 20 namespaces that is 20 generations instead of 1,000.
 
 use std::collections::BTreeMap;
 
@@ -20,20 +20,21 @@ use mast_model::{CaptureMode, MeshSnapshot, NodeType, ProxyNode, Resolution};
 /// Which half of a proxy's configuration to generate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Part {
-    /// Outbound clusters, endpoints, listeners and routes: shared by every proxy with the
+    /// Outbound clusters, endpoints, listeners and routes: the same for every proxy with the
     /// same [`ShareKey`].
-    Outbound,
-    /// The proxy's own inbound clusters and listeners.
-    Inbound,
+    Shared,
+    /// The proxy's own inbound clusters and listeners, and its ports-capture outbound
+    /// listener.
+    Own,
 }
 
-/// Everything the outbound part depends on, for one proxy in one snapshot.
+/// Everything the shared part depends on, for one proxy in one snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ShareKey {
     node_type: NodeType,
     namespace: String,
-    /// `None` for iptables capture, the outbound listener port for ports capture.
-    outbound_port: Option<u16>,
+    /// Ports capture (else iptables).
+    ports_capture: bool,
     /// The Sidecar resource that applies (namespace, name).
     sidecar: Option<(String, String)>,
     /// The labels, only when some VirtualService matches on `sourceLabels`.
@@ -56,10 +57,7 @@ impl ShareKey {
         Self {
             node_type: proxy.node_type,
             namespace: proxy.namespace.clone(),
-            outbound_port: match &proxy.capture {
-                CaptureMode::Iptables => None,
-                CaptureMode::Ports { outbound, .. } => Some(*outbound),
-            },
+            ports_capture: matches!(proxy.capture, CaptureMode::Ports { .. }),
             sidecar,
             labels,
             ip,

@@ -1,6 +1,6 @@
 //! The outbound/inbound split that lets the control plane share generation between proxies:
 //! the two parts make exactly what `generate` makes, and proxies with equal `ShareKey`s get
-//! equal outbound parts, whatever else differs between them (ids, workloads, addresses,
+//! equal shared parts, whatever else differs between them (ids, workloads, addresses,
 //! inbound ports, labels where nothing matches on them).
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
@@ -103,7 +103,7 @@ fn proxies(ns: &str, other_ns: &str, ips: &[&str]) -> Vec<ProxyNode> {
             ip,
             &format!("p{i}"),
             ns,
-            json!({"LABELS": labels, "MAST_CAPTURE_MODE": "ports", "MAST_OUTBOUND_PORT": "15001",
+            json!({"LABELS": labels, "MAST_CAPTURE_MODE": "ports", "MAST_OUTBOUND_PORT": (15001 + i).to_string(),
                    "MAST_INBOUND_PORTS": "9080=15106,8080=15107"}),
         ));
     }
@@ -123,10 +123,10 @@ fn decode<T: Message + Name + Default + PartialEq>(items: &[NamedResource]) -> V
         .collect()
 }
 
-/// The outbound part, then inbound resources whose names the outbound part lacks, by name.
+/// The shared part, then own resources whose names the shared part lacks, by name.
 fn merged(snap: &MeshSnapshot, p: &ProxyNode, type_url: &str) -> Vec<NamedResource> {
-    let mut all = mast_xds::generate_part(snap, p, type_url, Part::Outbound);
-    for r in mast_xds::generate_part(snap, p, type_url, Part::Inbound) {
+    let mut all = mast_xds::generate_part(snap, p, type_url, Part::Shared);
+    for r in mast_xds::generate_part(snap, p, type_url, Part::Own) {
         if !all.iter().any(|o| o.name == r.name) {
             all.push(r);
         }
@@ -200,7 +200,7 @@ fn the_two_parts_make_the_whole() {
 }
 
 #[test]
-fn equal_keys_give_equal_outbound_parts() {
+fn equal_keys_give_equal_shared_parts() {
     let mut pairs_checked = 0;
     for (mesh, snap, proxies) in meshes() {
         for (i, a) in proxies.iter().enumerate() {
@@ -210,8 +210,8 @@ fn equal_keys_give_equal_outbound_parts() {
                 }
                 pairs_checked += 1;
                 for type_url in mast_xds::PUSH_ORDER {
-                    let x = mast_xds::generate_part(&snap, a, type_url, Part::Outbound);
-                    let y = mast_xds::generate_part(&snap, b, type_url, Part::Outbound);
+                    let x = mast_xds::generate_part(&snap, a, type_url, Part::Shared);
+                    let y = mast_xds::generate_part(&snap, b, type_url, Part::Shared);
                     same_any(type_url, &x, &y, &format!("{mesh} {} vs {}", a.id, b.id));
                 }
             }
@@ -247,7 +247,8 @@ fn keys_follow_what_the_outbound_part_reads() {
         ShareKey::of(&plain, &ports_a),
         ShareKey::of(&plain, &ports_b)
     );
-    assert_ne!(
+    // (the outbound listener's own port is not shared: it goes with the own part)
+    assert_eq!(
         ShareKey::of(&plain, &ports_b),
         ShareKey::of(&plain, &ports_c)
     );

@@ -59,8 +59,8 @@ fn shared(v: u64, type_url: &str) -> Vec<NamedResource> {
 
 impl Generator for SharingGen {
     fn generate(&self, s: &MeshSnapshot, p: &ProxyNode, t: &str) -> Vec<NamedResource> {
-        let mut all = self.generate_part(s, p, t, Part::Outbound);
-        all.extend(self.generate_part(s, p, t, Part::Inbound));
+        let mut all = self.generate_part(s, p, t, Part::Shared);
+        all.extend(self.generate_part(s, p, t, Part::Own));
         all
     }
 
@@ -76,7 +76,7 @@ impl Generator for SharingGen {
         part: Part,
     ) -> Vec<NamedResource> {
         match part {
-            Part::Outbound => {
+            Part::Shared => {
                 *self
                     .shared_calls
                     .lock()
@@ -86,10 +86,10 @@ impl Generator for SharingGen {
                 std::thread::sleep(Duration::from_millis(20));
                 shared(s.version, t)
             }
-            Part::Inbound if t == CLUSTER_TYPE => {
+            Part::Own if t == CLUSTER_TYPE => {
                 vec![cluster(&format!("inbound|{}", p.workload), 1)]
             }
-            Part::Inbound => vec![],
+            Part::Own => vec![],
         }
     }
 

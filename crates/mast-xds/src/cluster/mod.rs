@@ -36,8 +36,8 @@ pub(crate) use outbound::{Discovery, targets as outbound_targets};
 /// Every `Cluster` for `proxy`, sorted by name; when two would share a name, the first
 /// generated wins (outbound before the catch-alls before inbound).
 pub fn clusters(snapshot: &MeshSnapshot, proxy: &ProxyNode) -> Vec<Cluster> {
-    let mut all = clusters_part(snapshot, proxy, Part::Outbound);
-    all.extend(clusters_part(snapshot, proxy, Part::Inbound));
+    let mut all = clusters_part(snapshot, proxy, Part::Shared);
+    all.extend(clusters_part(snapshot, proxy, Part::Own));
     sorted_unique(all, |c| c.name.as_str())
 }
 
@@ -46,7 +46,7 @@ pub fn clusters(snapshot: &MeshSnapshot, proxy: &ProxyNode) -> Vec<Cluster> {
 pub fn clusters_part(snapshot: &MeshSnapshot, proxy: &ProxyNode, part: Part) -> Vec<Cluster> {
     let mut all: Vec<Cluster> = Vec::new();
     match part {
-        Part::Outbound => {
+        Part::Shared => {
             all.extend(
                 outbound_targets(snapshot, proxy)
                     .iter()
@@ -58,7 +58,7 @@ pub fn clusters_part(snapshot: &MeshSnapshot, proxy: &ProxyNode, part: Part) -> 
                 all.push(local::forward_proxy());
             }
         }
-        Part::Inbound => {
+        Part::Own => {
             if proxy.node_type == NodeType::Sidecar {
                 all.extend(local::inbound(snapshot, proxy));
                 all.push(local::inbound_passthrough(proxy));

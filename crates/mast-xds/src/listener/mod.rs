@@ -52,8 +52,8 @@ pub const RESERVED_PORTS: [u16; 6] = [15000, 15001, 15006, 15020, 15021, 15090];
 
 /// Every `Listener` for `proxy`, sorted by name.
 pub fn listeners(snapshot: &MeshSnapshot, proxy: &ProxyNode) -> Vec<Listener> {
-    let mut all = listeners_part(snapshot, proxy, Part::Outbound);
-    all.extend(listeners_part(snapshot, proxy, Part::Inbound));
+    let mut all = listeners_part(snapshot, proxy, Part::Shared);
+    all.extend(listeners_part(snapshot, proxy, Part::Own));
     all.sort_by(|a, b| a.name.cmp(&b.name));
     all
 }
@@ -66,7 +66,7 @@ pub fn listeners_part(snapshot: &MeshSnapshot, proxy: &ProxyNode, part: Part) ->
         return Vec::new();
     }
     let inputs = match part {
-        Part::Outbound => Inputs::new(
+        Part::Shared => Inputs::new(
             proxy,
             snapshot.visible_services(proxy),
             snapshot.virtual_services(proxy, "mesh"),
@@ -74,7 +74,7 @@ pub fn listeners_part(snapshot: &MeshSnapshot, proxy: &ProxyNode, part: Part) ->
             snapshot.outbound_policy(proxy),
             &snapshot.options.domain_suffix,
         ),
-        Part::Inbound => Inputs::new(
+        Part::Own => Inputs::new(
             proxy,
             Vec::new(),
             Vec::new(),
@@ -139,8 +139,8 @@ impl<'a> Inputs<'a> {
 /// Builds the listeners for a sidecar, sorted by name.
 #[cfg(test)]
 pub(crate) fn build(inputs: &Inputs<'_>) -> Vec<Listener> {
-    let mut out = build_part(inputs, Part::Outbound);
-    out.extend(build_part(inputs, Part::Inbound));
+    let mut out = build_part(inputs, Part::Shared);
+    out.extend(build_part(inputs, Part::Own));
     out.sort_by(|a, b| a.name.cmp(&b.name));
     out
 }
@@ -148,17 +148,18 @@ pub(crate) fn build(inputs: &Inputs<'_>) -> Vec<Listener> {
 /// Builds one [`Part`] of the listeners for a sidecar, sorted by name.
 pub(crate) fn build_part(inputs: &Inputs<'_>, part: Part) -> Vec<Listener> {
     let mut out = match (&inputs.proxy.capture, part) {
-        (CaptureMode::Iptables, Part::Outbound) => {
+        (CaptureMode::Iptables, Part::Shared) => {
             let mut all = outbound::service_listeners(inputs);
             all.push(outbound::virtual_outbound(inputs.policy));
             all
         }
-        (CaptureMode::Iptables, Part::Inbound) => vec![inbound::virtual_inbound(inputs)],
-        (CaptureMode::Ports { outbound, .. }, Part::Outbound) => {
-            vec![outbound::explicit_outbound(*outbound)]
-        }
-        (CaptureMode::Ports { outbound, inbound }, Part::Inbound) => {
-            inbound::explicit_inbound(inputs, *outbound, inbound)
+        (CaptureMode::Iptables, Part::Own) => vec![inbound::virtual_inbound(inputs)],
+        // The explicit outbound listener is on the proxy's own port: not shared.
+        (CaptureMode::Ports { .. }, Part::Shared) => Vec::new(),
+        (CaptureMode::Ports { outbound, inbound }, Part::Own) => {
+            let mut all = vec![outbound::explicit_outbound(*outbound)];
+            all.extend(inbound::explicit_inbound(inputs, *outbound, inbound));
+            all
         }
     };
     out.sort_by(|a, b| a.name.cmp(&b.name));
