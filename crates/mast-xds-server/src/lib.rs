@@ -19,6 +19,7 @@
 
 mod delta;
 mod generator;
+mod intern;
 mod metrics;
 mod node;
 mod push;

@@ -39,7 +39,11 @@ struct Sent {
 #[derive(Debug, Default)]
 struct TypeState {
     wildcard: bool,
-    names: BTreeSet<String>,
+    /// The names subscribed to, shared by every stream that subscribes to the same set.
+    names: Arc<BTreeSet<String>>,
+    /// Hash of the last request's name list as sent, to see an unchanged list (every ACK
+    /// repeats it: thousands of names for EDS) without building a set.
+    names_hash: u64,
     sent: Option<Sent>,
 }
 
@@ -49,16 +53,31 @@ impl TypeState {
     fn subscribe(&mut self, names: &[String], first: bool) -> bool {
         let wildcard =
             names.iter().any(|n| n == "*") || (names.is_empty() && (first || self.wildcard));
-        let names: BTreeSet<String> = names.iter().filter(|n| *n != "*").cloned().collect();
-        let changed = wildcard != self.wildcard || names != self.names;
+        let hash = list_hash(names);
+        if !first && hash == self.names_hash && wildcard == self.wildcard {
+            return false;
+        }
+        self.names_hash = hash;
+        let set: BTreeSet<String> = names.iter().filter(|n| *n != "*").cloned().collect();
+        let changed = wildcard != self.wildcard || set != *self.names;
         self.wildcard = wildcard;
-        self.names = names;
+        if set != *self.names {
+            self.names = crate::intern::names(set);
+        }
         changed
     }
 
     fn wants(&self, name: &str) -> bool {
         self.wildcard || self.names.contains(name)
     }
+}
+
+/// An order-sensitive hash of a list of names.
+fn list_hash(names: &[String]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    names.hash(&mut h);
+    h.finish()
 }
 
 /// Runs one SotW stream to its end.
