@@ -19,6 +19,7 @@
 
 mod delta;
 mod generator;
+mod grpc;
 mod intern;
 mod metrics;
 mod node;
@@ -36,16 +37,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::AggregatedDiscoveryServiceServer;
 use mast_model::MeshSnapshot;
 use mast_xds::NamedResource;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use generator::{Generator, MastGenerator};
+pub use grpc::AdsServer;
 pub use node::struct_to_json;
 pub use push::Debounce;
-pub use service::AdsService;
 pub use status::{
     NackRecord, ProxyStatus, ProxySummary, SyncStatus, TypeStatus, XdsProtocol, short_type_name,
 };
@@ -120,15 +120,17 @@ impl XdsServer {
     /// The tonic service to mount. Starts the push task (on the current Tokio runtime, or on
     /// the first stream when called outside one); the first call's generator and debounce
     /// are the ones used.
-    pub fn into_service(&self) -> AggregatedDiscoveryServiceServer<AdsService> {
+    pub fn into_service(&self) -> AdsServer {
         self.core.prepare_pusher(
             self.snapshots.clone(),
             self.generator.clone(),
             self.debounce,
         );
         self.core.ensure_pusher();
-        AggregatedDiscoveryServiceServer::new(AdsService::new(self.core.clone()))
-            .max_decoding_message_size(MAX_REQUEST_BYTES)
+        AdsServer::new(
+            service::AdsService::new(self.core.clone()),
+            MAX_REQUEST_BYTES,
+        )
     }
 
     /// Binds `addr` and serves until `shutdown` completes; then ends every stream with

@@ -7,9 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use envoy_types::pb::envoy::config::core::v3::{ControlPlane, Node};
-use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::AggregatedDiscoveryService;
 use envoy_types::pb::envoy::service::discovery::v3::{
-    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest,
 };
 use futures::StreamExt;
 use mast_model::MeshSnapshot;
@@ -19,6 +18,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::generator::Generator;
+use crate::grpc::SotwResponse;
 use crate::metrics::{ConnectedGuard, Metrics};
 use crate::push::{Debounce, PushEvent, run_pusher};
 use crate::share::Generation;
@@ -122,8 +122,7 @@ type Opened<Resp> = (
     ReceiverStream<Result<Resp, Status>>,
 );
 
-/// The tonic implementation of `envoy.service.discovery.v3.AggregatedDiscoveryService`,
-/// obtained from [`crate::XdsServer::into_service`].
+/// The ADS implementation behind [`crate::AdsServer`].
 pub struct AdsService {
     core: Arc<Core>,
 }
@@ -150,24 +149,25 @@ impl AdsService {
     }
 }
 
-#[tonic::async_trait]
-impl AggregatedDiscoveryService for AdsService {
-    type StreamAggregatedResourcesStream = ReceiverStream<Result<DiscoveryResponse, Status>>;
-    type DeltaAggregatedResourcesStream = ReceiverStream<Result<DeltaDiscoveryResponse, Status>>;
+/// The stream of responses handed to tonic.
+pub(crate) type ResponseStream<T> = ReceiverStream<Result<T, Status>>;
 
-    async fn stream_aggregated_resources(
+impl AdsService {
+    /// `StreamAggregatedResources`: spawns the stream's task.
+    pub(crate) fn sotw(
         &self,
         request: Request<Streaming<DiscoveryRequest>>,
-    ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
-        let (ctx, tx, rx) = self.open::<DiscoveryResponse>()?;
+    ) -> Result<Response<ResponseStream<SotwResponse>>, Status> {
+        let (ctx, tx, rx) = self.open::<SotwResponse>()?;
         tokio::spawn(crate::sotw::run(ctx, request.into_inner(), tx));
         Ok(Response::new(rx))
     }
 
-    async fn delta_aggregated_resources(
+    /// `DeltaAggregatedResources`: spawns the stream's task.
+    pub(crate) fn delta(
         &self,
         request: Request<Streaming<DeltaDiscoveryRequest>>,
-    ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
+    ) -> Result<Response<ResponseStream<DeltaDiscoveryResponse>>, Status> {
         let (ctx, tx, rx) = self.open::<DeltaDiscoveryResponse>()?;
         tokio::spawn(crate::delta::run(ctx, request.into_inner(), tx));
         Ok(Response::new(rx))

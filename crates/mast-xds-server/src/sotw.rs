@@ -6,20 +6,20 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
-use envoy_types::pb::google::protobuf::Any;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tonic::{Status, Streaming};
 use tracing::Instrument;
 
+use crate::grpc::SotwResponse;
 use crate::push::PushEvent;
 use crate::service::{
     Gone, Session, Step, StreamCtx, control_plane, first_request, next_nonce, next_step,
 };
 use crate::status::{XdsProtocol, short_type_name};
-use crate::view::{Generated, digest};
+use crate::view::{Generated, Selection, digest};
 
-type Tx = mpsc::Sender<Result<DiscoveryResponse, Status>>;
+type Tx = mpsc::Sender<Result<SotwResponse, Status>>;
 
 /// The last response sent for a type.
 #[derive(Debug)]
@@ -228,11 +228,7 @@ impl SotwStream {
     async fn respond(&mut self, type_url: &str, changed_at: Option<Instant>) -> Result<(), Gone> {
         let generated = self.session.generated(type_url).await?;
         let state = self.types.entry(type_url.to_owned()).or_default();
-        let resources: Vec<_> = generated
-            .iter()
-            .filter(|(r, _)| state.wants(&r.name))
-            .map(|(r, _)| r.resource.clone())
-            .collect();
+        let resources = generated.select(|r| state.wants(&r.name));
         self.send(type_url, &generated, resources, changed_at, true)
             .await
     }
@@ -243,20 +239,22 @@ impl SotwStream {
         &mut self,
         type_url: &str,
         generated: &Arc<Generated>,
-        resources: Vec<Any>,
+        resources: Vec<Selection>,
         changed_at: Option<Instant>,
         full: bool,
     ) -> Result<(), Gone> {
         let state = self.types.entry(type_url.to_owned()).or_default();
         let nonce = next_nonce();
-        let count = resources.len();
-        let response = DiscoveryResponse {
-            version_info: generated.version.clone(),
-            resources,
-            type_url: type_url.to_owned(),
-            nonce: nonce.clone(),
-            control_plane: control_plane(),
-            ..DiscoveryResponse::default()
+        let count: usize = resources.iter().map(Selection::len).sum();
+        let response = SotwResponse {
+            head: DiscoveryResponse {
+                version_info: generated.version.clone(),
+                type_url: type_url.to_owned(),
+                nonce: nonce.clone(),
+                control_plane: control_plane(),
+                ..DiscoveryResponse::default()
+            },
+            body: resources,
         };
         state.sent = Some(Sent {
             nonce: nonce.clone(),
@@ -287,20 +285,13 @@ fn incremental_update(
     type_url: &str,
     state: &TypeState,
     generated: &Generated,
-) -> Option<Vec<Any>> {
+) -> Option<Vec<Selection>> {
     if !incremental(type_url) {
         return None;
     }
     let held = state.sent.as_ref()?.held.as_ref()?;
     let changes = generated.changes_since(held);
-    (!changes.removed).then(|| {
-        changes
-            .resources
-            .into_iter()
-            .filter(|(r, _)| state.wants(&r.name))
-            .map(|(r, _)| r.resource.clone())
-            .collect()
-    })
+    (!changes.removed).then(|| generated.select_changes(&changes, |r| state.wants(&r.name)))
 }
 
 /// The digest of what `state` subscribes to in `generated`.

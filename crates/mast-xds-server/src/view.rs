@@ -110,6 +110,71 @@ impl Part {
     }
 }
 
+/// Some or all resources of one part, in the part's order.
+#[derive(Debug, Clone)]
+pub(crate) struct Selection {
+    part: Arc<Part>,
+    /// `None`: all of them.
+    indices: Option<Vec<u32>>,
+}
+
+impl Selection {
+    /// Every resource of `part`.
+    pub(crate) fn all(part: Arc<Part>) -> Self {
+        Self {
+            part,
+            indices: None,
+        }
+    }
+
+    /// The resources of `part` at `indices`.
+    pub(crate) fn some(part: Arc<Part>, indices: Vec<u32>) -> Self {
+        Self {
+            part,
+            indices: Some(indices),
+        }
+    }
+
+    /// How many resources are selected.
+    pub(crate) fn len(&self) -> usize {
+        self.indices
+            .as_ref()
+            .map_or(self.part.resources.len(), Vec::len)
+    }
+
+    /// The selected resources.
+    pub(crate) fn resources(&self) -> Box<dyn Iterator<Item = &NamedResource> + '_> {
+        match &self.indices {
+            None => Box::new(self.part.resources.iter()),
+            Some(ix) => Box::new(
+                ix.iter()
+                    .filter_map(|i| self.part.resources.get(*i as usize)),
+            ),
+        }
+    }
+}
+
+/// Indexes of `part`'s resources for which `keep` holds, as a selection (`None` if empty).
+fn select_where(
+    part: &Arc<Part>,
+    keep: impl Fn(usize, &NamedResource) -> bool,
+) -> Option<Selection> {
+    let indices: Vec<u32> = part
+        .resources
+        .iter()
+        .enumerate()
+        .filter(|(i, r)| keep(*i, r))
+        .filter_map(|(i, _)| u32::try_from(i).ok())
+        .collect();
+    if indices.is_empty() {
+        None
+    } else if indices.len() == part.resources.len() {
+        Some(Selection::all(part.clone()))
+    } else {
+        Some(Selection::some(part.clone(), indices))
+    }
+}
+
 /// The resources of one type as last generated for this proxy: the shared part, then the
 /// proxy's own resources (those whose names the shared part lacks).
 #[derive(Debug, Clone)]
@@ -123,9 +188,12 @@ pub(crate) struct Generated {
 }
 
 /// What a proxy holding one [`Generated`] lacks of another.
-pub(crate) struct Changes<'a> {
-    /// New or changed resources with their hashes.
-    pub resources: Vec<(&'a NamedResource, u64)>,
+#[derive(Debug, Default)]
+pub(crate) struct Changes {
+    /// Indexes of new or changed resources in the shared part.
+    pub shared: Vec<usize>,
+    /// Indexes of new or changed resources in the own part.
+    pub own: Vec<usize>,
     /// Whether some resource held is gone.
     pub removed: bool,
 }
@@ -185,28 +253,21 @@ impl Generated {
     /// What a proxy that holds `held` lacks of `self`: resources new or changed since, and
     /// whether some are gone. Uses the shared part's recorded diff when `held` has its
     /// predecessor, so a thousand proxies do not compare thousands of resources each.
-    pub(crate) fn changes_since<'a>(&'a self, held: &Generated) -> Changes<'a> {
-        let mut out = Changes {
-            resources: Vec::new(),
-            removed: false,
-        };
+    pub(crate) fn changes_since(&self, held: &Generated) -> Changes {
+        let mut out = Changes::default();
+        let lacks = |p: &Part, i: usize| held.hash_of(&p.resources[i].name) != Some(p.hashes[i]);
         match (&self.shared, &held.shared) {
             (Some(new), Some(old)) if Arc::ptr_eq(new, old) => {}
             (Some(new), Some(old)) if new.since.as_ref().is_some_and(|d| d.from == old.id) => {
                 if let Some(d) = &new.since {
                     out.removed |= d.removed;
-                    out.resources.extend(
-                        d.changed
-                            .iter()
-                            .map(|i| (&new.resources[*i], new.hashes[*i])),
-                    );
+                    out.shared.clone_from(&d.changed);
                 }
             }
             (Some(new), old) => {
-                out.resources.extend(
-                    new.iter()
-                        .filter(|(r, h)| held.hash_of(&r.name) != Some(*h)),
-                );
+                out.shared = (0..new.resources.len())
+                    .filter(|i| lacks(new, *i))
+                    .collect();
                 out.removed |= old
                     .iter()
                     .flat_map(|o| o.resources.iter())
@@ -217,11 +278,9 @@ impl Generated {
             }
         }
         if !Arc::ptr_eq(&self.own, &held.own) {
-            out.resources.extend(
-                self.own
-                    .iter()
-                    .filter(|(r, h)| held.hash_of(&r.name) != Some(*h)),
-            );
+            out.own = (0..self.own.resources.len())
+                .filter(|i| lacks(&self.own, *i))
+                .collect();
             out.removed |= held
                 .own
                 .resources
@@ -229,6 +288,37 @@ impl Generated {
                 .any(|r| self.hash_of(&r.name).is_none());
         }
         out
+    }
+
+    /// The resources for which `keep` holds, as selections of the parts.
+    pub(crate) fn select(&self, keep: impl Fn(&NamedResource) -> bool) -> Vec<Selection> {
+        let shared = self
+            .shared
+            .as_ref()
+            .and_then(|p| select_where(p, |_, r| keep(r)));
+        let own = select_where(&self.own, |_, r| keep(r));
+        shared.into_iter().chain(own).collect()
+    }
+
+    /// The resources of `changes` for which `keep` holds, as selections of the parts.
+    pub(crate) fn select_changes(
+        &self,
+        changes: &Changes,
+        keep: impl Fn(&NamedResource) -> bool,
+    ) -> Vec<Selection> {
+        let pick = |part: &Arc<Part>, ix: &[usize]| {
+            let indices: Vec<u32> = ix
+                .iter()
+                .filter(|i| keep(&part.resources[**i]))
+                .filter_map(|i| u32::try_from(*i).ok())
+                .collect();
+            (!indices.is_empty()).then(|| Selection::some(part.clone(), indices))
+        };
+        let shared = self.shared.as_ref().and_then(|p| pick(p, &changes.shared));
+        shared
+            .into_iter()
+            .chain(pick(&self.own, &changes.own))
+            .collect()
     }
 }
 
@@ -341,8 +431,13 @@ mod tests {
         }
     }
 
-    fn names(c: &Changes<'_>) -> Vec<String> {
-        let mut v: Vec<String> = c.resources.iter().map(|(r, _)| r.name.clone()).collect();
+    fn names(g: &Generated, c: &Changes) -> Vec<String> {
+        let mut v: Vec<String> = g
+            .select_changes(c, |_| true)
+            .iter()
+            .flat_map(Selection::resources)
+            .map(|r| r.name.clone())
+            .collect();
         v.sort();
         v
     }
@@ -365,16 +460,25 @@ mod tests {
         // "a" of the own part is shadowed by the shared one.
         assert_eq!(now.len(), 4);
         let c = now.changes_since(&held);
-        assert_eq!(names(&c), ["b", "d", "x"]);
+        assert_eq!(names(&now, &c), ["b", "d", "x"]);
         assert!(c.removed);
         // Without the recorded diff (a part not derived from the held one): same answer.
         let unrelated = Arc::new(Part::new(vec![res("a", 1), res("b", 2), res("d", 1)]));
         let now2 = Generated::new("2".into(), Some(unrelated), Part::new(vec![res("x", 2)]));
         let c = now2.changes_since(&held);
-        assert_eq!(names(&c), ["b", "d", "x"]);
+        assert_eq!(names(&now2, &c), ["b", "d", "x"]);
         assert!(c.removed);
         // The same parts: nothing.
         let c = held.changes_since(&held.clone());
-        assert!(c.resources.is_empty() && !c.removed);
+        assert!(c.shared.is_empty() && c.own.is_empty() && !c.removed);
+        // Selections keep the parts' order and skip what is filtered out.
+        let sel = now.select(|r| r.name != "b");
+        let picked: Vec<&str> = sel
+            .iter()
+            .flat_map(Selection::resources)
+            .map(|r| r.name.as_str())
+            .collect();
+        assert_eq!(picked, ["a", "d", "x"]);
+        assert_eq!(sel.iter().map(Selection::len).sum::<usize>(), 3);
     }
 }

@@ -7,6 +7,7 @@
 //! Mast's own proxy implements exactly that list.
 
 pub mod cluster;
+mod encode;
 pub mod endpoint;
 pub mod forward_proxy;
 pub mod listener;
@@ -76,7 +77,9 @@ pub fn generate(snapshot: &MeshSnapshot, proxy: &ProxyNode, type_url: &str) -> V
     }
 }
 
-fn pack<T: prost::Name + prost::Message>(
+/// Packs each message with [`encode::pack_deterministic`]: map fields in key order, so equal
+/// messages always give equal bytes (mastd hashes them to decide what to push).
+fn pack<T: prost::Name + encode::Deterministic>(
     items: Vec<T>,
     name: impl Fn(&T) -> String,
 ) -> Vec<NamedResource> {
@@ -84,7 +87,7 @@ fn pack<T: prost::Name + prost::Message>(
         .into_iter()
         .map(|m| NamedResource {
             name: name(&m),
-            resource: envoy_types::util::pack_any(m),
+            resource: encode::pack_deterministic(m),
         })
         .collect()
 }
