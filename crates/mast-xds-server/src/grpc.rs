@@ -11,17 +11,18 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use envoy_types::pb::envoy::service::discovery::v3::{
-    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryResponse,
 };
 use prost::bytes::BufMut;
 use prost::{EncodeError, Message};
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
-use tonic::codegen::{Body, BoxFuture, Service, StdError, http};
+use tonic::codegen::{BoxFuture, Service, http};
 use tonic::server::{Grpc, NamedService, StreamingService};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::service::AdsService;
 use crate::view::Selection;
+use crate::wire::{Requests, Responses};
 
 const SOTW_PATH: &str =
     "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources";
@@ -39,6 +40,17 @@ pub(crate) struct SotwResponse {
 }
 
 impl SotwResponse {
+    /// The length of the encoded message.
+    pub(crate) fn encoded_len(&self) -> usize {
+        self.head.encoded_len()
+            + self
+                .body
+                .iter()
+                .flat_map(Selection::resources)
+                .map(|r| prost::encoding::message::encoded_len(2, &r.resource))
+                .sum::<usize>()
+    }
+
     /// The message as an ordinary `DiscoveryResponse` (copies the resources; for tests and
     /// diagnostics).
     #[cfg(test)]
@@ -80,11 +92,7 @@ impl NamedService for AdsServer {
     const NAME: &'static str = "envoy.service.discovery.v3.AggregatedDiscoveryService";
 }
 
-impl<B> Service<http::Request<B>> for AdsServer
-where
-    B: Body + Send + 'static,
-    B::Error: Into<StdError> + Send + 'static,
-{
+impl Service<http::Request<tonic::body::Body>> for AdsServer {
     type Response = http::Response<tonic::body::Body>;
     type Error = Infallible;
     type Future = BoxFuture<Self::Response, Self::Error>;
@@ -93,34 +101,33 @@ where
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+    fn call(&mut self, req: http::Request<tonic::body::Body>) -> Self::Future {
         let inner = self.inner.clone();
         let max = Some(self.max_decoding);
         match req.uri().path() {
-            SOTW_PATH => Box::pin(async move {
-                let mut grpc = Grpc::new(SotwCodec).apply_max_message_size_config(max, None);
-                Ok(grpc.streaming(Sotw(inner), req).await)
-            }),
+            SOTW_PATH => {
+                let requests = Requests::new(req.into_body(), self.max_decoding);
+                Box::pin(async move {
+                    Ok(match inner.sotw(requests) {
+                        Ok(rx) => {
+                            let mut response =
+                                http::Response::new(tonic::body::Body::new(Responses::new(rx)));
+                            response.headers_mut().insert(
+                                http::header::CONTENT_TYPE,
+                                http::HeaderValue::from_static("application/grpc"),
+                            );
+                            response
+                        }
+                        Err(status) => status.into_http(),
+                    })
+                })
+            }
             DELTA_PATH => Box::pin(async move {
                 let mut grpc = Grpc::new(DeltaCodec).apply_max_message_size_config(max, None);
                 Ok(grpc.streaming(Delta(inner), req).await)
             }),
             _ => Box::pin(async move { Ok(Status::unimplemented("").into_http()) }),
         }
-    }
-}
-
-/// `StreamAggregatedResources`.
-struct Sotw(Arc<AdsService>);
-
-impl StreamingService<DiscoveryRequest> for Sotw {
-    type Response = SotwResponse;
-    type ResponseStream = crate::service::ResponseStream<SotwResponse>;
-    type Future = BoxFuture<Response<Self::ResponseStream>, Status>;
-
-    fn call(&mut self, request: Request<Streaming<DiscoveryRequest>>) -> Self::Future {
-        let inner = self.0.clone();
-        Box::pin(async move { inner.sotw(request) })
     }
 }
 
@@ -138,41 +145,11 @@ impl StreamingService<DeltaDiscoveryRequest> for Delta {
     }
 }
 
-/// Encodes [`SotwResponse`]s, decodes `DiscoveryRequest`s.
-#[derive(Debug, Clone, Copy, Default)]
-struct SotwCodec;
-
-impl Codec for SotwCodec {
-    type Encode = SotwResponse;
-    type Decode = DiscoveryRequest;
-    type Encoder = SotwEncoder;
-    type Decoder = ProstDecoder<DiscoveryRequest>;
-
-    fn encoder(&mut self) -> Self::Encoder {
-        SotwEncoder
-    }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        ProstDecoder(PhantomData)
-    }
-}
-
-/// Writes the head, then each resource as field 2 straight from its shared part.
-#[derive(Debug, Clone, Copy)]
-struct SotwEncoder;
-
-impl Encoder for SotwEncoder {
-    type Item = SotwResponse;
-    type Error = Status;
-
-    fn encode(&mut self, item: SotwResponse, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        write_response(&item, dst)
-            .map_err(|e| Status::internal(format!("encoding a response: {e}")))
-    }
-}
-
 /// Writes `item` as an encoded `DiscoveryResponse`.
-fn write_response(item: &SotwResponse, dst: &mut impl BufMut) -> Result<(), EncodeError> {
+pub(crate) fn write_response(
+    item: &SotwResponse,
+    dst: &mut impl BufMut,
+) -> Result<(), EncodeError> {
     item.head.encode(dst)?;
     for r in item.body.iter().flat_map(Selection::resources) {
         prost::encoding::message::encode(2, &r.resource, dst);

@@ -30,6 +30,7 @@ mod sotw;
 mod status;
 mod version;
 mod view;
+mod wire;
 
 use std::collections::BTreeMap;
 use std::future::Future;

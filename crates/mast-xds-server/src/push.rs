@@ -143,21 +143,32 @@ pub(crate) async fn run_pusher(
         let sender_gone = settle(&mut snapshots, debounce, changed_at).await;
         let snapshot = snapshots.borrow_and_update().clone();
         let previous = events.borrow().clone();
+        let diff_started = Instant::now();
         let change = if Arc::ptr_eq(&previous.snapshot, &snapshot) {
             Change::None
         } else {
             generator.change(&previous.snapshot, &snapshot)
         };
-        tracing::debug!(
+        tracing::info!(
             version = snapshot.version,
-            ?change,
+            change = change_kind(&change),
             waited_ms = changed_at.elapsed().as_millis() as u64,
+            diff_ms = diff_started.elapsed().as_secs_f64() * 1e3,
             "publishing push"
         );
         events.send_replace(Arc::new(previous.next(snapshot, &change, changed_at)));
         if sender_gone {
             return;
         }
+    }
+}
+
+/// A short name for a change, for logs.
+fn change_kind(change: &Change) -> &'static str {
+    match change {
+        Change::None => "none",
+        Change::EndpointsOnly(_) => "endpoints",
+        Change::Full => "full",
     }
 }
 

@@ -10,7 +10,7 @@ use envoy_types::pb::envoy::config::core::v3::{ControlPlane, Node};
 use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest,
 };
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use mast_model::MeshSnapshot;
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, watch};
@@ -24,6 +24,7 @@ use crate::push::{Debounce, PushEvent, run_pusher};
 use crate::share::Generation;
 use crate::status::{ConnGuard, Registry, XdsProtocol};
 use crate::view::{Generated, ProxyView};
+use crate::wire::Requests;
 
 /// Responses buffered per stream before the stream task waits for the proxy to read.
 const STREAM_BUFFER: usize = 16;
@@ -156,11 +157,11 @@ impl AdsService {
     /// `StreamAggregatedResources`: spawns the stream's task.
     pub(crate) fn sotw(
         &self,
-        request: Request<Streaming<DiscoveryRequest>>,
-    ) -> Result<Response<ResponseStream<SotwResponse>>, Status> {
+        requests: Requests<DiscoveryRequest>,
+    ) -> Result<mpsc::Receiver<Result<SotwResponse, Status>>, Status> {
         let (ctx, tx, rx) = self.open::<SotwResponse>()?;
-        tokio::spawn(crate::sotw::run(ctx, request.into_inner(), tx));
-        Ok(Response::new(rx))
+        tokio::spawn(crate::sotw::run(ctx, requests, tx));
+        Ok(rx.into_inner())
     }
 
     /// `DeltaAggregatedResources`: spawns the stream's task.
@@ -248,10 +249,10 @@ pub(crate) enum Step<Req> {
 
 /// Waits for the next thing a stream must handle: shutdown first, then the proxy's
 /// requests, then pushes (`biased`, so a closing stream never sends a push).
-pub(crate) async fn next_step<Req>(
-    session: &mut Session,
-    requests: &mut Streaming<Req>,
-) -> Step<Req> {
+pub(crate) async fn next_step<Req, S>(session: &mut Session, requests: &mut S) -> Step<Req>
+where
+    S: Stream<Item = Result<Req, Status>> + Unpin,
+{
     let closing = &mut session.closing;
     let events = &mut session.events;
     tokio::select! {
@@ -274,7 +275,10 @@ pub(crate) async fn next_step<Req>(
 pub(crate) struct Gone;
 
 /// Reads a stream's first request; `None` when the stream ends, fails or stays silent.
-pub(crate) async fn first_request<Req>(requests: &mut Streaming<Req>) -> Option<Req> {
+pub(crate) async fn first_request<Req, S>(requests: &mut S) -> Option<Req>
+where
+    S: Stream<Item = Result<Req, Status>> + Unpin,
+{
     match tokio::time::timeout(FIRST_REQUEST_TIMEOUT, requests.next()).await {
         Ok(Some(Ok(req))) => Some(req),
         Ok(Some(Err(status))) => {

@@ -108,11 +108,19 @@ impl Generation {
             let (generator, snapshot, proxy, t) = self.owned(event, proxy, type_url);
             let part = self
                 .blocking(move || {
+                    let started = std::time::Instant::now();
                     let mut part =
                         Part::new(generator.generate_part(&snapshot, &proxy, &t, Half::Shared));
                     if let Some(prev) = prev {
                         part.diff_from(&prev);
                     }
+                    tracing::debug!(
+                        r#type = crate::status::short_type_name(&t),
+                        namespace = %proxy.namespace,
+                        resources = part.resources.len(),
+                        ms = started.elapsed().as_secs_f64() * 1e3,
+                        "generated a shared part"
+                    );
                     part
                 })
                 .await?;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tonic::{Status, Streaming};
+use tonic::Status;
 use tracing::Instrument;
 
 use crate::grpc::SotwResponse;
@@ -18,6 +18,7 @@ use crate::service::{
 };
 use crate::status::{XdsProtocol, short_type_name};
 use crate::view::{Generated, Selection, digest};
+use crate::wire::Requests;
 
 type Tx = mpsc::Sender<Result<SotwResponse, Status>>;
 
@@ -81,7 +82,7 @@ fn list_hash(names: &[String]) -> u64 {
 }
 
 /// Runs one SotW stream to its end.
-pub(crate) async fn run(ctx: StreamCtx, mut requests: Streaming<DiscoveryRequest>, tx: Tx) {
+pub(crate) async fn run(ctx: StreamCtx, mut requests: Requests<DiscoveryRequest>, tx: Tx) {
     let Some(first) = first_request(&mut requests).await else {
         return;
     };
@@ -109,7 +110,7 @@ struct SotwStream {
 }
 
 impl SotwStream {
-    async fn run(mut self, first: DiscoveryRequest, mut requests: Streaming<DiscoveryRequest>) {
+    async fn run(mut self, first: DiscoveryRequest, mut requests: Requests<DiscoveryRequest>) {
         if self.on_request(first).await.is_err() {
             return;
         }

@@ -19,6 +19,7 @@ pub async fn run(
         let state = states.borrow_and_update().clone();
         version += 1;
         let opts = options.clone();
+        let started = std::time::Instant::now();
         let built = tokio::task::spawn_blocking(move || {
             MeshSnapshot::build(&state.resources, opts, version)
         })
@@ -28,6 +29,7 @@ pub async fn run(
                 tracing::info!(
                     version,
                     services = snapshot.services().count(),
+                    build_ms = started.elapsed().as_secs_f64() * 1e3,
                     "new mesh snapshot"
                 );
                 if snapshots.send(Arc::new(snapshot)).is_err() {
