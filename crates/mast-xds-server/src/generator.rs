@@ -3,6 +3,9 @@
 //! `mast_model::diff`, sharing outbound resources between proxies of the same
 //! [`ShareKey`]; tests and embedders can plug in their own.
 
+use std::collections::BTreeSet;
+
+use mast_core::Hostname;
 use mast_model::{Change, MeshSnapshot, ProxyNode};
 use mast_xds::{NamedResource, Part, ShareKey};
 
@@ -41,6 +44,19 @@ pub trait Generator: Send + Sync + 'static {
         }
     }
 
+    /// The shared part's endpoint assignments of the services in `hosts` alone, when the
+    /// generator can produce them (after an endpoint-only change of those services the
+    /// rest of the shared EDS part is reused); `None` (the default) regenerates it all.
+    fn generate_shared_endpoints(
+        &self,
+        snapshot: &MeshSnapshot,
+        proxy: &ProxyNode,
+        hosts: &BTreeSet<Hostname>,
+    ) -> Option<Vec<NamedResource>> {
+        let _ = (snapshot, proxy, hosts);
+        None
+    }
+
     /// What changed from `old` to `new`: [`Change::EndpointsOnly`] re-generates EDS alone,
     /// [`Change::None`] nothing, [`Change::Full`] every type.
     fn change(&self, old: &MeshSnapshot, new: &MeshSnapshot) -> Change {
@@ -74,5 +90,16 @@ impl Generator for MastGenerator {
         part: Part,
     ) -> Vec<NamedResource> {
         mast_xds::generate_part(snapshot, proxy, type_url, part)
+    }
+
+    fn generate_shared_endpoints(
+        &self,
+        snapshot: &MeshSnapshot,
+        proxy: &ProxyNode,
+        hosts: &BTreeSet<Hostname>,
+    ) -> Option<Vec<NamedResource>> {
+        Some(mast_xds::generate_endpoints_for_hosts(
+            snapshot, proxy, hosts,
+        ))
     }
 }

@@ -5,6 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::collections::BTreeSet;
+
+use mast_core::Hostname;
 use mast_model::{Change, MeshSnapshot};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -46,6 +49,10 @@ pub(crate) struct PushEvent {
     pub eds_version: u64,
     /// When the first snapshot of this event's burst arrived (for push latency).
     pub changed_at: Instant,
+    /// When endpoints at `last_change_seq` differ from those at an earlier event only in
+    /// some services: that event's `seq` and the services' hosts (EDS can then be
+    /// regenerated for those alone).
+    pub eds_delta: Option<(u64, Arc<BTreeSet<Hostname>>)>,
 }
 
 impl PushEvent {
@@ -60,6 +67,7 @@ impl PushEvent {
             full_version: version,
             eds_version: version,
             changed_at: Instant::now(),
+            eds_delta: None,
         }
     }
 
@@ -80,14 +88,17 @@ impl PushEvent {
             full_version: self.full_version,
             eds_version: self.eds_version,
             changed_at,
+            eds_delta: self.eds_delta.clone(),
         };
         match change {
             Change::None => {}
-            Change::EndpointsOnly(_) => {
+            Change::EndpointsOnly(hosts) => {
+                next.eds_delta = Some((self.last_change_seq, Arc::new(hosts.clone())));
                 next.last_change_seq = seq;
                 next.eds_version = version;
             }
             Change::Full => {
+                next.eds_delta = None;
                 next.last_full_seq = seq;
                 next.last_change_seq = seq;
                 next.full_version = version;

@@ -21,8 +21,8 @@ struct Entry {
     /// The push sequence the part belongs to (the type's last change).
     seq: u64,
     cell: Arc<OnceCell<Arc<Part>>>,
-    /// The part this one replaces, to record what changed.
-    prev: Option<Arc<Part>>,
+    /// The part this one replaces and its `seq`, to record what changed.
+    prev: Option<(u64, Arc<Part>)>,
 }
 
 type CacheKey = (String, ShareKey);
@@ -104,13 +104,28 @@ impl Generation {
     ) -> Result<Arc<Part>, Gone> {
         let seq = event.type_seq(type_url);
         let (cell, prev) = self.cell(type_url, key, seq);
+        // After an endpoint-only change, only the touched services' assignments are new.
+        let delta = event
+            .eds_delta
+            .clone()
+            .filter(|(base, _)| {
+                type_url == mast_xds::ENDPOINT_TYPE && prev.as_ref().is_some_and(|(s, _)| s == base)
+            })
+            .map(|(_, hosts)| hosts);
         let init = async {
             let (generator, snapshot, proxy, t) = self.owned(event, proxy, type_url);
             let part = self
                 .blocking(move || {
                     let started = std::time::Instant::now();
-                    let mut part =
-                        Part::new(generator.generate_part(&snapshot, &proxy, &t, Half::Shared));
+                    let prev = prev.map(|(_, p)| p);
+                    let targeted = delta.as_ref().zip(prev.as_ref()).and_then(|(hosts, prev)| {
+                        let fresh =
+                            generator.generate_shared_endpoints(&snapshot, &proxy, hosts)?;
+                        Some(replaced(prev, fresh))
+                    });
+                    let mut part = targeted.unwrap_or_else(|| {
+                        Part::new(generator.generate_part(&snapshot, &proxy, &t, Half::Shared))
+                    });
                     if let Some(prev) = prev {
                         part.diff_from(&prev);
                     }
@@ -118,6 +133,7 @@ impl Generation {
                         r#type = crate::status::short_type_name(&t),
                         namespace = %proxy.namespace,
                         resources = part.resources.len(),
+                        touched_services = delta.as_ref().map(|h| h.len()),
                         ms = started.elapsed().as_secs_f64() * 1e3,
                         "generated a shared part"
                     );
@@ -136,13 +152,13 @@ impl Generation {
         type_url: &str,
         key: &ShareKey,
         seq: u64,
-    ) -> (Arc<OnceCell<Arc<Part>>>, Option<Arc<Part>>) {
+    ) -> (Arc<OnceCell<Arc<Part>>>, Option<(u64, Arc<Part>)>) {
         let mut cache = self.cache.lock();
         let cache_key = (type_url.to_owned(), key.clone());
         let found = match cache.entries.get_mut(&cache_key) {
             Some(e) if e.seq == seq => return (e.cell.clone(), e.prev.clone()),
             Some(e) if e.seq > seq => return (Arc::new(OnceCell::new()), None),
-            Some(e) => e.cell.get().cloned(),
+            Some(e) => e.cell.get().map(|p| (e.seq, p.clone())),
             None => None,
         };
         let cell = Arc::new(OnceCell::new());
@@ -196,4 +212,17 @@ impl Generation {
             },
         }
     }
+}
+
+/// `prev`'s resources with those named in `fresh` replaced (and any new ones added).
+fn replaced(prev: &Part, fresh: Vec<mast_xds::NamedResource>) -> Part {
+    let mut fresh: std::collections::HashMap<String, mast_xds::NamedResource> =
+        fresh.into_iter().map(|r| (r.name.clone(), r)).collect();
+    let mut all: Vec<mast_xds::NamedResource> = prev
+        .resources
+        .iter()
+        .map(|r| fresh.remove(&r.name).unwrap_or_else(|| r.clone()))
+        .collect();
+    all.extend(fresh.into_values());
+    Part::new(all)
 }

@@ -8,7 +8,7 @@
 //! warning (Envoy would reject the whole assignment). STRICT_DNS clusters reuse
 //! [`lb_endpoints`] with host names allowed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use envoy_types::pb::envoy::config::core::v3::HealthStatus;
@@ -16,6 +16,7 @@ use envoy_types::pb::envoy::config::endpoint::v3::lb_endpoint::HostIdentifier;
 use envoy_types::pb::envoy::config::endpoint::v3::{
     ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints,
 };
+use mast_core::Hostname;
 use mast_model::{MeshSnapshot, ProxyNode};
 
 use crate::cluster::{self, Discovery, pb};
@@ -31,9 +32,27 @@ pub(crate) enum Addresses {
 
 /// Every `ClusterLoadAssignment` for `proxy`, sorted by name.
 pub fn endpoints(snapshot: &MeshSnapshot, proxy: &ProxyNode) -> Vec<ClusterLoadAssignment> {
+    endpoints_where(snapshot, proxy, |_| true)
+}
+
+/// The `ClusterLoadAssignment`s of the clusters of the services in `hosts` only, sorted by
+/// name: what an endpoint-only change of those services changes in [`endpoints`].
+pub fn endpoints_for_hosts(
+    snapshot: &MeshSnapshot,
+    proxy: &ProxyNode,
+    hosts: &BTreeSet<Hostname>,
+) -> Vec<ClusterLoadAssignment> {
+    endpoints_where(snapshot, proxy, |h| hosts.contains(h))
+}
+
+fn endpoints_where(
+    snapshot: &MeshSnapshot,
+    proxy: &ProxyNode,
+    host: impl Fn(&Hostname) -> bool,
+) -> Vec<ClusterLoadAssignment> {
     let all = cluster::outbound_targets(snapshot, proxy)
         .into_iter()
-        .filter(|t| t.discovery == Discovery::Eds)
+        .filter(|t| t.discovery == Discovery::Eds && host(&t.service.hostname))
         .map(|t| {
             let eps = lb_endpoints(
                 t.service.endpoints_for(t.port.port),

@@ -17,7 +17,10 @@ pub mod share;
 
 pub use share::{Part, ShareKey};
 
+use std::collections::BTreeSet;
+
 use envoy_types::pb::google::protobuf::Any;
+use mast_core::Hostname;
 use mast_model::{MeshSnapshot, ProxyNode};
 
 /// `type.googleapis.com/envoy.config.cluster.v3.Cluster`.
@@ -62,6 +65,19 @@ pub fn generate_part(
         (ENDPOINT_TYPE | ROUTE_TYPE, Part::Shared) => generate(snapshot, proxy, type_url),
         _ => Vec::new(),
     }
+}
+
+/// The shared part's endpoint assignments of the clusters of `hosts` only (see
+/// [`endpoint::endpoints_for_hosts`]): after an endpoint-only change of those services, the
+/// rest of the shared EDS part is unchanged.
+pub fn generate_endpoints_for_hosts(
+    snapshot: &MeshSnapshot,
+    proxy: &ProxyNode,
+    hosts: &BTreeSet<Hostname>,
+) -> Vec<NamedResource> {
+    pack(endpoint::endpoints_for_hosts(snapshot, proxy, hosts), |e| {
+        e.cluster_name.clone()
+    })
 }
 
 /// Generates every resource of `type_url` for `proxy`; an unknown type gives nothing.

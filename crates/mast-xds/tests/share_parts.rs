@@ -272,3 +272,23 @@ fn keys_follow_what_the_outbound_part_reads() {
     );
     assert_ne!(ShareKey::of(&rich, &client), ShareKey::of(&rich, &other));
 }
+
+#[test]
+fn endpoints_for_some_hosts_are_those_of_the_whole() {
+    let plain = snapshot(PLAIN);
+    let web = mast_core::Hostname::new_unchecked("web.shop.svc.cluster.local");
+    for p in proxies("shop", "default", &["10.9.0.1", "10.9.9.9"]) {
+        let all = mast_xds::generate(&plain, &p, mast_xds::ENDPOINT_TYPE);
+        let some = mast_xds::generate_endpoints_for_hosts(
+            &plain,
+            &p,
+            &std::collections::BTreeSet::from([web.clone()]),
+        );
+        let expected: Vec<NamedResource> = all
+            .into_iter()
+            .filter(|r| r.name.ends_with("|web.shop.svc.cluster.local"))
+            .collect();
+        assert_eq!(expected.len(), 3, "web, web v1, web v2");
+        assert_eq!(some, expected);
+    }
+}

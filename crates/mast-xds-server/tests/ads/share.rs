@@ -2,10 +2,11 @@
 //! shared part per push (however many connect), merged with their own resources; and
 //! endpoint pushes carry only the assignments that changed.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
+use mast_core::Hostname;
 use mast_model::{Change, MeshSnapshot, ProxyNode};
 use mast_xds::{
     CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, NamedResource, Part, ROUTE_TYPE, ShareKey,
@@ -18,6 +19,8 @@ use crate::common::*;
 /// Shares everything but one inbound cluster per proxy; counts shared generations.
 struct SharingGen {
     shared_calls: Mutex<HashMap<(u64, String), usize>>,
+    /// (version, hosts) of each targeted endpoint generation.
+    targeted: Mutex<Vec<(u64, Vec<String>)>>,
     change: Mutex<Change>,
 }
 
@@ -25,6 +28,7 @@ impl SharingGen {
     fn new() -> Arc<Self> {
         Arc::new(Self {
             shared_calls: Mutex::new(HashMap::new()),
+            targeted: Mutex::new(Vec::new()),
             change: Mutex::new(Change::Full),
         })
     }
@@ -93,6 +97,22 @@ impl Generator for SharingGen {
         }
     }
 
+    fn generate_shared_endpoints(
+        &self,
+        s: &MeshSnapshot,
+        _p: &ProxyNode,
+        hosts: &BTreeSet<Hostname>,
+    ) -> Option<Vec<NamedResource>> {
+        let names: Vec<String> = hosts.iter().map(ToString::to_string).collect();
+        self.targeted.lock().push((s.version, names.clone()));
+        let all = shared(s.version, ENDPOINT_TYPE);
+        Some(
+            all.into_iter()
+                .filter(|r| names.contains(&r.name))
+                .collect(),
+        )
+    }
+
     fn change(&self, _old: &MeshSnapshot, _new: &MeshSnapshot) -> Change {
         self.change.lock().clone()
     }
@@ -144,7 +164,8 @@ async fn proxies_of_one_key_share_one_generation_per_push() {
 #[tokio::test]
 async fn endpoint_pushes_carry_only_changed_assignments() {
     let generator = SharingGen::new();
-    *generator.change.lock() = Change::EndpointsOnly(Default::default());
+    let svc_b = BTreeSet::from([Hostname::new_unchecked("svc-b")]);
+    *generator.change.lock() = Change::EndpointsOnly(svc_b);
     let h = Harness::start(Some(generator.clone()), fast()).await;
     let mut c = SotwClient::connect(h.addr, &node_id("eds")).await;
     c.subscribe_all(&EDS, &["local_route"]).await;
@@ -154,7 +175,15 @@ async fn endpoint_pushes_carry_only_changed_assignments() {
     assert_eq!(r.type_url, ENDPOINT_TYPE);
     assert_eq!(names(&r), ["svc-b"], "only the changed assignment");
     assert_eq!(r.version_info, "2");
+    assert_eq!(
+        r.resources[0],
+        endpoints("svc-b", 8002).resource,
+        "the new assignment"
+    );
     c.ack(&r).await;
+    // Generated for svc-b alone: the rest of the shared part was reused.
+    assert_eq!(generator.calls(2, ENDPOINT_TYPE), 0);
+    assert_eq!(*generator.targeted.lock(), [(2, vec!["svc-b".to_owned()])]);
     c.expect_silence(Duration::from_millis(150)).await;
     h.wait_status("EDS v2 acked", |s| {
         s.len() == 1
