@@ -22,10 +22,13 @@ struct Entry {
     seq: u64,
     cell: Arc<OnceCell<Arc<Part>>>,
     /// The part this one replaces and its `seq`, to record what changed.
-    prev: Option<(u64, Arc<Part>)>,
+    prev: Option<Versioned>,
 }
 
 type CacheKey = (String, ShareKey);
+
+/// A part and the push `seq` it belongs to.
+type Versioned = (u64, Arc<Part>);
 
 /// Shared parts by (type, key), and per type the newest push swept.
 #[derive(Default)]
@@ -152,7 +155,7 @@ impl Generation {
         type_url: &str,
         key: &ShareKey,
         seq: u64,
-    ) -> (Arc<OnceCell<Arc<Part>>>, Option<(u64, Arc<Part>)>) {
+    ) -> (Arc<OnceCell<Arc<Part>>>, Option<Versioned>) {
         let mut cache = self.cache.lock();
         let cache_key = (type_url.to_owned(), key.clone());
         let found = match cache.entries.get_mut(&cache_key) {
