@@ -59,7 +59,7 @@ impl Default for SnapshotOptions {
 }
 
 /// One Istio configuration object in the snapshot.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Config<T> {
     /// Its name.
     pub name: String,
@@ -67,6 +67,17 @@ pub struct Config<T> {
     pub namespace: String,
     /// Its spec.
     pub spec: Arc<T>,
+}
+
+/// Equal names and specs; specs shared with the previous snapshot (the same `Arc`, as for
+/// every file that did not change) compare without walking them, which keeps
+/// [`crate::diff`] cheap at thousands of resources.
+impl<T: PartialEq> PartialEq for Config<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+            && self.namespace == other.namespace
+            && (Arc::ptr_eq(&self.spec, &other.spec) || self.spec == other.spec)
+    }
 }
 
 /// Outbound traffic to hosts the mesh does not know (Istio's `outboundTrafficPolicy.mode`).
