@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use envoy_types::pb::envoy::config::core::v3::{ControlPlane, Node};
 use envoy_types::pb::envoy::service::discovery::v3::{
-    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest,
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse,
 };
 use futures::{Stream, StreamExt};
 use mast_model::MeshSnapshot;
@@ -24,7 +24,7 @@ use crate::push::{Debounce, PushEvent, run_pusher};
 use crate::share::Generation;
 use crate::status::{ConnGuard, Registry, XdsProtocol};
 use crate::view::{Generated, ProxyView};
-use crate::wire::Requests;
+use crate::wire::{Requests, SotwRequest};
 
 /// Responses buffered per stream before the stream task waits for the proxy to read.
 const STREAM_BUFFER: usize = 16;
@@ -157,7 +157,7 @@ impl AdsService {
     /// `StreamAggregatedResources`: spawns the stream's task.
     pub(crate) fn sotw(
         &self,
-        requests: Requests<DiscoveryRequest>,
+        requests: Requests<SotwRequest>,
     ) -> Result<mpsc::Receiver<Result<SotwResponse, Status>>, Status> {
         let (ctx, tx, rx) = self.open::<SotwResponse>()?;
         tokio::spawn(crate::sotw::run(ctx, requests, tx));

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
+use envoy_types::pb::envoy::service::discovery::v3::DiscoveryResponse;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tonic::Status;
@@ -18,7 +18,7 @@ use crate::service::{
 };
 use crate::status::{XdsProtocol, short_type_name};
 use crate::view::{Generated, Selection, digest};
-use crate::wire::Requests;
+use crate::wire::{Names, Requests, SotwRequest};
 
 type Tx = mpsc::Sender<Result<SotwResponse, Status>>;
 
@@ -51,15 +51,13 @@ struct TypeState {
 impl TypeState {
     /// Applies a request's `resource_names`; true when the subscription changed. An empty
     /// list on the first request is the legacy wildcard, as is `*`.
-    fn subscribe(&mut self, names: &[String], first: bool) -> bool {
-        let wildcard =
-            names.iter().any(|n| n == "*") || (names.is_empty() && (first || self.wildcard));
-        let hash = list_hash(names);
-        if !first && hash == self.names_hash && wildcard == self.wildcard {
+    fn subscribe(&mut self, names: &Names, first: bool) -> bool {
+        let wildcard = names.has_star || (names.len == 0 && (first || self.wildcard));
+        if !first && names.hash == self.names_hash && wildcard == self.wildcard {
             return false;
         }
-        self.names_hash = hash;
-        let set: BTreeSet<String> = names.iter().filter(|n| *n != "*").cloned().collect();
+        self.names_hash = names.hash;
+        let set: BTreeSet<String> = names.iter().filter(|n| n != "*").collect();
         let changed = wildcard != self.wildcard || set != *self.names;
         self.wildcard = wildcard;
         if set != *self.names {
@@ -73,20 +71,12 @@ impl TypeState {
     }
 }
 
-/// An order-sensitive hash of a list of names.
-fn list_hash(names: &[String]) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::hash::DefaultHasher::new();
-    names.hash(&mut h);
-    h.finish()
-}
-
 /// Runs one SotW stream to its end.
-pub(crate) async fn run(ctx: StreamCtx, mut requests: Requests<DiscoveryRequest>, tx: Tx) {
+pub(crate) async fn run(ctx: StreamCtx, mut requests: Requests<SotwRequest>, tx: Tx) {
     let Some(first) = first_request(&mut requests).await else {
         return;
     };
-    let session = match Session::start(ctx, first.node.as_ref(), XdsProtocol::Sotw) {
+    let session = match Session::start(ctx, first.req.node.as_ref(), XdsProtocol::Sotw) {
         Ok(s) => s,
         Err(status) => {
             tracing::warn!(error = %status.message(), "refusing ADS stream");
@@ -110,7 +100,7 @@ struct SotwStream {
 }
 
 impl SotwStream {
-    async fn run(mut self, first: DiscoveryRequest, mut requests: Requests<DiscoveryRequest>) {
+    async fn run(mut self, first: SotwRequest, mut requests: Requests<SotwRequest>) {
         if self.on_request(first).await.is_err() {
             return;
         }
@@ -133,12 +123,13 @@ impl SotwStream {
         }
     }
 
-    async fn on_request(&mut self, req: DiscoveryRequest) -> Result<(), Gone> {
+    async fn on_request(&mut self, req: SotwRequest) -> Result<(), Gone> {
+        let SotwRequest { req, names } = req;
         let type_url = req.type_url.clone();
         let state = self.types.entry(type_url.clone()).or_default();
         let Some(sent) = &mut state.sent else {
             // The first request for this type on this stream: always answered in full.
-            state.subscribe(&req.resource_names, true);
+            state.subscribe(&names, true);
             return self.respond(&type_url, None).await;
         };
         if req.response_nonce != sent.nonce {
@@ -163,7 +154,7 @@ impl SotwStream {
         self.session
             .conn
             .update(|r| r.acked(&type_url, &req.version_info, &nonce));
-        if state.subscribe(&req.resource_names, false) {
+        if state.subscribe(&names, false) {
             return self.respond(&type_url, None).await;
         }
         Ok(())

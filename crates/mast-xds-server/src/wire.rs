@@ -11,6 +11,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes};
+use envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest;
 use futures::Stream;
 use http_body::{Body, Frame};
 use prost::Message;
@@ -47,7 +48,13 @@ impl<M> Requests<M> {
     }
 }
 
-impl<M: Message + Default> Requests<M> {
+/// A message [`Requests`] can decode.
+pub(crate) trait WireMessage: Sized {
+    /// Decodes one message.
+    fn decode_wire(bytes: &[u8]) -> Result<Self, String>;
+}
+
+impl<M: WireMessage> Requests<M> {
     /// The next complete message in the buffered bytes, if any.
     fn take(&mut self) -> Result<Option<M>, Status> {
         while let Some(chunk) = self.chunks.pop_front() {
@@ -72,7 +79,7 @@ impl<M: Message + Default> Requests<M> {
             self.buf.reserve_exact(PREFIX + len - self.buf.len());
             return Ok(None);
         }
-        let message = M::decode(&self.buf[PREFIX..PREFIX + len])
+        let message = M::decode_wire(&self.buf[PREFIX..PREFIX + len])
             .map_err(|e| Status::invalid_argument(format!("malformed request: {e}")))?;
         if self.buf.len() == PREFIX + len {
             // Nothing pipelined behind it: release the memory.
@@ -84,7 +91,7 @@ impl<M: Message + Default> Requests<M> {
     }
 }
 
-impl<M: Message + Default> Stream for Requests<M> {
+impl<M: WireMessage> Stream for Requests<M> {
     type Item = Result<M, Status>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
@@ -124,6 +131,137 @@ impl<M: Message + Default> Stream for Requests<M> {
                 Poll::Pending => return Poll::Pending,
             }
         }
+    }
+}
+
+/// A state-of-the-world request with its `resource_names` kept encoded: Envoy repeats the
+/// whole list (thousands of EDS cluster names) in every ACK, and an unchanged list is
+/// recognised by its hash without allocating a string.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct SotwRequest {
+    /// Every field but `resource_names`.
+    pub req: DiscoveryRequest,
+    /// `resource_names`.
+    pub names: Names,
+}
+
+/// An encoded list of resource names.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Names {
+    /// The names as length-prefixed strings, in order.
+    raw: Vec<u8>,
+    /// Order-sensitive hash of the list.
+    pub hash: u64,
+    /// How many names.
+    pub len: usize,
+    /// Whether one of them is `*`.
+    pub has_star: bool,
+}
+
+impl Names {
+    /// A list of names (for tests).
+    #[cfg(test)]
+    pub(crate) fn of(names: &[&str]) -> Self {
+        let mut out = Names::default();
+        let mut h = WordHash::default();
+        for n in names {
+            out.push(n.as_bytes(), &mut h);
+        }
+        out.hash = h.finish();
+        out
+    }
+
+    fn push(&mut self, name: &[u8], h: &mut WordHash) {
+        prost::encoding::encode_varint(name.len() as u64, &mut self.raw);
+        self.raw.extend_from_slice(name);
+        h.write(name);
+        self.len += 1;
+        self.has_star |= name == b"*";
+    }
+
+    /// The names.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = String> + '_ {
+        let mut buf = self.raw.as_slice();
+        std::iter::from_fn(move || {
+            let len = usize::try_from(prost::encoding::decode_varint(&mut buf).ok()?).ok()?;
+            let (name, rest) = buf.split_at_checked(len)?;
+            buf = rest;
+            Some(String::from_utf8_lossy(name).into_owned())
+        })
+    }
+}
+
+/// A fast non-cryptographic hash over 8-byte words (FxHash's mixing), with each input's
+/// length mixed in so that list boundaries count.
+#[derive(Debug, Default)]
+struct WordHash(u64);
+
+impl WordHash {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+
+    fn mix(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(Self::K);
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        self.mix(bytes.len() as u64);
+        let mut words = bytes.chunks_exact(8);
+        for w in &mut words {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(w);
+            self.mix(u64::from_le_bytes(a));
+        }
+        let mut tail = [0u8; 8];
+        tail[..words.remainder().len()].copy_from_slice(words.remainder());
+        self.mix(u64::from_le_bytes(tail));
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// `resource_names` is field 3 of `DiscoveryRequest`.
+const RESOURCE_NAMES: u32 = 3;
+
+impl WireMessage for SotwRequest {
+    fn decode_wire(mut bytes: &[u8]) -> Result<Self, String> {
+        use prost::encoding::{WireType, decode_key, decode_varint};
+        let mut names = Names::default();
+        let mut hash = WordHash::default();
+        let mut rest = Vec::new();
+        while !bytes.is_empty() {
+            let start = bytes;
+            let (tag, wire_type) = decode_key(&mut bytes).map_err(|e| e.to_string())?;
+            let len = match wire_type {
+                WireType::LengthDelimited => {
+                    usize::try_from(decode_varint(&mut bytes).map_err(|e| e.to_string())?)
+                        .map_err(|_| "length overflow".to_owned())?
+                }
+                WireType::Varint => {
+                    decode_varint(&mut bytes).map_err(|e| e.to_string())?;
+                    0
+                }
+                WireType::SixtyFourBit => 8,
+                WireType::ThirtyTwoBit => 4,
+                _ => return Err("unsupported wire type".to_owned()),
+            };
+            let (value, after) = bytes
+                .split_at_checked(len)
+                .ok_or_else(|| "truncated field".to_owned())?;
+            if tag == RESOURCE_NAMES && wire_type == WireType::LengthDelimited {
+                names.push(value, &mut hash);
+            } else {
+                let field_len = start.len() - after.len();
+                rest.extend_from_slice(&start[..field_len]);
+            }
+            bytes = after;
+        }
+        names.hash = hash.finish();
+        Ok(Self {
+            req: DiscoveryRequest::decode(rest.as_slice()).map_err(|e| e.to_string())?,
+            names,
+        })
     }
 }
 
@@ -205,7 +343,7 @@ impl Body for Responses {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
+    use envoy_types::pb::envoy::service::discovery::v3::DiscoveryResponse;
     use futures::StreamExt;
     use http_body_util::BodyExt;
 
@@ -236,10 +374,31 @@ mod tests {
             .map(|c| Ok(Frame::data(Bytes::copy_from_slice(c))))
             .collect();
         let body = http_body_util::StreamBody::new(futures::stream::iter(chunks));
-        let mut requests = Requests::<DiscoveryRequest>::new(tonic::body::Body::new(body), 1 << 20);
-        assert_eq!(requests.next().await.unwrap().unwrap(), a);
-        assert_eq!(requests.next().await.unwrap().unwrap(), b);
+        let mut requests = Requests::<SotwRequest>::new(tonic::body::Body::new(body), 1 << 20);
+        let got = requests.next().await.unwrap().unwrap();
+        let names: Vec<String> = got.names.iter().collect();
+        assert_eq!(names, a.resource_names);
+        assert_eq!(got.names.len, 500);
+        assert_eq!(
+            got.req,
+            DiscoveryRequest {
+                resource_names: vec![],
+                ..a.clone()
+            }
+        );
+        let got_b = requests.next().await.unwrap().unwrap();
+        assert_eq!(got_b.req, b);
+        assert_eq!(got_b.names.len, 0);
         assert!(requests.next().await.is_none());
+        // The hash follows the list: same list, same hash; order and boundaries count.
+        let n = |v: &[&str]| Names::of(v).hash;
+        assert_eq!(got.names.hash, {
+            let v: Vec<&str> = a.resource_names.iter().map(String::as_str).collect();
+            n(&v)
+        });
+        assert_ne!(n(&["a", "b"]), n(&["b", "a"]));
+        assert_ne!(n(&["ab", "c"]), n(&["a", "bc"]));
+        assert!(Names::of(&["x", "*"]).has_star);
     }
 
     #[tokio::test]
@@ -249,13 +408,13 @@ mod tests {
             ..DiscoveryRequest::default()
         });
         let body = http_body_util::Full::new(Bytes::from(big));
-        let mut requests = Requests::<DiscoveryRequest>::new(tonic::body::Body::new(body), 10);
+        let mut requests = Requests::<SotwRequest>::new(tonic::body::Body::new(body), 10);
         let err = requests.next().await.unwrap().unwrap_err();
         assert_eq!(err.code(), tonic::Code::OutOfRange);
         let mut compressed = framed(&DiscoveryRequest::default());
         compressed[0] = 1;
         let body = http_body_util::Full::new(Bytes::from(compressed));
-        let mut requests = Requests::<DiscoveryRequest>::new(tonic::body::Body::new(body), 10);
+        let mut requests = Requests::<SotwRequest>::new(tonic::body::Body::new(body), 10);
         let err = requests.next().await.unwrap().unwrap_err();
         assert_eq!(err.code(), tonic::Code::Unimplemented);
     }
