@@ -26,6 +26,9 @@ use tonic::transport::Endpoint;
 use crate::fleet::{ProbeKind, Shared};
 use crate::lite;
 
+/// Envoy's default HTTP/2 `initial_stream_window_size` and `initial_connection_window_size`.
+const ENVOY_H2_WINDOW: u32 = 256 * 1024 * 1024;
+
 /// The four types in subscription order; indexes into per-type arrays.
 const TYPES: [&str; 4] = [CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE];
 const CDS: usize = 0;
@@ -100,7 +103,13 @@ async fn run_stream(
     state: &mut ClientState,
 ) -> anyhow::Error {
     let channel = match Endpoint::from_shared(format!("http://{}", shared.addr)) {
-        Ok(e) => e.connect_timeout(Duration::from_secs(2)).tcp_nodelay(true),
+        // HTTP/2 windows as Envoy's defaults (256 MiB per stream and per connection), so a
+        // client reads a 1 MiB response as Envoy does rather than in 64 KiB round trips.
+        Ok(e) => e
+            .connect_timeout(Duration::from_secs(2))
+            .tcp_nodelay(true)
+            .initial_stream_window_size(Some(ENVOY_H2_WINDOW))
+            .initial_connection_window_size(Some(ENVOY_H2_WINDOW)),
         Err(e) => return e.into(),
     };
     let channel = match channel.connect().await {

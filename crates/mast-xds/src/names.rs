@@ -21,12 +21,57 @@ pub const INBOUND_CAPTURE_PORT: u16 = 15006;
 
 /// `outbound|<port>|<subset>|<host>` (subset empty for the whole service).
 pub fn outbound_cluster(port: u16, subset: &str, host: &Hostname) -> String {
-    format!("outbound|{port}|{subset}|{host}")
+    let port = PortDigits::new(port);
+    concat(&["outbound|", port.as_str(), "|", subset, "|", host.as_str()])
 }
 
 /// `inbound|<port>||`.
 pub fn inbound_cluster(port: u16) -> String {
-    format!("inbound|{port}||")
+    concat(&["inbound|", PortDigits::new(port).as_str(), "||"])
+}
+
+/// The parts joined, in one allocation of the right size (`format!` grows its buffer as it
+/// goes, and names are built by the thousand).
+pub(crate) fn concat(parts: &[&str]) -> String {
+    let mut out = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for p in parts {
+        out.push_str(p);
+    }
+    out
+}
+
+/// `<name>:<port>`, in one allocation.
+pub(crate) fn with_port(name: &str, port: u16) -> String {
+    concat(&[name, ":", PortDigits::new(port).as_str()])
+}
+
+/// The decimal digits of a port, without allocating.
+pub(crate) struct PortDigits {
+    buf: [u8; 5],
+    start: usize,
+}
+
+impl PortDigits {
+    /// The digits of `port`.
+    pub(crate) fn new(mut port: u16) -> Self {
+        let mut buf = [b'0'; 5];
+        let mut start = buf.len();
+        loop {
+            start -= 1;
+            // A digit: `port % 10` is below 10.
+            buf[start] = b'0' + u8::try_from(port % 10).unwrap_or(0);
+            port /= 10;
+            if port == 0 {
+                break;
+            }
+        }
+        Self { buf, start }
+    }
+
+    /// The digits as text.
+    pub(crate) fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[self.start..]).unwrap_or_default()
+    }
 }
 
 /// The parts of an `outbound|port|subset|host` name.
@@ -55,5 +100,13 @@ mod tests {
             Some((9080, "", "a.b"))
         );
         assert_eq!(inbound_cluster(8080), "inbound|8080||");
+        for port in [0, 1, 9, 10, 80, 443, 9080, 15001, 65535] {
+            assert_eq!(PortDigits::new(port).as_str(), port.to_string());
+            assert_eq!(with_port("a.b", port), format!("a.b:{port}"));
+            assert_eq!(
+                outbound_cluster(port, "v1", &h),
+                format!("outbound|{port}|v1|{h}")
+            );
+        }
     }
 }

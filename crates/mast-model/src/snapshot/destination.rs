@@ -41,11 +41,16 @@ impl Entry {
 #[derive(Debug, Clone, Default)]
 struct DrSet {
     by_host: HashMap<Hostname, Vec<Entry>>,
+    /// The wildcard keys of `by_host`, so a lookup does not scan every host.
+    wildcards: Vec<Hostname>,
 }
 
 impl DrSet {
     /// Adds a rule, merging it into an earlier one with the same host, exportTo and selector.
     fn add(&mut self, host: Hostname, entry: Entry) {
+        if host.is_wildcard() && !self.by_host.contains_key(&host) {
+            self.wildcards.push(host.clone());
+        }
         let entries = self.by_host.entry(host).or_default();
         let same = entries
             .iter_mut()
@@ -56,23 +61,20 @@ impl DrSet {
         }
     }
 
-    /// The entries (those `keep` accepts) of the most specific host covering `host`: the
-    /// host itself, else the longest wildcard whose suffix it has.
-    fn best<'a>(&'a self, host: &Hostname, keep: impl Fn(&Entry) -> bool) -> Vec<&'a Entry> {
-        let kept = |entries: &'a Vec<Entry>| -> Vec<&'a Entry> {
-            entries.iter().filter(|e| keep(e)).collect()
-        };
-        if let Some(exact) = self.by_host.get(host).map(kept).filter(|v| !v.is_empty()) {
+    /// The entries of the most specific host covering `host` that has an entry `keep`
+    /// accepts: the host itself, else the longest wildcard whose suffix it has. The caller
+    /// filters the entries with `keep` again.
+    fn best<'a>(&'a self, host: &Hostname, keep: impl Fn(&Entry) -> bool) -> &'a [Entry] {
+        let any_kept = |entries: &&'a Vec<Entry>| entries.iter().any(&keep);
+        if let Some(exact) = self.by_host.get(host).filter(any_kept) {
             return exact;
         }
-        self.by_host
+        self.wildcards
             .iter()
-            .filter(|(h, _)| h.is_wildcard() && host.subset_of(h))
-            .map(|(h, entries)| (h, kept(entries)))
-            .filter(|(_, v)| !v.is_empty())
+            .filter(|h| host.subset_of(h))
+            .filter_map(|h| self.by_host.get(h).filter(any_kept).map(|e| (h, e)))
             .max_by_key(|(h, _)| h.as_str().len())
-            .map(|(_, v)| v)
-            .unwrap_or_default()
+            .map_or(&[], |(_, e)| e.as_slice())
     }
 }
 
@@ -165,23 +167,21 @@ pub(super) fn lookup<'a>(
         index.local.get(client_ns)
     };
     let keep_local = |e: &Entry| labels.is_some() || e.selector.is_none();
-    let found = local
-        .map(|set| set.best(host, keep_local))
-        .unwrap_or_default();
+    let found = local.map_or(&[][..], |set| set.best(host, keep_local));
     if !found.is_empty() {
         let chosen = match labels {
             Some(l) => found
                 .iter()
                 .find(|e| e.selector.as_ref().is_some_and(|s| selector_matches(s, l)))
                 .or_else(|| found.iter().find(|e| e.selector.is_none())),
-            None => found.first(),
+            None => found.iter().find(|e| keep_local(e)),
         };
         return chosen.map(|e| &e.config);
     }
     let exported_from = |ns: &str| -> Option<&'a Config<DestinationRule>> {
         let set = index.exported.get(ns)?;
-        let best = set.best(host, |_| true);
-        best.into_iter()
+        set.best(host, |_| true)
+            .iter()
             .find(|e| e.exported_to(client_ns))
             .map(|e| &e.config)
     };

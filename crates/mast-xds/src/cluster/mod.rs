@@ -69,8 +69,44 @@ pub fn clusters_part(snapshot: &MeshSnapshot, proxy: &ProxyNode, part: Part) -> 
 }
 
 /// Sorts by name (stable) and drops later duplicates.
+///
+/// Sorts indexes, then moves the items into place in the same buffer: a `Cluster` is over
+/// 3 KiB, and sorting thousands of them directly, or collecting them into a new vector,
+/// costs more than building them.
 pub(crate) fn sorted_unique<T>(mut items: Vec<T>, name: impl Fn(&T) -> &str) -> Vec<T> {
-    items.sort_by(|a, b| name(a).cmp(name(b)));
-    items.dedup_by(|later, earlier| name(later) == name(earlier));
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.sort_by(|a, b| name(&items[*a]).cmp(name(&items[*b])));
+    let mut kept = vec![false; items.len()];
+    let mut len = 0;
+    for k in 0..order.len() {
+        let i = order[k];
+        if len > 0 && name(&items[order[len - 1]]) == name(&items[i]) {
+            continue;
+        }
+        order[len] = i;
+        kept[i] = true;
+        len += 1;
+    }
+    order.truncate(len);
+    order.extend((0..items.len()).filter(|i| !kept[*i]));
+    permute(&mut items, &order);
+    items.truncate(len);
     items
+}
+
+/// Moves `items[perm[k]]` to position `k`, for every `k` (`perm` is a permutation).
+fn permute<T>(items: &mut [T], perm: &[usize]) {
+    let mut done = vec![false; items.len()];
+    for start in 0..items.len() {
+        let mut j = start;
+        while !done[j] {
+            done[j] = true;
+            let src = perm[j];
+            if src == start {
+                break;
+            }
+            items.swap(j, src);
+            j = src;
+        }
+    }
 }

@@ -78,9 +78,25 @@ impl Target<'_> {
 
 /// Every outbound cluster `proxy` gets, in service, port, subset order (not yet deduplicated).
 pub(crate) fn targets<'a>(snapshot: &'a MeshSnapshot, proxy: &ProxyNode) -> Vec<Target<'a>> {
-    let mut out = Vec::new();
-    for service in snapshot.visible_services(proxy) {
-        let rule = snapshot.destination_rule_for(proxy, &service.hostname);
+    let with_rules: Vec<(&Service, Option<&Config<DestinationRule>>)> = snapshot
+        .visible_services(proxy)
+        .into_iter()
+        .map(|s| (s, snapshot.destination_rule_for(proxy, &s.hostname)))
+        .collect();
+    let count: usize = with_rules
+        .iter()
+        .map(|(s, rule)| {
+            let ports = s
+                .ports
+                .iter()
+                .filter(|p| p.protocol != Protocol::Udp)
+                .count();
+            let subsets = rule.map_or(0, |r| r.spec.subsets.len());
+            ports * (1 + subsets)
+        })
+        .sum();
+    let mut out = Vec::with_capacity(count);
+    for (service, rule) in with_rules {
         let top = rule.and_then(|r| r.spec.traffic_policy.as_ref());
         let subsets = rule.map_or(&[][..], |r| r.spec.subsets.as_slice());
         let base = base_discovery(service.resolution, proxy.node_type);
@@ -192,10 +208,12 @@ fn set_dns(d: &mut Draft, proxy: &ProxyNode) {
 fn metadata(t: &Target<'_>) -> envoy_types::pb::envoy::config::core::v3::Metadata {
     let mut fields = vec![("services", pb::list_value(vec![service_value(t.service)]))];
     if let Some(rule) = t.rule {
-        let path = format!(
-            "/apis/networking.istio.io/v1/namespaces/{}/destination-rule/{}",
-            rule.namespace, rule.name
-        );
+        let path = names::concat(&[
+            "/apis/networking.istio.io/v1/namespaces/",
+            &rule.namespace,
+            "/destination-rule/",
+            &rule.name,
+        ]);
         fields.push(("config", pb::string_value(path)));
     }
     if let Some(subset) = t.subset {

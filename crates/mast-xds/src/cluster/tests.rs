@@ -191,3 +191,31 @@ fn passthrough_service_is_original_dst() {
     assert_eq!(c.lb_policy, LbPolicy::ClusterProvided as i32);
     assert!(c.eds_cluster_config.is_none());
 }
+
+#[test]
+fn sorted_unique_sorts_stably_and_keeps_the_first_of_a_name() {
+    let items: Vec<(String, u32)> = ["c", "a", "b", "a", "c", "d", "a"]
+        .iter()
+        .enumerate()
+        .map(|(i, n)| ((*n).to_owned(), u32::try_from(i).unwrap()))
+        .collect();
+    let got = super::sorted_unique(items.clone(), |(n, _)| n.as_str());
+    assert_eq!(
+        got,
+        vec![
+            ("a".to_owned(), 1),
+            ("b".to_owned(), 2),
+            ("c".to_owned(), 0),
+            ("d".to_owned(), 5)
+        ]
+    );
+    // Same as sorting the items themselves, for many shapes.
+    for n in 0..40u32 {
+        let items: Vec<(String, u32)> =
+            (0..n).map(|i| (((i * 7919) % 13).to_string(), i)).collect();
+        let mut want = items.clone();
+        want.sort_by(|a, b| a.0.cmp(&b.0));
+        want.dedup_by(|later, earlier| later.0 == earlier.0);
+        assert_eq!(super::sorted_unique(items, |(n, _)| n.as_str()), want);
+    }
+}

@@ -195,9 +195,11 @@ fn single_destination(
     action: &mut RouteAction,
     out: &mut Route,
 ) -> bool {
+    let host = destination_host(ctx.scope, ctx.vs, &dst.destination);
     action.cluster_specifier = Some(ClusterSpecifier::Cluster(cluster_name(
         ctx,
         &dst.destination,
+        &host,
     )));
     if let Some(h) = &dst.headers {
         let ops = header_ops(h);
@@ -211,7 +213,7 @@ fn single_destination(
             action.host_rewrite_specifier = Some(HostRewriteSpecifier::HostRewriteLiteral(a));
         }
     }
-    let hash = destination_hash(ctx, &dst.destination);
+    let hash = destination_hash(ctx, &dst.destination, &host);
     let found = hash.is_some();
     action.hash_policy.extend(hash);
     found
@@ -242,8 +244,9 @@ fn weighted_destinations(ctx: &ActionCtx<'_, '_>, action: &mut RouteAction) {
         } else {
             u32::try_from(dst.weight.unwrap_or(1)).unwrap_or(u32::MAX)
         };
+        let host = destination_host(ctx.scope, ctx.vs, &dst.destination);
         let mut cw = ClusterWeight {
-            name: cluster_name(ctx, &dst.destination),
+            name: cluster_name(ctx, &dst.destination, &host),
             weight: Some(UInt32Value { value: weight }),
             ..Default::default()
         };
@@ -259,7 +262,7 @@ fn weighted_destinations(ctx: &ActionCtx<'_, '_>, action: &mut RouteAction) {
         }
         action
             .hash_policy
-            .extend(destination_hash(ctx, &dst.destination));
+            .extend(destination_hash(ctx, &dst.destination, &host));
         clusters.push(cw);
     }
     action.cluster_specifier = Some(ClusterSpecifier::WeightedClusters(WeightedCluster {
@@ -268,17 +271,18 @@ fn weighted_destinations(ctx: &ActionCtx<'_, '_>, action: &mut RouteAction) {
     }));
 }
 
+/// The hash policy for `dst`, whose host qualified is `host`.
 fn destination_hash(
     ctx: &ActionCtx<'_, '_>,
     dst: &Destination,
+    host: &Hostname,
 ) -> Option<envoy_types::pb::envoy::config::route::v3::route_action::HashPolicy> {
-    let host = destination_host(ctx.scope, ctx.vs, dst);
     let port = dst
         .port
         .as_ref()
         .and_then(|p| p.number)
         .and_then(|n| u16::try_from(n).ok());
-    hash::for_destination(ctx.scope, &host, &dst.subset, port)
+    hash::for_destination(ctx.scope, host, &dst.subset, port)
 }
 
 /// The destination host, short names qualified with the VirtualService's namespace.
@@ -292,9 +296,9 @@ pub fn destination_host(
 }
 
 /// `outbound|<port>|<subset>|<host>`: the destination's port, else the service's only port,
-/// else the listener port (Istio's `GetDestinationCluster`).
-fn cluster_name(ctx: &ActionCtx<'_, '_>, dst: &Destination) -> String {
-    let host = destination_host(ctx.scope, ctx.vs, dst);
+/// else the listener port (Istio's `GetDestinationCluster`); `host` is the destination's host
+/// qualified ([`destination_host`]).
+fn cluster_name(ctx: &ActionCtx<'_, '_>, dst: &Destination, host: &Hostname) -> String {
     let explicit = dst
         .port
         .as_ref()
@@ -302,7 +306,7 @@ fn cluster_name(ctx: &ActionCtx<'_, '_>, dst: &Destination) -> String {
         .and_then(|n| u16::try_from(n).ok());
     let port = explicit
         .or_else(|| {
-            ctx.scope.lookup(&host).and_then(|s| {
+            ctx.scope.lookup(host).and_then(|s| {
                 if let [only] = s.ports.as_slice() {
                     Some(only.port)
                 } else {
@@ -311,7 +315,12 @@ fn cluster_name(ctx: &ActionCtx<'_, '_>, dst: &Destination) -> String {
             })
         })
         .unwrap_or(ctx.port);
-    names::outbound_cluster(port, &dst.subset, &host)
+    names::outbound_cluster(port, &dst.subset, host)
+}
+
+/// The cluster of a mirror destination.
+fn mirror_cluster(ctx: &ActionCtx<'_, '_>, dst: &Destination) -> String {
+    cluster_name(ctx, dst, &destination_host(ctx.scope, ctx.vs, dst))
 }
 
 fn mirrors(ctx: &ActionCtx<'_, '_>) -> Vec<RequestMirrorPolicy> {
@@ -323,14 +332,14 @@ fn mirrors(ctx: &ActionCtx<'_, '_>) -> Vec<RequestMirrorPolicy> {
             (None, Some(p)) => (p > 0).then(|| integer_to_fraction(p)),
             (None, None) => Some(integer_to_fraction(100)),
         };
-        out.extend(fraction.map(|f| mirror_policy(cluster_name(ctx, m), f)));
+        out.extend(fraction.map(|f| mirror_policy(mirror_cluster(ctx, m), f)));
     }
     for m in &http.mirrors {
         let fraction = match m.percentage {
             Some(p) => (p.value > 0.0).then(|| percent_to_fraction(p)),
             None => Some(integer_to_fraction(100)),
         };
-        out.extend(fraction.map(|f| mirror_policy(cluster_name(ctx, &m.destination), f)));
+        out.extend(fraction.map(|f| mirror_policy(mirror_cluster(ctx, &m.destination), f)));
     }
     out
 }
@@ -364,32 +373,44 @@ fn set_timeout(action: &mut RouteAction, timeout: Option<Duration>) {
 /// Istio's trace operation: `<host>:<port><path>` for a single `outbound|…` cluster, else
 /// `<virtual service>:<listener port><path>`.
 fn operation(route: &Route, vs_name: &str, port: u16) -> String {
-    let path = match route
+    let (path, star) = match route
         .r#match
         .as_ref()
         .and_then(|m| m.path_specifier.as_ref())
     {
-        Some(PathSpecifier::Prefix(p)) => format!("{p}*"),
-        Some(PathSpecifier::Path(p)) => p.clone(),
-        Some(PathSpecifier::SafeRegex(r)) => r.regex.clone(),
-        _ => "/*".into(),
+        Some(PathSpecifier::Prefix(p)) => (p.as_str(), "*"),
+        Some(PathSpecifier::Path(p)) => (p.as_str(), ""),
+        Some(PathSpecifier::SafeRegex(r)) => (r.regex.as_str(), ""),
+        _ => ("/*", ""),
     };
     let single = match &route.action {
         Some(Action::Route(RouteAction {
             cluster_specifier: Some(ClusterSpecifier::Cluster(c)),
             ..
-        })) => names::parse_outbound_cluster(c).map(|(p, _, h)| format!("{h}:{p}{path}")),
+        })) => names::parse_outbound_cluster(c).map(|(p, _, h)| {
+            names::concat(&[h, ":", names::PortDigits::new(p).as_str(), path, star])
+        }),
         _ => None,
     };
-    single.unwrap_or_else(|| format!("{vs_name}:{port}{path}"))
+    single.unwrap_or_else(|| {
+        names::concat(&[
+            vs_name,
+            ":",
+            names::PortDigits::new(port).as_str(),
+            path,
+            star,
+        ])
+    })
 }
 
 /// `istio.config`: the VirtualService a route came from, as Istio records it (istioctl reads it).
 fn config_metadata(vs: &Config<VirtualService>) -> Metadata {
-    let path = format!(
-        "/apis/networking.istio.io/v1alpha3/namespaces/{}/virtual-service/{}",
-        vs.namespace, vs.name
-    );
+    let path = names::concat(&[
+        "/apis/networking.istio.io/v1alpha3/namespaces/",
+        &vs.namespace,
+        "/virtual-service/",
+        &vs.name,
+    ]);
     let fields = HashMap::from([(
         "config".to_owned(),
         Value {
@@ -423,7 +444,12 @@ pub fn default_route(scope: &Scope<'_>, svc: &Service, port: u16) -> Route {
         name: DEFAULT_ROUTE_NAME.into(),
         r#match: Some(match_all()),
         decorator: Some(Decorator {
-            operation: format!("{}:{port}/*", svc.hostname),
+            operation: names::concat(&[
+                svc.hostname.as_str(),
+                ":",
+                names::PortDigits::new(port).as_str(),
+                "/*",
+            ]),
             propagate: None,
         }),
         action: Some(Action::Route(action)),

@@ -92,7 +92,13 @@ pub fn catch_all_route(name: &str, policy: OutboundPolicy) -> Route {
 /// their own and get none).
 pub fn add_to_http(specs: &mut [VhostSpec]) {
     for spec in specs.iter_mut().filter(|s| s.is_service) {
-        let cluster = names::outbound_cluster(spec.port, "", &Hostname::new_unchecked(&spec.host));
+        // A service spec's host is a `Hostname` already (lower case): no need to parse it.
+        let port = names::PortDigits::new(spec.port);
+        let cluster = names::concat(&["outbound|", port.as_str(), "||", &spec.host]);
+        debug_assert_eq!(
+            cluster,
+            names::outbound_cluster(spec.port, "", &Hostname::new_unchecked(&spec.host))
+        );
         let route = connect_route(CONNECT_ROUTE, tunnel(ClusterSpecifier::Cluster(cluster)));
         spec.routes.insert(0, route);
     }
@@ -140,7 +146,7 @@ fn l4_spec(scope: &Scope<'_>, svc: &Service, port: &ServicePort) -> VhostSpec {
             ClusterSpecifier::Cluster(names::outbound_cluster(port.port, "", &svc.hostname))
         });
     VhostSpec {
-        name: format!("{}:{}", svc.hostname, port.port),
+        name: names::with_port(svc.hostname.as_str(), port.port),
         host: svc.hostname.to_string(),
         port: port.port,
         default_port: None,
@@ -157,17 +163,17 @@ fn rule_for<'a>(
     port: &ServicePort,
 ) -> Option<(&'a Config<VirtualService>, &'a [RouteDestination])> {
     scope
-        .vses
-        .iter()
-        .zip(&scope.vs_hosts)
-        .filter(|(_, hosts)| hosts.iter().any(|h| h.matches(&svc.hostname)))
-        .find_map(|(vs, _)| {
+        .vs_candidates(&svc.hostname)
+        .into_iter()
+        .filter(|i| scope.vs_hosts[*i].iter().any(|h| h.matches(&svc.hostname)))
+        .find_map(|i| {
+            let vs = scope.vses[i];
             let routes = if port.protocol.is_tls() {
                 tls_rule(scope, vs, svc, port.port)
             } else {
                 tcp_rule(scope, vs, port.port)
             };
-            routes.map(|r| (*vs, r))
+            routes.map(|r| (vs, r))
         })
 }
 

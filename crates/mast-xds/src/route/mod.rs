@@ -22,9 +22,11 @@ mod hash;
 mod matching;
 mod policies;
 mod respond;
+#[cfg(test)]
+mod tests_claim;
 mod vhost;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, VirtualHost};
 use envoy_types::pb::google::protobuf::{BoolValue, UInt32Value};
@@ -109,6 +111,10 @@ pub(crate) struct Scope<'a> {
     /// The hosts of each of `vses`, fully qualified (short names take the VirtualService's
     /// namespace); `*` is left out (it would shadow the catch-all).
     pub vs_hosts: Vec<Vec<Hostname>>,
+    /// Indexes into `vses` of the VirtualServices naming each non-wildcard host, ascending.
+    vs_by_host: HashMap<Hostname, Vec<usize>>,
+    /// Indexes into `vses` of the VirtualServices with at least one wildcard host, ascending.
+    vs_wildcard: Vec<usize>,
 }
 
 impl<'a> Scope<'a> {
@@ -122,7 +128,7 @@ impl<'a> Scope<'a> {
             .filter(|vs| !vs.spec.hosts.is_empty())
             .collect();
         let suffix = &snapshot.options.domain_suffix;
-        let vs_hosts = vses
+        let vs_hosts: Vec<Vec<Hostname>> = vses
             .iter()
             .map(|vs| {
                 vs.spec
@@ -142,22 +148,46 @@ impl<'a> Scope<'a> {
                     .collect()
             })
             .collect();
+        let (vs_by_host, vs_wildcard) = index_vs_hosts(&vs_hosts);
         Self {
             snapshot,
             proxy,
             services: snapshot.visible_services(proxy),
             vses,
             vs_hosts,
+            vs_by_host,
+            vs_wildcard,
         }
     }
 
-    /// The visible service with this host, else any service with it.
+    /// The visible service with this host, else any service with it (hosts are unique in a
+    /// snapshot and visible services are among them, so this is the snapshot's service).
     pub fn lookup(&self, host: &Hostname) -> Option<&'a Service> {
-        self.services
-            .iter()
-            .copied()
-            .find(|s| &s.hostname == host)
-            .or_else(|| self.snapshot.service(host))
+        self.snapshot.service(host)
+    }
+
+    /// Indexes into `vses` of the VirtualServices naming `host` exactly (non-wildcard hosts
+    /// only), ascending.
+    pub fn vses_naming(&self, host: &Hostname) -> &[usize] {
+        self.vs_by_host.get(host).map_or(&[], Vec::as_slice)
+    }
+
+    /// Indexes into `vses` of the VirtualServices with a wildcard host, ascending.
+    pub fn vses_with_wildcards(&self) -> &[usize] {
+        &self.vs_wildcard
+    }
+
+    /// Indexes into `vses` of the VirtualServices one of whose hosts may overlap `host`
+    /// (a superset: callers still check), ascending.
+    pub fn vs_candidates(&self, host: &Hostname) -> Vec<usize> {
+        if host.is_wildcard() {
+            return (0..self.vses.len()).collect();
+        }
+        let mut out: Vec<usize> = self.vses_naming(host).to_vec();
+        out.extend_from_slice(&self.vs_wildcard);
+        out.sort_unstable();
+        out.dedup();
+        out
     }
 
     /// HTTP port numbers of visible services, plus 80 (VirtualService-only hosts live there).
@@ -179,4 +209,25 @@ impl<'a> Scope<'a> {
             .iter()
             .any(|s| s.port(port).is_some_and(|p| p.protocol.is_http()))
     }
+}
+
+/// The VirtualServices (indexes) naming each non-wildcard host, and those with a wildcard host.
+fn index_vs_hosts(vs_hosts: &[Vec<Hostname>]) -> (HashMap<Hostname, Vec<usize>>, Vec<usize>) {
+    let mut by_host: HashMap<Hostname, Vec<usize>> = HashMap::new();
+    let mut wildcard = Vec::new();
+    for (i, hosts) in vs_hosts.iter().enumerate() {
+        for h in hosts {
+            if h.is_wildcard() {
+                if wildcard.last() != Some(&i) {
+                    wildcard.push(i);
+                }
+            } else {
+                let list = by_host.entry(h.clone()).or_default();
+                if list.last() != Some(&i) {
+                    list.push(i);
+                }
+            }
+        }
+    }
+    (by_host, wildcard)
 }

@@ -4,7 +4,7 @@
 //! no service declares, and the catch-all (`allow_any` / `block_all`; in ports capture with a
 //! `CONNECT` route first, and `allow_any` to the dynamic forward proxy).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use envoy_types::pb::envoy::config::route::v3::route::Action;
 use envoy_types::pb::envoy::config::route::v3::{DirectResponseAction, Route, VirtualHost};
@@ -61,35 +61,25 @@ pub fn port_specs(scope: &Scope<'_>, port: u16) -> Vec<VhostSpec> {
         .copied()
         .filter(|s| serves_http(s, port))
         .collect();
-    let with_routes: Vec<(usize, Vec<Route>)> = (0..scope.vses.len())
-        .map(|i| (i, vs_routes(scope, scope.vses[i], port)))
-        .filter(|(_, r)| !r.is_empty())
+    let mut routes = routes_on_port(scope, &services, port);
+    let owner: Vec<Option<usize>> = services
+        .iter()
+        .map(|s| claim(scope, &routes, &s.hostname))
         .collect();
-    let owner = claim(scope, &services, &with_routes);
-    let mut specs = Vec::new();
-    for (i, routes) in &with_routes {
-        let claimed: Vec<&Service> = services
-            .iter()
-            .copied()
-            .filter(|s| owner.get(&s.hostname) == Some(i))
-            .collect();
-        if claimed.is_empty() && port != 80 {
-            continue;
-        }
-        for host in scope.vs_hosts[*i]
-            .iter()
-            .filter(|h| scope.lookup(h).is_none() && !matches_any(scope, h))
-        {
-            specs.push(host_spec(host, port, routes.clone()));
-        }
-        for svc in claimed {
-            specs.push(service_spec(scope, svc, port, routes.clone()));
+    let mut claimed: Vec<Vec<&Service>> = vec![Vec::new(); scope.vses.len()];
+    for (svc, o) in services.iter().zip(&owner) {
+        if let Some(i) = o {
+            claimed[*i].push(svc);
         }
     }
-    for svc in services
-        .into_iter()
-        .filter(|s| !owner.contains_key(&s.hostname))
-    {
+    let mut specs = Vec::with_capacity(services.len());
+    for (i, slot) in routes.iter_mut().enumerate() {
+        if let Some(vs_routes) = slot.take() {
+            let claimed = std::mem::take(&mut claimed[i]);
+            vs_specs(scope, i, vs_routes, claimed, port, &mut specs);
+        }
+    }
+    for (svc, _) in services.iter().zip(&owner).filter(|(_, o)| o.is_none()) {
         specs.push(service_spec(
             scope,
             svc,
@@ -98,6 +88,74 @@ pub fn port_specs(scope: &Scope<'_>, port: u16) -> Vec<VhostSpec> {
         ));
     }
     specs
+}
+
+/// The virtual hosts of VirtualService `i` (index into `scope.vses`) on `port`: its hosts no
+/// service declares, then the services it `claimed`, all with its routes. Nothing on a port
+/// other than 80 when it claims no service there.
+fn vs_specs<'s>(
+    scope: &Scope<'s>,
+    i: usize,
+    mut vs_routes: Vec<Route>,
+    claimed: Vec<&'s Service>,
+    port: u16,
+    specs: &mut Vec<VhostSpec>,
+) {
+    if claimed.is_empty() && port != 80 {
+        return;
+    }
+    let hosts: Vec<&Hostname> = scope.vs_hosts[i]
+        .iter()
+        .filter(|h| scope.lookup(h).is_none() && !matches_any(scope, h))
+        .collect();
+    // Every spec gets the routes; the last one takes them without a copy.
+    let uses = hosts.len() + claimed.len();
+    let mut given = 0;
+    let mut next = || {
+        given += 1;
+        if given == uses {
+            std::mem::take(&mut vs_routes)
+        } else {
+            vs_routes.clone()
+        }
+    };
+    for host in hosts {
+        specs.push(host_spec(host, port, next()));
+    }
+    for svc in claimed {
+        specs.push(service_spec(scope, svc, port, next()));
+    }
+}
+
+/// The routes of each VirtualService (by index into `scope.vses`) on this port; `None` when it
+/// has none. On a port other than 80 only VirtualServices that may name one of `services` are
+/// translated: the others could claim nothing, and their hosts get virtual hosts on 80 only.
+fn routes_on_port(scope: &Scope<'_>, services: &[&Service], port: u16) -> Vec<Option<Vec<Route>>> {
+    let mut needed = vec![port == 80; scope.vses.len()];
+    if port != 80 {
+        for svc in services {
+            if svc.hostname.is_wildcard() {
+                needed.fill(true);
+                break;
+            }
+            for i in scope.vses_naming(&svc.hostname) {
+                needed[*i] = true;
+            }
+        }
+        for i in scope.vses_with_wildcards() {
+            needed[*i] = true;
+        }
+    }
+    scope
+        .vses
+        .iter()
+        .zip(needed)
+        .map(|(vs, needed)| {
+            needed
+                .then(|| vs_routes(scope, vs, port))
+                .filter(|r| !r.is_empty())
+        })
+        .collect()
 }
 
 fn serves_http(svc: &Service, port: u16) -> bool {
@@ -109,50 +167,37 @@ fn matches_any(scope: &Scope<'_>, host: &Hostname) -> bool {
     host.is_wildcard() && scope.services.iter().any(|s| s.hostname.subset_of(host))
 }
 
-/// Which VirtualService (index into `scope.vses`) owns each service on this port: the first,
-/// in order, naming it exactly; else the one with the most specific wildcard covering it.
-/// Only VirtualServices with routes on the port take part.
-fn claim<'s>(
-    scope: &Scope<'_>,
-    services: &[&'s Service],
-    with_routes: &[(usize, Vec<Route>)],
-) -> HashMap<&'s Hostname, usize> {
-    let mut owner: HashMap<&Hostname, usize> = HashMap::new();
-    for (i, _) in with_routes {
-        for host in scope.vs_hosts[*i].iter().filter(|h| !h.is_wildcard()) {
-            if let Some(svc) = services.iter().find(|s| &s.hostname == host) {
-                owner.entry(&svc.hostname).or_insert(*i);
-            }
-        }
+/// Which VirtualService (index into `scope.vses`) owns the service `host` on this port: the
+/// first, in order, naming it exactly; else the one with the most specific wildcard covering
+/// it. Only VirtualServices with routes on the port take part.
+fn claim(scope: &Scope<'_>, routes: &[Option<Vec<Route>>], host: &Hostname) -> Option<usize> {
+    let has_routes = |i: &usize| routes[*i].is_some();
+    if let Some(i) = scope.vses_naming(host).iter().copied().find(has_routes) {
+        return Some(i);
     }
-    for svc in services {
-        if owner.contains_key(&svc.hostname) {
-            continue;
-        }
-        let best = with_routes
-            .iter()
-            .filter_map(|(i, _)| {
-                let covering = scope.vs_hosts[*i]
-                    .iter()
-                    .filter(|h| h.is_wildcard() && svc.hostname.subset_of(h));
-                covering
-                    .map(|h| h.as_str().len())
-                    .max()
-                    .map(|len| (len, std::cmp::Reverse(*i)))
-            })
-            .max();
-        if let Some((_, std::cmp::Reverse(i))) = best {
-            owner.insert(&svc.hostname, i);
-        }
-    }
-    owner
+    scope
+        .vses_with_wildcards()
+        .iter()
+        .copied()
+        .filter(has_routes)
+        .filter_map(|i| {
+            let covering = scope.vs_hosts[i]
+                .iter()
+                .filter(|h| h.is_wildcard() && host.subset_of(h));
+            covering
+                .map(|h| h.as_str().len())
+                .max()
+                .map(|len| (len, std::cmp::Reverse(i)))
+        })
+        .max()
+        .map(|(_, std::cmp::Reverse(i))| i)
 }
 
 fn host_spec(host: &Hostname, port: u16, routes: Vec<Route>) -> VhostSpec {
     let mut domains = Vec::new();
-    push_with_port(&mut domains, host.as_str(), port, false);
+    push_with_port(&mut domains, host.as_str().to_owned(), port, false);
     VhostSpec {
-        name: format!("{host}:{port}"),
+        name: names::with_port(host.as_str(), port),
         host: host.to_string(),
         port,
         default_port: None,
@@ -175,7 +220,7 @@ fn service_spec(scope: &Scope<'_>, svc: &Service, port: u16, routes: Vec<Route>)
         _ => None,
     };
     VhostSpec {
-        name: format!("{}:{port}", svc.hostname),
+        name: names::with_port(svc.hostname.as_str(), port),
         host: svc.hostname.to_string(),
         port,
         default_port,
@@ -194,20 +239,25 @@ fn service_spec(scope: &Scope<'_>, svc: &Service, port: u16, routes: Vec<Route>)
 /// Kubernetes host (`<name>.<ns>.svc.<suffix>`) `name.ns`, `name.ns.svc` and, from the same
 /// namespace, `name`; every VIP; each with and without `:<port>`.
 pub fn service_domains(svc: &Service, port: u16, proxy_ns: &str, suffix: &str) -> Vec<Domain> {
-    let mut out = Vec::new();
-    push_with_port(&mut out, svc.hostname.as_str(), port, false);
-    let kube_suffix = format!(".svc.{suffix}");
+    let mut out = Vec::with_capacity(2 * (4 + svc.addresses.len()));
+    push_with_port(&mut out, svc.hostname.as_str().to_owned(), port, false);
     if let Some((name, ns)) = svc
         .hostname
         .as_str()
-        .strip_suffix(&kube_suffix)
+        .strip_suffix(suffix)
+        .and_then(|p| p.strip_suffix(".svc."))
         .and_then(|p| p.split_once('.'))
     {
         if ns == proxy_ns {
-            push_with_port(&mut out, name, port, true);
+            push_with_port(&mut out, name.to_owned(), port, true);
         }
-        push_with_port(&mut out, &format!("{name}.{ns}.svc"), port, true);
-        push_with_port(&mut out, &format!("{name}.{ns}"), port, true);
+        push_with_port(
+            &mut out,
+            names::concat(&[name, ".", ns, ".svc"]),
+            port,
+            true,
+        );
+        push_with_port(&mut out, names::concat(&[name, ".", ns]), port, true);
     }
     for vip in svc
         .addresses
@@ -215,23 +265,24 @@ pub fn service_domains(svc: &Service, port: u16, proxy_ns: &str, suffix: &str) -
         .filter(|a| !a.is_empty() && a.as_str() != "0.0.0.0" && a.as_str() != "::")
     {
         let vip = if vip.contains(':') {
-            format!("[{vip}]")
+            names::concat(&["[", vip, "]"])
         } else {
             vip.clone()
         };
-        push_with_port(&mut out, &vip, port, false);
+        push_with_port(&mut out, vip, port, false);
     }
     out
 }
 
-fn push_with_port(out: &mut Vec<Domain>, name: &str, port: u16, alt: bool) {
+fn push_with_port(out: &mut Vec<Domain>, name: String, port: u16, alt: bool) {
+    let with_port = names::with_port(&name, port);
     out.push(Domain {
-        name: name.to_owned(),
+        name,
         with_port: false,
         alt,
     });
     out.push(Domain {
-        name: format!("{name}:{port}"),
+        name: with_port,
         with_port: true,
         alt,
     });
@@ -263,42 +314,56 @@ pub fn merge_ports(specs: Vec<VhostSpec>) -> Vec<VhostSpec> {
 /// Envoy virtual hosts, sorted by name, with every domain used once in the table (first
 /// wins) and short names that equal a real host left out; then the catch-all.
 pub fn finalize(scope: &Scope<'_>, specs: Vec<VhostSpec>) -> Vec<VirtualHost> {
-    let known: HashSet<String> = specs
-        .iter()
-        .flat_map(|s| [s.host.clone(), format!("{}:{}", s.host, s.port)])
-        .collect();
-    let mut used_names = HashSet::new();
-    let mut used_domains = HashSet::new();
-    let mut out: BTreeMap<String, VirtualHost> = BTreeMap::new();
-    for spec in specs {
-        if !used_names.insert(spec.name.clone()) {
-            tracing::debug!(vhost = %spec.name, "duplicate virtual host left out");
-            continue;
-        }
-        let domains: Vec<String> = spec
-            .domains
-            .into_iter()
-            .filter(|d| !(d.alt && known.contains(&d.name)))
-            .filter(|d| used_domains.insert(d.name.clone()))
-            .map(|d| d.name)
-            .collect();
-        if domains.is_empty() || spec.routes.is_empty() {
-            continue;
-        }
-        let vhost = VirtualHost {
-            name: spec.name.clone(),
-            domains,
+    let plans = plan_domains(&specs);
+    let mut vhosts: Vec<VirtualHost> = Vec::with_capacity(specs.len() + 1);
+    vhosts.extend(specs.into_iter().zip(plans).filter_map(|(spec, plan)| {
+        let keep = plan?;
+        let mut domains: Vec<Option<String>> =
+            spec.domains.into_iter().map(|d| Some(d.name)).collect();
+        Some(VirtualHost {
+            name: spec.name,
+            domains: keep.into_iter().filter_map(|i| domains[i].take()).collect(),
             routes: spec.routes,
             ..Default::default()
-        };
-        out.insert(spec.name, vhost);
-    }
-    let mut vhosts: Vec<VirtualHost> = out.into_values().collect();
+        })
+    }));
+    vhosts.sort_by(|a, b| a.name.cmp(&b.name));
     vhosts.push(catch_all(
         scope.snapshot.outbound_policy(scope.proxy),
         forward_proxy::is_explicit_proxy(scope.proxy),
     ));
     vhosts
+}
+
+/// For each spec, the indexes of the domains it keeps, or `None` when it is left out: a
+/// repeated virtual host name, or no domain or no route left. A domain is kept when no
+/// earlier kept spec used it and, for a short name, when it is not a real host (a spec's host,
+/// or its name, which is `<host>:<port>`).
+fn plan_domains(specs: &[VhostSpec]) -> Vec<Option<Vec<usize>>> {
+    let known: HashSet<&str> = specs
+        .iter()
+        .flat_map(|s| [s.host.as_str(), s.name.as_str()])
+        .collect();
+    let mut used_names: HashSet<&str> = HashSet::new();
+    let mut used_domains: HashSet<&str> = HashSet::new();
+    specs
+        .iter()
+        .map(|spec| {
+            if !used_names.insert(spec.name.as_str()) {
+                tracing::debug!(vhost = %spec.name, "duplicate virtual host left out");
+                return None;
+            }
+            let keep: Vec<usize> = spec
+                .domains
+                .iter()
+                .enumerate()
+                .filter(|(_, d)| !(d.alt && known.contains(d.name.as_str())))
+                .filter(|(_, d)| used_domains.insert(d.name.as_str()))
+                .map(|(i, _)| i)
+                .collect();
+            (!keep.is_empty() && !spec.routes.is_empty()).then_some(keep)
+        })
+        .collect()
 }
 
 /// The last virtual host (`*`): to `PassthroughCluster` with no timeout (ALLOW_ANY), or a
