@@ -32,7 +32,7 @@ pub(crate) enum Addresses {
 
 /// Every `ClusterLoadAssignment` for `proxy`, sorted by name.
 pub fn endpoints(snapshot: &MeshSnapshot, proxy: &ProxyNode) -> Vec<ClusterLoadAssignment> {
-    endpoints_where(snapshot, proxy, |_| true)
+    assignments(cluster::outbound_targets(snapshot, proxy))
 }
 
 /// The `ClusterLoadAssignment`s of the clusters of the services in `hosts` only, sorted by
@@ -42,17 +42,15 @@ pub fn endpoints_for_hosts(
     proxy: &ProxyNode,
     hosts: &BTreeSet<Hostname>,
 ) -> Vec<ClusterLoadAssignment> {
-    endpoints_where(snapshot, proxy, |h| hosts.contains(h))
+    assignments(cluster::outbound_targets_where(snapshot, proxy, |s| {
+        hosts.contains(&s.hostname)
+    }))
 }
 
-fn endpoints_where(
-    snapshot: &MeshSnapshot,
-    proxy: &ProxyNode,
-    host: impl Fn(&Hostname) -> bool,
-) -> Vec<ClusterLoadAssignment> {
-    let all = cluster::outbound_targets(snapshot, proxy)
+fn assignments(targets: Vec<cluster::Target<'_>>) -> Vec<ClusterLoadAssignment> {
+    let all = targets
         .into_iter()
-        .filter(|t| t.discovery == Discovery::Eds && host(&t.service.hostname))
+        .filter(|t| t.discovery == Discovery::Eds)
         .map(|t| {
             let eps = lb_endpoints(
                 t.service.endpoints_for(t.port.port),

@@ -78,9 +78,19 @@ impl Target<'_> {
 
 /// Every outbound cluster `proxy` gets, in service, port, subset order (not yet deduplicated).
 pub(crate) fn targets<'a>(snapshot: &'a MeshSnapshot, proxy: &ProxyNode) -> Vec<Target<'a>> {
+    targets_where(snapshot, proxy, |_| true)
+}
+
+/// [`targets`] of the visible services for which `keep` holds only.
+pub(crate) fn targets_where<'a>(
+    snapshot: &'a MeshSnapshot,
+    proxy: &ProxyNode,
+    keep: impl Fn(&Service) -> bool,
+) -> Vec<Target<'a>> {
     let with_rules: Vec<(&Service, Option<&Config<DestinationRule>>)> = snapshot
         .visible_services(proxy)
         .into_iter()
+        .filter(|s| keep(s))
         .map(|s| (s, snapshot.destination_rule_for(proxy, &s.hostname)))
         .collect();
     let count: usize = with_rules
