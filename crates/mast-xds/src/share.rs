@@ -49,7 +49,7 @@ impl ShareKey {
         let sidecar = snapshot
             .sidecar_for(proxy)
             .map(|c| (c.namespace.clone(), c.name.clone()));
-        let labels = uses_source_labels(snapshot).then(|| proxy.labels.clone());
+        let labels = snapshot.uses_source_labels().then(|| proxy.labels.clone());
         let ip = snapshot
             .services_with_endpoint_at(&proxy.ip)
             .any(|s| s.resolution == Resolution::Passthrough)
@@ -63,25 +63,4 @@ impl ShareKey {
             ip,
         }
     }
-}
-
-/// Whether any VirtualService matches on the client's labels.
-fn uses_source_labels(snapshot: &MeshSnapshot) -> bool {
-    snapshot.all_virtual_services().iter().any(|vs| {
-        let spec = &vs.spec;
-        spec.http
-            .iter()
-            .flat_map(|h| &h.r#match)
-            .any(|m| !m.source_labels.is_empty())
-            || spec
-                .tcp
-                .iter()
-                .flat_map(|t| &t.r#match)
-                .any(|m| !m.source_labels.is_empty())
-            || spec
-                .tls
-                .iter()
-                .flat_map(|t| &t.r#match)
-                .any(|m| !m.source_labels.is_empty())
-    })
 }

@@ -266,8 +266,30 @@ pub(super) fn build(
     snapshot.gateways = configs(resources, Resource::as_gateway);
     snapshot.sidecars = configs(resources, Resource::as_sidecar);
     snapshot.dr_index = DrIndex::build(&snapshot.destination_rules, &options);
+    snapshot.source_labels_used = snapshot
+        .virtual_services
+        .iter()
+        .any(|vs| matches_source_labels(&vs.spec));
     snapshot.options = options;
     snapshot
+}
+
+/// Whether some match of `vs` selects clients by their labels.
+fn matches_source_labels(vs: &mast_config::networking::VirtualService) -> bool {
+    vs.http
+        .iter()
+        .flat_map(|h| &h.r#match)
+        .any(|m| !m.source_labels.is_empty())
+        || vs
+            .tcp
+            .iter()
+            .flat_map(|t| &t.r#match)
+            .any(|m| !m.source_labels.is_empty())
+        || vs
+            .tls
+            .iter()
+            .flat_map(|t| &t.r#match)
+            .any(|m| !m.source_labels.is_empty())
 }
 
 /// Every service, one per host, sorted by host: Kubernetes Services are declared first so

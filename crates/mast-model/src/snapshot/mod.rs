@@ -132,6 +132,8 @@ pub struct MeshSnapshot {
     pub(crate) by_endpoint_ip: HashMap<String, Vec<usize>>,
     /// DestinationRules merged and indexed as Istio does.
     pub(crate) dr_index: DrIndex,
+    /// Whether some VirtualService matches on `sourceLabels`.
+    pub(crate) source_labels_used: bool,
 }
 
 impl MeshSnapshot {
@@ -146,6 +148,12 @@ impl MeshSnapshot {
     /// Every service, sorted by host.
     pub fn services(&self) -> impl Iterator<Item = &Service> {
         self.services.iter().map(AsRef::as_ref)
+    }
+
+    /// Whether some VirtualService matches clients by their labels (`sourceLabels`), so
+    /// that what a proxy sees may depend on its labels.
+    pub fn uses_source_labels(&self) -> bool {
+        self.source_labels_used
     }
 
     /// The services that have an endpoint at `address`.
