@@ -1,6 +1,9 @@
 //! What changed between two snapshots, so the push path sends only what it must: an
 //! endpoint-only change re-sends EDS for the touched services; anything else is a full push.
 //!
+//! A VirtualService-only change regenerates listeners and routes, not clusters and endpoints
+//! (unless a Sidecar resource exists: its egress imports VirtualService destinations).
+//!
 //! "Endpoint-only" means every service is the same except for [`Service::endpoints`], the
 //! Istio configuration and mesh options are equal, and every service whose endpoints
 //! changed has static resolution (DNS services carry their endpoints inside the cluster, so
@@ -21,6 +24,10 @@ pub enum Change {
     None,
     /// Only endpoints of these services changed: EDS alone needs pushing.
     EndpointsOnly(BTreeSet<Hostname>),
+    /// Only VirtualServices changed, and no Sidecar resource exists (a Sidecar's egress
+    /// imports the destinations of VirtualServices, which would make clusters depend on
+    /// them): listeners and routes need regenerating, clusters and endpoints do not.
+    RoutesOnly,
     /// Configuration changed: every type needs regenerating.
     Full,
 }
@@ -28,7 +35,6 @@ pub enum Change {
 /// Compares two snapshots.
 pub fn diff(old: &MeshSnapshot, new: &MeshSnapshot) -> Change {
     let config_same = old.options == new.options
-        && old.virtual_services == new.virtual_services
         && old.destination_rules == new.destination_rules
         && old.gateways == new.gateways
         && old.sidecars == new.sidecars
@@ -52,10 +58,12 @@ pub fn diff(old: &MeshSnapshot, new: &MeshSnapshot) -> Change {
             touched.insert(b.hostname.clone());
         }
     }
-    if touched.is_empty() {
-        Change::None
-    } else {
-        Change::EndpointsOnly(touched)
+    let routes_same = old.virtual_services == new.virtual_services;
+    match (routes_same, touched.is_empty()) {
+        (true, true) => Change::None,
+        (true, false) => Change::EndpointsOnly(touched),
+        (false, true) if old.sidecars.is_empty() && new.sidecars.is_empty() => Change::RoutesOnly,
+        (false, _) => Change::Full,
     }
 }
 
@@ -153,13 +161,13 @@ spec:
     fn config_or_service_change_is_full() {
         let base = format!("{SVC}{}{VS}", pod("a", "10.0.0.1"));
         let a = snap(&base);
-        // A VirtualService edit.
+        // A VirtualService edit (no Sidecar in the mesh).
         assert_eq!(
             diff(
                 &a,
                 &snap(&base.replace("http: [{route", "http: [{timeout: 1s, route"))
             ),
-            Change::Full
+            Change::RoutesOnly
         );
         // A port edit on the service itself.
         assert_eq!(
@@ -196,5 +204,32 @@ spec:
             diff(&snap(&se("a.example.com")), &snap(&se("b.example.com"))),
             Change::Full
         );
+    }
+
+    #[test]
+    fn virtual_service_change_is_routes_only_unless_a_sidecar_exists() {
+        let base = format!("{SVC}{}", pod("a", "10.0.0.1"));
+        let a = snap(&format!("{base}{VS}"));
+        let b = snap(&format!(
+            "{base}{}",
+            VS.replace("host: web}}]", "host: web, port: {number: 80}}}]")
+        ));
+        assert_ne!(a.all_virtual_services(), b.all_virtual_services());
+        assert_eq!(diff(&a, &b), Change::RoutesOnly);
+        // With an endpoint change as well: everything.
+        let c = snap(&format!(
+            "{base}{}{}",
+            pod("b", "10.0.0.2"),
+            VS.replace("host: web}}]", "host: web, port: {number: 80}}}]")
+        ));
+        assert_eq!(diff(&a, &c), Change::Full);
+        // With a Sidecar in the mesh: everything.
+        let sidecar = "\n---\napiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: default, namespace: default}\nspec: {egress: [{hosts: [\"./*\"]}]}\n";
+        let a2 = snap(&format!("{base}{VS}{sidecar}"));
+        let b2 = snap(&format!(
+            "{base}{}{sidecar}",
+            VS.replace("host: web}}]", "host: web, port: {number: 80}}}]")
+        ));
+        assert_eq!(diff(&a2, &b2), Change::Full);
     }
 }
