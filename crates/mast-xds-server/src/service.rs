@@ -36,7 +36,6 @@ const CONTROL_PLANE_ID: &str = "mastd";
 /// What the push task needs, kept until it starts.
 struct PusherStart {
     snapshots: watch::Receiver<Arc<MeshSnapshot>>,
-    generator: Arc<dyn Generator>,
     debounce: Debounce,
 }
 
@@ -77,7 +76,6 @@ impl Core {
             *current = Some(Arc::new(Generation::new(generator.clone())));
             *self.pusher.lock() = Some(PusherStart {
                 snapshots,
-                generator,
                 debounce,
             });
         }
@@ -88,12 +86,15 @@ impl Core {
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
             return;
         };
+        let Some(generation) = self.generation.lock().clone() else {
+            return;
+        };
         if let Some(start) = self.pusher.lock().take() {
             let closing = self.closing.subscribe();
             handle.spawn(run_pusher(
                 start.snapshots,
                 self.events.clone(),
-                start.generator,
+                generation,
                 start.debounce,
                 closing,
             ));
