@@ -186,7 +186,16 @@ impl Generation {
                 .await?;
             Ok::<_, Gone>(Arc::new(part))
         };
-        cell.get_or_try_init(|| init).await.cloned()
+        let part = cell.get_or_try_init(|| init).await.cloned()?;
+        // The replaced part was only needed to record the diff: let it go.
+        let mut cache = self.cache.lock();
+        if let Some(e) = cache.entries.get_mut(&(type_url.to_owned(), key.clone()))
+            && e.seq == seq
+        {
+            e.prev = None;
+        }
+        drop(cache);
+        Ok(part)
     }
 
     /// The cache cell for (type, key) at `seq`, and the part it replaces. A stream behind
