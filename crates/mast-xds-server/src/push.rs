@@ -12,7 +12,7 @@ use mast_model::{Change, MeshSnapshot};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::share::Generation;
+use crate::generator::Generator;
 
 /// How long to wait before pushing a snapshot change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,7 +151,7 @@ impl PushEvent {
 pub(crate) async fn run_pusher(
     mut snapshots: watch::Receiver<Arc<MeshSnapshot>>,
     events: Arc<watch::Sender<Arc<PushEvent>>>,
-    generation: Arc<Generation>,
+    generator: Arc<dyn Generator>,
     debounce: Debounce,
     mut closing: watch::Receiver<bool>,
 ) {
@@ -169,7 +169,7 @@ pub(crate) async fn run_pusher(
         let change = if Arc::ptr_eq(&previous.snapshot, &snapshot) {
             Change::None
         } else {
-            generation.generator().change(&previous.snapshot, &snapshot)
+            generator.change(&previous.snapshot, &snapshot)
         };
         tracing::info!(
             version = snapshot.version,
@@ -178,9 +178,7 @@ pub(crate) async fn run_pusher(
             diff_ms = diff_started.elapsed().as_secs_f64() * 1e3,
             "publishing push"
         );
-        let next = Arc::new(previous.next(snapshot, &change, changed_at));
-        generation.prewarm(&next).await;
-        events.send_replace(next);
+        events.send_replace(Arc::new(previous.next(snapshot, &change, changed_at)));
         if sender_gone {
             return;
         }

@@ -36,6 +36,7 @@ const CONTROL_PLANE_ID: &str = "mastd";
 /// What the push task needs, kept until it starts.
 struct PusherStart {
     snapshots: watch::Receiver<Arc<MeshSnapshot>>,
+    generator: Arc<dyn Generator>,
     debounce: Debounce,
 }
 
@@ -76,6 +77,7 @@ impl Core {
             *current = Some(Arc::new(Generation::new(generator.clone())));
             *self.pusher.lock() = Some(PusherStart {
                 snapshots,
+                generator,
                 debounce,
             });
         }
@@ -86,15 +88,12 @@ impl Core {
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let Some(generation) = self.generation.lock().clone() else {
-            return;
-        };
         if let Some(start) = self.pusher.lock().take() {
             let closing = self.closing.subscribe();
             handle.spawn(run_pusher(
                 start.snapshots,
                 self.events.clone(),
-                generation,
+                start.generator,
                 start.debounce,
                 closing,
             ));

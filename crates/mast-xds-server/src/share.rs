@@ -23,8 +23,6 @@ struct Entry {
     cell: Arc<OnceCell<Arc<Part>>>,
     /// The part this one replaces and its `seq`, to record what changed.
     prev: Option<Versioned>,
-    /// A proxy of this key, to generate the next push's part before streams ask for it.
-    proxy: Arc<ProxyNode>,
 }
 
 type CacheKey = (String, ShareKey);
@@ -70,11 +68,6 @@ impl Generation {
         }
     }
 
-    /// The generator.
-    pub(crate) fn generator(&self) -> &Arc<dyn Generator> {
-        &self.generator
-    }
-
     /// The proxy's share key, if the generator shares.
     pub(crate) fn share_key(&self, snapshot: &MeshSnapshot, proxy: &ProxyNode) -> Option<ShareKey> {
         self.generator.share_key(snapshot, proxy)
@@ -104,40 +97,6 @@ impl Generation {
         Ok(Generated::new(version, Some(shared), Part::new(own)))
     }
 
-    /// Generates, before `event` is published, the shared parts it changes for every key
-    /// that streams currently hold, so that a thousand streams waking at once find their
-    /// parts ready instead of queueing behind the generations. A key whose representative
-    /// proxy would change key under the new snapshot is left to the streams.
-    pub(crate) async fn prewarm(&self, event: &Arc<PushEvent>) {
-        let jobs: Vec<(String, ShareKey, Arc<ProxyNode>)> = {
-            let cache = self.cache.lock();
-            cache
-                .entries
-                .iter()
-                .filter(|((t, _), e)| {
-                    event.type_seq(t) == event.seq
-                        && e.seq < event.seq
-                        && e.cell.get().is_some_and(|p| Arc::strong_count(p) > 1)
-                })
-                .map(|((t, k), e)| (t.clone(), k.clone(), e.proxy.clone()))
-                .collect()
-        };
-        let started = std::time::Instant::now();
-        let count = jobs.len();
-        let work = jobs
-            .into_iter()
-            .filter(|(_, k, p)| self.share_key(&event.snapshot, p).as_ref() == Some(k))
-            .map(|(t, k, p)| async move {
-                let _ = self.shared(event, &p, &k, &t).await;
-            });
-        futures::future::join_all(work).await;
-        tracing::debug!(
-            parts = count,
-            ms = started.elapsed().as_secs_f64() * 1e3,
-            "generated shared parts ahead of the push"
-        );
-    }
-
     /// The shared part for `key`, generated once per push and type.
     async fn shared(
         &self,
@@ -147,7 +106,7 @@ impl Generation {
         type_url: &str,
     ) -> Result<Arc<Part>, Gone> {
         let seq = event.type_seq(type_url);
-        let (cell, prev) = self.cell(type_url, key, seq, proxy);
+        let (cell, prev) = self.cell(type_url, key, seq);
         // After an endpoint-only change, only the touched services' assignments are new.
         let delta = event
             .eds_delta
@@ -205,7 +164,6 @@ impl Generation {
         type_url: &str,
         key: &ShareKey,
         seq: u64,
-        proxy: &Arc<ProxyNode>,
     ) -> (Arc<OnceCell<Arc<Part>>>, Option<Versioned>) {
         let mut cache = self.cache.lock();
         let cache_key = (type_url.to_owned(), key.clone());
@@ -222,7 +180,6 @@ impl Generation {
                 seq,
                 cell: cell.clone(),
                 prev: found.clone(),
-                proxy: proxy.clone(),
             },
         );
         cache.sweep(type_url, seq);
