@@ -95,16 +95,17 @@ impl TypeState {
         let mut present = BTreeSet::new();
         let mut resources = Vec::new();
         for (r, hash) in generated.iter() {
-            if !self.wants(&r.name) {
+            let name = r.name();
+            if !self.wants(name) {
                 continue;
             }
-            present.insert(r.name.as_str());
+            present.insert(name);
             let version = format_hash(hash);
-            if self.client.get(&r.name) != Some(&version) {
+            if self.client.get(name) != Some(&version) {
                 resources.push(Resource {
-                    name: r.name.clone(),
+                    name: name.to_owned(),
                     version,
-                    resource: Some(r.resource.clone()),
+                    resource: Some(r.to_any()),
                     ..Resource::default()
                 });
             }

@@ -47,7 +47,7 @@ impl SotwResponse {
                 .body
                 .iter()
                 .flat_map(Selection::resources)
-                .map(|r| prost::encoding::message::encoded_len(2, &r.resource))
+                .map(|r| r.field_len(2))
                 .sum::<usize>()
     }
 
@@ -60,7 +60,7 @@ impl SotwResponse {
             .body
             .iter()
             .flat_map(Selection::resources)
-            .map(|r| r.resource.clone())
+            .map(|r| r.to_any())
             .collect();
         m
     }
@@ -152,7 +152,7 @@ pub(crate) fn write_response(
 ) -> Result<(), EncodeError> {
     item.head.encode(dst)?;
     for r in item.body.iter().flat_map(Selection::resources) {
-        prost::encoding::message::encode(2, &r.resource, dst);
+        r.encode_field(2, dst);
     }
     Ok(())
 }

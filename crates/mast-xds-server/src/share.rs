@@ -135,7 +135,7 @@ impl Generation {
                     tracing::debug!(
                         r#type = crate::status::short_type_name(&t),
                         namespace = %proxy.namespace,
-                        resources = part.resources.len(),
+                        resources = part.len(),
                         touched_services = delta.as_ref().map(|h| h.len()),
                         ms = started.elapsed().as_secs_f64() * 1e3,
                         "generated a shared part"
@@ -231,9 +231,8 @@ fn replaced(prev: &Part, fresh: Vec<mast_xds::NamedResource>) -> Part {
     let mut fresh: std::collections::HashMap<String, mast_xds::NamedResource> =
         fresh.into_iter().map(|r| (r.name.clone(), r)).collect();
     let mut all: Vec<mast_xds::NamedResource> = prev
-        .resources
-        .iter()
-        .map(|r| fresh.remove(&r.name).unwrap_or_else(|| r.clone()))
+        .all()
+        .map(|r| fresh.remove(r.name()).unwrap_or_else(|| r.to_named()))
         .collect();
     all.extend(fresh.into_values());
     Part::new(all)

@@ -220,7 +220,7 @@ impl SotwStream {
     async fn respond(&mut self, type_url: &str, changed_at: Option<Instant>) -> Result<(), Gone> {
         let generated = self.session.generated(type_url).await?;
         let state = self.types.entry(type_url.to_owned()).or_default();
-        let resources = generated.select(|r| state.wants(&r.name));
+        let resources = generated.select(|name| state.wants(name));
         self.send(type_url, &generated, resources, changed_at, true)
             .await
     }
@@ -283,7 +283,7 @@ fn incremental_update(
     }
     let held = state.sent.as_ref()?.held.as_ref()?;
     let changes = generated.changes_since(held);
-    (!changes.removed).then(|| generated.select_changes(&changes, |r| state.wants(&r.name)))
+    (!changes.removed).then(|| generated.select_changes(&changes, |name| state.wants(name)))
 }
 
 /// The digest of what `state` subscribes to in `generated`.
@@ -293,7 +293,7 @@ fn selected_digest(state: &TypeState, generated: &Generated) -> u64 {
     }
     let selected: Vec<_> = generated
         .iter()
-        .filter(|(r, _)| state.wants(&r.name))
+        .filter(|(r, _)| state.wants(r.name()))
         .collect();
-    digest(selected.iter().map(|(r, h)| (*r, h)))
+    digest(selected.iter().map(|(r, h)| (r.name(), h)))
 }
