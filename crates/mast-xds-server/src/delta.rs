@@ -6,18 +6,16 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
+use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource,
 };
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tonic::{Status, Streaming};
-use tracing::Instrument;
 
 use crate::push::PushEvent;
-use crate::service::{
-    Gone, Session, Step, StreamCtx, control_plane, first_request, next_nonce, next_step,
-};
+use crate::service::{Gone, Session, StreamCtx, StreamHandler, control_plane, next_nonce, serve};
 use crate::status::{XdsProtocol, short_type_name};
 use crate::version::format_hash;
 use crate::view::Generated;
@@ -137,25 +135,23 @@ impl TypeState {
 }
 
 /// Runs one delta stream to its end.
-pub(crate) async fn run(ctx: StreamCtx, mut requests: Streaming<DeltaDiscoveryRequest>, tx: Tx) {
-    let Some(first) = first_request(&mut requests).await else {
-        return;
-    };
-    let session = match Session::start(ctx, first.node.as_ref(), XdsProtocol::Delta) {
-        Ok(s) => s,
-        Err(status) => {
-            tracing::warn!(error = %status.message(), "refusing delta ADS stream");
-            let _ = tx.send(Err(status)).await;
-            return;
-        }
-    };
-    let span = tracing::info_span!("ads", node = %session.node_id(), protocol = "delta");
-    let stream = DeltaStream {
-        session,
+pub(crate) async fn run(ctx: StreamCtx, requests: Streaming<DeltaDiscoveryRequest>, tx: Tx) {
+    fn node(r: &DeltaDiscoveryRequest) -> Option<&Node> {
+        r.node.as_ref()
+    }
+    serve(
+        ctx,
+        requests,
         tx,
-        types: BTreeMap::new(),
-    };
-    stream.run(first, requests).instrument(span).await;
+        XdsProtocol::Delta,
+        node,
+        |session, tx| DeltaStream {
+            session,
+            tx,
+            types: BTreeMap::new(),
+        },
+    )
+    .await;
 }
 
 struct DeltaStream {
@@ -164,35 +160,28 @@ struct DeltaStream {
     types: BTreeMap<String, TypeState>,
 }
 
-impl DeltaStream {
-    async fn run(
-        mut self,
-        first: DeltaDiscoveryRequest,
-        mut requests: Streaming<DeltaDiscoveryRequest>,
-    ) {
-        if self.on_request(first).await.is_err() {
-            return;
-        }
-        loop {
-            let step = match next_step(&mut self.session, &mut requests).await {
-                Step::Request(req) => self.on_request(req).await,
-                Step::Event(event) => self.on_event(event).await,
-                Step::Close => {
-                    let _ = self
-                        .tx
-                        .send(Err(Status::unavailable("control plane shutting down")))
-                        .await;
-                    return;
-                }
-                Step::End => return,
-            };
-            if step.is_err() {
-                return;
-            }
-        }
+impl StreamHandler<DeltaDiscoveryRequest> for DeltaStream {
+    type Resp = DeltaDiscoveryResponse;
+
+    fn session(&mut self) -> &mut Session {
+        &mut self.session
+    }
+
+    fn tx(&self) -> &Tx {
+        &self.tx
     }
 
     async fn on_request(&mut self, req: DeltaDiscoveryRequest) -> Result<(), Gone> {
+        self.request(req).await
+    }
+
+    async fn on_event(&mut self, event: Arc<PushEvent>) -> Result<(), Gone> {
+        self.event(event).await
+    }
+}
+
+impl DeltaStream {
+    async fn request(&mut self, req: DeltaDiscoveryRequest) -> Result<(), Gone> {
         let type_url = req.type_url.clone();
         let Some(state) = self.types.get_mut(&type_url) else {
             // The first request for this type on this stream: always answered.
@@ -248,7 +237,7 @@ impl DeltaStream {
             .update(|r| r.acked(type_url, &version, &nonce));
     }
 
-    async fn on_event(&mut self, event: Arc<PushEvent>) -> Result<(), Gone> {
+    async fn event(&mut self, event: Arc<PushEvent>) -> Result<(), Gone> {
         let changed_at = event.changed_at;
         for type_url in self.session.view.advance(event).await? {
             self.session.generated(&type_url).await?;

@@ -16,6 +16,7 @@ use parking_lot::Mutex;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
+use tracing::Instrument;
 
 use crate::generator::Generator;
 use crate::grpc::SotwResponse;
@@ -236,7 +237,7 @@ impl Drop for Session {
 }
 
 /// What a stream task does next.
-pub(crate) enum Step<Req> {
+enum Step<Req> {
     /// Handle this request.
     Request(Req),
     /// A new push event is available.
@@ -249,7 +250,7 @@ pub(crate) enum Step<Req> {
 
 /// Waits for the next thing a stream must handle: shutdown first, then the proxy's
 /// requests, then pushes (`biased`, so a closing stream never sends a push).
-pub(crate) async fn next_step<Req, S>(session: &mut Session, requests: &mut S) -> Step<Req>
+async fn next_step<Req, S>(session: &mut Session, requests: &mut S) -> Step<Req>
 where
     S: Stream<Item = Result<Req, Status>> + Unpin,
 {
@@ -270,12 +271,89 @@ where
     }
 }
 
+/// One protocol's handling of a stream (state of the world or delta); [`serve`] drives it.
+pub(crate) trait StreamHandler<Req> {
+    /// The responses it sends.
+    type Resp;
+
+    /// The stream's session.
+    fn session(&mut self) -> &mut Session;
+
+    /// Where its responses go.
+    fn tx(&self) -> &mpsc::Sender<Result<Self::Resp, Status>>;
+
+    /// Handles a request from the proxy.
+    async fn on_request(&mut self, req: Req) -> Result<(), Gone>;
+
+    /// Handles a new push event.
+    async fn on_event(&mut self, event: Arc<PushEvent>) -> Result<(), Gone>;
+}
+
+/// Runs one stream to its end: reads the first request, opens the session for its node
+/// (refusing the stream with the reason when the node is unusable), builds the protocol's
+/// handler and feeds it requests and push events until the proxy goes or the server closes
+/// (then the stream ends with UNAVAILABLE).
+pub(crate) async fn serve<Req, S, H>(
+    ctx: StreamCtx,
+    mut requests: S,
+    tx: mpsc::Sender<Result<H::Resp, Status>>,
+    protocol: XdsProtocol,
+    node: fn(&Req) -> Option<&Node>,
+    handler: impl FnOnce(Session, mpsc::Sender<Result<H::Resp, Status>>) -> H,
+) where
+    S: Stream<Item = Result<Req, Status>> + Unpin,
+    H: StreamHandler<Req>,
+{
+    let Some(first) = first_request(&mut requests).await else {
+        return;
+    };
+    let session = match Session::start(ctx, node(&first), protocol) {
+        Ok(s) => s,
+        Err(status) => {
+            tracing::warn!(error = %status.message(), protocol = protocol.name(), "refusing ADS stream");
+            let _ = tx.send(Err(status)).await;
+            return;
+        }
+    };
+    let span = tracing::info_span!("ads", node = %session.node_id(), protocol = protocol.name());
+    drive(handler(session, tx), first, requests)
+        .instrument(span)
+        .await;
+}
+
+async fn drive<Req, S, H>(mut handler: H, first: Req, mut requests: S)
+where
+    S: Stream<Item = Result<Req, Status>> + Unpin,
+    H: StreamHandler<Req>,
+{
+    if handler.on_request(first).await.is_err() {
+        return;
+    }
+    loop {
+        let step = match next_step(handler.session(), &mut requests).await {
+            Step::Request(req) => handler.on_request(req).await,
+            Step::Event(event) => handler.on_event(event).await,
+            Step::Close => {
+                let _ = handler
+                    .tx()
+                    .send(Err(Status::unavailable("control plane shutting down")))
+                    .await;
+                return;
+            }
+            Step::End => return,
+        };
+        if step.is_err() {
+            return;
+        }
+    }
+}
+
 /// The proxy has gone (its response channel is closed).
 #[derive(Debug)]
 pub(crate) struct Gone;
 
 /// Reads a stream's first request; `None` when the stream ends, fails or stays silent.
-pub(crate) async fn first_request<Req, S>(requests: &mut S) -> Option<Req>
+async fn first_request<Req, S>(requests: &mut S) -> Option<Req>
 where
     S: Stream<Item = Result<Req, Status>> + Unpin,
 {

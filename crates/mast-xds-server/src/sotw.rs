@@ -5,17 +5,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::service::discovery::v3::DiscoveryResponse;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tonic::Status;
-use tracing::Instrument;
 
 use crate::grpc::SotwResponse;
 use crate::push::PushEvent;
-use crate::service::{
-    Gone, Session, Step, StreamCtx, control_plane, first_request, next_nonce, next_step,
-};
+use crate::service::{Gone, Session, StreamCtx, StreamHandler, control_plane, next_nonce, serve};
 use crate::status::{XdsProtocol, short_type_name};
 use crate::view::{Generated, Selection, digest};
 use crate::wire::{Names, Requests, SotwRequest};
@@ -72,25 +70,18 @@ impl TypeState {
 }
 
 /// Runs one SotW stream to its end.
-pub(crate) async fn run(ctx: StreamCtx, mut requests: Requests<SotwRequest>, tx: Tx) {
-    let Some(first) = first_request(&mut requests).await else {
-        return;
-    };
-    let session = match Session::start(ctx, first.req.node.as_ref(), XdsProtocol::Sotw) {
-        Ok(s) => s,
-        Err(status) => {
-            tracing::warn!(error = %status.message(), "refusing ADS stream");
-            let _ = tx.send(Err(status)).await;
-            return;
+pub(crate) async fn run(ctx: StreamCtx, requests: Requests<SotwRequest>, tx: Tx) {
+    fn node(r: &SotwRequest) -> Option<&Node> {
+        r.req.node.as_ref()
+    }
+    serve(ctx, requests, tx, XdsProtocol::Sotw, node, |session, tx| {
+        SotwStream {
+            session,
+            tx,
+            types: BTreeMap::new(),
         }
-    };
-    let span = tracing::info_span!("ads", node = %session.node_id(), protocol = "sotw");
-    let stream = SotwStream {
-        session,
-        tx,
-        types: BTreeMap::new(),
-    };
-    stream.run(first, requests).instrument(span).await;
+    })
+    .await;
 }
 
 struct SotwStream {
@@ -99,31 +90,28 @@ struct SotwStream {
     types: BTreeMap<String, TypeState>,
 }
 
-impl SotwStream {
-    async fn run(mut self, first: SotwRequest, mut requests: Requests<SotwRequest>) {
-        if self.on_request(first).await.is_err() {
-            return;
-        }
-        loop {
-            let step = match next_step(&mut self.session, &mut requests).await {
-                Step::Request(req) => self.on_request(req).await,
-                Step::Event(event) => self.on_event(event).await,
-                Step::Close => {
-                    let _ = self
-                        .tx
-                        .send(Err(Status::unavailable("control plane shutting down")))
-                        .await;
-                    return;
-                }
-                Step::End => return,
-            };
-            if step.is_err() {
-                return;
-            }
-        }
+impl StreamHandler<SotwRequest> for SotwStream {
+    type Resp = SotwResponse;
+
+    fn session(&mut self) -> &mut Session {
+        &mut self.session
+    }
+
+    fn tx(&self) -> &Tx {
+        &self.tx
     }
 
     async fn on_request(&mut self, req: SotwRequest) -> Result<(), Gone> {
+        self.request(req).await
+    }
+
+    async fn on_event(&mut self, event: Arc<PushEvent>) -> Result<(), Gone> {
+        self.event(event).await
+    }
+}
+
+impl SotwStream {
+    async fn request(&mut self, req: SotwRequest) -> Result<(), Gone> {
         let SotwRequest { req, names } = req;
         let type_url = req.type_url.clone();
         let state = self.types.entry(type_url.clone()).or_default();
@@ -175,7 +163,7 @@ impl SotwStream {
             .update(|r| r.nacked(type_url, version, nonce, error));
     }
 
-    async fn on_event(&mut self, event: Arc<PushEvent>) -> Result<(), Gone> {
+    async fn event(&mut self, event: Arc<PushEvent>) -> Result<(), Gone> {
         let changed_at = event.changed_at;
         for type_url in self.session.view.advance(event).await? {
             self.session.generated(&type_url).await?;

@@ -50,6 +50,16 @@ pub enum XdsProtocol {
     Delta,
 }
 
+impl XdsProtocol {
+    /// `sotw` or `delta`, as logs and status show it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sotw => "sotw",
+            Self::Delta => "delta",
+        }
+    }
+}
+
 /// A rejected response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NackRecord {
