@@ -67,21 +67,11 @@ impl Bench {
             eprintln!("endpoint change {r}: {}", m.dist.summary());
             rounds.push(m);
         }
-        let pooled =
-            Distribution::pooled(&rounds.iter().map(|m| m.dist.clone()).collect::<Vec<_>>());
-        let met = pooled.complete()
-            && pooled
-                .quantile(0.99)
-                .is_some_and(|d| d < Duration::from_millis(250));
-        self.rows.push(Row::judged(
-            &format!(
-                "endpoint change → EDS ACKed by every client ({} rounds pooled)",
-                rounds.len()
-            ),
-            pooled.summary(),
-            "p99 < 250 ms",
-            Some(met),
-        ));
+        self.judge_rounds(
+            "endpoint change → EDS ACKed by every client",
+            &rounds,
+            (Duration::from_millis(250), "p99 < 250 ms"),
+        );
         self.change_notes("endpoint change", &rounds, traffic);
         Ok(())
     }
@@ -106,21 +96,14 @@ impl Bench {
             eprintln!("VirtualService change {r}: {}", m.dist.summary());
             rounds.push(m);
         }
-        let pooled =
-            Distribution::pooled(&rounds.iter().map(|m| m.dist.clone()).collect::<Vec<_>>());
-        let met = pooled.complete()
-            && pooled
-                .quantile(0.99)
-                .is_some_and(|d| d < Duration::from_secs(1));
-        self.rows.push(Row::judged(
-            &format!(
-                "VirtualService change → RDS ACKed by every client ({} rounds pooled)",
-                rounds.len()
+        self.judge_rounds(
+            "VirtualService change → RDS ACKed by every client",
+            &rounds,
+            (
+                Duration::from_secs(1),
+                "p99 < 1 s (as the full-push target)",
             ),
-            pooled.summary(),
-            "p99 < 1 s (as the full-push target)",
-            Some(met),
-        ));
+        );
         self.change_notes("VirtualService change", &rounds, traffic);
         Ok(())
     }
@@ -159,6 +142,19 @@ impl Bench {
                 .collect(),
             cpu: self.stats().cpu.saturating_sub(cpu_before),
         })
+    }
+
+    /// Pools the rounds' ACK times into one table row, judged by p99 against `target`.
+    fn judge_rounds(&mut self, what: &str, rounds: &[Measured], target: (Duration, &str)) {
+        let pooled =
+            Distribution::pooled(&rounds.iter().map(|m| m.dist.clone()).collect::<Vec<_>>());
+        let met = pooled.complete() && pooled.quantile(0.99).is_some_and(|d| d < target.0);
+        self.rows.push(Row::judged(
+            &format!("{what} ({} rounds pooled)", rounds.len()),
+            pooled.summary(),
+            target.1,
+            Some(met),
+        ));
     }
 
     fn change_notes(&mut self, what: &str, rounds: &[Measured], traffic: [(u64, u64); 4]) {
