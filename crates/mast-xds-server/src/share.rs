@@ -124,7 +124,7 @@ impl Generation {
                     let targeted = delta.as_ref().zip(prev.as_ref()).and_then(|(hosts, prev)| {
                         let fresh =
                             generator.generate_shared_endpoints(&snapshot, &proxy, hosts)?;
-                        Some(replaced(prev, fresh))
+                        Some(Part::replacing(prev, fresh))
                     });
                     let mut part = targeted.unwrap_or_else(|| {
                         Part::new(generator.generate_part(&snapshot, &proxy, &t, Half::Shared))
@@ -224,16 +224,4 @@ impl Generation {
             },
         }
     }
-}
-
-/// `prev`'s resources with those named in `fresh` replaced (and any new ones added).
-fn replaced(prev: &Part, fresh: Vec<mast_xds::NamedResource>) -> Part {
-    let mut fresh: std::collections::HashMap<String, mast_xds::NamedResource> =
-        fresh.into_iter().map(|r| (r.name.clone(), r)).collect();
-    let mut all: Vec<mast_xds::NamedResource> = prev
-        .all()
-        .map(|r| fresh.remove(r.name()).unwrap_or_else(|| r.to_named()))
-        .collect();
-    all.extend(fresh.into_values());
-    Part::new(all)
 }

@@ -145,33 +145,72 @@ impl<'a> Res<'a> {
 impl Part {
     /// Sorts (first of each name wins), hashes and packs `resources`.
     pub(crate) fn new(mut resources: Vec<NamedResource>) -> Self {
-        static NEXT: AtomicU64 = AtomicU64::new(1);
         resources.sort_by(|a, b| a.name.cmp(&b.name));
         resources.dedup_by(|later, earlier| later.name == earlier.name);
-        let hashes: Vec<u64> = resources
-            .iter()
-            .map(|r| resource_hash(&r.resource))
-            .collect();
-        let digest = digest(resources.iter().map(|r| r.name.as_str()).zip(&hashes));
-        let mut names = String::with_capacity(resources.iter().map(|r| r.name.len()).sum());
-        let mut values = Vec::with_capacity(resources.iter().map(|r| r.resource.value.len()).sum());
+        let entries: Vec<Entry<'_>> = resources.iter().map(Entry::hashed).collect();
+        Self::pack(&entries)
+    }
+
+    /// `prev` with the resources named in `fresh` replaced (and any new ones added), the
+    /// others' hashes reused rather than computed again: after an endpoint change of a few
+    /// services, only their assignments are new.
+    pub(crate) fn replacing(prev: &Part, mut fresh: Vec<NamedResource>) -> Self {
+        fresh.sort_by(|a, b| a.name.cmp(&b.name));
+        fresh.dedup_by(|later, earlier| later.name == earlier.name);
+        let mut entries = Vec::with_capacity(prev.len() + fresh.len());
+        let (mut old, mut new) = (prev.iter().peekable(), fresh.iter().peekable());
+        loop {
+            let next = match (old.peek(), new.peek()) {
+                (Some((o, _)), Some(n)) if o.name() < n.name.as_str() => None,
+                (Some((o, _)), Some(n)) if o.name() == n.name.as_str() => {
+                    old.next();
+                    new.next().map(Entry::hashed)
+                }
+                (_, Some(_)) => new.next().map(Entry::hashed),
+                (Some(_), None) => None,
+                (None, None) => break,
+            };
+            match next {
+                Some(e) => entries.push(e),
+                None => {
+                    if let Some((r, hash)) = old.next() {
+                        entries.push(Entry {
+                            name: r.name(),
+                            type_url: r.type_url(),
+                            value: r.value(),
+                            hash,
+                        });
+                    }
+                }
+            }
+        }
+        Self::pack(&entries)
+    }
+
+    /// Packs entries sorted and unique by name.
+    fn pack(entries: &[Entry<'_>]) -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let hashes: Vec<u64> = entries.iter().map(|e| e.hash).collect();
+        let digest = digest(entries.iter().map(|e| e.name).zip(&hashes));
+        let mut names = String::with_capacity(entries.iter().map(|e| e.name.len()).sum());
+        let mut values = Vec::with_capacity(entries.iter().map(|e| e.value.len()).sum());
         let mut type_urls: Vec<String> = Vec::new();
-        let mut slots = Vec::with_capacity(resources.len());
-        for r in resources {
-            let type_url = match type_urls.iter().position(|t| *t == r.resource.type_url) {
+        let mut slots = Vec::with_capacity(entries.len());
+        for e in entries {
+            let type_url = match type_urls.iter().position(|t| t == e.type_url) {
                 Some(i) => i,
                 None => {
-                    type_urls.push(r.resource.type_url);
+                    type_urls.push(e.type_url.to_owned());
                     type_urls.len() - 1
                 }
             };
             slots.push(Slot {
-                name: (offset(names.len()), offset(r.name.len())),
-                value: (offset(values.len()), offset(r.resource.value.len())),
+                name: (offset(names.len()), offset(e.name.len())),
+                value: (offset(values.len()), offset(e.value.len())),
                 type_url: u16::try_from(type_url).unwrap_or(u16::MAX),
             });
-            names.push_str(&r.name);
-            values.extend_from_slice(&r.resource.value);
+            names.push_str(e.name);
+            values.extend_from_slice(e.value);
         }
         Self {
             id: NEXT.fetch_add(1, Ordering::Relaxed),
@@ -256,6 +295,25 @@ impl Part {
 
     fn iter(&self) -> impl Iterator<Item = (Res<'_>, u64)> {
         self.all().zip(self.hashes.iter().copied())
+    }
+}
+
+/// A resource on its way into a [`Part`], with its content hash.
+struct Entry<'a> {
+    name: &'a str,
+    type_url: &'a str,
+    value: &'a [u8],
+    hash: u64,
+}
+
+impl<'a> Entry<'a> {
+    fn hashed(r: &'a NamedResource) -> Self {
+        Self {
+            name: &r.name,
+            type_url: &r.resource.type_url,
+            value: &r.resource.value,
+            hash: resource_hash(&r.resource),
+        }
     }
 }
 
@@ -620,6 +678,18 @@ mod tests {
             .collect();
         assert_eq!(picked, ["a", "d", "x"]);
         assert_eq!(sel.iter().map(Selection::len).sum::<usize>(), 3);
+    }
+
+    #[test]
+    fn replacing_equals_building_anew() {
+        let prev = Part::new(vec![res("a", 1), res("c", 1), res("e", 1)]);
+        let fresh = vec![res("e", 5), res("b", 2), res("c", 1)];
+        let replaced = Part::replacing(&prev, fresh);
+        let anew = Part::new(vec![res("a", 1), res("b", 2), res("c", 1), res("e", 5)]);
+        let all = |p: &Part| p.all().map(Res::to_named).collect::<Vec<_>>();
+        assert_eq!(all(&replaced), all(&anew));
+        assert_eq!(replaced.hashes, anew.hashes);
+        assert_eq!(replaced.digest, anew.digest);
     }
 
     #[test]
