@@ -1,0 +1,1 @@
+//! Flags and environment → the proxy's node and ports. (Being written.)

@@ -1,0 +1,1 @@
+//! Clusters (CDS), endpoints (EDS), load balancing, circuit breakers, outlier detection. (Being written.)

@@ -1,0 +1,1 @@
+//! The HTTP connection manager and its filters. (Being written.)

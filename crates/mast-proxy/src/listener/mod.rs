@@ -1,0 +1,1 @@
+//! Listeners (LDS): filter-chain match and accept loops. (Being written.)

@@ -1,0 +1,3 @@
+//! The `mast-proxy` binary. (Being written.)
+
+fn main() {}

@@ -1,0 +1,1 @@
+//! Route tables (RDS and inline): matching and per-route decisions. (Being written.)

@@ -1,0 +1,1 @@
+//! TCP proxy. (Being written.)

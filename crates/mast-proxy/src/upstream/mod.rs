@@ -1,0 +1,1 @@
+//! Connections and pools to upstream endpoints. (Being written.)

@@ -1,0 +1,1 @@
+//! The ADS client (delta xDS). (Being written.)
