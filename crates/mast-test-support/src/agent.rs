@@ -6,11 +6,12 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::process::ExitStatus;
+use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::launch::{Launch, PORTS_FILE, Waited, poll_file, titled_tail};
 use crate::{ProcessGuard, TempDir};
 
 /// Why the agent could not be started or did not report.
@@ -93,24 +94,18 @@ impl AgentProcess {
     /// Starts `binary` with `args` plus `--work-dir` and `--ports-file` in a fresh temporary
     /// folder (output to `agent.log` there), and waits up to `timeout` for it to report ready.
     pub fn start(binary: &Path, args: &[&str], timeout: Duration) -> Result<Self, AgentError> {
-        let spawn_error = |source| AgentError::Spawn {
+        let launch = Launch {
+            binary,
+            args,
+            dir_prefix: "mast-agent-test",
+            log: "agent.log",
+            work_dir: true,
+            env: &[],
+        };
+        let (guard, dir) = launch.spawn().map_err(|source| AgentError::Spawn {
             binary: binary.to_path_buf(),
             source,
-        };
-        let dir = TempDir::new("mast-agent-test").map_err(spawn_error)?;
-        let log = std::fs::File::create(dir.join("agent.log")).map_err(spawn_error)?;
-        let log_err = log.try_clone().map_err(spawn_error)?;
-        let mut command = Command::new(binary);
-        command
-            .args(args)
-            .arg("--work-dir")
-            .arg(dir.join("work"))
-            .arg("--ports-file")
-            .arg(dir.join("ports.json"))
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log_err);
-        let guard = ProcessGuard::spawn(&mut command).map_err(spawn_error)?;
+        })?;
         let mut agent = Self {
             guard,
             dir,
@@ -160,29 +155,21 @@ impl AgentProcess {
         accept: impl Fn(&AgentPorts) -> bool,
         timeout: Duration,
     ) -> Result<AgentPorts, AgentError> {
-        let deadline = Instant::now() + timeout;
-        let file = self.dir.join("ports.json");
-        loop {
-            let read = std::fs::read_to_string(&file)
-                .ok()
-                .and_then(|t| AgentPorts::parse(&t));
-            if let Some(ports) = read.filter(|p| accept(p)) {
+        let file = self.dir.join(PORTS_FILE);
+        let read = |text: &str| AgentPorts::parse(text).filter(|p| accept(p));
+        match poll_file(&mut self.guard, &file, read, timeout) {
+            Waited::Ready(ports) => {
                 self.ports = ports.clone();
-                return Ok(ports);
+                Ok(ports)
             }
-            if let Ok(Some(status)) = self.guard.try_wait() {
-                return Err(AgentError::Exited {
-                    status,
-                    log: self.log_tail(),
-                });
-            }
-            if Instant::now() >= deadline {
-                return Err(AgentError::Timeout {
-                    timeout,
-                    log: self.log_tail(),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(25));
+            Waited::Exited(status) => Err(AgentError::Exited {
+                status,
+                log: self.log_tail(),
+            }),
+            Waited::TimedOut => Err(AgentError::Timeout {
+                timeout,
+                log: self.log_tail(),
+            }),
         }
     }
 
@@ -194,16 +181,10 @@ impl AgentProcess {
 
     /// The last lines of the agent's output and of Envoy's log, for failure messages.
     pub fn log_tail(&self) -> String {
-        let tail = |path: PathBuf| {
-            let text = std::fs::read_to_string(&path).unwrap_or_default();
-            let lines: Vec<&str> = text.lines().collect();
-            let start = lines.len().saturating_sub(30);
-            format!("--- {}\n{}", path.display(), lines[start..].join("\n"))
-        };
         format!(
             "{}\n{}",
-            tail(self.dir.join("agent.log")),
-            tail(self.dir.join("work/envoy.log"))
+            titled_tail(self.dir.join("agent.log"), 30),
+            titled_tail(self.dir.join("work/envoy.log"), 30)
         )
     }
 

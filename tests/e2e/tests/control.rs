@@ -3,8 +3,8 @@
 //!   `/debug/syncz` (and `mastctl proxy-status`) show the proxy SYNCED at the new version
 //!   within a second of the write;
 //! - broken files next to good ones are reported in `/debug/configz` and change nothing;
-//! - killing mastd leaves Envoy serving its last config, and a restarted mastd on the same
-//!   xDS port resynchronises it, including a change made while it was down.
+//! - killing mastd leaves the proxy serving its last config, and a restarted mastd on the
+//!   same xDS port resynchronises it, including a change made while it was down.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use mast_e2e::traffic::outcome_key;
-use mast_e2e::{Mesh, write_atomic, yaml};
+use mast_e2e::{Mesh, Proxy, write_atomic, yaml};
 use mast_test_support::{EchoServer, HttpRequest, wait_for_async};
 use parking_lot::Mutex;
 use serde_json::Value;
@@ -28,7 +28,7 @@ struct SplitMesh {
 }
 
 impl SplitMesh {
-    async fn start(name: &'static str) -> Self {
+    async fn start(proxy: Proxy, name: &'static str) -> Self {
         let [v1, v2] = ["v1", "v2"].map(|v| EchoServer::start(v).unwrap());
         let rule = format!(
             "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata:\n  name: {name}\n  \
@@ -44,7 +44,7 @@ impl SplitMesh {
             .iter()
             .map(|(f, y)| (f.as_str(), y.as_str()))
             .collect();
-        let mesh = Mesh::start(&files).await.unwrap();
+        let mesh = Mesh::start(proxy, &files).await.unwrap();
         Self {
             mesh,
             name,
@@ -137,9 +137,8 @@ fn failures(log: &[String]) -> Vec<&String> {
     log.iter().filter(|k| *k != "v1" && *k != "v2").collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn live_split_change_fails_no_request() {
-    let split_mesh = SplitMesh::start("live-svc").await;
+async fn live_split_change_fails_no_request(proxy: Proxy) {
+    let split_mesh = SplitMesh::start(proxy, "live-svc").await;
     let mesh = &split_mesh.mesh;
     let client = Background::start(mesh.outbound(), split_mesh.url(), 1_500);
     assert!(
@@ -180,7 +179,7 @@ async fn live_split_change_fails_no_request() {
         failed.iter().take(5).collect::<Vec<_>>(),
         sync.summary(),
     );
-    println!("live change: {summary}");
+    println!("live change ({proxy}): {summary}");
     let ok =
         failed.is_empty() && before_ok && after_ok && synced_ok && took < Duration::from_secs(1);
     assert!(ok, "{summary}{}", mesh.explain().await);
@@ -221,9 +220,8 @@ fn reports(configz: &Value, file: &str) -> bool {
         .is_some_and(|d| d.iter().any(|x| x.to_string().contains(file)))
 }
 
-#[tokio::test]
-async fn broken_files_leave_the_mesh_routing() {
-    let split_mesh = SplitMesh::start("bad-svc").await;
+async fn broken_files_leave_the_mesh_routing(proxy: Proxy) {
+    let split_mesh = SplitMesh::start(proxy, "bad-svc").await;
     let mesh = &split_mesh.mesh;
     let dir = mesh.config_dir();
     write_atomic(&dir.join("broken-syntax.yaml"), BROKEN_SYNTAX).unwrap();
@@ -265,8 +263,8 @@ async fn broken_files_leave_the_mesh_routing() {
     );
 }
 
-/// Kills mastd, checks Envoy still routes by its last config, and edits the VirtualService
-/// (v1 → v2) while mastd is down: Envoy, not told, keeps routing to v1.
+/// Kills mastd, checks the proxy still routes by its last config, and edits the
+/// VirtualService (v1 → v2) while mastd is down: the proxy, not told, keeps routing to v1.
 async fn crash_and_edit_offline(mesh: &Mesh) {
     println!("event: kill mastd @{}ms", unix_ms());
     mesh.kill_mastd();
@@ -275,7 +273,7 @@ async fn crash_and_edit_offline(mesh: &Mesh) {
     assert_eq!(
         down.count("v1"),
         50,
-        "Envoy lost its config: {down}{}",
+        "the proxy lost its config: {down}{}",
         mesh.explain().await
     );
     // A change made while mastd is down takes effect once it is back.
@@ -290,9 +288,8 @@ async fn crash_and_edit_offline(mesh: &Mesh) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn envoy_keeps_its_config_while_mastd_is_down_and_resyncs_after_restart() {
-    let split_mesh = SplitMesh::start("crash-svc").await;
+async fn proxy_keeps_its_config_while_mastd_is_down_and_resyncs_after_restart(proxy: Proxy) {
+    let split_mesh = SplitMesh::start(proxy, "crash-svc").await;
     let mesh = &split_mesh.mesh;
     // Traffic flows through the crash, the outage and the restart.
     let client = Background::start(mesh.outbound(), split_mesh.url(), 100_000);
@@ -320,7 +317,7 @@ async fn envoy_keeps_its_config_while_mastd_is_down_and_resyncs_after_restart() 
     let log = client.finish(true).await;
     let failed = failures(&log);
     println!(
-        "mastd restart: resynced in {resync:?}; {} background requests, {} failed; {}",
+        "mastd restart ({proxy}): resynced in {resync:?}; {} background requests, {} failed; {}",
         log.len(),
         failed.len(),
         sync.summary()
@@ -333,4 +330,10 @@ async fn envoy_keeps_its_config_while_mastd_is_down_and_resyncs_after_restart() 
         failed.iter().take(5).collect::<Vec<_>>(),
         mesh.explain().await
     );
+}
+
+mast_e2e::both! {
+    live_split_change_fails_no_request(multi_thread),
+    broken_files_leave_the_mesh_routing,
+    proxy_keeps_its_config_while_mastd_is_down_and_resyncs_after_restart(multi_thread),
 }

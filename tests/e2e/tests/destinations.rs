@@ -7,14 +7,13 @@
 use std::time::Duration;
 
 use mast_e2e::traffic::{connect_tunnel, exchange};
-use mast_e2e::{SharedMesh, shared, yaml};
+use mast_e2e::{Proxy, SharedMesh, shared, yaml};
 use mast_test_support::{EchoServer, TcpEchoServer};
 
 static MESH: SharedMesh = SharedMesh::const_new();
 
-#[tokio::test]
-async fn subsets_select_endpoints_by_version_label() {
-    let mesh = shared(&MESH).await;
+async fn subsets_select_endpoints_by_version_label(proxy: Proxy) {
+    let mesh = shared(&MESH, proxy).await;
     let v1 = EchoServer::start("v1").unwrap();
     let v2 = EchoServer::start("v2").unwrap();
     let rules = r#"
@@ -53,9 +52,8 @@ spec:
     );
 }
 
-#[tokio::test]
-async fn service_entry_reaches_a_static_external_endpoint() {
-    let mesh = shared(&MESH).await;
+async fn service_entry_reaches_a_static_external_endpoint(proxy: Proxy) {
+    let mesh = shared(&MESH, proxy).await;
     let external = EchoServer::start("v1").unwrap();
     let entry = format!(
         r#"
@@ -96,9 +94,8 @@ spec:
     assert_eq!(with_port.trimmed(), "v1", "{}", mesh.explain().await);
 }
 
-#[tokio::test]
-async fn tcp_service_is_reached_through_connect() {
-    let mesh = shared(&MESH).await;
+async fn tcp_service_is_reached_through_connect(proxy: Proxy) {
+    let mesh = shared(&MESH, proxy).await;
     let upstream = TcpEchoServer::start("v1").unwrap();
     mesh.apply("tcp.yaml", &yaml::tcp_service("tcp-echo", 9000, &upstream))
         .await
@@ -121,4 +118,10 @@ async fn tcp_service_is_reached_through_connect() {
         .unwrap();
     assert_eq!(again, b"more\n");
     assert_eq!(upstream.connection_count(), 1);
+}
+
+mast_e2e::both! {
+    subsets_select_endpoints_by_version_label,
+    service_entry_reaches_a_static_external_endpoint,
+    tcp_service_is_reached_through_connect,
 }

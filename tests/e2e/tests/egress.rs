@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use mast_e2e::{Mesh, yaml};
+use mast_e2e::{Mesh, Proxy, yaml};
 use mast_test_support::EchoServer;
 
 const REGISTRY_ONLY: &str = r#"
@@ -16,11 +16,12 @@ spec:
   outboundTrafficPolicy: {mode: REGISTRY_ONLY}
 "#;
 
-#[tokio::test]
-async fn registry_only_blocks_unknown_hosts() {
+async fn registry_only_blocks_unknown_hosts(proxy: Proxy) {
     let known = EchoServer::start("v1").unwrap();
     let service = yaml::http_service("known-svc", &[&known]);
-    let mesh = Mesh::start(&[("known.yaml", &service)]).await.unwrap();
+    let mesh = Mesh::start(proxy, &[("known.yaml", &service)])
+        .await
+        .unwrap();
     let unknown = "http://unknown.example.org/";
     let before = mesh.get(unknown, &[]).await.unwrap();
     assert_ne!(
@@ -43,4 +44,8 @@ async fn registry_only_blocks_unknown_hosts() {
         allowed.text(),
         mesh.explain().await
     );
+}
+
+mast_e2e::both! {
+    registry_only_blocks_unknown_hosts,
 }

@@ -1,6 +1,6 @@
 //! Ports capture's outbound listener as a real HTTP proxy: `CONNECT` tunnels to TCP and HTTP
-//! services, hosts the mesh does not know reached through Envoy's dynamic forward proxy under
-//! ALLOW_ANY (an absolute-form request to `127.0.0.1:<port>` would loop back into the
+//! services, hosts the mesh does not know reached through the dynamic forward proxy
+//! (`ForwardProxyCluster`) under ALLOW_ANY (an absolute-form request to `127.0.0.1:<port>` would loop back into the
 //! listener through `PassthroughCluster`), and both refused with 502 once a Sidecar sets
 //! REGISTRY_ONLY. Each test runs its own mesh: the Sidecar applies to the whole namespace.
 
@@ -9,8 +9,8 @@
 use std::time::Duration;
 
 use mast_e2e::traffic::{connect_tunnel, exchange};
-use mast_e2e::{Mesh, yaml};
-use mast_test_support::{EchoServer, TcpEchoServer, http_get_direct};
+use mast_e2e::{Mesh, Proxy, yaml};
+use mast_test_support::{EchoServer, TcpEchoServer};
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -21,19 +21,6 @@ metadata: {name: default, namespace: default}
 spec:
   outboundTrafficPolicy: {mode: REGISTRY_ONLY}
 "#;
-
-/// Envoy's counter `name` from the sidecar's admin `/stats` (0 when absent).
-async fn envoy_counter(mesh: &Mesh, name: &str) -> u64 {
-    let path = format!("/stats?filter=^{}$", name.replace('.', "\\."));
-    let Ok(r) = http_get_direct(mesh.admin(), &path, &[]).await else {
-        return 0;
-    };
-    r.text()
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}: ")))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
-}
 
 /// Opens `CONNECT authority` and checks the TCP echo named `name` answers through it.
 async fn tunnel_echoes(mesh: &Mesh, authority: &str, name: &str) -> Result<(), String> {
@@ -59,8 +46,7 @@ async fn tunnel_echoes(mesh: &Mesh, authority: &str, name: &str) -> Result<(), S
     Ok(())
 }
 
-#[tokio::test]
-async fn connect_reaches_tcp_and_http_services() {
+async fn connect_reaches_tcp_and_http_services(proxy: Proxy) {
     let tcp = TcpEchoServer::start("tcp-v1").unwrap();
     let web = EchoServer::start("web-v1").unwrap();
     let files = [
@@ -68,7 +54,7 @@ async fn connect_reaches_tcp_and_http_services() {
         ("web.yaml", yaml::http_service("web-svc", &[&web])),
     ];
     let files: Vec<(&str, &str)> = files.iter().map(|(n, y)| (*n, y.as_str())).collect();
-    let mesh = Mesh::start(&files).await.unwrap();
+    let mesh = Mesh::start(proxy, &files).await.unwrap();
 
     if let Err(e) = tunnel_echoes(&mesh, "tcp-svc:9000", "tcp-v1").await {
         panic!("{e}{}", mesh.explain().await);
@@ -100,13 +86,14 @@ async fn connect_reaches_tcp_and_http_services() {
     );
 }
 
-#[tokio::test]
-async fn unknown_hosts_use_the_forward_proxy_until_registry_only_refuses_them() {
+async fn unknown_hosts_use_the_forward_proxy_until_registry_only_refuses_them(proxy: Proxy) {
     let outside = EchoServer::start("outside").unwrap();
     let outside_tcp = TcpEchoServer::start("outside-tcp").unwrap();
     let known = TcpEchoServer::start("known-tcp").unwrap();
     let known_yaml = yaml::tcp_service("known-tcp", 9000, &known);
-    let mesh = Mesh::start(&[("known.yaml", &known_yaml)]).await.unwrap();
+    let mesh = Mesh::start(proxy, &[("known.yaml", &known_yaml)])
+        .await
+        .unwrap();
 
     // ALLOW_ANY: a host no service declares, by IP, reaches the server itself (through the
     // dynamic forward proxy) instead of coming back into the listener.
@@ -120,7 +107,9 @@ async fn unknown_hosts_use_the_forward_proxy_until_registry_only_refuses_them() 
         mesh.explain().await
     );
     assert_eq!(outside.request_count(), 1, "exactly one request, no loop");
-    let dfp = envoy_counter(&mesh, "cluster.ForwardProxyCluster.upstream_rq_total").await;
+    let dfp = mesh
+        .proxy_counter("cluster.ForwardProxyCluster.upstream_rq_total")
+        .await;
     assert!(dfp >= 1, "the request went through ForwardProxyCluster");
     // CONNECT to an unknown host:port tunnels through the forward proxy too.
     let authority = format!("127.0.0.1:{}", outside_tcp.port());
@@ -148,4 +137,9 @@ async fn unknown_hosts_use_the_forward_proxy_until_registry_only_refuses_them() 
     if let Err(e) = tunnel_echoes(&mesh, "known-tcp:9000", "known-tcp").await {
         panic!("REGISTRY_ONLY, known service: {e}{}", mesh.explain().await);
     }
+}
+
+mast_e2e::both! {
+    connect_reaches_tcp_and_http_services,
+    unknown_hosts_use_the_forward_proxy_until_registry_only_refuses_them,
 }

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use mast_e2e::{SharedMesh, shared, within, yaml};
+use mast_e2e::{Proxy, SharedMesh, shared, within, yaml};
 use mast_test_support::{Behaviour, EchoServer, HttpRequest};
 
 static MESH: SharedMesh = SharedMesh::const_new();
@@ -20,9 +20,8 @@ fn vs(name: &str, extra: &str) -> String {
     )
 }
 
-#[tokio::test]
-async fn retries_hide_two_failures() {
-    let mesh = shared(&MESH).await;
+async fn retries_hide_two_failures(proxy: Proxy) {
+    let mesh = shared(&MESH, proxy).await;
     let flaky = EchoServer::start("v1").unwrap();
     let rule = "    retries: {attempts: 3, retryOn: \"5xx\"}\n";
     let files = yaml::docs(&[
@@ -44,9 +43,8 @@ async fn retries_hide_two_failures() {
     );
 }
 
-#[tokio::test]
-async fn zero_retry_attempts_show_the_failure() {
-    let mesh = shared(&MESH).await;
+async fn zero_retry_attempts_show_the_failure(proxy: Proxy) {
+    let mesh = shared(&MESH, proxy).await;
     let flaky = EchoServer::start("v1").unwrap();
     let rule = "    retries: {attempts: 0}\n";
     let files = yaml::docs(&[
@@ -69,9 +67,8 @@ async fn zero_retry_attempts_show_the_failure() {
     assert_eq!(next.status, 200, "the upstream recovered");
 }
 
-#[tokio::test]
-async fn route_timeout_answers_504() {
-    let mesh = shared(&MESH).await;
+async fn route_timeout_answers_504(proxy: Proxy) {
+    let mesh = shared(&MESH, proxy).await;
     let slow =
         EchoServer::start_with("v1", Behaviour::default().delay(Duration::from_secs(5))).unwrap();
     let rule = "    timeout: 0.5s\n";
@@ -94,9 +91,8 @@ async fn route_timeout_answers_504() {
     );
 }
 
-#[tokio::test]
-async fn per_try_timeout_cuts_each_attempt() {
-    let mesh = shared(&MESH).await;
+async fn per_try_timeout_cuts_each_attempt(proxy: Proxy) {
+    let mesh = shared(&MESH, proxy).await;
     let slow =
         EchoServer::start_with("v1", Behaviour::default().delay(Duration::from_secs(4))).unwrap();
     let rule =
@@ -110,7 +106,7 @@ async fn per_try_timeout_cuts_each_attempt() {
     let started = Instant::now();
     let r = mesh.get("http://pertry-svc/", &[]).await.unwrap();
     let took = started.elapsed();
-    // Three tries of 0.3 s each (plus Envoy's short back-off between them), far below the
+    // Three tries of 0.3 s each (plus the short back-off between them), far below the
     // 4 s the upstream needs and the 10 s route timeout.
     let ok = r.status == 504
         && slow.request_count() == 3
@@ -125,9 +121,8 @@ async fn per_try_timeout_cuts_each_attempt() {
     );
 }
 
-#[tokio::test]
-async fn fault_abort_at_100_percent() {
-    let mesh = shared(&MESH).await;
+async fn fault_abort_at_100_percent(proxy: Proxy) {
+    let mesh = shared(&MESH, proxy).await;
     let echo = EchoServer::start("v1").unwrap();
     let rule = "    fault: {abort: {httpStatus: 418, percentage: {value: 100}}}\n";
     let files = yaml::docs(&[
@@ -145,9 +140,8 @@ async fn fault_abort_at_100_percent() {
     );
 }
 
-#[tokio::test]
-async fn fault_abort_at_50_percent() {
-    let mesh = shared(&MESH).await;
+async fn fault_abort_at_50_percent(proxy: Proxy) {
+    let mesh = shared(&MESH, proxy).await;
     let echo = EchoServer::start("v1").unwrap();
     let rule = "    fault: {abort: {httpStatus: 503, percentage: {value: 50}}}\n";
     let files = yaml::docs(&[
@@ -164,9 +158,8 @@ async fn fault_abort_at_50_percent() {
     assert_eq!(echo.request_count() as usize, tally.count("v1"));
 }
 
-#[tokio::test]
-async fn fault_delay_adds_latency() {
-    let mesh = shared(&MESH).await;
+async fn fault_delay_adds_latency(proxy: Proxy) {
+    let mesh = shared(&MESH, proxy).await;
     let echo = EchoServer::start("v1").unwrap();
     let rule = "    fault: {delay: {fixedDelay: 0.6s, percentage: {value: 100}}}\n";
     let files = yaml::docs(&[
@@ -193,4 +186,14 @@ async fn fault_delay_adds_latency() {
         "status and latency per request: {latencies:?}{}",
         mesh.explain().await
     );
+}
+
+mast_e2e::both! {
+    retries_hide_two_failures,
+    zero_retry_attempts_show_the_failure,
+    route_timeout_answers_504,
+    per_try_timeout_cuts_each_attempt,
+    fault_abort_at_100_percent,
+    fault_abort_at_50_percent,
+    fault_delay_adds_latency,
 }

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use mast_e2e::{Checks, SharedMesh, shared, yaml};
+use mast_e2e::{Checks, Proxy, SharedMesh, shared, yaml};
 use mast_test_support::{EchoServer, HttpRequest, wait_for_async};
 
 static MESH: SharedMesh = SharedMesh::const_new();
@@ -98,9 +98,8 @@ const MATCH_CASES: &[(&str, &str, Header, &str)] = &[
     ("GET", "http://match-svc/", None, "default"),
 ];
 
-#[tokio::test]
-async fn every_match_kind_selects_its_rule() {
-    let mesh = shared(&MESH).await;
+async fn every_match_kind_selects_its_rule(proxy: Proxy) {
+    let mesh = shared(&MESH, proxy).await;
     let echo = EchoServer::start("v1").unwrap();
     let ports = [("http", 80), ("http-alt", 8080)];
     let svc = yaml::http_service_on("match-svc", &ports, &[&echo]);
@@ -140,9 +139,8 @@ spec:
   - route: [{destination: {host: redirect-svc}}]
 "#;
 
-#[tokio::test]
-async fn redirect_answers_with_location() {
-    let mesh = shared(&MESH).await;
+async fn redirect_answers_with_location(proxy: Proxy) {
+    let mesh = shared(&MESH, proxy).await;
     let echo = EchoServer::start("v1").unwrap();
     let files = yaml::docs(&[
         yaml::http_service("redirect-svc", &[&echo]),
@@ -182,9 +180,8 @@ spec:
   - route: [{destination: {host: rewrite-svc}}]
 "#;
 
-#[tokio::test]
-async fn rewrite_changes_uri_prefix_and_authority() {
-    let mesh = shared(&MESH).await;
+async fn rewrite_changes_uri_prefix_and_authority(proxy: Proxy) {
+    let mesh = shared(&MESH, proxy).await;
     let echo = EchoServer::start("v1").unwrap();
     let files = yaml::docs(&[
         yaml::http_service("rewrite-svc", &[&echo]),
@@ -227,9 +224,8 @@ spec:
   - route: [{destination: {host: direct-svc}}]
 "#;
 
-#[tokio::test]
-async fn direct_response_never_reaches_the_upstream() {
-    let mesh = shared(&MESH).await;
+async fn direct_response_never_reaches_the_upstream(proxy: Proxy) {
+    let mesh = shared(&MESH, proxy).await;
     let echo = EchoServer::start("v1").unwrap();
     let files = yaml::docs(&[yaml::http_service("direct-svc", &[&echo]), DIRECT_VS.into()]);
     mesh.apply("direct.yaml", &files).await.unwrap();
@@ -258,9 +254,8 @@ spec:
     route: [{destination: {host: headers-svc}}]
 "#;
 
-#[tokio::test]
-async fn headers_are_added_set_and_removed() {
-    let mesh = shared(&MESH).await;
+async fn headers_are_added_set_and_removed(proxy: Proxy) {
+    let mesh = shared(&MESH, proxy).await;
     let echo = EchoServer::start("v1").unwrap();
     let files = yaml::docs(&[
         yaml::http_service("headers-svc", &[&echo]),
@@ -328,9 +323,8 @@ fn preflight(origin: &str) -> HttpRequest {
         .header("access-control-request-headers", "x-custom")
 }
 
-#[tokio::test]
-async fn cors_preflight_is_answered_by_the_sidecar() {
-    let mesh = shared(&MESH).await;
+async fn cors_preflight_is_answered_by_the_sidecar(proxy: Proxy) {
+    let mesh = shared(&MESH, proxy).await;
     let echo = EchoServer::start("v1").unwrap();
     let files = yaml::docs(&[yaml::http_service("cors-svc", &[&echo]), CORS_VS.into()]);
     mesh.apply("cors.yaml", &files).await.unwrap();
@@ -399,9 +393,8 @@ spec:
     mirrorPercentage: {value: 100}
 "#;
 
-#[tokio::test]
-async fn mirror_copies_requests_to_the_shadow() {
-    let mesh = shared(&MESH).await;
+async fn mirror_copies_requests_to_the_shadow(proxy: Proxy) {
+    let mesh = shared(&MESH, proxy).await;
     let (primary, shadow) = (
         EchoServer::start("v1").unwrap(),
         EchoServer::start("v2").unwrap(),
@@ -441,4 +434,14 @@ async fn mirror_copies_requests_to_the_shadow() {
             seen.iter().all(|r| r.authority == "mirror-svc"),
         );
     assert!(checks.ok(), "{:?}{}", checks.failed(), mesh.explain().await);
+}
+
+mast_e2e::both! {
+    every_match_kind_selects_its_rule,
+    redirect_answers_with_location,
+    rewrite_changes_uri_prefix_and_authority,
+    direct_response_never_reaches_the_upstream,
+    headers_are_added_set_and_removed,
+    cors_preflight_is_answered_by_the_sidecar,
+    mirror_copies_requests_to_the_shadow,
 }

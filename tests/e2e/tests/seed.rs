@@ -7,17 +7,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use mast_e2e::{Mesh, SharedMesh, shared, within, yaml};
+use mast_e2e::{Mesh, PerProxy, Proxy, SharedMesh, shared, within, yaml};
 use mast_test_support::{EchoServer, workspace_root};
-use tokio::sync::OnceCell;
 
 static MESH: SharedMesh = SharedMesh::const_new();
-static SEED: OnceCell<[EchoServer; 3]> = OnceCell::const_new();
+static SEED: PerProxy<[EchoServer; 3]> = PerProxy::const_new();
 
-/// The shared mesh with the seed applied (once per process).
-async fn seeded() -> &'static Mesh {
-    let mesh = shared(&MESH).await;
-    SEED.get_or_init(|| async {
+/// The shared `proxy` mesh with the seed applied (once per process and proxy kind).
+async fn seeded(proxy: Proxy) -> &'static Mesh {
+    let mesh = shared(&MESH, proxy).await;
+    SEED.get_or_init(proxy, || async {
         let servers = ["v1", "v2", "v3"].map(|v| EchoServer::start(v).unwrap());
         apply_seed(
             mesh,
@@ -53,13 +52,12 @@ async fn apply_seed(mesh: &Mesh, [v1, v2, v3]: [u16; 3]) {
     }
 }
 
-#[tokio::test]
-async fn seed_splits_80_20_over_2000_requests() {
-    let mesh = seeded().await;
+async fn seed_splits_80_20_over_2000_requests(proxy: Proxy) {
+    let mesh = seeded(proxy).await;
     let tally = mesh.tally_get("http://nginx-svc/", &[], 2_000).await;
     let v1 = tally.share("v1");
     let v2 = tally.share("v2");
-    println!("seed split: {tally}");
+    println!("seed split ({proxy}): {tally}");
     let ok = tally.count("v1") + tally.count("v2") == 2_000
         && within(v1, 0.80, 0.05)
         && within(v2, 0.20, 0.05);
@@ -70,9 +68,8 @@ async fn seed_splits_80_20_over_2000_requests() {
     );
 }
 
-#[tokio::test]
-async fn seed_routes_vs_user_jicki_to_nginx_svc_3() {
-    let mesh = seeded().await;
+async fn seed_routes_vs_user_jicki_to_nginx_svc_3(proxy: Proxy) {
+    let mesh = seeded(proxy).await;
     let jicki = mesh
         .tally_get("http://nginx-svc/", &[("vs-user", "jicki")], 50)
         .await;
@@ -94,4 +91,9 @@ async fn seed_routes_vs_user_jicki_to_nginx_svc_3() {
         .await
         .unwrap();
     assert_eq!(r.trimmed(), "v3", "{}", mesh.explain().await);
+}
+
+mast_e2e::both! {
+    seed_splits_80_20_over_2000_requests,
+    seed_routes_vs_user_jicki_to_nginx_svc_3,
 }

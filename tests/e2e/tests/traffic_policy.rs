@@ -1,14 +1,14 @@
 //! DestinationRule traffic policies as a client sees them: round robin spreads requests over
 //! three endpoints, a consistent hash on a header keeps a user on one endpoint, a tiny
-//! connection pool overflows into 503s marked by Envoy, and outlier detection ejects an
-//! endpoint that fails.
+//! connection pool overflows into 503s marked `x-envoy-overloaded` (Envoy's UO, which
+//! mast-proxy follows), and outlier detection ejects an endpoint that fails.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use mast_e2e::{SharedMesh, shared, yaml};
+use mast_e2e::{Proxy, SharedMesh, shared, yaml};
 use mast_test_support::{Behaviour, EchoServer, HttpRequest};
 
 static MESH: SharedMesh = SharedMesh::const_new();
@@ -25,9 +25,8 @@ fn three() -> [EchoServer; 3] {
     ["v1", "v2", "v3"].map(|v| EchoServer::start(v).unwrap())
 }
 
-#[tokio::test]
-async fn round_robin_spreads_over_three_endpoints() {
-    let mesh = shared(&MESH).await;
+async fn round_robin_spreads_over_three_endpoints(proxy: Proxy) {
+    let mesh = shared(&MESH, proxy).await;
     let [a, b, c] = three();
     let policy = "    loadBalancer: {simple: ROUND_ROBIN}\n";
     let files = yaml::docs(&[
@@ -36,16 +35,15 @@ async fn round_robin_spreads_over_three_endpoints() {
     ]);
     mesh.apply("rr.yaml", &files).await.unwrap();
     let tally = mesh.tally_get("http://rr-svc/", &[], 300).await;
-    // Each Envoy worker cycles over the three endpoints: every one gets close to a third.
+    // Each proxy worker cycles over the three endpoints: every one gets close to a third.
     let ok = ["v1", "v2", "v3"]
         .iter()
         .all(|v| (80..=120).contains(&tally.count(v)));
     assert!(ok, "{tally}{}", mesh.explain().await);
 }
 
-#[tokio::test]
-async fn consistent_hash_on_a_header_sticks() {
-    let mesh = shared(&MESH).await;
+async fn consistent_hash_on_a_header_sticks(proxy: Proxy) {
+    let mesh = shared(&MESH, proxy).await;
     let [a, b, c] = three();
     let policy = "    loadBalancer: {consistentHash: {httpHeaderName: x-user}}\n";
     let files = yaml::docs(&[
@@ -78,9 +76,8 @@ async fn consistent_hash_on_a_header_sticks() {
     );
 }
 
-#[tokio::test]
-async fn connection_pool_overflow_is_refused_with_503_uo() {
-    let mesh = shared(&MESH).await;
+async fn connection_pool_overflow_is_refused_with_503_uo(proxy: Proxy) {
+    let mesh = shared(&MESH, proxy).await;
     let slow = EchoServer::start_with("v1", Behaviour::default().delay(Duration::from_millis(800)))
         .unwrap();
     let policy = "    connectionPool:\n      tcp: {maxConnections: 1}\n      http: {http1MaxPendingRequests: 1, http2MaxRequests: 1}\n";
@@ -107,9 +104,8 @@ async fn connection_pool_overflow_is_refused_with_503_uo() {
     );
 }
 
-#[tokio::test]
-async fn outlier_detection_ejects_the_failing_endpoint() {
-    let mesh = shared(&MESH).await;
+async fn outlier_detection_ejects_the_failing_endpoint(proxy: Proxy) {
+    let mesh = shared(&MESH, proxy).await;
     let healthy = EchoServer::start("v1").unwrap();
     let failing = EchoServer::start_with("v2", Behaviour::default().status(500)).unwrap();
     let policy = "    loadBalancer: {simple: ROUND_ROBIN}\n    outlierDetection:\n      consecutive5xxErrors: 1\n      interval: 1s\n      baseEjectionTime: 30s\n      maxEjectionPercent: 100\n";
@@ -136,4 +132,11 @@ async fn outlier_detection_ejects_the_failing_endpoint() {
         failing.request_count(),
         mesh.explain().await
     );
+}
+
+mast_e2e::both! {
+    round_robin_spreads_over_three_endpoints,
+    consistent_hash_on_a_header_sticks,
+    connection_pool_overflow_is_refused_with_503_uo,
+    outlier_detection_ejects_the_failing_endpoint,
 }

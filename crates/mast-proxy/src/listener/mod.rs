@@ -1,1 +1,12 @@
-//! Listeners (LDS): filter-chain match and accept loops. (Being written.)
+//! Listeners (LDS): conversion ([`convert`]), the set of bound listeners and their accept
+//! loops ([`manager`]), and per-connection dispatch ([`accept`]): original destination
+//! (iptables capture hands 15001/15006 connections whose real destination is read with
+//! `SO_ORIGINAL_DST`), the listener that serves it, filter-chain match, then the chain's HTTP
+//! connection manager or TCP proxy.
+
+pub mod accept;
+pub mod convert;
+pub mod manager;
+
+pub use convert::{ChainMatch, Direction, FilterChain, ListenerConfig, NetworkFilter};
+pub use manager::ListenerManager;

@@ -1,0 +1,201 @@
+//! HttpConnectionManager (inside a listener's filter chain) → [`HcmConfig`]: codec, where
+//! routes come from (RDS name or inline table), which HTTP filters run, upgrades, limits and
+//! timeouts. Errors are `(field, reason)` pairs; the listener conversion adds the path prefix.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+    HttpConnectionManager, http_connection_manager::RouteSpecifier, http_filter,
+};
+use envoy_types::pb::google::protobuf::Duration as PbDuration;
+
+use crate::route::RouteTable;
+
+const FAULT: &str = "envoy.filters.http.fault";
+const CORS: &str = "envoy.filters.http.cors";
+const DFP: &str = "envoy.filters.http.dynamic_forward_proxy";
+const ROUTER: &str = "envoy.filters.http.router";
+
+/// Which codec the connection speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    /// HTTP/1.1 or HTTP/2 (prior knowledge), detected per connection.
+    Auto,
+    /// HTTP/1.1 only.
+    Http1,
+    /// HTTP/2 only.
+    Http2,
+}
+
+/// Where the route table comes from.
+#[derive(Debug, Clone)]
+pub enum RouteSource {
+    /// RDS, by name.
+    Rds(String),
+    /// An inline table.
+    Inline(Arc<RouteTable>),
+}
+
+/// A converted HTTP connection manager.
+#[derive(Debug, Clone)]
+pub struct HcmConfig {
+    /// The codec.
+    pub codec: Codec,
+    /// `stat_prefix`.
+    pub stat_prefix: String,
+    /// The routes.
+    pub routes: RouteSource,
+    /// `envoy.filters.http.fault` is in the chain.
+    pub fault: bool,
+    /// `envoy.filters.http.cors` is in the chain.
+    pub cors: bool,
+    /// `envoy.filters.http.dynamic_forward_proxy` is in the chain.
+    pub forward_proxy: bool,
+    /// Upgrade types allowed (lowercase: `websocket`, `connect`).
+    pub upgrades: Vec<String>,
+    /// HTTP/1.1 absolute-form requests accepted (an HTTP proxy).
+    pub allow_absolute_url: bool,
+    /// HTTP/2 extended/plain CONNECT accepted.
+    pub h2_allow_connect: bool,
+    /// RFC 3986 path normalisation before routing.
+    pub normalize_path: bool,
+    /// Merge adjacent slashes.
+    pub merge_slashes: bool,
+    /// Generate `x-request-id` when absent.
+    pub generate_request_id: bool,
+    /// Stream idle timeout (None: disabled).
+    pub stream_idle_timeout: Option<Duration>,
+    /// Downstream connection idle timeout (Envoy's default 1 h).
+    pub idle_timeout: Option<Duration>,
+    /// Time to receive the whole request headers (None: disabled).
+    pub request_headers_timeout: Option<Duration>,
+    /// Maximum request headers size in bytes (Envoy's default 60 KiB).
+    pub max_request_headers_bytes: usize,
+    /// Maximum number of request headers (Envoy's default 100).
+    pub max_headers_count: usize,
+}
+
+type Failure = (String, String);
+
+fn fail(field: &str, reason: impl Into<String>) -> Failure {
+    (field.to_owned(), reason.into())
+}
+
+/// A protobuf duration, `None` when zero or unset.
+pub fn duration(d: Option<&PbDuration>) -> Option<Duration> {
+    let d = d?;
+    let secs = u64::try_from(d.seconds).ok()?;
+    let nanos = u32::try_from(d.nanos).ok()?;
+    let d = Duration::new(secs, nanos);
+    (!d.is_zero()).then_some(d)
+}
+
+impl HcmConfig {
+    /// Converts and validates.
+    pub fn from_proto(h: &HttpConnectionManager) -> Result<Self, Failure> {
+        let codec = match h.codec_type {
+            0 => Codec::Auto,
+            1 => Codec::Http1,
+            2 => Codec::Http2,
+            c => return Err(fail("codec_type", format!("codec {c} is not supported"))),
+        };
+        let routes = match &h.route_specifier {
+            Some(RouteSpecifier::Rds(rds)) => RouteSource::Rds(rds.route_config_name.clone()),
+            Some(RouteSpecifier::RouteConfig(rc)) => RouteSource::Inline(Arc::new(
+                RouteTable::from_proto(rc)
+                    .map_err(|e| fail(&format!("route_config.{}", e.field), e.reason))?,
+            )),
+            _ => return Err(fail("route_specifier", "rds or route_config is required")),
+        };
+        let mut config = Self {
+            codec,
+            stat_prefix: h.stat_prefix.clone(),
+            routes,
+            fault: false,
+            cors: false,
+            forward_proxy: false,
+            upgrades: Vec::new(),
+            allow_absolute_url: h
+                .http_protocol_options
+                .as_ref()
+                .and_then(|o| o.allow_absolute_url)
+                .is_some_and(|b| b.value),
+            h2_allow_connect: h
+                .http2_protocol_options
+                .as_ref()
+                .is_some_and(|o| o.allow_connect),
+            normalize_path: h.normalize_path.is_some_and(|b| b.value),
+            merge_slashes: h.merge_slashes,
+            generate_request_id: h.generate_request_id.is_none_or(|b| b.value),
+            stream_idle_timeout: match &h.stream_idle_timeout {
+                None => Some(Duration::from_secs(300)),
+                Some(d) => duration(Some(d)),
+            },
+            idle_timeout: match h.common_http_protocol_options.as_ref() {
+                Some(o) if o.idle_timeout.is_some() => duration(o.idle_timeout.as_ref()),
+                _ => Some(Duration::from_secs(3600)),
+            },
+            request_headers_timeout: duration(h.request_headers_timeout.as_ref()),
+            max_request_headers_bytes: h
+                .max_request_headers_kb
+                .map_or(60, |k| k.value as usize)
+                * 1024,
+            max_headers_count: h
+                .common_http_protocol_options
+                .as_ref()
+                .and_then(|o| o.max_headers_count)
+                .map_or(100, |c| c.value as usize),
+        };
+        config.filters(h)?;
+        for (i, u) in h.upgrade_configs.iter().enumerate() {
+            if !u.filters.is_empty() {
+                return Err(fail(
+                    &format!("upgrade_configs[{i}].filters"),
+                    "per-upgrade filter chains are not supported",
+                ));
+            }
+            if u.enabled.is_none_or(|b| b.value) {
+                config.upgrades.push(u.upgrade_type.to_ascii_lowercase());
+            }
+        }
+        Ok(config)
+    }
+
+    fn filters(&mut self, h: &HttpConnectionManager) -> Result<(), Failure> {
+        let last = h.http_filters.len().checked_sub(1);
+        for (i, f) in h.http_filters.iter().enumerate() {
+            if let Some(http_filter::ConfigType::ConfigDiscovery(_)) = f.config_type {
+                return Err(fail(
+                    &format!("http_filters[{i}].config_discovery"),
+                    "extension config discovery is not supported",
+                ));
+            }
+            match f.name.as_str() {
+                FAULT => self.fault = true,
+                CORS => self.cors = true,
+                DFP => self.forward_proxy = true,
+                ROUTER if Some(i) == last => {}
+                ROUTER => {
+                    return Err(fail(&format!("http_filters[{i}]"), "the router must be last"));
+                }
+                _ if f.is_optional => {}
+                other => {
+                    return Err(fail(
+                        &format!("http_filters[{i}].name"),
+                        format!("HTTP filter {other:?} is not supported"),
+                    ));
+                }
+            }
+        }
+        if h.http_filters.last().is_none_or(|f| f.name != ROUTER) {
+            return Err(fail("http_filters", "the last filter must be envoy.filters.http.router"));
+        }
+        Ok(())
+    }
+
+    /// Whether upgrade type `kind` (lowercase) is allowed.
+    pub fn allows_upgrade(&self, kind: &str) -> bool {
+        self.upgrades.iter().any(|u| u.eq_ignore_ascii_case(kind))
+    }
+}

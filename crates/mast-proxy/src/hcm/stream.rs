@@ -1,0 +1,255 @@
+//! One HTTP request through the connection manager: authority and path, request id, route
+//! selection, then the filters in Envoy's order — CORS, fault, and the router (or a direct
+//! response / redirect) — and the access log line when the response body ends.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use http::{HeaderValue, Method, Request, Response, Version, header};
+use hyper::body::Incoming;
+
+use super::access_log::Entry;
+use super::count::{Counted, ResponseLog};
+use super::local::{self, Local};
+use super::{Env, HcmConfig, RouteSource, headers, router, upgrade};
+use crate::body::{self, Body};
+use crate::route::{Action, Preflight, RequestHead, Route};
+
+/// The connection a request came on.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnInfo {
+    /// The local (original destination) address.
+    pub local: SocketAddr,
+    /// The client's address.
+    pub peer: SocketAddr,
+}
+
+fn protocol(v: Version) -> &'static str {
+    match v {
+        Version::HTTP_2 => "HTTP/2",
+        Version::HTTP_10 => "HTTP/1.0",
+        _ => "HTTP/1.1",
+    }
+}
+
+/// Handles one request; never fails (errors become local replies).
+pub async fn handle(
+    env: Arc<Env>,
+    hcm: Arc<HcmConfig>,
+    conn: ConnInfo,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, std::convert::Infallible> {
+    let start = Instant::now();
+    let (mut parts, incoming) = req.into_parts();
+    let (body, received) = Counted::request(incoming);
+    let mut entry = Entry {
+        start: Some(SystemTime::now()),
+        method: parts.method.to_string(),
+        protocol: protocol(parts.version),
+        downstream_local: Some(conn.local),
+        downstream_remote: Some(conn.peer),
+        ..Entry::default()
+    };
+    if hcm.generate_request_id && !parts.headers.contains_key("x-request-id") {
+        parts.headers.insert("x-request-id", headers::request_id());
+    }
+    if !parts.headers.contains_key("x-forwarded-proto") {
+        parts
+            .headers
+            .insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    }
+    let outcome = route(&env, &hcm, conn, &mut parts, body, &mut entry).await;
+    entry.status = outcome.response.status().as_u16();
+    entry.flags.insert(outcome.flags);
+    entry.details = outcome.details;
+    entry.request_id = header_string(&parts.headers, "x-request-id");
+    entry.user_agent = header_string(&parts.headers, "user-agent");
+    entry.forwarded_for = header_string(&parts.headers, "x-forwarded-for");
+    let log = env.access_log.clone().map(|log| ResponseLog {
+        log,
+        entry,
+        start,
+        received,
+    });
+    Ok(Counted::response(outcome.response, log))
+}
+
+fn header_string(h: &http::HeaderMap, name: &str) -> Option<String> {
+    h.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+}
+
+fn authority(parts: &http::request::Parts) -> Option<String> {
+    if let Some(a) = parts.uri.authority() {
+        return Some(a.as_str().to_owned());
+    }
+    let host = parts.headers.get(header::HOST)?.to_str().ok()?;
+    (!host.is_empty()).then(|| host.to_owned())
+}
+
+async fn route(
+    env: &Env,
+    hcm: &HcmConfig,
+    conn: ConnInfo,
+    parts: &mut http::request::Parts,
+    body: Body,
+    entry: &mut Entry,
+) -> Local {
+    let Some(authority) = authority(parts) else {
+        return local::bad_request("missing_host_header");
+    };
+    entry.authority.clone_from(&authority);
+    let connect = parts.method == Method::CONNECT;
+    let mut path = if connect {
+        String::new()
+    } else {
+        parts
+            .uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_owned()
+    };
+    if hcm.normalize_path || hcm.merge_slashes {
+        if let Some(normal) = headers::normalize(&path, hcm.merge_slashes) {
+            path = normal;
+        }
+    }
+    entry.path.clone_from(&path);
+    let table = match &hcm.routes {
+        RouteSource::Rds(name) => env.routes.get(name),
+        RouteSource::Inline(t) => Some(Arc::clone(t)),
+    };
+    let Some(table) = table else {
+        return local::no_route();
+    };
+    let head = RequestHead {
+        method: &parts.method,
+        scheme: "http",
+        authority: &authority,
+        path: &path,
+        headers: &parts.headers,
+    };
+    let Some(route) = table.select(&head) else {
+        return local::no_route();
+    };
+    entry.route_name = Some(route.name.clone());
+    let hash = match &route.action {
+        Action::Forward(f) => f.hash(&head, Some(conn.peer.ip())),
+        _ => None,
+    };
+    let size_limit = table.max_direct_response_body_size();
+    filters(env, hcm, conn, route, parts, body, authority, path, hash, size_limit, entry).await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn filters(
+    env: &Env,
+    hcm: &HcmConfig,
+    conn: ConnInfo,
+    route: &Route,
+    parts: &mut http::request::Parts,
+    body: Body,
+    authority: String,
+    path: String,
+    hash: Option<u64>,
+    size_limit: usize,
+    entry: &mut Entry,
+) -> Local {
+    let cors = route.cors.as_ref().filter(|_| hcm.cors);
+    if let Some(cors) = cors {
+        if let Preflight::Respond(status, h) = cors.preflight(&parts.method, &parts.headers) {
+            let mut response = Response::new(body::empty());
+            *response.status_mut() = status;
+            *response.headers_mut() = h;
+            return Local {
+                response,
+                flags: Default::default(),
+                details: "cors_response",
+            };
+        }
+    }
+    if let Some(fault) = route.fault.as_ref().filter(|_| hcm.fault) {
+        if let Some(delay) = fault.delay() {
+            entry.flags.insert(super::flags::Flags::DELAY_INJECTED);
+            tokio::time::sleep(delay).await;
+        }
+        if let Some(abort) = fault.abort() {
+            return local::fault_abort(&abort);
+        }
+    }
+    let mut outcome = match &route.action {
+        Action::Direct(d) => direct(d, size_limit),
+        Action::Redirect(r) => {
+            let head = RequestHead {
+                method: &parts.method,
+                scheme: "http",
+                authority: &authority,
+                path: &path,
+                headers: &parts.headers,
+            };
+            let (status, location) = r.location(&head);
+            let mut response = Response::new(body::empty());
+            *response.status_mut() = status;
+            response.headers_mut().insert(header::LOCATION, location);
+            Local {
+                response,
+                flags: Default::default(),
+                details: "direct_response",
+            }
+        }
+        Action::Forward(f) if parts.method == Method::CONNECT => {
+            if !f.connect {
+                return local::no_route();
+            }
+            upgrade::connect(env, f, parts, &authority, hash, entry).await
+        }
+        Action::Forward(f) => {
+            let upgrade = hcm_upgrade(hcm, f, &parts_headers_upgrade(parts));
+            let request = router::Request {
+                parts,
+                body,
+                authority,
+                path,
+                hash,
+                upgrade,
+            };
+            router::forward(env, route, f, request, entry).await
+        }
+    };
+    route.response_headers.apply(outcome.response.headers_mut());
+    if let Some(cors) = cors {
+        cors.on_response(&parts.headers, outcome.response.headers_mut());
+    }
+    outcome
+}
+
+fn parts_headers_upgrade(parts: &http::request::Parts) -> Option<String> {
+    headers::upgrade_type(&parts.headers)
+}
+
+fn hcm_upgrade(hcm: &HcmConfig, f: &crate::route::Forward, kind: &Option<String>) -> Option<String> {
+    let kind = kind.as_ref()?;
+    (hcm.allows_upgrade(kind) || f.upgrades.iter().any(|u| u == kind)).then(|| kind.clone())
+}
+
+fn direct(d: &crate::route::DirectResponse, limit: usize) -> Local {
+    let body = match &d.body {
+        Some(b) if b.len() <= limit => body::full(b.clone()),
+        _ => body::empty(),
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = d.status;
+    if let Some(b) = &d.body {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        response
+            .headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(b.len()));
+    }
+    Local {
+        response,
+        flags: Default::default(),
+        details: "direct_response",
+    }
+}

@@ -1,0 +1,94 @@
+//! One accepted connection: its original destination, the listener that serves it (a
+//! `use_original_dst` listener hands it to the bind_to_port=false listener for that
+//! address, as Envoy does), the best-matching filter chain, and the chain's filter.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use tokio::net::TcpStream;
+
+use super::convert::{FilterChain, ListenerConfig, NetworkFilter};
+use crate::hcm::{self, Env, stream::ConnInfo};
+use crate::signals::Signals;
+
+/// The listeners a connection can be handed to (bind_to_port=false ones).
+pub type Virtuals = Arc<Vec<Arc<ListenerConfig>>>;
+
+/// The connection's original destination: `SO_ORIGINAL_DST` when iptables redirected it,
+/// else its local address.
+pub fn original_dst(stream: &TcpStream) -> Option<SocketAddr> {
+    let local = stream.local_addr().ok()?;
+    let sock = socket2::SockRef::from(stream);
+    let original = if local.is_ipv4() {
+        sock.original_dst_v4()
+    } else {
+        sock.original_dst_v6()
+    };
+    Some(
+        original
+            .ok()
+            .and_then(|a| a.as_socket())
+            .unwrap_or(local),
+    )
+}
+
+/// The listener for `dst` among `virtuals`: exact address first, then the wildcard address
+/// on the same port.
+pub fn virtual_for(virtuals: &[Arc<ListenerConfig>], dst: SocketAddr) -> Option<Arc<ListenerConfig>> {
+    let exact = virtuals.iter().find(|l| l.address == dst);
+    let wildcard = || {
+        virtuals.iter().find(|l| {
+            l.address.port() == dst.port()
+                && (l.address.ip() == IpAddr::V4(Ipv4Addr::UNSPECIFIED) || l.address.ip().is_unspecified())
+        })
+    };
+    exact.or_else(wildcard).cloned()
+}
+
+/// The chain for a connection to `dst` (no TLS inspection yet: plaintext, no SNI).
+pub fn select_chain(listener: &ListenerConfig, dst: SocketAddr) -> Option<&FilterChain> {
+    listener
+        .chains
+        .iter()
+        .filter_map(|c| c.matcher.score(dst, None, "raw_buffer").map(|s| (s, c)))
+        .fold(None, |best: Option<(u32, &FilterChain)>, (s, c)| match best {
+            Some((b, _)) if b >= s => best,
+            _ => Some((s, c)),
+        })
+        .map(|(_, c)| c)
+        .or(listener.default_chain.as_ref())
+}
+
+/// Serves one connection accepted by `listener`.
+pub async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    listener: Arc<ListenerConfig>,
+    virtuals: Virtuals,
+    env: Arc<Env>,
+    signals: Signals,
+) {
+    let _ = stream.set_nodelay(true);
+    let Some(dst) = original_dst(&stream) else {
+        return;
+    };
+    let target = if listener.use_original_dst {
+        virtual_for(&virtuals, dst).unwrap_or(listener)
+    } else {
+        listener
+    };
+    let Some(chain) = select_chain(&target, dst) else {
+        tracing::debug!(listener = %target.name, %dst, "no filter chain matched (NR)");
+        return;
+    };
+    match &chain.filter {
+        NetworkFilter::Http(config) => {
+            let conn = ConnInfo { local: dst, peer };
+            hcm::server::serve(stream, env, Arc::clone(config), conn, signals.draining()).await;
+        }
+        NetworkFilter::Tcp(config) => {
+            let config = Arc::clone(config);
+            crate::tcp::proxy(stream, &env, &config, dst).await;
+        }
+    }
+}

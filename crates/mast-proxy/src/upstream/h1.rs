@@ -1,0 +1,185 @@
+//! The HTTP/1.1 keep-alive pool of one endpoint: idle connections are reused most recent first;
+//! a connection returns to the pool once its response body is finished; a request that a
+//! reused connection could not even start (the upstream had closed it) is re-sent once on a
+//! new connection.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use http::{HeaderValue, Request, Response, Uri, Version};
+use hyper::body::Incoming;
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use parking_lot::Mutex;
+
+use super::pool::{ConnState, map_error, spawn_driver};
+use super::{ConnGuard, PendingGuard, Shared, UpstreamError, connect_tcp};
+use crate::body::Body;
+
+struct Idle {
+    sender: http1::SendRequest<Body>,
+    state: Arc<ConnState>,
+}
+
+impl std::fmt::Debug for Idle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Idle").field("state", &self.state).finish()
+    }
+}
+
+/// Idle HTTP/1.1 connections of one endpoint.
+#[derive(Debug, Default)]
+pub(crate) struct H1Pool {
+    idle: Arc<Mutex<Vec<Idle>>>,
+}
+
+enum Sent {
+    Done(Result<Response<Incoming>, UpstreamError>),
+    /// The connection was closed before the request was written: the request comes back.
+    Unsent(Request<Body>),
+}
+
+impl H1Pool {
+    /// Sends one request, reusing an idle connection when one is usable.
+    pub async fn send(
+        &self,
+        shared: &Shared,
+        addr: SocketAddr,
+        mut req: Request<Body>,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        prepare(&mut req);
+        let mut pending: Option<PendingGuard> = None;
+        let mut fresh_only = false;
+        loop {
+            let freed = shared.counters.freed.notified();
+            let mut freed = std::pin::pin!(freed);
+            freed.as_mut().enable();
+            if !fresh_only && let Some(idle) = self.take_idle(shared) {
+                match self.dispatch(shared, idle, req).await {
+                    Sent::Done(r) => return r,
+                    Sent::Unsent(back) => {
+                        tracing::debug!(%addr, "reused connection was closed; re-sending");
+                        req = back;
+                        fresh_only = true;
+                        continue;
+                    }
+                }
+            }
+            if let Some(guard) = ConnGuard::try_new(shared) {
+                drop(pending);
+                let idle = self.open(shared, addr, guard).await?;
+                return match self.dispatch(shared, idle, req).await {
+                    Sent::Done(r) => r,
+                    Sent::Unsent(_) => Err(UpstreamError::Reset(
+                        "new connection closed before the request was sent".into(),
+                    )),
+                };
+            }
+            if pending.is_none() {
+                pending = Some(PendingGuard::try_new(shared).ok_or(UpstreamError::Overflow)?);
+            }
+            freed.await;
+            fresh_only = false;
+        }
+    }
+
+    fn take_idle(&self, shared: &Shared) -> Option<Idle> {
+        let mut idle = self.idle.lock();
+        while let Some(c) = idle.pop() {
+            if c.sender.is_ready() && c.state.reusable(shared) {
+                return Some(c);
+            }
+        }
+        None
+    }
+
+    async fn open(
+        &self,
+        shared: &Shared,
+        addr: SocketAddr,
+        guard: ConnGuard,
+    ) -> Result<Idle, UpstreamError> {
+        let stream = connect_tcp(&shared.options, addr).await?;
+        let (sender, conn) = http1::Builder::new()
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| UpstreamError::ConnectFailure(std::io::Error::other(e)))?;
+        let state = Arc::new(ConnState::new());
+        let o = &shared.options;
+        spawn_driver(
+            conn,
+            guard,
+            state.clone(),
+            o.idle_timeout,
+            o.max_connection_duration,
+        );
+        Ok(Idle { sender, state })
+    }
+
+    async fn dispatch(&self, shared: &Shared, idle: Idle, req: Request<Body>) -> Sent {
+        let Idle { mut sender, state } = idle;
+        state.active.store(1, Ordering::Release);
+        state.requests.fetch_add(1, Ordering::AcqRel);
+        match sender.try_send_request(req).await {
+            Ok(resp) => {
+                self.return_when_ready(shared, sender, state);
+                Sent::Done(Ok(resp))
+            }
+            Err(mut e) => {
+                state.active.store(0, Ordering::Release);
+                match e.take_message() {
+                    Some(req) => Sent::Unsent(req),
+                    None => Sent::Done(Err(map_error(e.error()))),
+                }
+            }
+        }
+    }
+
+    /// Puts the connection back once the response body is done (hyper reports it ready).
+    fn return_when_ready(
+        &self,
+        shared: &Shared,
+        mut sender: http1::SendRequest<Body>,
+        state: Arc<ConnState>,
+    ) {
+        let idle = self.idle.clone();
+        let counters = shared.counters.clone();
+        let max_requests = shared.options.max_requests_per_connection;
+        tokio::spawn(async move {
+            if sender.ready().await.is_err() {
+                return;
+            }
+            state.set_idle();
+            state.active.store(0, Ordering::Release);
+            if max_requests.is_some_and(|m| state.requests.load(Ordering::Acquire) >= m) {
+                return;
+            }
+            idle.lock().push(Idle { sender, state });
+            counters.freed.notify_waiters();
+        });
+    }
+}
+
+/// HTTP/1.1 on the wire: origin-form URI and a `Host` header from the authority.
+fn prepare(req: &mut Request<Body>) {
+    *req.version_mut() = Version::HTTP_11;
+    if req.uri().authority().is_none() && req.uri().scheme().is_none() {
+        return;
+    }
+    if req.method() == http::Method::CONNECT {
+        return;
+    }
+    if !req.headers().contains_key(http::header::HOST)
+        && let Some(auth) = req.uri().authority()
+        && let Ok(v) = HeaderValue::from_str(auth.as_str())
+    {
+        req.headers_mut().insert(http::header::HOST, v);
+    }
+    let pq = req
+        .uri()
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+    *req.uri_mut() = Uri::from(pq);
+}

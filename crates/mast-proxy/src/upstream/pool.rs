@@ -1,0 +1,173 @@
+//! An endpoint's connection pool: picks HTTP/1.1 or HTTP/2 per the cluster's protocol options,
+//! tracks each connection's age, request count and idleness, and closes idle connections.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use http::{Request, Response, Version};
+use hyper::body::Incoming;
+
+use super::h1::H1Pool;
+use super::h2::H2Pool;
+use super::{ConnGuard, Protocol, Shared, UpstreamError};
+use crate::body::Body;
+
+/// One endpoint's pooled connections.
+#[derive(Debug, Default)]
+pub(crate) struct Pool {
+    h1: H1Pool,
+    h2: H2Pool,
+}
+
+impl Pool {
+    /// Sends `req` on a pooled connection of the protocol the cluster asks for.
+    pub async fn send(
+        &self,
+        shared: &Shared,
+        addr: SocketAddr,
+        req: Request<Body>,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        let h2 = match shared.options.protocol {
+            Protocol::Http1 => false,
+            Protocol::Http2 => true,
+            Protocol::Downstream => req.version() == Version::HTTP_2,
+        };
+        if h2 {
+            self.h2.send(shared, addr, req).await
+        } else {
+            self.h1.send(shared, addr, req).await
+        }
+    }
+}
+
+/// The life of one upstream connection, shared by its pool entry and its driver task.
+#[derive(Debug)]
+pub(crate) struct ConnState {
+    created: Instant,
+    /// Requests started on the connection.
+    pub requests: AtomicU32,
+    /// Requests in flight (HTTP/1.1: 0 or 1).
+    pub active: AtomicU32,
+    /// When the connection last became idle, in ms since `created`.
+    idle_since_ms: AtomicU64,
+}
+
+impl ConnState {
+    /// A new connection's state.
+    pub fn new() -> Self {
+        Self {
+            created: Instant::now(),
+            requests: AtomicU32::new(0),
+            active: AtomicU32::new(0),
+            idle_since_ms: AtomicU64::new(0),
+        }
+    }
+
+    /// Marks the connection idle from now on.
+    pub fn set_idle(&self) {
+        let ms = self.created.elapsed().as_millis() as u64;
+        self.idle_since_ms.store(ms, Ordering::Release);
+    }
+
+    /// How long the connection has been idle (zero while a request is active).
+    fn idle_for(&self) -> Duration {
+        if self.active.load(Ordering::Acquire) > 0 {
+            return Duration::ZERO;
+        }
+        let since = Duration::from_millis(self.idle_since_ms.load(Ordering::Acquire));
+        self.created.elapsed().saturating_sub(since)
+    }
+
+    /// Whether the connection may carry another request under the cluster's limits.
+    pub fn reusable(&self, shared: &Shared) -> bool {
+        let o = &shared.options;
+        if let Some(max) = o.max_requests_per_connection
+            && self.requests.load(Ordering::Acquire) >= max
+        {
+            return false;
+        }
+        if let Some(max) = o.max_connection_duration
+            && self.created.elapsed() >= max
+        {
+            return false;
+        }
+        if let Some(idle) = o.idle_timeout
+            && self.idle_for() >= idle
+        {
+            return false;
+        }
+        true
+    }
+}
+
+/// Drives a connection until it ends, is idle for `idle_timeout`, or outlives
+/// `max_connection_duration` while idle; then drops it (closing the socket) and its guard.
+pub(crate) fn spawn_driver<F>(
+    conn: F,
+    guard: ConnGuard,
+    state: std::sync::Arc<ConnState>,
+    idle_timeout: Option<Duration>,
+    max_duration: Option<Duration>,
+) where
+    F: Future + Send + 'static,
+{
+    tokio::spawn(async move {
+        let _guard = guard;
+        let mut conn = std::pin::pin!(conn);
+        loop {
+            let wait = next_check(&state, idle_timeout, max_duration);
+            tokio::select! {
+                _ = &mut conn => return,
+                _ = tokio::time::sleep(wait), if wait != Duration::MAX => {
+                    if expired_idle(&state, idle_timeout, max_duration) {
+                        tracing::trace!("closing idle upstream connection");
+                        return;
+                    }
+                }
+            }
+        }
+    });
+}
+
+fn next_check(state: &ConnState, idle: Option<Duration>, max: Option<Duration>) -> Duration {
+    let mut wait = Duration::MAX;
+    if let Some(idle) = idle {
+        wait = wait.min(idle.saturating_sub(state.idle_for()).max(Duration::from_millis(10)));
+    }
+    if let Some(max) = max {
+        let left = max.saturating_sub(state.created.elapsed());
+        wait = wait.min(left.max(Duration::from_millis(10)));
+    }
+    wait
+}
+
+fn expired_idle(state: &ConnState, idle: Option<Duration>, max: Option<Duration>) -> bool {
+    if state.active.load(Ordering::Acquire) > 0 {
+        return false;
+    }
+    idle.is_some_and(|t| state.idle_for() >= t)
+        || max.is_some_and(|t| state.created.elapsed() >= t)
+}
+
+/// Maps a hyper client error to an [`UpstreamError`].
+pub(crate) fn map_error(e: &hyper::Error) -> UpstreamError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(h2e) = s.downcast_ref::<h2::Error>() {
+            if h2e.reason() == Some(h2::Reason::REFUSED_STREAM) {
+                return UpstreamError::RefusedStream;
+            }
+            if h2e.reason() == Some(h2::Reason::PROTOCOL_ERROR) && !h2e.is_remote() {
+                return UpstreamError::Protocol(e.to_string());
+            }
+            return UpstreamError::Reset(e.to_string());
+        }
+        source = s.source();
+    }
+    if e.is_parse() || e.is_parse_status() || e.is_user() {
+        UpstreamError::Protocol(e.to_string())
+    } else {
+        UpstreamError::Reset(e.to_string())
+    }
+}
