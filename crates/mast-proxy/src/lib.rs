@@ -15,6 +15,7 @@
 //! - [`listener`]: listeners (LDS), filter-chain match, accept loops; [`hcm`]: the HTTP
 //!   connection manager and its filters (fault, CORS, router); [`tcp`]: TCP proxy.
 //! - [`admin`]: the admin (15000) and health (15021) servers.
+//! - [`stats`]: Envoy-named counters.
 //! - [`error`], [`body`], [`signals`]: small types the parts share.
 
 pub mod admin;
@@ -27,6 +28,7 @@ pub mod hcm;
 pub mod listener;
 pub mod route;
 pub mod signals;
+pub mod stats;
 pub mod tcp;
 pub mod upstream;
 pub mod xds;

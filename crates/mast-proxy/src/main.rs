@@ -37,10 +37,13 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(boot: Bootstrap) -> anyhow::Result<()> {
     let signals = Signals::new();
+    let mut registry = prometheus_client::registry::Registry::default();
+    let stats = mast_proxy::stats::ProxyStats::register(&mut registry);
     let env = Arc::new(Env {
         clusters: Arc::new(ClusterManager::new()),
         routes: Arc::new(RouteStore::new()),
         access_log: Some(AccessLog::stdout()),
+        stats,
     });
     let proxy = Arc::new(Proxy::new(env, signals.clone()));
     let xds = Arc::new(XdsClient::new(
@@ -50,7 +53,7 @@ async fn run(boot: Bootstrap) -> anyhow::Result<()> {
         Arc::clone(&proxy) as Arc<dyn mast_proxy::xds::Handler>,
     ));
     tokio::spawn(Arc::clone(&xds).run(signals.shutdown()));
-    admin::start(&boot, &xds, &signals).await?;
+    admin::start(&boot, &xds, &signals, Arc::new(registry)).await?;
     tracing::info!(node = %boot.node.id, xds = %boot.xds, "mast-proxy started");
     let mut sigterm = signal(SignalKind::terminate()).context("SIGTERM handler")?;
     let mut sigint = signal(SignalKind::interrupt()).context("SIGINT handler")?;
@@ -102,14 +105,40 @@ fn finish(boot: &Bootstrap) {
 }
 
 mod admin {
-    //! Starts the admin and health servers.
+    //! Starts the admin and health servers (bound before xDS starts, so their ports are
+    //! taken when the ports file says so).
     use super::*;
+    use mast_proxy::admin::{AdminState, serve_admin_on, serve_health_on};
 
     pub async fn start(
-        _boot: &Bootstrap,
-        _xds: &Arc<XdsClient>,
-        _signals: &Signals,
+        boot: &Bootstrap,
+        xds: &Arc<XdsClient>,
+        signals: &Signals,
+        registry: Arc<prometheus_client::registry::Registry>,
     ) -> anyhow::Result<()> {
+        let admin = tokio::net::TcpListener::bind(boot.admin)
+            .await
+            .with_context(|| format!("binding the admin port {}", boot.admin))?;
+        let health = tokio::net::TcpListener::bind(boot.health)
+            .await
+            .with_context(|| format!("binding the health port {}", boot.health))?;
+        let state = AdminState::new(
+            Arc::clone(xds),
+            signals.clone(),
+            registry,
+            Arc::new(boot.clone()),
+        );
+        let health_state = state.clone();
+        tokio::spawn(async move {
+            if let Err(e) = serve_admin_on(admin, state).await {
+                tracing::error!(error = %e, "admin server stopped");
+            }
+        });
+        tokio::spawn(async move {
+            if let Err(e) = serve_health_on(health, health_state).await {
+                tracing::error!(error = %e, "health server stopped");
+            }
+        });
         Ok(())
     }
 }

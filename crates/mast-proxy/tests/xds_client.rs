@@ -14,7 +14,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use mast_proxy::bootstrap::Args;
+use mast_proxy::admin::{AdminState, serve_admin};
+use mast_proxy::bootstrap::{Args, Bootstrap};
+use mast_proxy::signals::Signals;
 use mast_proxy::xds::{CLUSTER_TYPE, Handler, TYPES, Update, XdsClient};
 use mast_test_support::{
     ProcessGuard, TempDir, cargo_bin, free_port, http_get_direct, wait_for_async,
@@ -158,7 +160,7 @@ fn start_client(
     mastd: &Mastd,
     delta: bool,
     recorder: Arc<Recorder>,
-) -> (Arc<XdsClient>, watch::Sender<bool>) {
+) -> (Arc<XdsClient>, watch::Sender<bool>, Bootstrap) {
     let mut args = vec![
         "mast-proxy",
         "--workload",
@@ -176,19 +178,19 @@ fn start_client(
     let bootstrap = <Args as clap::Parser>::parse_from(args).resolve().unwrap();
     let client = Arc::new(XdsClient::new(
         mastd.xds.to_string(),
-        bootstrap.node,
+        bootstrap.node.clone(),
         bootstrap.delta,
         recorder,
     ));
     let (tx, rx) = watch::channel(false);
     tokio::spawn(client.clone().run(rx));
-    (client, tx)
+    (client, tx, bootstrap)
 }
 
 async fn scenario(delta: bool) {
     let mut mastd = Mastd::start().await;
     let recorder = Arc::new(Recorder::default());
-    let (client, stop) = start_client(&mastd, delta, recorder.clone());
+    let (client, stop, _) = start_client(&mastd, delta, recorder.clone());
     let node_id = client.node().id.clone();
     until("the initial fetch is done", || client.initial_fetch_done()).await;
     let order: Vec<String> = recorder
@@ -294,4 +296,79 @@ async fn delta_against_mastd() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sotw_against_mastd() {
     scenario(false).await;
+}
+
+async fn mastctl(args: &[&str]) -> String {
+    let bin = cargo_bin("mastctl").expect("mastctl is built (cargo build --workspace --bins)");
+    let out = tokio::process::Command::new(bin)
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "mastctl {args:?} failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// `mastctl proxy-config` finds the admin interface through mastd (the node metadata's
+/// MAST_ADMIN_ADDRESS) and reads clusters, endpoints, listeners and routes from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mastctl_proxy_config_reads_the_admin() {
+    let mastd = Mastd::start().await;
+    let (client, stop, bootstrap) = start_client(&mastd, true, Arc::new(Recorder::default()));
+    let admin = bootstrap.admin;
+    let state = AdminState::new(
+        client.clone(),
+        Signals::new(),
+        Arc::new(prometheus_client::registry::Registry::default()),
+        Arc::new(bootstrap),
+    );
+    tokio::spawn(serve_admin(admin, state));
+    until("the initial fetch is done", || client.initial_fetch_done()).await;
+    let monitoring = mastd.monitoring.to_string();
+    let run = |section: &'static str| {
+        let monitoring = monitoring.clone();
+        async move {
+            mastctl(&[
+                "proxy-config",
+                section,
+                "client.default",
+                "--mastd",
+                &monitoring,
+            ])
+            .await
+        }
+    };
+    let clusters = run("cluster").await;
+    assert!(
+        clusters.contains("alpha.default.svc.cluster.local"),
+        "{clusters}"
+    );
+    let endpoints = run("endpoint").await;
+    assert!(endpoints.contains("127.0.0.1:18080"), "{endpoints}");
+    assert!(endpoints.contains("HEALTHY"), "{endpoints}");
+    let listeners = run("listener").await;
+    assert!(listeners.lines().count() > 1, "{listeners}");
+    let routes = run("route").await;
+    assert!(
+        routes.contains("alpha.default.svc.cluster.local"),
+        "{routes}"
+    );
+    let all = run("all").await;
+    assert!(all.contains("alpha.default.svc.cluster.local"), "{all}");
+    let json = mastctl(&[
+        "proxy-config",
+        "bootstrap",
+        "--admin",
+        &admin.to_string(),
+        "-o",
+        "json",
+    ])
+    .await;
+    assert!(json.contains("client.default"), "{json}");
+    stop.send_replace(true);
 }

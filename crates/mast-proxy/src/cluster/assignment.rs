@@ -81,19 +81,33 @@ pub(crate) fn hosts(
     if !a.named_endpoints.is_empty() {
         return Err(err(format!("{prefix}named_endpoints"), "not supported"));
     }
-    if a.policy.as_ref().is_some_and(|p| !p.drop_overloads.is_empty()) {
-        return Err(err(format!("{prefix}policy.drop_overloads"), "not supported"));
+    if a.policy
+        .as_ref()
+        .is_some_and(|p| !p.drop_overloads.is_empty())
+    {
+        return Err(err(
+            format!("{prefix}policy.drop_overloads"),
+            "not supported",
+        ));
     }
     let mut out = Vec::new();
     for (i, group) in a.endpoints.iter().enumerate() {
         let gpath = format!("{prefix}endpoints[{i}]");
         if group.priority != 0 {
-            return Err(err(format!("{gpath}.priority"), "only priority 0 is supported"));
+            return Err(err(
+                format!("{gpath}.priority"),
+                "only priority 0 is supported",
+            ));
         }
         let list: &[LbEndpoint] = match &group.lb_config {
             None => &group.lb_endpoints,
             Some(locality_lb_endpoints::LbConfig::LoadBalancerEndpoints(l)) => &l.lb_endpoints,
-            Some(_) => return Err(err(format!("{gpath}.leds_cluster_locality_config"), "not supported")),
+            Some(_) => {
+                return Err(err(
+                    format!("{gpath}.leds_cluster_locality_config"),
+                    "not supported",
+                ));
+            }
         };
         for (j, ep) in list.iter().enumerate() {
             let path = format!("{gpath}.lb_endpoints[{j}]");
@@ -116,7 +130,10 @@ fn host(
     }
     let weight = ep.load_balancing_weight.map_or(1, |w| w.value);
     if weight == 0 {
-        return Err(err(format!("{path}.load_balancing_weight"), "must be at least 1"));
+        return Err(err(
+            format!("{path}.load_balancing_weight"),
+            "must be at least 1",
+        ));
     }
     let Some(lb_endpoint::HostIdentifier::Endpoint(e)) = &ep.host_identifier else {
         return Err(err(format!("{path}.endpoint"), "an endpoint is required"));

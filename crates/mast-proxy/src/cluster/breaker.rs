@@ -37,7 +37,10 @@ impl Drop for RetryGuard {
 }
 
 /// Takes an active-request slot.
-pub(crate) fn try_request(counters: &Arc<Counters>, limits: &Limits) -> Result<RequestGuard, Overflow> {
+pub(crate) fn try_request(
+    counters: &Arc<Counters>,
+    limits: &Limits,
+) -> Result<RequestGuard, Overflow> {
     if Counters::try_take(&counters.requests, limits.max_requests) {
         Ok(RequestGuard {
             counters: counters.clone(),

@@ -100,7 +100,10 @@ impl ClusterConfig {
         }
         unsupported(c)?;
         let mut upstream = http_options(c)?;
-        upstream.connect_timeout = c.connect_timeout.as_ref().map_or(Duration::from_secs(5), dur);
+        upstream.connect_timeout = c
+            .connect_timeout
+            .as_ref()
+            .map_or(Duration::from_secs(5), dur);
         if upstream.connect_timeout.is_zero() {
             return Err(err("connect_timeout", "must be greater than 0"));
         }
@@ -149,18 +152,36 @@ impl ClusterConfig {
 /// Fields that change behaviour and that mast-proxy does not implement.
 #[allow(deprecated)]
 fn unsupported(c: &PbCluster) -> Result<(), ConfigError> {
-    let checks: [(&str, bool); 14] = [
+    let lb = c.common_lb_config.as_ref();
+    let checks: [(&str, bool); 16] = [
+        (
+            "common_lb_config.locality_weighted_lb_config",
+            lb.is_some_and(|l| l.locality_config_specifier.is_some()),
+        ),
+        (
+            "common_lb_config.consistent_hashing_lb_config",
+            lb.is_some_and(|l| l.consistent_hashing_lb_config.is_some()),
+        ),
         ("transport_socket", c.transport_socket.is_some()),
-        ("transport_socket_matches", !c.transport_socket_matches.is_empty()),
+        (
+            "transport_socket_matches",
+            !c.transport_socket_matches.is_empty(),
+        ),
         ("health_checks", !c.health_checks.is_empty()),
         ("lb_subset_config", c.lb_subset_config.is_some()),
         ("load_balancing_policy", c.load_balancing_policy.is_some()),
         ("upstream_config", c.upstream_config.is_some()),
         ("filters", !c.filters.is_empty()),
         ("dns_resolvers", !c.dns_resolvers.is_empty()),
-        ("typed_dns_resolver_config", c.typed_dns_resolver_config.is_some()),
+        (
+            "typed_dns_resolver_config",
+            c.typed_dns_resolver_config.is_some(),
+        ),
         ("http2_protocol_options", c.http2_protocol_options.is_some()),
-        ("max_requests_per_connection", c.max_requests_per_connection.is_some()),
+        (
+            "max_requests_per_connection",
+            c.max_requests_per_connection.is_some(),
+        ),
         ("preconnect_policy", c.preconnect_policy.is_some()),
         (
             "connection_pool_per_downstream_connection",
@@ -190,9 +211,9 @@ fn bind(c: &PbCluster) -> Result<Option<std::net::SocketAddr>, ConfigError> {
         )
     })?;
     let port = match sa.port_specifier {
-        Some(envoy_types::pb::envoy::config::core::v3::socket_address::PortSpecifier::PortValue(
-            p,
-        )) => u16::try_from(p).unwrap_or(0),
+        Some(
+            envoy_types::pb::envoy::config::core::v3::socket_address::PortSpecifier::PortValue(p),
+        ) => u16::try_from(p).unwrap_or(0),
         _ => 0,
     };
     Ok(Some(std::net::SocketAddr::new(ip, port)))
@@ -219,7 +240,10 @@ fn discovery(c: &PbCluster) -> Result<Discovery, ConfigError> {
         }
         Some(ClusterDiscoveryType::ClusterType(ct)) => {
             if ct.name != DFP_TYPE {
-                return Err(err("cluster_type.name", "only envoy.clusters.dynamic_forward_proxy is supported"));
+                return Err(err(
+                    "cluster_type.name",
+                    "only envoy.clusters.dynamic_forward_proxy is supported",
+                ));
             }
             return forward_proxy(c, ct.typed_config.as_ref());
         }
@@ -248,11 +272,17 @@ fn discovery(c: &PbCluster) -> Result<Discovery, ConfigError> {
         DiscoveryType::StrictDns => Ok(Discovery::StrictDns {
             hosts: inline.into_iter().map(|(_, h)| h).collect(),
             family: family(c.dns_lookup_family, c, "dns_lookup_family")?,
-            refresh: c.dns_refresh_rate.as_ref().map_or(Duration::from_secs(5), dur),
+            refresh: c
+                .dns_refresh_rate
+                .as_ref()
+                .map_or(Duration::from_secs(5), dur),
         }),
         DiscoveryType::Eds => {
             if c.load_assignment.is_some() {
-                return Err(err("load_assignment", "an EDS cluster takes its endpoints from EDS"));
+                return Err(err(
+                    "load_assignment",
+                    "an EDS cluster takes its endpoints from EDS",
+                ));
             }
             let eds = c.eds_cluster_config.as_ref();
             if eds.is_some_and(|e| !e.service_name.is_empty() && e.service_name != c.name) {
@@ -276,7 +306,8 @@ fn forward_proxy(
     let any = any.ok_or_else(|| err("cluster_type.typed_config", "required".into()))?;
     let cfg = DfpConfig::decode(any.value.as_slice())
         .map_err(|e| err("cluster_type.typed_config", e.to_string()))?;
-    let Some(ClusterImplementationSpecifier::DnsCacheConfig(d)) = cfg.cluster_implementation_specifier
+    let Some(ClusterImplementationSpecifier::DnsCacheConfig(d)) =
+        cfg.cluster_implementation_specifier
     else {
         return Err(err(
             "cluster_type.typed_config.dns_cache_config",
@@ -297,7 +328,10 @@ fn forward_proxy(
             c,
             "cluster_type.typed_config.dns_cache_config.dns_lookup_family",
         )?,
-        refresh: d.dns_refresh_rate.as_ref().map_or(Duration::from_secs(60), dur),
+        refresh: d
+            .dns_refresh_rate
+            .as_ref()
+            .map_or(Duration::from_secs(60), dur),
         host_ttl: d.host_ttl.as_ref().map_or(Duration::from_secs(300), dur),
         max_hosts: d.max_hosts.map_or(1024, |m| m.value as usize),
     }))
@@ -306,7 +340,10 @@ fn forward_proxy(
 fn lb_policy(c: &PbCluster, discovery: &Discovery) -> Result<LbPolicy, ConfigError> {
     let err = |field: &str, reason: &str| ConfigError::new(KIND, &c.name, field, reason);
     let policy = PbLbPolicy::try_from(c.lb_policy).map_err(|_| err("lb_policy", "unknown"))?;
-    let provided = matches!(discovery, Discovery::OriginalDst | Discovery::ForwardProxy(_));
+    let provided = matches!(
+        discovery,
+        Discovery::OriginalDst | Discovery::ForwardProxy(_)
+    );
     if provided != (policy == PbLbPolicy::ClusterProvided) {
         return Err(err(
             "lb_policy",
@@ -321,7 +358,10 @@ fn lb_policy(c: &PbCluster, discovery: &Discovery) -> Result<LbPolicy, ConfigErr
                 _ => 2,
             };
             if choice_count < 2 {
-                return Err(err("least_request_lb_config.choice_count", "must be at least 2"));
+                return Err(err(
+                    "least_request_lb_config.choice_count",
+                    "must be at least 2",
+                ));
             }
             LbPolicy::LeastRequest { choice_count }
         }
@@ -335,9 +375,15 @@ fn lb_policy(c: &PbCluster, discovery: &Discovery) -> Result<LbPolicy, ConfigErr
                 _ => (1024, 8 * 1024 * 1024),
             };
             if min == 0 || min > max || max > 8 * 1024 * 1024 {
-                return Err(err("ring_hash_lb_config", "need 0 < minimum_ring_size <= maximum_ring_size <= 8M"));
+                return Err(err(
+                    "ring_hash_lb_config",
+                    "need 0 < minimum_ring_size <= maximum_ring_size <= 8M",
+                ));
             }
-            LbPolicy::RingHash { min_size: min, max_size: max }
+            LbPolicy::RingHash {
+                min_size: min,
+                max_size: max,
+            }
         }
         PbLbPolicy::Maglev => {
             let size = match &c.lb_config {
@@ -345,7 +391,10 @@ fn lb_policy(c: &PbCluster, discovery: &Discovery) -> Result<LbPolicy, ConfigErr
                 _ => 65537,
             };
             if !is_prime(size) || size > 5_000_011 {
-                return Err(err("maglev_lb_config.table_size", "must be a prime up to 5000011"));
+                return Err(err(
+                    "maglev_lb_config.table_size",
+                    "must be a prime up to 5000011",
+                ));
             }
             LbPolicy::Maglev { table_size: size }
         }
@@ -382,7 +431,12 @@ fn lb_config_matches(c: &PbCluster, lb: &LbPolicy) -> Result<(), ConfigError> {
     if ok {
         Ok(())
     } else {
-        Err(ConfigError::new(KIND, &c.name, "lb_config", "does not fit lb_policy or sets unsupported fields"))
+        Err(ConfigError::new(
+            KIND,
+            &c.name,
+            "lb_config",
+            "does not fit lb_policy or sets unsupported fields",
+        ))
     }
 }
 

@@ -49,11 +49,19 @@ pub(crate) fn breakers(c: &PbCluster) -> Result<Limits, ConfigError> {
 
 /// `upstream_connection_options.tcp_keepalive`.
 pub(crate) fn keepalive(c: &PbCluster) -> Option<Keepalive> {
-    let ka = c.upstream_connection_options.as_ref()?.tcp_keepalive.as_ref()?;
+    let ka = c
+        .upstream_connection_options
+        .as_ref()?
+        .tcp_keepalive
+        .as_ref()?;
     Some(Keepalive {
         probes: ka.keepalive_probes.map(|v| v.value),
-        time: ka.keepalive_time.map(|v| Duration::from_secs(v.value.into())),
-        interval: ka.keepalive_interval.map(|v| Duration::from_secs(v.value.into())),
+        time: ka
+            .keepalive_time
+            .map(|v| Duration::from_secs(v.value.into())),
+        interval: ka
+            .keepalive_interval
+            .map(|v| Duration::from_secs(v.value.into())),
     })
 }
 
@@ -76,7 +84,10 @@ pub(crate) fn http_options(c: &PbCluster) -> Result<UpstreamOptions, ConfigError
     let h = HttpProtocolOptions::decode(any.value.as_slice())
         .map_err(|e| err(&field, e.to_string()))?;
     if !h.http_filters.is_empty() || h.header_validation_config.is_some() {
-        return Err(err(&format!("{field}.http_filters"), "not supported".into()));
+        return Err(err(
+            &format!("{field}.http_filters"),
+            "not supported".into(),
+        ));
     }
     if let Some(common) = &h.common_http_protocol_options {
         o.idle_timeout = match common.idle_timeout.as_ref().map(dur) {
@@ -133,10 +144,17 @@ pub(crate) fn outlier(c: &PbCluster) -> Result<Option<OutlierConfig>, ConfigErro
     };
     let u = |v: Option<u32>, d: u32| v.unwrap_or(d);
     if u(od.enforcing_success_rate.map(|v| v.value), 100) != 0 {
-        return Err(err("enforcing_success_rate", "success-rate ejection is not supported; set 0"));
+        return Err(err(
+            "enforcing_success_rate",
+            "success-rate ejection is not supported; set 0",
+        ));
     }
     if u(od.enforcing_failure_percentage.map(|v| v.value), 0) != 0
-        || u(od.enforcing_failure_percentage_local_origin.map(|v| v.value), 0) != 0
+        || u(
+            od.enforcing_failure_percentage_local_origin
+                .map(|v| v.value),
+            0,
+        ) != 0
     {
         return Err(err("enforcing_failure_percentage", "not supported"));
     }
@@ -151,7 +169,10 @@ pub(crate) fn outlier(c: &PbCluster) -> Result<Option<OutlierConfig>, ConfigErro
     if !od.monitors.is_empty() {
         return Err(err("monitors", "not supported"));
     }
-    let base = od.base_ejection_time.as_ref().map_or(Duration::from_secs(30), dur);
+    let base = od
+        .base_ejection_time
+        .as_ref()
+        .map_or(Duration::from_secs(30), dur);
     Ok(Some(OutlierConfig {
         consecutive_5xx: u(od.consecutive_5xx.map(|v| v.value), 5),
         enforcing_5xx: u(od.enforcing_consecutive_5xx.map(|v| v.value), 100),
@@ -160,7 +181,8 @@ pub(crate) fn outlier(c: &PbCluster) -> Result<Option<OutlierConfig>, ConfigErro
         split_local: od.split_external_local_origin_errors,
         consecutive_local: u(od.consecutive_local_origin_failure.map(|v| v.value), 5),
         enforcing_local: u(
-            od.enforcing_consecutive_local_origin_failure.map(|v| v.value),
+            od.enforcing_consecutive_local_origin_failure
+                .map(|v| v.value),
             100,
         ),
         interval: od.interval.as_ref().map_or(Duration::from_secs(10), dur),

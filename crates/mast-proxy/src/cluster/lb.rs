@@ -17,7 +17,10 @@ enum Picker {
     /// All weights equal.
     Uniform,
     /// Weighted: cumulative weights for random picks and a smooth round-robin wheel.
-    Weighted { cumulative: Vec<u64>, wheel: Vec<u32> },
+    Weighted {
+        cumulative: Vec<u64>,
+        wheel: Vec<u32>,
+    },
     Ring(Ring),
     Maglev(Maglev),
 }
@@ -113,8 +116,9 @@ impl LbState {
     }
 }
 
-/// Cumulative weights and a smooth weighted round-robin wheel (at most 64Ki slots, weights
-/// scaled down proportionally beyond that).
+/// Cumulative weights and a weighted round-robin wheel built by earliest-deadline-first
+/// (as Envoy's EDF scheduler orders picks): at most 64Ki slots, weights scaled down
+/// proportionally beyond that; O(slots · log hosts).
 fn weighted(weights: &[u32]) -> Picker {
     let mut cumulative = Vec::with_capacity(weights.len());
     let mut total = 0u64;
@@ -123,23 +127,25 @@ fn weighted(weights: &[u32]) -> Picker {
         cumulative.push(total);
     }
     let scale = (total / 65_536).max(1);
-    let scaled: Vec<i64> = weights
+    let scaled: Vec<u64> = weights
         .iter()
-        .map(|w| (i64::from(*w) / scale as i64).max(1))
+        .map(|w| (u64::from(*w) / scale).max(1))
         .collect();
-    let sum: i64 = scaled.iter().sum();
-    let mut current = vec![0i64; scaled.len()];
-    let mut wheel = Vec::with_capacity(sum as usize);
-    for _ in 0..sum {
-        let mut best = 0;
-        for (i, w) in scaled.iter().enumerate() {
-            current[i] += w;
-            if current[i] > current[best] {
-                best = i;
-            }
-        }
-        current[best] -= sum;
-        wheel.push(best as u32);
+    let slots: u64 = scaled.iter().sum();
+    // Fixed-point deadlines: host i is due every slots / w_i picks.
+    let mut heap: std::collections::BinaryHeap<std::cmp::Reverse<(u128, usize)>> = scaled
+        .iter()
+        .enumerate()
+        .map(|(i, w)| std::cmp::Reverse((u128::from(slots) * 1_000_000 / u128::from(*w), i)))
+        .collect();
+    let mut wheel = Vec::with_capacity(slots as usize);
+    while (wheel.len() as u64) < slots {
+        let Some(std::cmp::Reverse((deadline, i))) = heap.pop() else {
+            break;
+        };
+        wheel.push(i as u32);
+        let step = u128::from(slots) * 1_000_000 / u128::from(scaled[i]);
+        heap.push(std::cmp::Reverse((deadline + step, i)));
     }
     Picker::Weighted { cumulative, wheel }
 }

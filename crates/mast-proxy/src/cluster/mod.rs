@@ -20,6 +20,7 @@ pub mod outlier;
 pub mod ring;
 pub mod state;
 
+pub use crate::upstream::{UpstreamConnection, UpstreamError};
 pub use assignment::Assignment;
 pub use breaker::{Overflow, RequestGuard, RetryGuard};
 pub use convert::ClusterConfig;
@@ -27,7 +28,6 @@ pub use endpoint::Endpoint;
 pub use manager::ClusterManager;
 pub use outlier::Outcome;
 pub use state::Cluster;
-pub use crate::upstream::{UpstreamConnection, UpstreamError};
 
 /// What the load balancer needs to know about a request.
 #[derive(Debug, Clone, Copy, Default)]

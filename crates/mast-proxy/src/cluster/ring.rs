@@ -18,7 +18,9 @@ impl Ring {
     /// Builds the ring over `hosts` with `weights`.
     pub fn build(hosts: &[Arc<Endpoint>], weights: &[u32], min: u64, max: u64) -> Self {
         if hosts.is_empty() {
-            return Self { entries: Vec::new() };
+            return Self {
+                entries: Vec::new(),
+            };
         }
         let total: f64 = weights.iter().map(|w| f64::from(*w)).sum();
         let min_norm = weights

@@ -68,9 +68,10 @@ impl Cluster {
     /// Builds a cluster, taking over the counters of `previous` and the pools of its
     /// endpoints whose address is unchanged (when the connection options are the same).
     pub(crate) fn new(config: ClusterConfig, inherit: Inherit<'_>) -> Arc<Self> {
-        let counters = inherit
-            .previous
-            .map_or_else(|| Arc::new(Counters::default()), |p| p.shared.counters.clone());
+        let counters = inherit.previous.map_or_else(
+            || Arc::new(Counters::default()),
+            |p| p.shared.counters.clone(),
+        );
         let shared = Arc::new(Shared {
             options: config.upstream.clone(),
             limits: config.limits,
@@ -113,13 +114,22 @@ impl Cluster {
     fn start_tasks(self: &Arc<Self>) {
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             tracing::warn!(cluster = %self.config.name, "no tokio runtime: cluster tasks not started");
+            self.mark_ready();
             return;
         };
         let mut tasks = self.tasks.lock();
         if let Some(cfg) = &self.config.outlier {
-            tasks.push(rt.spawn(outlier_task(self.me.clone(), cfg.interval)).abort_handle());
+            tasks.push(
+                rt.spawn(outlier_task(self.me.clone(), cfg.interval))
+                    .abort_handle(),
+            );
         }
-        if let Discovery::StrictDns { hosts, family, refresh } = &self.config.discovery {
+        if let Discovery::StrictDns {
+            hosts,
+            family,
+            refresh,
+        } = &self.config.discovery
+        {
             let t = strict_dns_task(self.me.clone(), hosts.clone(), *family, *refresh);
             tasks.push(rt.spawn(t).abort_handle());
         }
@@ -320,7 +330,11 @@ impl Cluster {
         if !current.all.iter().any(|e| std::ptr::eq(e.as_ref(), ep)) || ep.outlier.is_ejected() {
             return;
         }
-        let ejected = current.all.iter().filter(|e| e.outlier.is_ejected()).count();
+        let ejected = current
+            .all
+            .iter()
+            .filter(|e| e.outlier.is_ejected())
+            .count();
         if !may_eject(cfg, ejected, current.all.len()) {
             return;
         }

@@ -139,7 +139,11 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, u32::try_from(m).unwrap_or(1), u32::try_from(d).unwrap_or(1))
+    (
+        y,
+        u32::try_from(m).unwrap_or(1),
+        u32::try_from(d).unwrap_or(1),
+    )
 }
 
 /// Where lines go: a channel to a task writing stdout.
@@ -193,8 +197,14 @@ mod tests {
             ..Entry::default()
         };
         let line = e.format();
-        assert!(line.starts_with("[2025-11-26T06:05:56.123Z] \"GET /a?b=1 HTTP/1.1\" 503 UO "), "{line}");
-        assert!(line.contains("\"reviews\" \"-\" outbound|80||reviews.default.svc.cluster.local"), "{line}");
+        assert!(
+            line.starts_with("[2025-11-26T06:05:56.123Z] \"GET /a?b=1 HTTP/1.1\" 503 UO "),
+            "{line}"
+        );
+        assert!(
+            line.contains("\"reviews\" \"-\" outbound|80||reviews.default.svc.cluster.local"),
+            "{line}"
+        );
         assert!(line.ends_with(" - -\n"), "{line}");
     }
 }

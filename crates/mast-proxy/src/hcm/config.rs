@@ -137,9 +137,7 @@ impl HcmConfig {
                 _ => Some(Duration::from_secs(3600)),
             },
             request_headers_timeout: duration(h.request_headers_timeout.as_ref()),
-            max_request_headers_bytes: h
-                .max_request_headers_kb
-                .map_or(60, |k| k.value as usize)
+            max_request_headers_bytes: h.max_request_headers_kb.map_or(60, |k| k.value as usize)
                 * 1024,
             max_headers_count: h
                 .common_http_protocol_options
@@ -177,7 +175,10 @@ impl HcmConfig {
                 DFP => self.forward_proxy = true,
                 ROUTER if Some(i) == last => {}
                 ROUTER => {
-                    return Err(fail(&format!("http_filters[{i}]"), "the router must be last"));
+                    return Err(fail(
+                        &format!("http_filters[{i}]"),
+                        "the router must be last",
+                    ));
                 }
                 _ if f.is_optional => {}
                 other => {
@@ -189,7 +190,10 @@ impl HcmConfig {
             }
         }
         if h.http_filters.last().is_none_or(|f| f.name != ROUTER) {
-            return Err(fail("http_filters", "the last filter must be envoy.filters.http.router"));
+            return Err(fail(
+                "http_filters",
+                "the last filter must be envoy.filters.http.router",
+            ));
         }
         Ok(())
     }

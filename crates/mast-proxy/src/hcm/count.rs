@@ -63,10 +63,10 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &polled {
-            if let Some(data) = frame.data_ref() {
-                self.count.fetch_add(data.len() as u64, Ordering::Relaxed);
-            }
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+        {
+            self.count.fetch_add(data.len() as u64, Ordering::Relaxed);
         }
         polled
     }
@@ -112,12 +112,13 @@ impl Logged {
 
 impl Drop for Logged {
     fn drop(&mut self) {
-        if self.log.is_some() && !self.inner.is_end_stream() {
-            if let Some(l) = &mut self.log {
-                l.entry
-                    .flags
-                    .insert(super::flags::Flags::DOWNSTREAM_CONNECTION_TERMINATION);
-            }
+        let ended = self.inner.is_end_stream();
+        if let Some(l) = &mut self.log
+            && !ended
+        {
+            l.entry
+                .flags
+                .insert(super::flags::Flags::DOWNSTREAM_CONNECTION_TERMINATION);
         }
         self.finish();
     }

@@ -128,7 +128,10 @@ mod tests {
 
     #[test]
     fn normalizes_dot_segments_and_keeps_query() {
-        assert_eq!(normalize("/a/./b/../c?x=/../", false).as_deref(), Some("/a/c?x=/../"));
+        assert_eq!(
+            normalize("/a/./b/../c?x=/../", false).as_deref(),
+            Some("/a/c?x=/../")
+        );
         assert_eq!(normalize("/a/b/..", false).as_deref(), Some("/a/"));
         assert_eq!(normalize("/../../x", false).as_deref(), Some("/x"));
         assert_eq!(normalize("/a//b", true).as_deref(), Some("/a/b"));
@@ -139,7 +142,10 @@ mod tests {
     #[test]
     fn strips_hop_by_hop_but_keeps_te_trailers() {
         let mut h = HeaderMap::new();
-        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, x-private"));
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-private"),
+        );
         h.insert("x-private", HeaderValue::from_static("1"));
         h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
         h.insert(header::TE, HeaderValue::from_static("trailers"));
@@ -147,7 +153,10 @@ mod tests {
         strip_hop_by_hop(&mut h, false);
         assert!(h.get("x-private").is_none() && h.get("keep-alive").is_none());
         assert!(h.get(header::CONNECTION).is_none());
-        assert_eq!(h.get(header::TE).map(|v| v.as_bytes()), Some(&b"trailers"[..]));
+        assert_eq!(
+            h.get(header::TE).map(|v| v.as_bytes()),
+            Some(&b"trailers"[..])
+        );
         assert!(h.get("x-kept").is_some());
     }
 

@@ -44,7 +44,12 @@ pub fn reply(status: StatusCode, text: &'static str, flags: Flags, details: &'st
 
 /// 404, no route matched (NR).
 pub fn no_route() -> Local {
-    reply(StatusCode::NOT_FOUND, "", Flags::NO_ROUTE_FOUND, "route_not_found")
+    reply(
+        StatusCode::NOT_FOUND,
+        "",
+        Flags::NO_ROUTE_FOUND,
+        "route_not_found",
+    )
 }
 
 /// 503, the route's cluster is unknown (NC).
@@ -135,15 +140,29 @@ pub fn bad_request(details: &'static str) -> Local {
 /// trailers-only response).
 pub fn fault_abort(abort: &crate::route::Abort) -> Local {
     match abort {
-        crate::route::Abort::Http(status) => {
-            reply(*status, "fault filter abort", Flags::FAULT_INJECTED, "fault_filter_abort")
-        }
+        crate::route::Abort::Http(status) => reply(
+            *status,
+            "fault filter abort",
+            Flags::FAULT_INJECTED,
+            "fault_filter_abort",
+        ),
         crate::route::Abort::Grpc(code) => {
-            let mut l = reply(StatusCode::OK, "", Flags::FAULT_INJECTED, "fault_filter_abort");
+            let mut l = reply(
+                StatusCode::OK,
+                "",
+                Flags::FAULT_INJECTED,
+                "fault_filter_abort",
+            );
             let h = l.response.headers_mut();
-            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/grpc"),
+            );
             h.insert("grpc-status", HeaderValue::from(*code));
-            h.insert("grpc-message", HeaderValue::from_static("fault filter abort"));
+            h.insert(
+                "grpc-message",
+                HeaderValue::from_static("fault filter abort"),
+            );
             l
         }
     }

@@ -30,4 +30,6 @@ pub struct Env {
     pub routes: Arc<RouteStore>,
     /// The access log, when on.
     pub access_log: Option<access_log::AccessLog>,
+    /// Envoy-named counters.
+    pub stats: crate::stats::ProxyStats,
 }

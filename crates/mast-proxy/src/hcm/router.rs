@@ -18,6 +18,7 @@ use super::{Env, headers, upgrade};
 use crate::body::{self, Body};
 use crate::cluster::{Cluster, LbContext, Outcome, SelectError, UpstreamError};
 use crate::route::{Forward, Route, UpstreamFailure};
+use crate::stats::ProxyStats;
 
 /// Request bodies up to this size are kept for retries and mirrors (Envoy buffers up to the
 /// connection buffer limit, 1 MiB; bigger bodies stream and are not retried).
@@ -88,6 +89,7 @@ pub async fn forward(
         return local::no_cluster();
     };
     let Ok(_guard) = cluster.try_request() else {
+        ProxyStats::cluster(&env.stats.upstream_rq_pending_overflow, &dest.cluster);
         return local::overflow();
     };
     let on_upgrade = req
@@ -125,11 +127,23 @@ pub async fn forward(
     let mut payload = Payload::new(std::mem::replace(&mut req.body, body::empty()), keep).await;
     mirror(env, fwd, req.parts, &uri, &head, &payload);
     let started = Instant::now();
-    let attempts = attempt_all(&cluster, fwd, req.parts, &uri, &head, &mut payload, req.hash);
+    let attempts = attempt_all(
+        env,
+        &cluster,
+        fwd,
+        req.parts,
+        &uri,
+        &head,
+        &mut payload,
+        req.hash,
+    );
     let result = match fwd.timeout {
         Some(t) => match tokio::time::timeout(t, attempts).await {
             Ok(r) => r,
-            Err(_) => Err(local::timeout()),
+            Err(_) => {
+                ProxyStats::cluster(&env.stats.upstream_rq_timeout, &dest.cluster);
+                Err(local::timeout())
+            }
         },
         None => attempts.await,
     };
@@ -144,14 +158,13 @@ pub async fn forward(
     entry.upstream_time = Some(elapsed);
     let switching = response.status() == http::StatusCode::SWITCHING_PROTOCOLS;
     headers::strip_hop_by_hop(response.headers_mut(), switching && on_upgrade.is_some());
-    response
-        .headers_mut()
-        .insert("x-envoy-upstream-service-time", HeaderValue::from(elapsed as u64));
+    response.headers_mut().insert(
+        "x-envoy-upstream-service-time",
+        HeaderValue::from(elapsed as u64),
+    );
     dest.response_headers.apply(response.headers_mut());
-    if switching {
-        if let Some(downstream) = on_upgrade {
-            upgrade::splice_upgrade(downstream, &mut response);
-        }
+    if switching && let Some(downstream) = on_upgrade {
+        upgrade::splice_upgrade(downstream, &mut response);
     }
     Local {
         response: response.map(body::boxed),
@@ -162,7 +175,12 @@ pub async fn forward(
 
 type Attempt = Result<(Response<hyper::body::Incoming>, SocketAddr), Local>;
 
-fn build(parts: &http::request::Parts, uri: &Uri, head: &http::HeaderMap, body: Body) -> http::Request<Body> {
+fn build(
+    parts: &http::request::Parts,
+    uri: &Uri,
+    head: &http::HeaderMap,
+    body: Body,
+) -> http::Request<Body> {
     let mut r = http::Request::new(body);
     *r.method_mut() = parts.method.clone();
     *r.uri_mut() = uri.clone();
@@ -171,7 +189,9 @@ fn build(parts: &http::request::Parts, uri: &Uri, head: &http::HeaderMap, body: 
     r
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn attempt_all(
+    env: &Env,
     cluster: &Cluster,
     fwd: &Forward,
     parts: &http::request::Parts,
@@ -200,8 +220,12 @@ async fn attempt_all(
         let endpoint = match cluster.select(&ctx).await {
             Ok(e) => e,
             Err(SelectError::DnsFailure(_)) => return Err(local::dns_failure()),
-            Err(_) => return Err(local::no_healthy_upstream()),
+            Err(_) => {
+                ProxyStats::cluster(&env.stats.upstream_cx_none_healthy, cluster.name());
+                return Err(local::no_healthy_upstream());
+            }
         };
+        ProxyStats::cluster(&env.stats.upstream_rq, cluster.name());
         let Some(body) = payload.take() else {
             return Err(local::upstream_reset(Flags::UPSTREAM_REMOTE_RESET));
         };
@@ -228,6 +252,7 @@ async fn attempt_all(
             }
             Err(e) => {
                 let (outcome, failure, reply) = classify(&e);
+                count_failure(env, cluster.name(), failure);
                 endpoint.report(outcome);
                 let retriable = policy.is_some_and(|p| p.retry_on_failure(failure));
                 if !(retriable && can_retry && take_retry(cluster, &mut retry_guards)) {
@@ -241,11 +266,22 @@ async fn attempt_all(
             }
         };
         tracing::debug!(?failure, attempt, "retrying");
+        ProxyStats::cluster(&env.stats.upstream_rq_retry, cluster.name());
         attempt += 1;
         if let Some(p) = policy {
             tokio::time::sleep(p.back_off(attempt)).await;
         }
     }
+}
+
+fn count_failure(env: &Env, cluster: &str, failure: UpstreamFailure) {
+    let family = match failure {
+        UpstreamFailure::ConnectFailure => &env.stats.upstream_cx_connect_fail,
+        UpstreamFailure::PerTryTimeout => &env.stats.upstream_rq_timeout,
+        UpstreamFailure::Overflow => &env.stats.upstream_rq_pending_overflow,
+        _ => return,
+    };
+    ProxyStats::cluster(family, cluster);
 }
 
 fn take_retry(cluster: &Cluster, guards: &mut Vec<crate::cluster::RetryGuard>) -> bool {

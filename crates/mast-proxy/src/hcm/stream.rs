@@ -75,6 +75,20 @@ pub async fn handle(
     Ok(Counted::response(outcome.response, log))
 }
 
+fn count_hcm(
+    family: &prometheus_client::metrics::family::Family<
+        crate::stats::HcmLabel,
+        prometheus_client::metrics::counter::Counter,
+    >,
+    hcm: &HcmConfig,
+) {
+    family
+        .get_or_create(&crate::stats::HcmLabel {
+            envoy_http_conn_manager_prefix: hcm.stat_prefix.clone(),
+        })
+        .inc();
+}
+
 fn header_string(h: &http::HeaderMap, name: &str) -> Option<String> {
     h.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
 }
@@ -109,10 +123,10 @@ async fn route(
             .map_or("/", |p| p.as_str())
             .to_owned()
     };
-    if hcm.normalize_path || hcm.merge_slashes {
-        if let Some(normal) = headers::normalize(&path, hcm.merge_slashes) {
-            path = normal;
-        }
+    if (hcm.normalize_path || hcm.merge_slashes)
+        && let Some(normal) = headers::normalize(&path, hcm.merge_slashes)
+    {
+        path = normal;
     }
     entry.path.clone_from(&path);
     let table = match &hcm.routes {
@@ -120,6 +134,7 @@ async fn route(
         RouteSource::Inline(t) => Some(Arc::clone(t)),
     };
     let Some(table) = table else {
+        count_hcm(&env.stats.no_route, hcm);
         return local::no_route();
     };
     let head = RequestHead {
@@ -130,6 +145,7 @@ async fn route(
         headers: &parts.headers,
     };
     let Some(route) = table.select(&head) else {
+        count_hcm(&env.stats.no_route, hcm);
         return local::no_route();
     };
     entry.route_name = Some(route.name.clone());
@@ -138,14 +154,16 @@ async fn route(
         _ => None,
     };
     let size_limit = table.max_direct_response_body_size();
-    filters(env, hcm, conn, route, parts, body, authority, path, hash, size_limit, entry).await
+    filters(
+        env, hcm, route, parts, body, authority, path, hash, size_limit, entry,
+    )
+    .await
 }
 
 #[allow(clippy::too_many_arguments)]
 async fn filters(
     env: &Env,
     hcm: &HcmConfig,
-    conn: ConnInfo,
     route: &Route,
     parts: &mut http::request::Parts,
     body: Body,
@@ -156,17 +174,17 @@ async fn filters(
     entry: &mut Entry,
 ) -> Local {
     let cors = route.cors.as_ref().filter(|_| hcm.cors);
-    if let Some(cors) = cors {
-        if let Preflight::Respond(status, h) = cors.preflight(&parts.method, &parts.headers) {
-            let mut response = Response::new(body::empty());
-            *response.status_mut() = status;
-            *response.headers_mut() = h;
-            return Local {
-                response,
-                flags: Default::default(),
-                details: "cors_response",
-            };
-        }
+    if let Some(cors) = cors
+        && let Preflight::Respond(status, h) = cors.preflight(&parts.method, &parts.headers)
+    {
+        let mut response = Response::new(body::empty());
+        *response.status_mut() = status;
+        *response.headers_mut() = h;
+        return Local {
+            response,
+            flags: Default::default(),
+            details: "cors_response",
+        };
     }
     if let Some(fault) = route.fault.as_ref().filter(|_| hcm.fault) {
         if let Some(delay) = fault.delay() {
@@ -227,7 +245,11 @@ fn parts_headers_upgrade(parts: &http::request::Parts) -> Option<String> {
     headers::upgrade_type(&parts.headers)
 }
 
-fn hcm_upgrade(hcm: &HcmConfig, f: &crate::route::Forward, kind: &Option<String>) -> Option<String> {
+fn hcm_upgrade(
+    hcm: &HcmConfig,
+    f: &crate::route::Forward,
+    kind: &Option<String>,
+) -> Option<String> {
     let kind = kind.as_ref()?;
     (hcm.allows_upgrade(kind) || f.upgrades.iter().any(|u| u == kind)).then(|| kind.clone())
 }

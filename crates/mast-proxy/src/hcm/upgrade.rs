@@ -43,6 +43,7 @@ pub async fn connect(
         Err(_) => return local::no_healthy_upstream(),
     };
     entry.upstream_host = Some(endpoint.address());
+    crate::stats::ProxyStats::cluster(&env.stats.upstream_rq, &dest.cluster);
     let upstream = match endpoint.connect().await {
         Ok(c) => c,
         Err(crate::cluster::UpstreamError::Overflow) => return local::overflow(),

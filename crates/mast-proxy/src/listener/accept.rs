@@ -24,22 +24,21 @@ pub fn original_dst(stream: &TcpStream) -> Option<SocketAddr> {
     } else {
         sock.original_dst_v6()
     };
-    Some(
-        original
-            .ok()
-            .and_then(|a| a.as_socket())
-            .unwrap_or(local),
-    )
+    Some(original.ok().and_then(|a| a.as_socket()).unwrap_or(local))
 }
 
 /// The listener for `dst` among `virtuals`: exact address first, then the wildcard address
 /// on the same port.
-pub fn virtual_for(virtuals: &[Arc<ListenerConfig>], dst: SocketAddr) -> Option<Arc<ListenerConfig>> {
+pub fn virtual_for(
+    virtuals: &[Arc<ListenerConfig>],
+    dst: SocketAddr,
+) -> Option<Arc<ListenerConfig>> {
     let exact = virtuals.iter().find(|l| l.address == dst);
     let wildcard = || {
         virtuals.iter().find(|l| {
             l.address.port() == dst.port()
-                && (l.address.ip() == IpAddr::V4(Ipv4Addr::UNSPECIFIED) || l.address.ip().is_unspecified())
+                && (l.address.ip() == IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+                    || l.address.ip().is_unspecified())
         })
     };
     exact.or_else(wildcard).cloned()
@@ -51,10 +50,13 @@ pub fn select_chain(listener: &ListenerConfig, dst: SocketAddr) -> Option<&Filte
         .chains
         .iter()
         .filter_map(|c| c.matcher.score(dst, None, "raw_buffer").map(|s| (s, c)))
-        .fold(None, |best: Option<(u32, &FilterChain)>, (s, c)| match best {
-            Some((b, _)) if b >= s => best,
-            _ => Some((s, c)),
-        })
+        .fold(
+            None,
+            |best: Option<(u32, &FilterChain)>, (s, c)| match best {
+                Some((b, _)) if b >= s => best,
+                _ => Some((s, c)),
+            },
+        )
         .map(|(_, c)| c)
         .or(listener.default_chain.as_ref())
 }

@@ -19,8 +19,7 @@ use crate::hcm::HcmConfig;
 use crate::tcp::TcpProxyConfig;
 
 const KIND: &str = "Listener";
-const HCM_TYPE: &str =
-    "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
+const HCM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
 const TCP_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy";
 const ORIGINAL_DST: &str = "envoy.filters.listener.original_dst";
 const TLS_INSPECTOR: &str = "envoy.filters.listener.tls_inspector";
@@ -137,7 +136,10 @@ impl ListenerConfig {
             .map(|c| convert_chain(c, &l.name, "default_filter_chain"))
             .transpose()?;
         if chains.is_empty() && default_chain.is_none() {
-            return Err(err("filter_chains", "a listener needs a filter chain".into()));
+            return Err(err(
+                "filter_chains",
+                "a listener needs a filter chain".into(),
+            ));
         }
         Ok(Self {
             name: l.name.clone(),
@@ -202,7 +204,10 @@ fn convert_chain(c: &PbChain, listener: &str, at: &str) -> Result<FilterChain, C
     };
     let field = format!("{at}.filters[0]");
     let Some(filter::ConfigType::TypedConfig(any)) = &f.config_type else {
-        return Err(err(format!("{field}.typed_config"), "typed_config is required".into()));
+        return Err(err(
+            format!("{field}.typed_config"),
+            "typed_config is required".into(),
+        ));
     };
     let filter = match any.type_url.as_str() {
         HCM_TYPE => {
@@ -235,16 +240,27 @@ fn convert_chain(c: &PbChain, listener: &str, at: &str) -> Result<FilterChain, C
 
 fn convert_match(m: &FilterChainMatch) -> Result<ChainMatch, (String, String)> {
     if !m.source_prefix_ranges.is_empty() || !m.direct_source_prefix_ranges.is_empty() {
-        return Err(("source_prefix_ranges".into(), "source matches are not supported".into()));
+        return Err((
+            "source_prefix_ranges".into(),
+            "source matches are not supported".into(),
+        ));
     }
     if !m.source_ports.is_empty() || m.source_type != 0 {
-        return Err(("source_ports".into(), "source matches are not supported".into()));
+        return Err((
+            "source_ports".into(),
+            "source matches are not supported".into(),
+        ));
     }
     let destination_port = m
         .destination_port
         .map(|p| u16::try_from(p.value))
         .transpose()
-        .map_err(|_| ("destination_port".to_owned(), "port out of range".to_owned()))?;
+        .map_err(|_| {
+            (
+                "destination_port".to_owned(),
+                "port out of range".to_owned(),
+            )
+        })?;
     let prefix_ranges = m
         .prefix_ranges
         .iter()
@@ -254,8 +270,13 @@ fn convert_match(m: &FilterChainMatch) -> Result<ChainMatch, (String, String)> {
     Ok(ChainMatch {
         destination_port,
         prefix_ranges,
-        server_names: m.server_names.iter().map(|s| s.to_ascii_lowercase()).collect(),
-        transport_protocol: (!m.transport_protocol.is_empty()).then(|| m.transport_protocol.clone()),
+        server_names: m
+            .server_names
+            .iter()
+            .map(|s| s.to_ascii_lowercase())
+            .collect(),
+        transport_protocol: (!m.transport_protocol.is_empty())
+            .then(|| m.transport_protocol.clone()),
         application_protocols: m.application_protocols.clone(),
     })
 }

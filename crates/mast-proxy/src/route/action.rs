@@ -6,17 +6,15 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use envoy_types::pb::envoy::config::route::v3::RouteAction;
-use envoy_types::pb::envoy::config::route::v3::WeightedCluster;
 use envoy_types::pb::envoy::config::route::v3::route_action::{
-    ClusterSpecifier, HostRewriteSpecifier, MaxStreamDuration, RequestMirrorPolicy, UpgradeConfig,
+    HostRewriteSpecifier, MaxStreamDuration, RequestMirrorPolicy, UpgradeConfig,
 };
-use envoy_types::pb::envoy::config::route::v3::weighted_cluster::ClusterWeight;
-use envoy_types::pb::envoy::config::route::v3::weighted_cluster::cluster_weight;
 use http::HeaderValue;
 
 use super::RequestHead;
+pub use super::destination::Destination;
+use super::destination::{Destinations, host_value};
 use super::hash::{HashRule, hash};
-use super::headers::HeaderMutation;
 use super::proto::{Ctx, Fraction, join, opt_duration, set};
 use super::retry::RetryPolicy;
 use super::rewrite::PathRewrite;
@@ -24,31 +22,6 @@ use crate::error::ConfigError;
 
 /// Envoy's route timeout when `timeout` is unset.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
-
-/// Where a request goes: a cluster, with the mutations of its weighted-cluster entry.
-#[derive(Clone, Debug)]
-pub struct Destination {
-    /// The cluster name.
-    pub cluster: String,
-    /// Request header mutation of this weighted-cluster entry (apply before the route's).
-    pub request_headers: HeaderMutation,
-    /// Response header mutation of this weighted-cluster entry (apply before the route's).
-    pub response_headers: HeaderMutation,
-    /// This entry's host rewrite; it takes precedence over [`Forward::host_rewrite`].
-    pub host_rewrite: Option<HeaderValue>,
-}
-
-#[derive(Clone, Debug)]
-enum Destinations {
-    Single(Destination),
-    /// Entries but the last with the exclusive end of their weight range, then the last
-    /// entry (which ends at `total`, the sum of the weights).
-    Weighted {
-        rest: Vec<(u64, Destination)>,
-        last: Destination,
-        total: u64,
-    },
-}
 
 /// A request mirror (shadow) policy.
 #[derive(Clone, Debug)]
@@ -100,26 +73,12 @@ pub struct Forward {
 impl Forward {
     /// The destination: the single cluster, or a weighted pick with `random` (Envoy: random % total).
     pub fn pick(&self, random: u64) -> &Destination {
-        match &self.destinations {
-            Destinations::Single(d) => d,
-            Destinations::Weighted { rest, last, total } => {
-                let v = random % total;
-                let i = rest.partition_point(|(end, _)| *end <= v);
-                rest.get(i).map_or(last, |(_, d)| d)
-            }
-        }
+        self.destinations.pick(random)
     }
 
     /// Every destination cluster, in configuration order.
     pub fn clusters(&self) -> impl Iterator<Item = &str> {
-        let (rest, last) = match &self.destinations {
-            Destinations::Single(d) => (&[][..], d),
-            Destinations::Weighted { rest, last, .. } => (rest.as_slice(), last),
-        };
-        rest.iter()
-            .map(|(_, d)| d)
-            .chain([last])
-            .map(|d| d.cluster.as_str())
+        self.destinations.clusters()
     }
 
     /// The consistent-hash key from hash_policy (header, cookie (value only; no cookie
@@ -133,79 +92,16 @@ impl Forward {
     }
 
     /// Converts a `RouteAction` at `path`; returns the path rewrite as well.
-    #[allow(deprecated)]
     pub(crate) fn from_proto(
         ctx: Ctx<'_>,
         path: &str,
         a: &RouteAction,
     ) -> Result<(Self, Option<PathRewrite>), ConfigError> {
-        let RouteAction {
-            cluster_not_found_response_code,
-            metadata_match,
-            prefix_rewrite,
-            regex_rewrite,
-            path_rewrite_policy,
-            path_rewrite,
-            append_x_forwarded_host,
-            timeout,
-            idle_timeout,
-            flush_timeout,
-            early_data_policy,
-            retry_policy,
-            retry_policy_typed_config,
-            request_mirror_policies,
-            priority,
-            rate_limits,
-            include_vh_rate_limits,
-            hash_policy,
-            cors,
-            max_grpc_timeout,
-            grpc_timeout_offset,
-            upgrade_configs,
-            internal_redirect_policy,
-            internal_redirect_action,
-            max_internal_redirects,
-            hedge_policy,
-            max_stream_duration,
-            cluster_specifier,
-            host_rewrite_specifier,
-        } = a;
-        ctx.deny(
-            path,
-            &[
-                (
-                    "cluster_not_found_response_code",
-                    set(cluster_not_found_response_code),
-                ),
-                ("metadata_match", metadata_match.is_some()),
-                ("path_rewrite_policy", path_rewrite_policy.is_some()),
-                ("path_rewrite", !path_rewrite.is_empty()),
-                ("append_x_forwarded_host", set(append_x_forwarded_host)),
-                ("idle_timeout", idle_timeout.is_some()),
-                ("flush_timeout", flush_timeout.is_some()),
-                ("early_data_policy", early_data_policy.is_some()),
-                (
-                    "retry_policy_typed_config",
-                    retry_policy_typed_config.is_some(),
-                ),
-                ("priority", set(priority)),
-                ("rate_limits", !rate_limits.is_empty()),
-                ("include_vh_rate_limits", include_vh_rate_limits.is_some()),
-                ("cors", cors.is_some()),
-                ("max_grpc_timeout", max_grpc_timeout.is_some()),
-                ("grpc_timeout_offset", grpc_timeout_offset.is_some()),
-                (
-                    "internal_redirect_policy",
-                    internal_redirect_policy.is_some(),
-                ),
-                ("internal_redirect_action", set(internal_redirect_action)),
-                ("max_internal_redirects", max_internal_redirects.is_some()),
-                ("hedge_policy", hedge_policy.is_some()),
-            ],
-        )?;
-        let rewrite = PathRewrite::from_proto(ctx, path, prefix_rewrite, regex_rewrite.as_ref())?;
-        let destinations = destinations(ctx, path, cluster_specifier.as_ref())?;
-        let host_rewrite = match host_rewrite_specifier {
+        refuse_unsupported(ctx, path, a)?;
+        let rewrite =
+            PathRewrite::from_proto(ctx, path, &a.prefix_rewrite, a.regex_rewrite.as_ref())?;
+        let destinations = Destinations::from_proto(ctx, path, a.cluster_specifier.as_ref())?;
+        let host_rewrite = match &a.host_rewrite_specifier {
             Some(HostRewriteSpecifier::HostRewriteLiteral(h)) => {
                 Some(host_value(ctx, &join(path, "host_rewrite_literal"), h)?)
             }
@@ -217,11 +113,11 @@ impl Forward {
             }
             None => None,
         };
-        let timeout = match timeout {
+        let timeout = match &a.timeout {
             Some(t) => opt_duration(ctx, &join(path, "timeout"), Some(t))?,
             None => Some(DEFAULT_TIMEOUT),
         };
-        let retry = match retry_policy {
+        let retry = match &a.retry_policy {
             Some(r) => Some(RetryPolicy::from_proto(
                 ctx,
                 &join(path, "retry_policy"),
@@ -229,21 +125,23 @@ impl Forward {
             )?),
             None => None,
         };
-        let mirrors = request_mirror_policies
+        let mirrors = a
+            .request_mirror_policies
             .iter()
             .enumerate()
             .map(|(i, m)| mirror(ctx, &format!("{path}.request_mirror_policies[{i}]"), m))
             .collect::<Result<_, _>>()?;
-        let hash_rules = hash_policy
+        let hash_rules = a
+            .hash_policy
             .iter()
             .enumerate()
             .map(|(i, h)| HashRule::from_proto(ctx, &format!("{path}.hash_policy[{i}]"), h))
             .collect::<Result<_, _>>()?;
-        let (connect, upgrades) = upgrades(ctx, path, upgrade_configs)?;
+        let (connect, upgrades) = upgrades(ctx, path, &a.upgrade_configs)?;
         let (max_stream, grpc_max, grpc_set) = stream_duration(
             ctx,
             &join(path, "max_stream_duration"),
-            max_stream_duration.as_ref(),
+            a.max_stream_duration.as_ref(),
         )?;
         let forward = Forward {
             timeout,
@@ -260,131 +158,6 @@ impl Forward {
         };
         Ok((forward, rewrite))
     }
-}
-
-fn host_value(ctx: Ctx<'_>, path: &str, h: &str) -> Result<HeaderValue, ConfigError> {
-    if h.is_empty() {
-        return Err(ctx.err(path, "empty host"));
-    }
-    HeaderValue::from_str(h).map_err(|e| ctx.err(path, format!("invalid host: {e}")))
-}
-
-fn destinations(
-    ctx: Ctx<'_>,
-    path: &str,
-    c: Option<&ClusterSpecifier>,
-) -> Result<Destinations, ConfigError> {
-    match c {
-        Some(ClusterSpecifier::Cluster(name)) if !name.is_empty() => {
-            Ok(Destinations::Single(Destination {
-                cluster: name.clone(),
-                request_headers: HeaderMutation::default(),
-                response_headers: HeaderMutation::default(),
-                host_rewrite: None,
-            }))
-        }
-        Some(ClusterSpecifier::Cluster(_)) => {
-            Err(ctx.err(join(path, "cluster"), "empty cluster name"))
-        }
-        Some(ClusterSpecifier::WeightedClusters(w)) => {
-            weighted(ctx, &join(path, "weighted_clusters"), w)
-        }
-        Some(ClusterSpecifier::ClusterHeader(_)) => {
-            Err(ctx.err(join(path, "cluster_header"), "not supported by mast-proxy"))
-        }
-        Some(ClusterSpecifier::ClusterSpecifierPlugin(_)) => Err(ctx.err(
-            join(path, "cluster_specifier_plugin"),
-            "not supported by mast-proxy",
-        )),
-        Some(ClusterSpecifier::InlineClusterSpecifierPlugin(_)) => Err(ctx.err(
-            join(path, "inline_cluster_specifier_plugin"),
-            "not supported by mast-proxy",
-        )),
-        None => Err(ctx.err(path, "no cluster_specifier")),
-    }
-}
-
-#[allow(deprecated)]
-fn weighted(ctx: Ctx<'_>, path: &str, w: &WeightedCluster) -> Result<Destinations, ConfigError> {
-    // runtime_key_prefix names runtime keys: without a runtime the configured weights apply.
-    ctx.deny(
-        path,
-        &[("random_value_specifier", w.random_value_specifier.is_some())],
-    )?;
-    if w.clusters.is_empty() {
-        return Err(ctx.err(join(path, "clusters"), "at least one cluster is required"));
-    }
-    let mut entries = Vec::with_capacity(w.clusters.len());
-    let mut total = 0u64;
-    for (i, c) in w.clusters.iter().enumerate() {
-        let p = format!("{path}.clusters[{i}]");
-        let weight = u64::from(c.weight.as_ref().map_or(0, |w| w.value));
-        let dest = cluster_weight(ctx, &p, c)?;
-        if weight > 0 {
-            total += weight;
-            entries.push((total, dest));
-        }
-    }
-    let Some((_, last)) = entries.pop() else {
-        return Err(ctx.err(
-            join(path, "clusters"),
-            "the sum of the weights must be greater than 0",
-        ));
-    };
-    if let Some(t) = &w.total_weight
-        && u64::from(t.value) != total
-    {
-        return Err(ctx.err(
-            join(path, "total_weight"),
-            format!("{} is not the sum of the weights ({total})", t.value),
-        ));
-    }
-    Ok(Destinations::Weighted {
-        rest: entries,
-        last,
-        total,
-    })
-}
-
-fn cluster_weight(ctx: Ctx<'_>, path: &str, c: &ClusterWeight) -> Result<Destination, ConfigError> {
-    ctx.deny(
-        path,
-        &[
-            ("cluster_header", !c.cluster_header.is_empty()),
-            ("metadata_match", c.metadata_match.is_some()),
-            (
-                "typed_per_filter_config",
-                !c.typed_per_filter_config.is_empty(),
-            ),
-        ],
-    )?;
-    if c.name.is_empty() {
-        return Err(ctx.err(join(path, "name"), "empty cluster name"));
-    }
-    let host_rewrite = match &c.host_rewrite_specifier {
-        Some(cluster_weight::HostRewriteSpecifier::HostRewriteLiteral(h)) => {
-            Some(host_value(ctx, &join(path, "host_rewrite_literal"), h)?)
-        }
-        None => None,
-    };
-    Ok(Destination {
-        cluster: c.name.clone(),
-        request_headers: HeaderMutation::from_proto(
-            ctx,
-            &join(path, "request_headers_to_add"),
-            &c.request_headers_to_add,
-            &join(path, "request_headers_to_remove"),
-            &c.request_headers_to_remove,
-        )?,
-        response_headers: HeaderMutation::from_proto(
-            ctx,
-            &join(path, "response_headers_to_add"),
-            &c.response_headers_to_add,
-            &join(path, "response_headers_to_remove"),
-            &c.response_headers_to_remove,
-        )?,
-        host_rewrite,
-    })
 }
 
 fn mirror(ctx: Ctx<'_>, path: &str, m: &RequestMirrorPolicy) -> Result<Mirror, ConfigError> {
@@ -483,4 +256,74 @@ fn stream_duration(
         )?,
         m.grpc_timeout_header_max.is_some(),
     ))
+}
+
+/// Refuses the `RouteAction` fields mast-proxy does not implement. The exhaustive
+/// destructuring makes a new proto field a compile error here, not a silent omission.
+#[allow(deprecated)]
+fn refuse_unsupported(ctx: Ctx<'_>, path: &str, a: &RouteAction) -> Result<(), ConfigError> {
+    let RouteAction {
+        cluster_not_found_response_code,
+        metadata_match,
+        prefix_rewrite: _,
+        regex_rewrite: _,
+        path_rewrite_policy,
+        path_rewrite,
+        append_x_forwarded_host,
+        timeout: _,
+        idle_timeout,
+        flush_timeout,
+        early_data_policy,
+        retry_policy: _,
+        retry_policy_typed_config,
+        request_mirror_policies: _,
+        priority,
+        rate_limits,
+        include_vh_rate_limits,
+        hash_policy: _,
+        cors,
+        max_grpc_timeout,
+        grpc_timeout_offset,
+        upgrade_configs: _,
+        internal_redirect_policy,
+        internal_redirect_action,
+        max_internal_redirects,
+        hedge_policy,
+        max_stream_duration: _,
+        cluster_specifier: _,
+        host_rewrite_specifier: _,
+    } = a;
+    ctx.deny(
+        path,
+        &[
+            (
+                "cluster_not_found_response_code",
+                set(cluster_not_found_response_code),
+            ),
+            ("metadata_match", metadata_match.is_some()),
+            ("path_rewrite_policy", path_rewrite_policy.is_some()),
+            ("path_rewrite", !path_rewrite.is_empty()),
+            ("append_x_forwarded_host", set(append_x_forwarded_host)),
+            ("idle_timeout", idle_timeout.is_some()),
+            ("flush_timeout", flush_timeout.is_some()),
+            ("early_data_policy", early_data_policy.is_some()),
+            (
+                "retry_policy_typed_config",
+                retry_policy_typed_config.is_some(),
+            ),
+            ("priority", set(priority)),
+            ("rate_limits", !rate_limits.is_empty()),
+            ("include_vh_rate_limits", include_vh_rate_limits.is_some()),
+            ("cors", cors.is_some()),
+            ("max_grpc_timeout", max_grpc_timeout.is_some()),
+            ("grpc_timeout_offset", grpc_timeout_offset.is_some()),
+            (
+                "internal_redirect_policy",
+                internal_redirect_policy.is_some(),
+            ),
+            ("internal_redirect_action", set(internal_redirect_action)),
+            ("max_internal_redirects", max_internal_redirects.is_some()),
+            ("hedge_policy", hedge_policy.is_some()),
+        ],
+    )
 }

@@ -300,18 +300,18 @@ fn route(ctx: Ctx<'_>, path: &str, r: &PbRoute, max_body: usize) -> Result<Route
     Ok(Route {
         name: name.clone(),
         action,
-        request_headers: HeaderMutation::from_proto(
+        request_headers: HeaderMutation::from_fields(
             ctx,
-            &join(path, "request_headers_to_add"),
+            path,
+            "request",
             request_headers_to_add,
-            &join(path, "request_headers_to_remove"),
             request_headers_to_remove,
         )?,
-        response_headers: HeaderMutation::from_proto(
+        response_headers: HeaderMutation::from_fields(
             ctx,
-            &join(path, "response_headers_to_add"),
+            path,
+            "response",
             response_headers_to_add,
-            &join(path, "response_headers_to_remove"),
             response_headers_to_remove,
         )?,
         fault,

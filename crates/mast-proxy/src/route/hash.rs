@@ -73,16 +73,14 @@ impl HashRule {
     fn evaluate(&self, req: &RequestHead<'_>, source_ip: Option<IpAddr>) -> Option<u64> {
         match &self.key {
             Key::Header(name) => {
-                let mut values: Vec<&[u8]> = req
-                    .headers
-                    .get_all(name)
-                    .iter()
-                    .map(|v| v.as_bytes())
-                    .collect();
-                if values.is_empty() {
-                    return None;
+                let all = req.headers.get_all(name);
+                let mut iter = all.iter();
+                let first = iter.next()?;
+                if iter.next().is_none() {
+                    return Some(xxh64(first.as_bytes(), 0));
                 }
                 // Envoy sorts the values so their order does not matter, then chains the seed.
+                let mut values: Vec<&[u8]> = all.iter().map(|v| v.as_bytes()).collect();
                 values.sort_unstable();
                 Some(values.iter().fold(0, |seed, v| xxh64(v, seed)))
             }

@@ -64,6 +64,20 @@ impl HeaderMutation {
         }
     }
 
+    /// Converts the fields `<kind>_headers_to_add` and `<kind>_headers_to_remove` of the
+    /// message at `path` (`kind`: `request` or `response`).
+    pub(crate) fn from_fields(
+        ctx: Ctx<'_>,
+        path: &str,
+        kind: &str,
+        add: &[HeaderValueOption],
+        remove: &[String],
+    ) -> Result<Self, ConfigError> {
+        let add_path = join(path, &format!("{kind}_headers_to_add"));
+        let remove_path = join(path, &format!("{kind}_headers_to_remove"));
+        Self::from_proto(ctx, &add_path, add, &remove_path, remove)
+    }
+
     /// Converts `add` (at `add_path`) and `remove` (at `remove_path`).
     pub(crate) fn from_proto(
         ctx: Ctx<'_>,

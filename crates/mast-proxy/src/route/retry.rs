@@ -169,44 +169,14 @@ impl RetryPolicy {
         path: &str,
         p: &PbRetryPolicy,
     ) -> Result<Self, ConfigError> {
-        let PbRetryPolicy {
-            retry_on,
-            num_retries,
-            per_try_timeout,
-            per_try_idle_timeout,
-            retry_priority,
-            retry_host_predicate,
-            retry_options_predicates,
-            host_selection_retry_max_attempts,
-            retriable_status_codes,
-            retry_back_off,
-            rate_limited_retry_back_off,
-            retriable_headers,
-            retriable_request_headers,
-            refresh_cluster_on_retry,
-        } = p;
-        ctx.deny(
-            path,
-            &[
-                ("per_try_idle_timeout", per_try_idle_timeout.is_some()),
-                (
-                    "retry_options_predicates",
-                    !retry_options_predicates.is_empty(),
-                ),
-                (
-                    "rate_limited_retry_back_off",
-                    rate_limited_retry_back_off.is_some(),
-                ),
-                ("retriable_headers", !retriable_headers.is_empty()),
-                (
-                    "retriable_request_headers",
-                    !retriable_request_headers.is_empty(),
-                ),
-                ("refresh_cluster_on_retry", set(refresh_cluster_on_retry)),
-            ],
-        )?;
+        refuse_unsupported(ctx, path, p)?;
         let mut bits = 0;
-        for cond in retry_on.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+        for cond in p
+            .retry_on
+            .split(',')
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+        {
             bits |= condition(cond).ok_or_else(|| {
                 ctx.err(
                     join(path, "retry_on"),
@@ -214,30 +184,34 @@ impl RetryPolicy {
                 )
             })?;
         }
-        let (base, max) = back_off(ctx, &join(path, "retry_back_off"), retry_back_off.as_ref())?;
+        let (base, max) = back_off(
+            ctx,
+            &join(path, "retry_back_off"),
+            p.retry_back_off.as_ref(),
+        )?;
         let mut previous_hosts = false;
-        for (i, pred) in retry_host_predicate.iter().enumerate() {
+        for (i, pred) in p.retry_host_predicate.iter().enumerate() {
             host_predicate(ctx, &format!("{path}.retry_host_predicate[{i}]"), pred)?;
             previous_hosts = true;
         }
-        let previous_priorities = match retry_priority {
+        let previous_priorities = match &p.retry_priority {
             Some(rp) => Some(priority(ctx, &join(path, "retry_priority"), rp)?),
             None => None,
         };
         Ok(RetryPolicy {
-            num_retries: num_retries.as_ref().map_or(1, |n| n.value),
+            num_retries: p.num_retries.as_ref().map_or(1, |n| n.value),
             per_try_timeout: opt_duration(
                 ctx,
                 &join(path, "per_try_timeout"),
-                per_try_timeout.as_ref(),
+                p.per_try_timeout.as_ref(),
             )?,
             previous_hosts,
-            host_selection_max_attempts: u32::try_from(*host_selection_retry_max_attempts)
+            host_selection_max_attempts: u32::try_from(p.host_selection_retry_max_attempts)
                 .unwrap_or(u32::MAX)
                 .max(1),
             previous_priorities,
             on: bits,
-            codes: retriable_status_codes.clone(),
+            codes: p.retriable_status_codes.clone(),
             base,
             max,
         })
@@ -308,4 +282,45 @@ fn priority(ctx: Ctx<'_>, path: &str, p: &RetryPriority) -> Result<u32, ConfigEr
                 "must be greater than 0",
             )
         })
+}
+
+/// Refuses the `RetryPolicy` fields mast-proxy does not implement (exhaustive, so a new
+/// proto field is a compile error here).
+fn refuse_unsupported(ctx: Ctx<'_>, path: &str, p: &PbRetryPolicy) -> Result<(), ConfigError> {
+    let PbRetryPolicy {
+        retry_on: _,
+        num_retries: _,
+        per_try_timeout: _,
+        per_try_idle_timeout,
+        retry_priority: _,
+        retry_host_predicate: _,
+        retry_options_predicates,
+        host_selection_retry_max_attempts: _,
+        retriable_status_codes: _,
+        retry_back_off: _,
+        rate_limited_retry_back_off,
+        retriable_headers,
+        retriable_request_headers,
+        refresh_cluster_on_retry,
+    } = p;
+    ctx.deny(
+        path,
+        &[
+            ("per_try_idle_timeout", per_try_idle_timeout.is_some()),
+            (
+                "retry_options_predicates",
+                !retry_options_predicates.is_empty(),
+            ),
+            (
+                "rate_limited_retry_back_off",
+                rate_limited_retry_back_off.is_some(),
+            ),
+            ("retriable_headers", !retriable_headers.is_empty()),
+            (
+                "retriable_request_headers",
+                !retriable_request_headers.is_empty(),
+            ),
+            ("refresh_cluster_on_retry", set(refresh_cluster_on_retry)),
+        ],
+    )
 }

@@ -54,8 +54,8 @@ impl DomainIndex {
 
     /// Sorts the wildcards, longest first (call once after every `add`).
     pub fn finish(&mut self) {
-        self.suffixes.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
-        self.prefixes.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        self.suffixes.sort_by_key(|s| std::cmp::Reverse(s.0.len()));
+        self.prefixes.sort_by_key(|p| std::cmp::Reverse(p.0.len()));
     }
 
     /// The virtual host for `authority`.

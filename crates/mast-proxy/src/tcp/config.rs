@@ -38,7 +38,10 @@ impl TcpProxyConfig {
             return Err(("cluster_specifier".into(), "a cluster is required".into()));
         }
         if t.tunneling_config.is_some() {
-            return Err(("tunneling_config".into(), "tunneling is not supported".into()));
+            return Err((
+                "tunneling_config".into(),
+                "tunneling is not supported".into(),
+            ));
         }
         Ok(Self {
             stat_prefix: t.stat_prefix.clone(),

@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use http::{HeaderValue, Request, Response, Uri, Version};
 use hyper::body::Incoming;
@@ -14,12 +14,14 @@ use hyper_util::rt::TokioIo;
 use parking_lot::Mutex;
 
 use super::pool::{ConnState, map_error, spawn_driver};
+use super::stream::{SharedStream, unusable};
 use super::{ConnGuard, PendingGuard, Shared, UpstreamError, connect_tcp};
 use crate::body::Body;
 
 struct Idle {
     sender: http1::SendRequest<Body>,
     state: Arc<ConnState>,
+    stream: Arc<tokio::net::TcpStream>,
 }
 
 impl std::fmt::Debug for Idle {
@@ -32,6 +34,8 @@ impl std::fmt::Debug for Idle {
 #[derive(Debug, Default)]
 pub(crate) struct H1Pool {
     idle: Arc<Mutex<Vec<Idle>>>,
+    /// Connections whose response arrived and that are on their way back to `idle`.
+    returning: Arc<AtomicUsize>,
 }
 
 enum Sent {
@@ -55,9 +59,18 @@ impl H1Pool {
             let freed = shared.counters.freed.notified();
             let mut freed = std::pin::pin!(freed);
             freed.as_mut().enable();
-            if !fresh_only && let Some(idle) = self.take_idle(shared) {
+            if !fresh_only && let Some(idle) = self.take_or_wait(shared).await {
+                let replay = replayable(&req);
                 match self.dispatch(shared, idle, req).await {
-                    Sent::Done(r) => return r,
+                    Sent::Done(r) => match (r, replay) {
+                        (Err(UpstreamError::Reset(e)), Some(again)) => {
+                            tracing::debug!(%addr, error = %e, "reused connection reset; replaying");
+                            req = again;
+                            fresh_only = true;
+                            continue;
+                        }
+                        (r, _) => return r,
+                    },
                     Sent::Unsent(back) => {
                         tracing::debug!(%addr, "reused connection was closed; re-sending");
                         req = back;
@@ -87,7 +100,7 @@ impl H1Pool {
     fn take_idle(&self, shared: &Shared) -> Option<Idle> {
         let mut idle = self.idle.lock();
         while let Some(c) = idle.pop() {
-            if c.sender.is_ready() && c.state.reusable(shared) {
+            if c.sender.is_ready() && c.state.reusable(shared) && !unusable(&c.stream) {
                 return Some(c);
             }
         }
@@ -100,30 +113,52 @@ impl H1Pool {
         addr: SocketAddr,
         guard: ConnGuard,
     ) -> Result<Idle, UpstreamError> {
-        let stream = connect_tcp(&shared.options, addr).await?;
+        let stream = Arc::new(connect_tcp(&shared.options, addr).await?);
         let (sender, conn) = http1::Builder::new()
-            .handshake(TokioIo::new(stream))
+            .handshake(TokioIo::new(SharedStream(stream.clone())))
             .await
             .map_err(|e| UpstreamError::ConnectFailure(std::io::Error::other(e)))?;
         let state = Arc::new(ConnState::new());
         let o = &shared.options;
+        let (list, sock, st) = (Arc::downgrade(&self.idle), stream.clone(), state.clone());
+        let on_exit = move || {
+            let _ = socket2::SockRef::from(&*sock).shutdown(std::net::Shutdown::Both);
+            if let Some(list) = list.upgrade() {
+                list.lock().retain(|c| !Arc::ptr_eq(&c.state, &st));
+            }
+        };
         spawn_driver(
             conn,
             guard,
             state.clone(),
-            o.idle_timeout,
-            o.max_connection_duration,
+            (o.idle_timeout, o.max_connection_duration),
+            on_exit,
         );
-        Ok(Idle { sender, state })
+        Ok(Idle {
+            sender,
+            state,
+            stream,
+        })
     }
 
     async fn dispatch(&self, shared: &Shared, idle: Idle, req: Request<Body>) -> Sent {
-        let Idle { mut sender, state } = idle;
+        let Idle {
+            mut sender,
+            state,
+            stream,
+        } = idle;
         state.active.store(1, Ordering::Release);
         state.requests.fetch_add(1, Ordering::AcqRel);
         match sender.try_send_request(req).await {
             Ok(resp) => {
-                self.return_when_ready(shared, sender, state);
+                self.return_when_ready(
+                    shared,
+                    Idle {
+                        sender,
+                        state,
+                        stream,
+                    },
+                );
                 Sent::Done(Ok(resp))
             }
             Err(mut e) => {
@@ -137,32 +172,66 @@ impl H1Pool {
     }
 
     /// Puts the connection back once the response body is done (hyper reports it ready).
-    fn return_when_ready(
-        &self,
-        shared: &Shared,
-        mut sender: http1::SendRequest<Body>,
-        state: Arc<ConnState>,
-    ) {
+    fn return_when_ready(&self, shared: &Shared, mut conn: Idle) {
         let idle = self.idle.clone();
+        let returning = self.returning.clone();
+        returning.fetch_add(1, Ordering::AcqRel);
         let counters = shared.counters.clone();
         let max_requests = shared.options.max_requests_per_connection;
         tokio::spawn(async move {
-            if sender.ready().await.is_err() {
-                return;
-            }
+            let ready = conn.sender.ready().await.is_ok();
+            let state = &conn.state;
             state.set_idle();
             state.active.store(0, Ordering::Release);
-            if max_requests.is_some_and(|m| state.requests.load(Ordering::Acquire) >= m) {
-                return;
+            let spent = max_requests.is_some_and(|m| state.requests.load(Ordering::Acquire) >= m);
+            if ready && !spent {
+                idle.lock().push(conn);
+                counters.freed.notify_waiters();
             }
-            idle.lock().push(Idle { sender, state });
-            counters.freed.notify_waiters();
+            returning.fetch_sub(1, Ordering::AcqRel);
         });
+    }
+
+    /// An idle connection, giving connections whose response just finished a moment to come
+    /// back first (their return runs on another task).
+    async fn take_or_wait(&self, shared: &Shared) -> Option<Idle> {
+        for _ in 0..4 {
+            if let Some(c) = self.take_idle(shared) {
+                return Some(c);
+            }
+            if self.returning.load(Ordering::Acquire) == 0 {
+                return None;
+            }
+            tokio::task::yield_now().await;
+        }
+        self.take_idle(shared)
     }
 }
 
+/// A copy of a bodyless idempotent request (GET, HEAD, OPTIONS, TRACE), to send again when a
+/// reused connection turns out to have been closed by the upstream as the request went out
+/// (the race every keep-alive client has; the request had no effect upstream or is safe to
+/// repeat).
+pub(super) fn replayable(req: &Request<Body>) -> Option<Request<Body>> {
+    use http::Method;
+    use http_body::Body as _;
+    let idempotent = matches!(
+        *req.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+    );
+    if !idempotent || !req.body().is_end_stream() {
+        return None;
+    }
+    let mut copy = Request::new(crate::body::empty());
+    *copy.method_mut() = req.method().clone();
+    *copy.uri_mut() = req.uri().clone();
+    *copy.version_mut() = req.version();
+    *copy.headers_mut() = req.headers().clone();
+    Some(copy)
+}
+
 /// HTTP/1.1 on the wire: origin-form URI and a `Host` header from the authority.
-fn prepare(req: &mut Request<Body>) {
+pub(super) fn prepare(req: &mut Request<Body>) {
     *req.version_mut() = Version::HTTP_11;
     if req.uri().authority().is_none() && req.uri().scheme().is_none() {
         return;

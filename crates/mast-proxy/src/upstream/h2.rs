@@ -12,8 +12,11 @@ use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use parking_lot::Mutex;
 
-use super::pool::{ConnState, map_error, spawn_driver};
-use super::{ConnGuard, PendingGuard, Shared, UpstreamError, connect_tcp};
+use std::sync::Weak;
+use std::time::Duration;
+
+use super::pool::{ConnState, expired_idle, map_error, next_check};
+use super::{ConnGuard, Counters, PendingGuard, Shared, UpstreamError, connect_tcp};
 use crate::body::Body;
 
 #[derive(Clone)]
@@ -25,7 +28,7 @@ struct Conn {
 /// HTTP/2 connections of one endpoint.
 #[derive(Default)]
 pub(crate) struct H2Pool {
-    conns: Mutex<Vec<Conn>>,
+    conns: Arc<Mutex<Vec<Conn>>>,
     connecting: tokio::sync::Mutex<()>,
 }
 
@@ -37,13 +40,17 @@ impl std::fmt::Debug for H2Pool {
     }
 }
 
-/// Counts a stream as active until dropped.
-struct Active(Arc<ConnState>);
+/// Counts a stream as active until dropped; then wakes requests waiting for a stream slot
+/// (only when `max_concurrent_streams` limits the connections).
+struct Active(Arc<ConnState>, Option<Arc<Counters>>);
 
 impl Drop for Active {
     fn drop(&mut self) {
         if self.0.active.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.0.set_idle();
+        }
+        if let Some(c) = &self.1 {
+            c.freed.notify_waiters();
         }
     }
 }
@@ -56,19 +63,19 @@ impl H2Pool {
         addr: SocketAddr,
         mut req: Request<Body>,
     ) -> Result<Response<Incoming>, UpstreamError> {
-        *req.version_mut() = Version::HTTP_2;
+        prepare(&mut req);
         let mut pending: Option<PendingGuard> = None;
         let conn = loop {
             if let Some(c) = self.pick(shared) {
                 break c;
             }
             let _connecting = self.connecting.lock().await;
-            if let Some(c) = self.pick(shared) {
-                break c;
-            }
             let freed = shared.counters.freed.notified();
             let mut freed = std::pin::pin!(freed);
             freed.as_mut().enable();
+            if let Some(c) = self.pick(shared) {
+                break c;
+            }
             if let Some(guard) = ConnGuard::try_new(shared) {
                 drop(pending);
                 let c = self.open(shared, addr, guard).await?;
@@ -84,11 +91,9 @@ impl H2Pool {
         };
         drop(pending);
         let Conn { mut sender, state } = conn;
-        let _active = Active(state);
-        sender
-            .send_request(req)
-            .await
-            .map_err(|e| map_error(&e))
+        let limited = shared.options.max_concurrent_streams.is_some();
+        let _active = Active(state, limited.then(|| shared.counters.clone()));
+        sender.send_request(req).await.map_err(|e| map_error(&e))
     }
 
     /// A connection with room for one more stream; takes the stream slot.
@@ -132,9 +137,75 @@ impl H2Pool {
             conn,
             guard,
             state.clone(),
-            o.idle_timeout,
-            o.max_connection_duration,
+            Arc::downgrade(&self.conns),
+            (o.idle_timeout, o.max_connection_duration),
         );
         Ok(Conn { sender, state })
     }
+}
+
+/// HTTP/2 on the wire: an absolute URI (`:scheme`, `:authority`), the authority taken from
+/// `Host` when the URI has none.
+pub(super) fn prepare(req: &mut Request<Body>) {
+    *req.version_mut() = Version::HTTP_2;
+    let uri = req.uri();
+    if uri.scheme().is_some() && uri.authority().is_some() {
+        return;
+    }
+    let authority = match uri.authority() {
+        Some(a) => Some(a.clone()),
+        None => req
+            .headers()
+            .get(http::header::HOST)
+            .and_then(|h| http::uri::Authority::try_from(h.as_bytes()).ok()),
+    };
+    let Some(authority) = authority else {
+        return;
+    };
+    let mut parts = req.uri().clone().into_parts();
+    parts.scheme = Some(parts.scheme.unwrap_or(http::uri::Scheme::HTTP));
+    parts.authority = Some(authority);
+    if parts.path_and_query.is_none() {
+        parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
+    }
+    if let Ok(uri) = http::Uri::from_parts(parts) {
+        *req.uri_mut() = uri;
+        req.headers_mut().remove(http::header::HOST);
+    }
+}
+
+/// Drives an HTTP/2 connection. When it has been idle for `idle_timeout` or has lived for
+/// `max_connection_duration`, it leaves the pool (no new streams) and hyper closes it once
+/// its open streams are done — streaming responses are never cut.
+fn spawn_driver<F>(
+    conn: F,
+    guard: ConnGuard,
+    state: Arc<ConnState>,
+    pool: Weak<Mutex<Vec<Conn>>>,
+    (idle, max): (Option<Duration>, Option<Duration>),
+) where
+    F: Future + Send + 'static,
+{
+    tokio::spawn(async move {
+        let _guard = guard;
+        let mut conn = std::pin::pin!(conn);
+        loop {
+            let wait = next_check(&state, idle, max);
+            tokio::select! {
+                _ = &mut conn => return,
+                _ = tokio::time::sleep(wait), if wait != Duration::MAX => {
+                    let old = max.is_some_and(|m| !state.reusable_for(m));
+                    if old || expired_idle(&state, idle, None) {
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some(pool) = pool.upgrade() {
+            pool.lock().retain(|c| !Arc::ptr_eq(&c.state, &state));
+        }
+        drop(pool);
+        tracing::trace!("HTTP/2 upstream connection retired");
+        conn.await;
+    });
 }

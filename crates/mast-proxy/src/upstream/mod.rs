@@ -7,6 +7,7 @@ mod connect;
 mod h1;
 mod h2;
 mod pool;
+mod stream;
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -160,11 +161,11 @@ pub(crate) struct ConnGuard {
 impl ConnGuard {
     /// Takes a connection slot, or `None` when `max_connections` is reached.
     pub fn try_new(shared: &Shared) -> Option<Self> {
-        Counters::try_take(&shared.counters.connections, shared.limits.max_connections).then(
-            || Self {
+        Counters::try_take(&shared.counters.connections, shared.limits.max_connections).then(|| {
+            Self {
                 counters: shared.counters.clone(),
-            },
-        )
+            }
+        })
     }
 }
 
@@ -236,10 +237,7 @@ impl AsyncWrite for UpstreamConnection {
         Pin::new(&mut self.stream).poll_flush(cx)
     }
 
-    fn poll_shutdown(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<std::io::Result<()>> {
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.stream).poll_shutdown(cx)
     }
 

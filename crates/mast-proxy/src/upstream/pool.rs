@@ -2,6 +2,7 @@
 //! tracks each connection's age, request count and idleness, and closes idle connections.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -79,6 +80,11 @@ impl ConnState {
         self.created.elapsed().saturating_sub(since)
     }
 
+    /// Whether the connection is younger than `max` (`max_connection_duration`).
+    pub fn reusable_for(&self, max: Duration) -> bool {
+        self.created.elapsed() < max
+    }
+
     /// Whether the connection may carry another request under the cluster's limits.
     pub fn reusable(&self, shared: &Shared) -> bool {
         let o = &shared.options;
@@ -101,14 +107,15 @@ impl ConnState {
     }
 }
 
-/// Drives a connection until it ends, is idle for `idle_timeout`, or outlives
-/// `max_connection_duration` while idle; then drops it (closing the socket) and its guard.
+/// Drives an HTTP/1.1 connection until it ends, is idle for `idle_timeout`, or outlives
+/// `max_connection_duration` while idle; then closes the socket (the pool may still hold a
+/// handle to it), drops it from the idle list and releases its connection slot.
 pub(crate) fn spawn_driver<F>(
     conn: F,
     guard: ConnGuard,
-    state: std::sync::Arc<ConnState>,
-    idle_timeout: Option<Duration>,
-    max_duration: Option<Duration>,
+    state: Arc<ConnState>,
+    (idle_timeout, max_duration): (Option<Duration>, Option<Duration>),
+    on_exit: impl FnOnce() + Send + 'static,
 ) where
     F: Future + Send + 'static,
 {
@@ -118,22 +125,30 @@ pub(crate) fn spawn_driver<F>(
         loop {
             let wait = next_check(&state, idle_timeout, max_duration);
             tokio::select! {
-                _ = &mut conn => return,
+                _ = &mut conn => break,
                 _ = tokio::time::sleep(wait), if wait != Duration::MAX => {
                     if expired_idle(&state, idle_timeout, max_duration) {
                         tracing::trace!("closing idle upstream connection");
-                        return;
+                        break;
                     }
                 }
             }
         }
+        on_exit();
     });
 }
 
-fn next_check(state: &ConnState, idle: Option<Duration>, max: Option<Duration>) -> Duration {
+pub(super) fn next_check(
+    state: &ConnState,
+    idle: Option<Duration>,
+    max: Option<Duration>,
+) -> Duration {
     let mut wait = Duration::MAX;
     if let Some(idle) = idle {
-        wait = wait.min(idle.saturating_sub(state.idle_for()).max(Duration::from_millis(10)));
+        wait = wait.min(
+            idle.saturating_sub(state.idle_for())
+                .max(Duration::from_millis(10)),
+        );
     }
     if let Some(max) = max {
         let left = max.saturating_sub(state.created.elapsed());
@@ -142,12 +157,15 @@ fn next_check(state: &ConnState, idle: Option<Duration>, max: Option<Duration>) 
     wait
 }
 
-fn expired_idle(state: &ConnState, idle: Option<Duration>, max: Option<Duration>) -> bool {
+pub(super) fn expired_idle(
+    state: &ConnState,
+    idle: Option<Duration>,
+    max: Option<Duration>,
+) -> bool {
     if state.active.load(Ordering::Acquire) > 0 {
         return false;
     }
-    idle.is_some_and(|t| state.idle_for() >= t)
-        || max.is_some_and(|t| state.created.elapsed() >= t)
+    idle.is_some_and(|t| state.idle_for() >= t) || max.is_some_and(|t| state.created.elapsed() >= t)
 }
 
 /// Maps a hyper client error to an [`UpstreamError`].
@@ -157,6 +175,9 @@ pub(crate) fn map_error(e: &hyper::Error) -> UpstreamError {
         if let Some(h2e) = s.downcast_ref::<h2::Error>() {
             if h2e.reason() == Some(h2::Reason::REFUSED_STREAM) {
                 return UpstreamError::RefusedStream;
+            }
+            if h2e.reason().is_none() && !h2e.is_io() {
+                return UpstreamError::Protocol(h2e.to_string());
             }
             if h2e.reason() == Some(h2::Reason::PROTOCOL_ERROR) && !h2e.is_remote() {
                 return UpstreamError::Protocol(e.to_string());

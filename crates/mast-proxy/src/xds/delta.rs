@@ -63,7 +63,7 @@ async fn respond(session: &Session<'_>, response: DeltaDiscoveryResponse) -> Del
     }
 }
 
-fn update(
+pub(super) fn update(
     type_url: &str,
     resources: Vec<PbResource>,
     removed: Vec<String>,

@@ -58,8 +58,9 @@ pub struct Update {
     pub resources: Vec<Resource>,
     /// Names removed.
     pub removed: Vec<String>,
-    /// SotW CDS/LDS: `resources` is the whole set (anything not listed is removed; the
-    /// names are also listed in `removed`). Delta and SotW EDS/RDS: `false`.
+    /// SotW CDS/LDS, and the first SotW response of any type on a stream: `resources` is the
+    /// whole set (anything not listed is removed; those names are also in `removed`). Delta,
+    /// and later SotW EDS/RDS responses: `false`.
     pub complete: bool,
 }
 
@@ -69,6 +70,7 @@ pub trait Handler: Send + Sync + 'static {
     /// SotW the complete set for CDS/LDS (`complete == true`: anything not listed is removed,
     /// and listed in `removed` too) and a partial set for EDS/RDS (docs/ads.md). Err(reason)
     /// NACKs the whole response and must leave the proxy's configuration unchanged.
+    /// Called on the blocking thread pool, one call at a time, in the order responses arrive.
     fn apply(&self, type_url: &str, update: &Update) -> Result<(), String>;
 }
 

@@ -1,7 +1,9 @@
 //! State-of-the-world ADS (`StreamAggregatedResources`): a wildcard subscription to each type
 //! (empty `resource_names`), `version_info` = the last accepted version (so a NACK never
 //! claims the rejected one), and complete sets for CDS/LDS (what is not listed is removed)
-//! but partial ones for EDS/RDS (docs/ads.md: mastd sends only what changed).
+//! but partial ones for EDS/RDS (docs/ads.md: mastd sends only what changed) — except the
+//! first response of each type on a stream, which mastd always sends in full, so a
+//! reconnect also drops the EDS/RDS resources that disappeared meanwhile.
 
 use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
 use envoy_types::pb::google::protobuf::Any;
@@ -42,8 +44,10 @@ pub(super) async fn run(session: &Session<'_>) -> Result<(), Status> {
         .into_inner();
     session.set_connected();
     tracing::info!(address = %client.address, "xDS connected (state of the world)");
+    let mut seen = std::collections::BTreeSet::new();
     while let Some(response) = responses.message().await? {
-        let reply = respond(session, response).await;
+        let first = seen.insert(response.type_url.clone());
+        let reply = respond(session, response, first).await;
         if tx.send(reply).await.is_err() {
             break;
         }
@@ -51,7 +55,11 @@ pub(super) async fn run(session: &Session<'_>) -> Result<(), Status> {
     Ok(())
 }
 
-async fn respond(session: &Session<'_>, response: DiscoveryResponse) -> DiscoveryRequest {
+async fn respond(
+    session: &Session<'_>,
+    response: DiscoveryResponse,
+    first: bool,
+) -> DiscoveryRequest {
     let DiscoveryResponse {
         version_info,
         resources,
@@ -59,7 +67,7 @@ async fn respond(session: &Session<'_>, response: DiscoveryResponse) -> Discover
         nonce,
         ..
     } = response;
-    let complete = type_url == CLUSTER_TYPE || type_url == LISTENER_TYPE;
+    let complete = first || type_url == CLUSTER_TYPE || type_url == LISTENER_TYPE;
     let held = if complete {
         session.client.cache.versions(&type_url)
     } else {
@@ -79,7 +87,7 @@ async fn respond(session: &Session<'_>, response: DiscoveryResponse) -> Discover
     }
 }
 
-fn update(
+pub(super) fn update(
     type_url: &str,
     version: &str,
     values: Vec<Any>,

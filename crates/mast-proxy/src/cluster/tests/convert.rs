@@ -20,11 +20,15 @@ fn invalid_clusters_name_the_field() {
         ("transport_socket", |c| {
             c.transport_socket = Some(TransportSocket::default())
         }),
-        ("health_checks", |c| c.health_checks = vec![HealthCheck::default()]),
+        ("health_checks", |c| {
+            c.health_checks = vec![HealthCheck::default()]
+        }),
         ("connect_timeout", |c| {
             c.connect_timeout = Some(PbDuration::default())
         }),
-        ("lb_policy", |c| c.lb_policy = LbPolicy::ClusterProvided as i32),
+        ("lb_policy", |c| {
+            c.lb_policy = LbPolicy::ClusterProvided as i32
+        }),
         ("type", |c| {
             c.cluster_discovery_type =
                 Some(ClusterDiscoveryType::Type(DiscoveryType::LogicalDns as i32))

@@ -2,130 +2,19 @@
 //! HTTP/2 multiplexing, breakers with a slow upstream, connect failures, raw connections,
 //! pools kept across EDS/CDS updates, STRICT_DNS and the dynamic forward proxy.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use bytes::Bytes;
 use envoy_types::pb::envoy::config::cluster::v3::{CircuitBreakers, circuit_breakers::Thresholds};
-use envoy_types::pb::envoy::extensions::upstreams::http::v3::HttpProtocolOptions;
-use envoy_types::pb::envoy::extensions::upstreams::http::v3::http_protocol_options::{
-    ExplicitHttpConfig, UpstreamProtocolOptions, explicit_http_config::ProtocolConfig,
-};
 use envoy_types::pb::google::protobuf::Any;
-use http_body_util::{BodyExt as _, Full};
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use http_body_util::BodyExt as _;
 use prost::Message as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpListener;
 
 use super::super::{SelectError, UpstreamError};
+use super::servers::*;
 use super::*;
-
-/// Counts of what a test server saw.
-#[derive(Default)]
-struct Seen {
-    conns: AtomicUsize,
-    requests: AtomicUsize,
-}
-
-/// A hyper server (HTTP/1.1 or HTTP/2) answering "ok" after `delay`.
-async fn server(h2: bool, delay: Duration) -> (u16, Arc<Seen>) {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = l.local_addr().unwrap().port();
-    let seen = Arc::new(Seen::default());
-    let s = seen.clone();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = l.accept().await {
-            s.conns.fetch_add(1, Ordering::SeqCst);
-            let s = s.clone();
-            let svc = service_fn(move |_req| {
-                let s = s.clone();
-                async move {
-                    s.requests.fetch_add(1, Ordering::SeqCst);
-                    tokio::time::sleep(delay).await;
-                    Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(
-                        Bytes::from_static(b"ok"),
-                    )))
-                }
-            });
-            let io = TokioIo::new(stream);
-            tokio::spawn(async move {
-                if h2 {
-                    let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                        .serve_connection(io, svc)
-                        .await;
-                } else {
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(io, svc)
-                        .await;
-                }
-            });
-        }
-    });
-    (port, seen)
-}
-
-/// A raw HTTP/1.1 server that answers one request per connection (keep-alive implied, no
-/// `Connection: close`) and closes the connection `linger` later.
-async fn closing_server(linger: Duration) -> (u16, Arc<Seen>) {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = l.local_addr().unwrap().port();
-    let seen = Arc::new(Seen::default());
-    let s = seen.clone();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = l.accept().await {
-            s.conns.fetch_add(1, Ordering::SeqCst);
-            let s = s.clone();
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 1024];
-                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match stream.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
-                }
-                s.requests.fetch_add(1, Ordering::SeqCst);
-                let _ = stream
-                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-                    .await;
-                tokio::time::sleep(linger).await;
-            });
-        }
-    });
-    (port, seen)
-}
-
-fn request(port: u16) -> http::Request<crate::body::Body> {
-    http::Request::builder()
-        .uri(format!("http://127.0.0.1:{port}/x?y=1"))
-        .body(crate::body::empty())
-        .unwrap()
-}
-
-async fn get(c: &Cluster, port: u16) -> Result<Bytes, UpstreamError> {
-    let ep = c.select(&ctx()).await.unwrap();
-    let resp = ep.send(request(port)).await?;
-    assert_eq!(resp.status(), 200);
-    Ok(resp.into_body().collect().await.unwrap().to_bytes())
-}
-
-fn h2_options() -> Any {
-    let o = HttpProtocolOptions {
-        upstream_protocol_options: Some(UpstreamProtocolOptions::ExplicitHttpConfig(
-            ExplicitHttpConfig {
-                protocol_config: Some(ProtocolConfig::Http2ProtocolOptions(Default::default())),
-            },
-        )),
-        ..Default::default()
-    };
-    Any {
-        type_url: "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
-            .into(),
-        value: o.encode_to_vec(),
-    }
-}
 
 #[tokio::test]
 async fn http1_keep_alive_reuses_one_connection() {
@@ -187,16 +76,6 @@ fn limited(port: u16) -> PbCluster {
     pb
 }
 
-async fn wait_for(n: usize, counter: &AtomicUsize) {
-    for _ in 0..200 {
-        if counter.load(Ordering::SeqCst) >= n {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("never reached {n}");
-}
-
 #[tokio::test]
 async fn max_connections_and_pending_overflow() {
     let (port, seen) = server(false, Duration::from_millis(300)).await;
@@ -209,7 +88,11 @@ async fn max_connections_and_pending_overflow() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(matches!(get(&c, port).await, Err(UpstreamError::Overflow)));
     assert_eq!(first.await.unwrap().unwrap(), "ok");
-    assert_eq!(second.await.unwrap().unwrap(), "ok", "the pending request is served");
+    assert_eq!(
+        second.await.unwrap().unwrap(),
+        "ok",
+        "the pending request is served"
+    );
     assert_eq!(seen.conns.load(Ordering::SeqCst), 1);
 }
 
@@ -220,7 +103,9 @@ async fn raw_connections_count_toward_max_connections() {
     let ep = c.select(&ctx()).await.unwrap();
     let mut conn = ep.connect().await.unwrap();
     assert!(matches!(ep.connect().await, Err(UpstreamError::Overflow)));
-    conn.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n").await.unwrap();
+    conn.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
     let mut buf = [0u8; 12];
     conn.read_exact(&mut buf).await.unwrap();
     assert_eq!(&buf, b"HTTP/1.1 200");
@@ -234,7 +119,10 @@ async fn connect_failure_to_a_closed_port() {
     let port = l.local_addr().unwrap().port();
     drop(l);
     let (_m, c) = manager_with(&static_pb("f", LbPolicy::RoundRobin, &[(port, 1)]));
-    assert!(matches!(get(&c, port).await, Err(UpstreamError::ConnectFailure(_))));
+    assert!(matches!(
+        get(&c, port).await,
+        Err(UpstreamError::ConnectFailure(_))
+    ));
 }
 
 #[tokio::test]
@@ -244,10 +132,23 @@ async fn updates_keep_the_pool() {
     eds(&m, &cla("u", &[("127.0.0.1", port, 1)]));
     get(&c, port).await.unwrap();
     // EDS: same endpoint plus another (weight change too).
-    eds(&m, &cla("u", &[("127.0.0.1", port, 2), ("127.0.0.1", 1, 1)]));
-    let ep = c.endpoints().into_iter().find(|e| e.address().port() == port).unwrap();
+    eds(
+        &m,
+        &cla("u", &[("127.0.0.1", port, 2), ("127.0.0.1", 1, 1)]),
+    );
+    let ep = c
+        .endpoints()
+        .into_iter()
+        .find(|e| e.address().port() == port)
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(20)).await; // the connection returns to the pool
-    ep.send(request(port)).await.unwrap().into_body().collect().await.unwrap();
+    ep.send(request(port))
+        .await
+        .unwrap()
+        .into_body()
+        .collect()
+        .await
+        .unwrap();
     // CDS: a changed breaker keeps pools (same connection options).
     let mut pb = cluster_pb("u", DiscoveryType::Eds, LbPolicy::RoundRobin);
     pb.circuit_breakers = Some(CircuitBreakers {
@@ -260,9 +161,19 @@ async fn updates_keep_the_pool() {
     m.apply_clusters(vec![ClusterConfig::from_proto(&pb).unwrap()], &[]);
     let c2 = m.get("u").unwrap();
     assert!(!Arc::ptr_eq(&c, &c2));
-    let ep = c2.endpoints().into_iter().find(|e| e.address().port() == port).unwrap();
+    let ep = c2
+        .endpoints()
+        .into_iter()
+        .find(|e| e.address().port() == port)
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(20)).await;
-    ep.send(request(port)).await.unwrap().into_body().collect().await.unwrap();
+    ep.send(request(port))
+        .await
+        .unwrap()
+        .into_body()
+        .collect()
+        .await
+        .unwrap();
     assert_eq!(seen.requests.load(Ordering::SeqCst), 3);
     assert_eq!(seen.conns.load(Ordering::SeqCst), 1, "no new connection");
 }
@@ -295,7 +206,11 @@ fn forward_proxy_pb() -> PbCluster {
         )),
         ..Default::default()
     };
-    let mut pb = cluster_pb("ForwardProxyCluster", DiscoveryType::Static, LbPolicy::ClusterProvided);
+    let mut pb = cluster_pb(
+        "ForwardProxyCluster",
+        DiscoveryType::Static,
+        LbPolicy::ClusterProvided,
+    );
     pb.cluster_discovery_type = Some(ClusterDiscoveryType::ClusterType(CustomClusterType {
         name: "envoy.clusters.dynamic_forward_proxy".into(),
         typed_config: Some(Any {
@@ -324,7 +239,93 @@ async fn dynamic_forward_proxy_resolves_the_authority() {
         authority: Some("bad host:x"),
         ..LbContext::default()
     };
-    assert!(matches!(c.select(&bad).await, Err(SelectError::DnsFailure(_))));
+    assert!(matches!(
+        c.select(&bad).await,
+        Err(SelectError::DnsFailure(_))
+    ));
     let none = LbContext::default();
-    assert!(matches!(c.select(&none).await, Err(SelectError::DnsFailure(_))));
+    assert!(matches!(
+        c.select(&none).await,
+        Err(SelectError::DnsFailure(_))
+    ));
+}
+
+#[tokio::test]
+async fn connect_timeout_against_a_full_backlog() {
+    // A loopback listener that never accepts, with a backlog of 1: once its queue is full the
+    // kernel drops further SYNs, so the cluster's connect_timeout fires.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(local(0)).unwrap();
+    let listener = socket.listen(1).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut held = Vec::new();
+    for _ in 0..8 {
+        let s = tokio::net::TcpSocket::new_v4().unwrap();
+        if let Ok(Ok(c)) = tokio::time::timeout(Duration::from_millis(50), s.connect(addr)).await {
+            held.push(c);
+        }
+    }
+    let mut pb = static_pb("t", LbPolicy::RoundRobin, &[(addr.port(), 1)]);
+    pb.connect_timeout = Some(PbDuration {
+        seconds: 0,
+        nanos: 200_000_000,
+    });
+    let (_m, c) = manager_with(&pb);
+    let started = std::time::Instant::now();
+    assert!(matches!(
+        get(&c, addr.port()).await,
+        Err(UpstreamError::ConnectTimeout)
+    ));
+    assert!(started.elapsed() < Duration::from_secs(2));
+    drop(listener);
+}
+
+#[tokio::test]
+async fn bind_address_and_tcp_keepalive_apply_to_connections() {
+    use envoy_types::pb::envoy::config::cluster::v3::UpstreamConnectionOptions;
+    use envoy_types::pb::envoy::config::core::v3::{BindConfig, SocketAddress, TcpKeepalive};
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let mut pb = static_pb("b", LbPolicy::RoundRobin, &[(port, 1)]);
+    pb.upstream_bind_config = Some(BindConfig {
+        source_address: Some(SocketAddress {
+            address: "127.0.0.6".into(),
+            port_specifier: Some(
+                envoy_types::pb::envoy::config::core::v3::socket_address::PortSpecifier::PortValue(
+                    0,
+                ),
+            ),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    pb.upstream_connection_options = Some(UpstreamConnectionOptions {
+        tcp_keepalive: Some(TcpKeepalive {
+            keepalive_probes: Some(UInt32Value { value: 3 }),
+            keepalive_time: Some(UInt32Value { value: 7200 }),
+            keepalive_interval: Some(UInt32Value { value: 75 }),
+        }),
+        ..Default::default()
+    });
+    let (_m, c) = manager_with(&pb);
+    let conn = c.select(&ctx()).await.unwrap().connect().await.unwrap();
+    let (_server, peer) = l.accept().await.unwrap();
+    assert_eq!(peer.ip().to_string(), "127.0.0.6");
+    let sock = socket2::SockRef::from(conn.stream());
+    assert!(sock.keepalive().unwrap());
+    assert_eq!(
+        sock.tcp_keepalive_time().unwrap(),
+        Duration::from_secs(7200)
+    );
+    assert_eq!(sock.tcp_keepalive_retries().unwrap(), 3);
+}
+
+#[tokio::test]
+async fn forward_proxy_defaults_to_port_80() {
+    let (_m, c) = manager_with(&forward_proxy_pb());
+    let ctx = LbContext {
+        authority: Some("localhost"),
+        ..LbContext::default()
+    };
+    assert_eq!(c.select(&ctx).await.unwrap().address(), local(80));
 }

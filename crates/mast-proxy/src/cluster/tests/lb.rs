@@ -32,7 +32,11 @@ async fn random_spreads_by_weight() {
 #[tokio::test]
 async fn least_request_prefers_the_idle_endpoint() {
     let (_m, c) = manager_with(&static_pb("lr", LbPolicy::LeastRequest, &[(1, 1), (2, 1)]));
-    let busy = c.endpoints().into_iter().find(|e| e.address().port() == 1).unwrap();
+    let busy = c
+        .endpoints()
+        .into_iter()
+        .find(|e| e.address().port() == 1)
+        .unwrap();
     busy.active.store(5, std::sync::atomic::Ordering::Relaxed);
     let h = histogram(&c, 1000, &ctx()).await;
     // P2C over two hosts picks the busy one only when both samples land on it (~1/4).
@@ -110,13 +114,21 @@ async fn hash_policies_without_a_hash_pick_at_random() {
 
 #[tokio::test]
 async fn black_hole_and_original_dst() {
-    let bh = cluster_pb("BlackHoleCluster", DiscoveryType::Static, LbPolicy::RoundRobin);
+    let bh = cluster_pb(
+        "BlackHoleCluster",
+        DiscoveryType::Static,
+        LbPolicy::RoundRobin,
+    );
     let (_m, c) = manager_with(&bh);
     assert_eq!(
         c.select(&ctx()).await.unwrap_err(),
         super::super::SelectError::NoHealthyUpstream
     );
-    let od = cluster_pb("PassthroughCluster", DiscoveryType::OriginalDst, LbPolicy::ClusterProvided);
+    let od = cluster_pb(
+        "PassthroughCluster",
+        DiscoveryType::OriginalDst,
+        LbPolicy::ClusterProvided,
+    );
     let (_m, c) = manager_with(&od);
     assert_eq!(
         c.select(&ctx()).await.unwrap_err(),

@@ -110,16 +110,17 @@ async fn every_generated_cluster_and_assignment_converts() {
         ),
     ];
     let mut kinds = std::collections::BTreeSet::new();
+    let mut names = std::collections::BTreeSet::new();
     for proxy in &proxies {
         let clusters = mast_xds::cluster::clusters(&snap, proxy);
         let m = ClusterManager::new();
         let mut configs = Vec::new();
         for c in &clusters {
-            let cfg = ClusterConfig::from_proto(c)
-                .unwrap_or_else(|e| panic!("{}: {e}", c.name));
+            let cfg = ClusterConfig::from_proto(c).unwrap_or_else(|e| panic!("{}: {e}", c.name));
             kinds.insert(format!("{:?}", cfg.lb));
             configs.push(cfg);
         }
+        names.extend(clusters.iter().map(|c| c.name.clone()));
         m.apply_clusters(configs, &[]);
         let assignments: Vec<Assignment> = mast_xds::endpoint::endpoints(&snap, proxy)
             .iter()
@@ -129,7 +130,28 @@ async fn every_generated_cluster_and_assignment_converts() {
         m.apply_assignments(assignments, &[]);
         assert_eq!(m.names().len(), clusters.len());
     }
-    for want in ["RoundRobin", "LeastRequest", "Random", "RingHash", "Maglev", "ClusterProvided"] {
-        assert!(kinds.iter().any(|k| k.starts_with(want)), "{want} not seen in {kinds:?}");
+    for want in [
+        "ForwardProxyCluster",
+        "PassthroughCluster",
+        "InboundPassthroughCluster",
+        "BlackHoleCluster",
+        "outbound|80||httpbin.org",
+        "inbound|9080||",
+        "outbound|9080|v2|reviews.default.svc.cluster.local",
+    ] {
+        assert!(names.contains(want), "{want} not generated: {names:?}");
+    }
+    for want in [
+        "RoundRobin",
+        "LeastRequest",
+        "Random",
+        "RingHash",
+        "Maglev",
+        "ClusterProvided",
+    ] {
+        assert!(
+            kinds.iter().any(|k| k.starts_with(want)),
+            "{want} not seen in {kinds:?}"
+        );
     }
 }

@@ -7,6 +7,8 @@ mod io;
 mod lb;
 mod mesh;
 mod outlier;
+mod pool;
+mod servers;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

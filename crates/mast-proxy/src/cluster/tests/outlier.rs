@@ -42,7 +42,10 @@ fn with_outlier(n: u16, max_percent: u32, panic: Option<f64>) -> PbCluster {
 }
 
 fn endpoint(c: &Cluster, port: u16) -> Arc<super::super::Endpoint> {
-    c.endpoints().into_iter().find(|e| e.address().port() == port).unwrap()
+    c.endpoints()
+        .into_iter()
+        .find(|e| e.address().port() == port)
+        .unwrap()
 }
 
 #[tokio::test]
@@ -53,7 +56,11 @@ async fn consecutive_5xx_ejects_then_returns() {
     e1.report(Outcome::Status(200)); // resets the count
     e1.report(Outcome::Status(500));
     e1.report(Outcome::Status(502));
-    assert_eq!(histogram(&c, 30, &ctx()).await.len(), 3, "two failures do not eject");
+    assert_eq!(
+        histogram(&c, 30, &ctx()).await.len(),
+        3,
+        "two failures do not eject"
+    );
     e1.report(Outcome::Status(504));
     let h = histogram(&c, 30, &ctx()).await;
     assert_eq!(h.get(&1), None, "ejected: {h:?}");
@@ -98,7 +105,11 @@ async fn panic_threshold_uses_every_host() {
     for _ in 0..3 {
         endpoint(&c, 1).report(Outcome::Status(500));
     }
-    assert_eq!(histogram(&c, 20, &ctx()).await.get(&1), None, "50% healthy: no panic");
+    assert_eq!(
+        histogram(&c, 20, &ctx()).await.get(&1),
+        None,
+        "50% healthy: no panic"
+    );
     for _ in 0..3 {
         endpoint(&c, 2).report(Outcome::Status(500));
     }
