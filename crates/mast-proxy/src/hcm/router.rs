@@ -38,6 +38,8 @@ pub struct Request<'a> {
     pub hash: Option<u64>,
     /// The upgrade (`websocket`) being forwarded, when allowed.
     pub upgrade: Option<String>,
+    /// The connection's original destination (for ORIGINAL_DST clusters).
+    pub original_dst: Option<SocketAddr>,
 }
 
 /// A body that can be sent more than once, or a stream that can be sent once.
@@ -127,16 +129,13 @@ pub async fn forward(
     let mut payload = Payload::new(std::mem::replace(&mut req.body, body::empty()), keep).await;
     mirror(env, fwd, req.parts, &uri, &head, &payload);
     let started = Instant::now();
-    let attempts = attempt_all(
-        env,
-        &cluster,
-        fwd,
-        req.parts,
-        &uri,
-        &head,
-        &mut payload,
-        req.hash,
-    );
+    let target = Target {
+        uri: &uri,
+        head: &head,
+        hash: req.hash,
+        original_dst: req.original_dst,
+    };
+    let attempts = attempt_all(env, &cluster, fwd, req.parts, &target, &mut payload);
     let result = match fwd.timeout {
         Some(t) => match tokio::time::timeout(t, attempts).await {
             Ok(r) => r,
@@ -189,17 +188,28 @@ fn build(
     r
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Where and what each attempt sends.
+struct Target<'a> {
+    uri: &'a Uri,
+    head: &'a http::HeaderMap,
+    hash: Option<u64>,
+    original_dst: Option<SocketAddr>,
+}
+
 async fn attempt_all(
     env: &Env,
     cluster: &Cluster,
     fwd: &Forward,
     parts: &http::request::Parts,
-    uri: &Uri,
-    head: &http::HeaderMap,
+    target: &Target<'_>,
     payload: &mut Payload,
-    hash: Option<u64>,
 ) -> Attempt {
+    let Target {
+        uri,
+        head,
+        hash,
+        original_dst,
+    } = *target;
     let policy = fwd.retry.as_ref();
     let retries = policy.map_or(0, |p| p.num_retries);
     let mut previous: Vec<SocketAddr> = Vec::new();
@@ -215,7 +225,7 @@ async fn attempt_all(
             },
             max_attempts: policy.map_or(1, |p| p.host_selection_max_attempts.max(1)),
             authority: uri.authority().map(|a| a.as_str()),
-            original_dst: None,
+            original_dst,
         };
         let endpoint = match cluster.select(&ctx).await {
             Ok(e) => e,

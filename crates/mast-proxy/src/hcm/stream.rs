@@ -230,6 +230,7 @@ async fn filters(
                 path,
                 hash,
                 upgrade,
+                original_dst: entry.downstream_local,
             };
             router::forward(env, route, f, request, entry).await
         }
