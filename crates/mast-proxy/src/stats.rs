@@ -97,10 +97,109 @@ impl ProxyStats {
 
     /// Counts one `family` event for `cluster`.
     pub fn cluster(family: &Family<ClusterLabel, Counter>, cluster: &str) {
-        family
-            .get_or_create(&ClusterLabel {
-                envoy_cluster_name: cluster.to_owned(),
+        CACHE.with(|cache| {
+            let mut cache = cache.borrow_mut();
+            let key = (std::ptr::from_ref(family) as usize, cluster);
+            if let Some(c) = cache.get(&key as &dyn CacheKey) {
+                c.inc();
+                return;
+            }
+            let counter = family
+                .get_or_create(&ClusterLabel {
+                    envoy_cluster_name: cluster.to_owned(),
+                })
+                .clone();
+            counter.inc();
+            if cache.len() > 4096 {
+                cache.clear();
+            }
+            cache.insert((key.0, cluster.to_owned()), counter);
+        });
+    }
+}
+
+/// A per-thread cache of counter handles by (family, cluster), so counting allocates and
+/// locks nothing once a cluster has been seen on this thread.
+type Cache = std::collections::HashMap<(usize, String), Counter>;
+
+thread_local! {
+    static CACHE: std::cell::RefCell<Cache> = std::cell::RefCell::new(Cache::new());
+}
+
+/// Borrowed lookups into [`Cache`] keys.
+trait CacheKey {
+    fn family(&self) -> usize;
+    fn cluster(&self) -> &str;
+}
+
+impl CacheKey for (usize, String) {
+    fn family(&self) -> usize {
+        self.0
+    }
+    fn cluster(&self) -> &str {
+        &self.1
+    }
+}
+
+impl CacheKey for (usize, &str) {
+    fn family(&self) -> usize {
+        self.0
+    }
+    fn cluster(&self) -> &str {
+        self.1
+    }
+}
+
+impl<'a> std::borrow::Borrow<dyn CacheKey + 'a> for (usize, String) {
+    fn borrow(&self) -> &(dyn CacheKey + 'a) {
+        self
+    }
+}
+
+impl PartialEq for dyn CacheKey + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.family() == other.family() && self.cluster() == other.cluster()
+    }
+}
+
+impl Eq for dyn CacheKey + '_ {}
+
+impl std::hash::Hash for dyn CacheKey + '_ {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.family().hash(state);
+        self.cluster().hash(state);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_per_cluster_through_the_cache() {
+        let mut registry = Registry::default();
+        let stats = ProxyStats::register(&mut registry);
+        for _ in 0..3 {
+            ProxyStats::cluster(&stats.upstream_rq, "outbound|80||a");
+        }
+        ProxyStats::cluster(&stats.upstream_rq, "outbound|80||b");
+        ProxyStats::cluster(&stats.upstream_rq_retry, "outbound|80||a");
+        let get = |f: &Family<ClusterLabel, Counter>, c: &str| {
+            f.get_or_create(&ClusterLabel {
+                envoy_cluster_name: c.into(),
             })
-            .inc();
+            .get()
+        };
+        assert_eq!(get(&stats.upstream_rq, "outbound|80||a"), 3);
+        assert_eq!(get(&stats.upstream_rq, "outbound|80||b"), 1);
+        assert_eq!(get(&stats.upstream_rq_retry, "outbound|80||a"), 1);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap_or_default();
+        assert!(
+            text.contains(
+                "envoy_cluster_upstream_rq_total{envoy_cluster_name=\"outbound|80||a\"} 3"
+            ),
+            "{text}"
+        );
     }
 }
