@@ -88,8 +88,13 @@ async fn run(boot: Bootstrap) -> anyhow::Result<()> {
     if let Some(path) = &boot.ports_file {
         let _ = mast_proxy::bootstrap::remove_ports_file(path);
     }
+    // Connections close as their requests finish (HTTP/1 `Connection: close`, HTTP/2
+    // GOAWAY); exit when none is left or at the drain deadline.
     tokio::select! {
-        _ = tokio::time::sleep(boot.drain) => {}
+        _ = tokio::time::sleep(boot.drain) => {
+            tracing::info!(open = signals.open_connections(), "drain deadline reached");
+        }
+        _ = signals.idle() => tracing::info!("drained: no connection left"),
         _ = shutdown.changed() => {}
     }
     signals.shut_down();

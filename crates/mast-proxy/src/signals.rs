@@ -9,6 +9,19 @@ pub struct Signals {
     ready: watch::Sender<bool>,
     draining: watch::Sender<bool>,
     shutdown: watch::Sender<bool>,
+    connections: watch::Sender<usize>,
+}
+
+/// Counts one downstream connection while it lives.
+#[derive(Debug)]
+pub struct ConnectionGuard {
+    connections: watch::Sender<usize>,
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.connections.send_modify(|n| *n = n.saturating_sub(1));
+    }
 }
 
 impl Default for Signals {
@@ -24,7 +37,27 @@ impl Signals {
             ready: watch::Sender::new(false),
             draining: watch::Sender::new(false),
             shutdown: watch::Sender::new(false),
+            connections: watch::Sender::new(0),
         }
+    }
+
+    /// Counts a new downstream connection until the guard drops.
+    pub fn connection(&self) -> ConnectionGuard {
+        self.connections.send_modify(|n| *n += 1);
+        ConnectionGuard {
+            connections: self.connections.clone(),
+        }
+    }
+
+    /// Downstream connections open now.
+    pub fn open_connections(&self) -> usize {
+        *self.connections.borrow()
+    }
+
+    /// Resolves when no downstream connection is open.
+    pub async fn idle(&self) {
+        let mut rx = self.connections.subscribe();
+        let _ = rx.wait_for(|n| *n == 0).await;
     }
 
     /// Marks the proxy ready (or not).

@@ -70,6 +70,7 @@ pub async fn serve(
     env: Arc<Env>,
     signals: Signals,
 ) {
+    let _guard = signals.connection();
     let _ = stream.set_nodelay(true);
     let Some(dst) = original_dst(&stream) else {
         return;
