@@ -4,10 +4,12 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpStream;
 
 use super::convert::{FilterChain, ListenerConfig, NetworkFilter};
+use super::inspect::{self, Inspected};
 use crate::hcm::{self, Env, stream::ConnInfo};
 use crate::signals::Signals;
 
@@ -44,12 +46,21 @@ pub fn virtual_for(
     exact.or_else(wildcard).cloned()
 }
 
-/// The chain for a connection to `dst` (no TLS inspection yet: plaintext, no SNI).
-pub fn select_chain(listener: &ListenerConfig, dst: SocketAddr) -> Option<&FilterChain> {
+/// The chain for a connection to `dst`, given what the TLS inspector saw.
+pub fn select_chain<'a>(
+    listener: &'a ListenerConfig,
+    dst: SocketAddr,
+    seen: &Inspected,
+) -> Option<&'a FilterChain> {
+    let sni = seen.server_name.as_deref();
     listener
         .chains
         .iter()
-        .filter_map(|c| c.matcher.score(dst, None, "raw_buffer").map(|s| (s, c)))
+        .filter_map(|c| {
+            c.matcher
+                .score(dst, sni, seen.transport, &seen.alpn)
+                .map(|s| (s, c))
+        })
         .fold(
             None,
             |best: Option<(u32, &FilterChain)>, (s, c)| match best {
@@ -60,6 +71,9 @@ pub fn select_chain(listener: &ListenerConfig, dst: SocketAddr) -> Option<&Filte
         .map(|(_, c)| c)
         .or(listener.default_chain.as_ref())
 }
+
+/// Envoy's `listener_filters_timeout` default.
+const INSPECT_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Serves one connection accepted by `listener`.
 pub async fn serve(
@@ -80,7 +94,15 @@ pub async fn serve(
     } else {
         listener
     };
-    let Some(chain) = select_chain(&target, dst) else {
+    let seen = if target.tls_inspector {
+        inspect::inspect(&stream, INSPECT_TIMEOUT).await
+    } else {
+        Inspected {
+            transport: "raw_buffer",
+            ..Inspected::default()
+        }
+    };
+    let Some(chain) = select_chain(&target, dst, &seen) else {
         tracing::debug!(listener = %target.name, %dst, "no filter chain matched (NR)");
         return;
     };

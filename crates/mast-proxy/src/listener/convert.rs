@@ -299,7 +299,13 @@ impl ChainMatch {
     /// Whether a connection to `dst` (with `sni` / ALPN when inspected) matches, and how
     /// specific the match is (Envoy's order: destination port, then address prefix length,
     /// then server name, transport protocol, ALPN; a more specific match wins).
-    pub fn score(&self, dst: SocketAddr, sni: Option<&str>, transport: &str) -> Option<u32> {
+    pub fn score(
+        &self,
+        dst: SocketAddr,
+        sni: Option<&str>,
+        transport: &str,
+        alpn: &[String],
+    ) -> Option<u32> {
         let mut score = 0;
         if let Some(port) = self.destination_port {
             if port != dst.port() {
@@ -332,7 +338,10 @@ impl ChainMatch {
             score += 2;
         }
         if !self.application_protocols.is_empty() {
-            return None;
+            if !alpn.iter().any(|p| self.application_protocols.contains(p)) {
+                return None;
+            }
+            score += 1;
         }
         Some(score)
     }

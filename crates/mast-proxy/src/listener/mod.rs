@@ -6,7 +6,10 @@
 
 pub mod accept;
 pub mod convert;
+pub mod inspect;
 pub mod manager;
+#[cfg(test)]
+mod tests;
 
 pub use convert::{ChainMatch, Direction, FilterChain, ListenerConfig, NetworkFilter};
 pub use manager::ListenerManager;
