@@ -23,7 +23,7 @@ pub(crate) fn full_regex(ctx: Ctx<'_>, path: &str, r: &RegexMatcher) -> Result<R
     #[allow(deprecated)]
     ctx.deny(path, &[("google_re2", r.engine_type.is_some())])?;
     Regex::new(&format!("^(?:{})$", r.regex))
-        .map_err(|e| ctx.err(join(path, "regex"), format!("invalid regex: {e}")))
+        .map_err(|e| ctx.err(join(path, "regex"), format!("invalid regex: {}", one_line(&e))))
 }
 
 /// A compiled `StringMatcher`.
@@ -425,4 +425,10 @@ fn query_match(
         cond,
         present,
     })
+}
+
+/// An error message on one line (regex errors draw a caret diagram over several lines; a
+/// NACK's `error_detail` reads better without it).
+fn one_line(e: &dyn std::fmt::Display) -> String {
+    e.to_string().split_whitespace().collect::<Vec<_>>().join(" ")
 }
