@@ -118,11 +118,18 @@ impl H1Pool {
             .handshake(TokioIo::new(SharedStream(stream.clone())))
             .await
             .map_err(|e| UpstreamError::ConnectFailure(std::io::Error::other(e)))?;
+        // With upgrades, a 101 hands the socket to the upgraded stream (WebSocket) when the
+        // connection future completes.
+        let conn = conn.with_upgrades();
         let state = Arc::new(ConnState::new());
         let o = &shared.options;
         let (list, sock, st) = (Arc::downgrade(&self.idle), stream.clone(), state.clone());
-        let on_exit = move || {
-            let _ = socket2::SockRef::from(&*sock).shutdown(std::net::Shutdown::Both);
+        let on_exit = move |expired: bool| {
+            // Only an idle connection we close ourselves is shut down: one the peer closed is
+            // gone already, and an upgraded one now belongs to the upgraded stream.
+            if expired {
+                let _ = socket2::SockRef::from(&*sock).shutdown(std::net::Shutdown::Both);
+            }
             if let Some(list) = list.upgrade() {
                 list.lock().retain(|c| !Arc::ptr_eq(&c.state, &st));
             }

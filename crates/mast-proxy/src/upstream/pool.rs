@@ -115,26 +115,26 @@ pub(crate) fn spawn_driver<F>(
     guard: ConnGuard,
     state: Arc<ConnState>,
     (idle_timeout, max_duration): (Option<Duration>, Option<Duration>),
-    on_exit: impl FnOnce() + Send + 'static,
+    on_exit: impl FnOnce(bool) + Send + 'static,
 ) where
     F: Future + Send + 'static,
 {
     tokio::spawn(async move {
         let _guard = guard;
         let mut conn = std::pin::pin!(conn);
-        loop {
+        let expired = loop {
             let wait = next_check(&state, idle_timeout, max_duration);
             tokio::select! {
-                _ = &mut conn => break,
+                _ = &mut conn => break false,
                 _ = tokio::time::sleep(wait), if wait != Duration::MAX => {
                     if expired_idle(&state, idle_timeout, max_duration) {
                         tracing::trace!("closing idle upstream connection");
-                        break;
+                        break true;
                     }
                 }
             }
-        }
-        on_exit();
+        };
+        on_exit(expired);
     });
 }
 
