@@ -25,6 +25,7 @@ pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod hcm;
+pub mod limits;
 pub mod listener;
 pub mod route;
 pub mod signals;

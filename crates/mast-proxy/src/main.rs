@@ -27,6 +27,7 @@ fn main() -> anyhow::Result<()> {
         )
         .init();
     let boot = args.resolve().context("resolving the bootstrap")?;
+    mast_proxy::limits::conn::set_global_max(boot.max_connections);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(boot.workers.max(1))
         .enable_all()

@@ -116,6 +116,12 @@ pub struct Args {
     /// On SIGTERM/SIGINT: how long listeners drain before the process exits (0: no drain).
     #[arg(long, env = "MAST_DRAIN_DURATION", default_value = "5s", value_parser = parse_duration)]
     pub drain_duration: Duration,
+
+    /// The most downstream connections open at once, over all listeners (Envoy's overload
+    /// manager `global_downstream_max_connections`); more are closed at accept. Unlimited
+    /// when absent.
+    #[arg(long, env = "MAST_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
 }
 
 /// `--capture-mode`.
@@ -146,6 +152,8 @@ pub struct Bootstrap {
     pub ports_file: Option<PathBuf>,
     /// The graceful drain on SIGTERM.
     pub drain: Duration,
+    /// The global downstream connection limit.
+    pub max_connections: Option<usize>,
     /// Delta ADS (`false`: state of the world).
     pub delta: bool,
     /// Ports capture mode (`false`: iptables).
@@ -217,6 +225,7 @@ impl Args {
             workers: self.concurrency,
             ports_file: self.ports_file,
             drain: self.drain_duration,
+            max_connections: self.max_connections,
             delta: !self.sotw,
             ports_mode,
             outbound,

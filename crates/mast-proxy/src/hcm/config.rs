@@ -56,6 +56,8 @@ pub struct HcmConfig {
     pub upgrades: Vec<String>,
     /// HTTP/1.1 absolute-form requests accepted (an HTTP proxy).
     pub allow_absolute_url: bool,
+    /// HTTP/1.0 requests accepted (else 426, Envoy's default).
+    pub accept_http_10: bool,
     /// HTTP/2 extended/plain CONNECT accepted.
     pub h2_allow_connect: bool,
     /// RFC 3986 path normalisation before routing.
@@ -121,6 +123,10 @@ impl HcmConfig {
                 .as_ref()
                 .and_then(|o| o.allow_absolute_url)
                 .is_some_and(|b| b.value),
+            accept_http_10: h
+                .http_protocol_options
+                .as_ref()
+                .is_some_and(|o| o.accept_http_10),
             h2_allow_connect: h
                 .http2_protocol_options
                 .as_ref()
@@ -146,6 +152,29 @@ impl HcmConfig {
                 .map_or(100, |c| c.value as usize),
         };
         config.filters(h)?;
+        if let Some(o) = &h.common_http_protocol_options {
+            let unsupported = [
+                (
+                    "max_requests_per_connection",
+                    o.max_requests_per_connection.is_some(),
+                ),
+                ("max_stream_duration", o.max_stream_duration.is_some()),
+                (
+                    "max_connection_duration",
+                    o.max_connection_duration.is_some(),
+                ),
+                (
+                    "headers_with_underscores_action",
+                    o.headers_with_underscores_action != 0,
+                ),
+            ];
+            if let Some((field, _)) = unsupported.iter().find(|(_, set)| *set) {
+                return Err(fail(
+                    &format!("common_http_protocol_options.{field}"),
+                    "not supported by mast-proxy yet",
+                ));
+            }
+        }
         for (i, u) in h.upgrade_configs.iter().enumerate() {
             if !u.filters.is_empty() {
                 return Err(fail(

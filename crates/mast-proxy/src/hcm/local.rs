@@ -52,6 +52,11 @@ pub fn no_route() -> Local {
     )
 }
 
+/// 426, HTTP/1.0 is not accepted (Envoy's default).
+pub fn http10_refused() -> Local {
+    reply(StatusCode::UPGRADE_REQUIRED, "", Flags::NONE, "low_version")
+}
+
 /// 503, the route's cluster is unknown (NC).
 pub fn no_cluster() -> Local {
     reply(

@@ -109,6 +109,9 @@ async fn route(
     body: Body,
     entry: &mut Entry,
 ) -> Local {
+    if parts.version == Version::HTTP_10 && !hcm.accept_http_10 {
+        return local::http10_refused();
+    }
     let Some(authority) = authority(parts) else {
         return local::bad_request("missing_host_header");
     };

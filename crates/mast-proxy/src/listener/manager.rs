@@ -163,15 +163,23 @@ impl AcceptLoop {
             tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok((stream, peer)) => {
+                        // Over the global connection limit: closed at once.
+                        let Some((stream, permit)) = crate::limits::conn::admit(stream) else {
+                            continue;
+                        };
                         let virtuals: Virtuals = self.virtuals.load_full();
-                        tokio::spawn(accept::serve(
+                        let serve = accept::serve(
                             stream,
                             peer,
                             self.config.load_full(),
                             virtuals,
                             Arc::clone(&self.env),
                             self.signals.clone(),
-                        ));
+                        );
+                        tokio::spawn(async move {
+                            let _permit = permit;
+                            serve.await;
+                        });
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "accept failed");

@@ -43,7 +43,10 @@ impl PathRewrite {
                     &[("google_re2", pattern.engine_type.is_some())],
                 )?;
                 let re = Regex::new(&pattern.regex).map_err(|e| {
-                    ctx.err(join(&p, "pattern.regex"), format!("invalid regex: {}", one_line(&e)))
+                    ctx.err(
+                        join(&p, "pattern.regex"),
+                        format!("invalid regex: {}", one_line(&e)),
+                    )
                 })?;
                 let sub = substitution(&r.substitution, re.captures_len())
                     .map_err(|reason| ctx.err(join(&p, "substitution"), reason))?;
@@ -109,6 +112,15 @@ fn substitution(re2: &str, groups: usize) -> Result<String, String> {
     Ok(out)
 }
 
+/// An error message on one line (regex errors draw a caret diagram over several lines; a
+/// NACK's `error_detail` reads better without it).
+fn one_line(e: &dyn std::fmt::Display) -> String {
+    e.to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,10 +135,4 @@ mod tests {
         assert!(substitution(r"\3", 3).is_err());
         assert!(substitution(r"\x", 3).is_err());
     }
-}
-
-/// An error message on one line (regex errors draw a caret diagram over several lines; a
-/// NACK's `error_detail` reads better without it).
-fn one_line(e: &dyn std::fmt::Display) -> String {
-    e.to_string().split_whitespace().collect::<Vec<_>>().join(" ")
 }

@@ -1,0 +1,181 @@
+//! `proxy-bench`: what a sidecar adds to a request, and what it costs: **direct** (client →
+//! upstream), **Envoy** (client → Envoy started by `mast-agent` → upstream) and **mast-proxy**
+//! (client → mast-proxy → upstream), in one run, interleaved per rep.
+//!
+//! One release `mastd` serves a folder with one Service (`bench-svc`, port `http` 80) and one
+//! WorkloadEntry (127.0.0.1, the upstream's HTTP/1.1 port); every sidecar runs in ports capture
+//! mode, and the client sends absolute-form requests (`GET http://bench-svc/`) to the
+//! sidecar's outbound listener, as a workload with `HTTP_PROXY` would. The upstream is this
+//! binary re-executed with the `upstream` subcommand ([`upstream`]): a hyper server returning
+//! 1 KiB, HTTP/1.1 keep-alive on one port and h2c (prior knowledge) on another, in its own
+//! process so its CPU is not the load generator's. The proxies' output (mast-proxy's access
+//! log) goes to a file in their folders.
+//!
+//! Measured ([`phases`]):
+//! 1. latency at fixed rates (open loop, from each request's scheduled send time, so
+//!    coordinated omission does not hide tails; [`load`]), HTTP/1.1 and h2c, 16 connections;
+//! 2. closed-loop maximum throughput, 64 connections, with 1 and 2 proxy worker threads;
+//! 3. RSS idle and under load, CPU seconds per 10,000 requests ([`procs`]);
+//! 4. start-up: exec → first proxied 200 ([`startup`]);
+//! 5. optionally a `perf` profile of mast-proxy at 5,000 req/s ([`profile`]).
+//!
+//! ```text
+//! cargo build --release -p mastd -p mast-agent -p mast-proxy -p mast-bench
+//! target/release/proxy-bench --reps 3
+//! ```
+
+#[path = "proxy/load.rs"]
+mod load;
+#[path = "proxy/mesh.rs"]
+mod mesh;
+#[path = "proxy/phases.rs"]
+mod phases;
+#[path = "proxy/procs.rs"]
+mod procs;
+#[path = "proxy/profile.rs"]
+mod profile;
+#[path = "proxy/report.rs"]
+mod report;
+#[path = "proxy/startup.rs"]
+mod startup;
+#[path = "proxy/stats.rs"]
+mod stats;
+#[path = "proxy/upstream.rs"]
+mod upstream;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+/// Benchmarks direct vs Envoy vs mast-proxy on loopback (latency, throughput, memory, CPU,
+/// start-up).
+#[derive(Debug, Clone, Parser)]
+#[command(name = "proxy-bench")]
+pub struct Args {
+    /// Reps of every phase, interleaved over the targets.
+    #[arg(long, default_value_t = 3)]
+    pub reps: usize,
+    /// Seconds of each fixed-rate latency run (default 15; 2 with --quick).
+    #[arg(long)]
+    pub duration: Option<u64>,
+    /// Seconds of each closed-loop throughput run (default 10; 2 with --quick).
+    #[arg(long)]
+    pub throughput_duration: Option<u64>,
+    /// Targets: any of direct, envoy, mast (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "direct,envoy,mast")]
+    pub only: Vec<String>,
+    /// Proxy worker threads (`--concurrency`) for the latency phases.
+    #[arg(long, default_value_t = 1)]
+    pub workers: usize,
+    /// Worker-thread counts measured in the throughput phase.
+    #[arg(long, value_delimiter = ',', default_value = "1,2")]
+    pub throughput_workers: Vec<usize>,
+    /// Fixed rates of the latency phase, req/s.
+    #[arg(long, value_delimiter = ',', default_value = "1000,5000")]
+    pub rates: Vec<u64>,
+    /// Client connections of the latency phase.
+    #[arg(long, default_value_t = 16)]
+    pub connections: usize,
+    /// Client connections of the throughput phase.
+    #[arg(long, default_value_t = 64)]
+    pub throughput_connections: usize,
+    /// Start-up reps per proxy (default 10; 3 with --quick).
+    #[arg(long)]
+    pub startup_reps: Option<usize>,
+    /// Seconds of the `perf` profile of mast-proxy at 5,000 req/s (0: none).
+    #[arg(long, default_value_t = 10)]
+    pub profile_seconds: u64,
+    /// Short durations for a smoke run.
+    #[arg(long)]
+    pub quick: bool,
+    /// Keep the run's folder (config, logs, perf data) here instead of a temporary one.
+    #[arg(long)]
+    pub keep: Option<PathBuf>,
+    /// Also write the report (markdown) to this file.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Threads of the load generator's runtime.
+    #[arg(long, default_value_t = 1)]
+    pub client_threads: usize,
+    /// Internal: run the upstream server.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Internal subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Serve 1 KiB on an HTTP/1.1 port and an h2c port until killed.
+    Upstream {
+        /// The HTTP/1.1 port on 127.0.0.1.
+        #[arg(long)]
+        h1_port: u16,
+        /// The h2c (prior knowledge) port on 127.0.0.1.
+        #[arg(long)]
+        h2_port: u16,
+    },
+}
+
+impl Args {
+    /// Seconds of each latency run.
+    pub fn latency_secs(&self) -> u64 {
+        self.duration.unwrap_or(if self.quick { 2 } else { 15 })
+    }
+
+    /// Seconds of each throughput run.
+    pub fn throughput_secs(&self) -> u64 {
+        self.throughput_duration
+            .unwrap_or(if self.quick { 2 } else { 10 })
+    }
+
+    /// Start-up reps.
+    pub fn startup_reps(&self) -> usize {
+        self.startup_reps.unwrap_or(if self.quick { 3 } else { 10 })
+    }
+
+    /// Whether target kind `name` (direct, envoy, mast) is selected.
+    pub fn wants(&self, name: &str) -> bool {
+        self.only.iter().any(|o| o.trim() == name)
+    }
+}
+
+/// The whole run may not take longer than this.
+const RUN_LIMIT: Duration = Duration::from_secs(3600);
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    if let Some(Command::Upstream { h1_port, h2_port }) = args.command {
+        return upstream::serve(h1_port, h2_port);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.client_threads.max(1))
+        .enable_all()
+        .build()?;
+    // Returning (rather than dying on a signal) drops every process guard: mastd, the
+    // sidecars and the upstream are stopped whatever ends the run.
+    runtime.block_on(async {
+        tokio::select! {
+            result = tokio::time::timeout(RUN_LIMIT, phases::run(args)) => match result {
+                Ok(result) => result,
+                Err(_) => anyhow::bail!("the benchmark did not finish within {RUN_LIMIT:?}"),
+            },
+            signal = interrupted() => anyhow::bail!("interrupted ({signal})"),
+        }
+    })
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn interrupted() -> &'static str {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return "SIGINT";
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    }
+}
