@@ -22,8 +22,12 @@ use crate::error::ConfigError;
 pub(crate) fn full_regex(ctx: Ctx<'_>, path: &str, r: &RegexMatcher) -> Result<Regex, ConfigError> {
     #[allow(deprecated)]
     ctx.deny(path, &[("google_re2", r.engine_type.is_some())])?;
-    Regex::new(&format!("^(?:{})$", r.regex))
-        .map_err(|e| ctx.err(join(path, "regex"), format!("invalid regex: {}", one_line(&e))))
+    Regex::new(&format!("^(?:{})$", r.regex)).map_err(|e| {
+        ctx.err(
+            join(path, "regex"),
+            format!("invalid regex: {}", one_line(&e)),
+        )
+    })
 }
 
 /// A compiled `StringMatcher`.
@@ -430,5 +434,8 @@ fn query_match(
 /// An error message on one line (regex errors draw a caret diagram over several lines; a
 /// NACK's `error_detail` reads better without it).
 fn one_line(e: &dyn std::fmt::Display) -> String {
-    e.to_string().split_whitespace().collect::<Vec<_>>().join(" ")
+    e.to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
