@@ -18,6 +18,9 @@ use super::stream::{SharedStream, unusable};
 use super::{ConnGuard, PendingGuard, Shared, UpstreamError, connect_tcp};
 use crate::body::Body;
 
+/// Idle time after which a pooled connection is checked for a close by the peer before reuse.
+const PEEK_AFTER: std::time::Duration = std::time::Duration::from_millis(20);
+
 struct Idle {
     sender: http1::SendRequest<Body>,
     state: Arc<ConnState>,
@@ -100,7 +103,11 @@ impl H1Pool {
     fn take_idle(&self, shared: &Shared) -> Option<Idle> {
         let mut idle = self.idle.lock();
         while let Some(c) = idle.pop() {
-            if c.sender.is_ready() && c.state.reusable(shared) && !unusable(&c.stream) {
+            // A peer closing an idle connection needs time to be seen: connections idle for
+            // less than PEEK_AFTER are reused without the (one system call) check; a request
+            // that still meets a closed connection is replayed (see `dispatch`).
+            let fresh = c.state.idle_for() < PEEK_AFTER;
+            if c.sender.is_ready() && c.state.reusable(shared) && (fresh || !unusable(&c.stream)) {
                 return Some(c);
             }
         }

@@ -72,7 +72,7 @@ impl ConnState {
     }
 
     /// How long the connection has been idle (zero while a request is active).
-    fn idle_for(&self) -> Duration {
+    pub(crate) fn idle_for(&self) -> Duration {
         if self.active.load(Ordering::Acquire) > 0 {
             return Duration::ZERO;
         }
