@@ -114,11 +114,15 @@ fn cost_checks(r: &Results, mast: TargetId, envoy: Option<TargetId>, out: &mut V
     out.push(Check {
         what: "maximum throughput, one worker",
         target: format!("≥ 3× Envoy's (≥ {} req/s)", num(envoy_tp.median * 3.0, 0)),
-        measured: format!(
-            "{} req/s ({:.2}×)",
-            num(tp.median, 0),
-            tp.median / envoy_tp.median.max(1e-9)
-        ),
+        measured: if envoy_tp.n > 0 {
+            format!(
+                "{} req/s ({:.2}×)",
+                num(tp.median, 0),
+                tp.median / envoy_tp.median.max(1e-9)
+            )
+        } else {
+            format!("{} req/s (Envoy not measured)", num(tp.median, 0))
+        },
         met: (tp.n > 0 && envoy_tp.n > 0).then_some(tp.median >= 3.0 * envoy_tp.median),
     });
     let memory = r.memory.iter().find(|m| m.target == mast);
