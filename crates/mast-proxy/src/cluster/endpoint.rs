@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Weak};
 
 use http::{Request, Response};
-use hyper::body::Incoming;
 
 use super::outlier::{HostOutlier, Outcome};
 use super::state::Cluster;
@@ -85,7 +84,7 @@ impl Endpoint {
     /// and `max_pending_requests` (→ [`UpstreamError::Overflow`]) and the connection limits.
     /// HTTP/1.1 requests go out in origin-form. A request that a reused keep-alive connection
     /// could not start (closed by the upstream) is re-sent once on a new connection.
-    pub async fn send(&self, req: Request<Body>) -> Result<Response<Incoming>, UpstreamError> {
+    pub async fn send(&self, req: Request<Body>) -> Result<Response<Body>, UpstreamError> {
         self.active.fetch_add(1, Ordering::AcqRel);
         let _active = Active(&self.active);
         self.pool.send(&self.shared, self.addr, req).await

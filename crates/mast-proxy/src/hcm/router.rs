@@ -166,13 +166,13 @@ pub async fn forward(
         upgrade::splice_upgrade(downstream, &mut response);
     }
     Local {
-        response: response.map(body::boxed),
+        response,
         flags: Flags::NONE,
         details: "via_upstream",
     }
 }
 
-type Attempt = Result<(Response<hyper::body::Incoming>, SocketAddr), Local>;
+type Attempt = Result<(Response<Body>, SocketAddr), Local>;
 
 fn build(
     parts: &http::request::Parts,

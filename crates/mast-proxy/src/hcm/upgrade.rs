@@ -73,7 +73,7 @@ pub async fn connect(
 
 /// After a 101 from the upstream: joins the client's and the upstream's upgraded
 /// connections once both complete.
-pub fn splice_upgrade(downstream: OnUpgrade, response: &mut Response<hyper::body::Incoming>) {
+pub fn splice_upgrade(downstream: OnUpgrade, response: &mut Response<crate::body::Body>) {
     let upstream = hyper::upgrade::on(response);
     tokio::spawn(async move {
         let (Ok(client), Ok(server)) = (downstream.await, upstream.await) else {

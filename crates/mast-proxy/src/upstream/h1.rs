@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
 use http::{HeaderValue, Request, Response, Uri, Version};
 use hyper::body::Incoming;
@@ -20,6 +20,9 @@ use crate::body::Body;
 
 /// Idle time after which a pooled connection is checked for a close by the peer before reuse.
 const PEEK_AFTER: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// How long a pooled connection whose response just ended may take to become ready.
+const READY_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
 
 struct Idle {
     sender: http1::SendRequest<Body>,
@@ -37,12 +40,10 @@ impl std::fmt::Debug for Idle {
 #[derive(Debug, Default)]
 pub(crate) struct H1Pool {
     idle: Arc<Mutex<Vec<Idle>>>,
-    /// Connections whose response arrived and that are on their way back to `idle`.
-    returning: Arc<AtomicUsize>,
 }
 
 enum Sent {
-    Done(Result<Response<Incoming>, UpstreamError>),
+    Done(Result<Response<Body>, UpstreamError>),
     /// The connection was closed before the request was written: the request comes back.
     Unsent(Request<Body>),
 }
@@ -54,7 +55,7 @@ impl H1Pool {
         shared: &Shared,
         addr: SocketAddr,
         mut req: Request<Body>,
-    ) -> Result<Response<Incoming>, UpstreamError> {
+    ) -> Result<Response<Body>, UpstreamError> {
         prepare(&mut req);
         let mut pending: Option<PendingGuard> = None;
         let mut fresh_only = false;
@@ -62,7 +63,9 @@ impl H1Pool {
             let freed = shared.counters.freed.notified();
             let mut freed = std::pin::pin!(freed);
             freed.as_mut().enable();
-            if !fresh_only && let Some(idle) = self.take_or_wait(shared).await {
+            if !fresh_only && let Some(idle) = self.take_idle(shared).await {
+                // The upstream may close a reused connection as the request goes out: keep a
+                // copy to replay (bodyless idempotent requests only).
                 let replay = replayable(&req);
                 match self.dispatch(shared, idle, req).await {
                     Sent::Done(r) => match (r, replay) {
@@ -100,18 +103,27 @@ impl H1Pool {
         }
     }
 
-    fn take_idle(&self, shared: &Shared) -> Option<Idle> {
-        let mut idle = self.idle.lock();
-        while let Some(c) = idle.pop() {
-            // A peer closing an idle connection needs time to be seen: connections idle for
-            // less than PEEK_AFTER are reused without the (one system call) check; a request
-            // that still meets a closed connection is replayed (see `dispatch`).
+    /// The most recently used idle connection that can take a request: not spent, not
+    /// closed by the peer (checked after [`PEEK_AFTER`] of idleness), and ready (a connection
+    /// whose response just ended may need a moment for hyper to notice).
+    async fn take_idle(&self, shared: &Shared) -> Option<Idle> {
+        loop {
+            let mut c = self.idle.lock().pop()?;
             let fresh = c.state.idle_for() < PEEK_AFTER;
-            if c.sender.is_ready() && c.state.reusable(shared) && (fresh || !unusable(&c.stream)) {
+            if !c.state.reusable(shared) || (!fresh && unusable(&c.stream)) {
+                continue;
+            }
+            if c.sender.is_ready() {
+                return Some(c);
+            }
+            if c.sender.is_closed() {
+                continue;
+            }
+            let ready = tokio::time::timeout(READY_WAIT, c.sender.ready()).await;
+            if matches!(ready, Ok(Ok(()))) {
                 return Some(c);
             }
         }
-        None
     }
 
     async fn open(
@@ -165,15 +177,22 @@ impl H1Pool {
         state.requests.fetch_add(1, Ordering::AcqRel);
         match sender.try_send_request(req).await {
             Ok(resp) => {
-                self.return_when_ready(
-                    shared,
-                    Idle {
+                let back = Back {
+                    conn: Idle {
                         sender,
                         state,
                         stream,
                     },
-                );
-                Sent::Done(Ok(resp))
+                    pool: self.idle.clone(),
+                    counters: shared.counters.clone(),
+                    max_requests: shared.options.max_requests_per_connection,
+                };
+                Sent::Done(Ok(resp.map(|inner| {
+                    crate::body::boxed(ReturnOnEnd {
+                        inner,
+                        back: Some(back),
+                    })
+                })))
             }
             Err(mut e) => {
                 state.active.store(0, Ordering::Release);
@@ -184,41 +203,75 @@ impl H1Pool {
             }
         }
     }
+}
 
-    /// Puts the connection back once the response body is done (hyper reports it ready).
-    fn return_when_ready(&self, shared: &Shared, mut conn: Idle) {
-        let idle = self.idle.clone();
-        let returning = self.returning.clone();
-        returning.fetch_add(1, Ordering::AcqRel);
-        let counters = shared.counters.clone();
-        let max_requests = shared.options.max_requests_per_connection;
-        tokio::spawn(async move {
-            let ready = conn.sender.ready().await.is_ok();
-            let state = &conn.state;
-            state.set_idle();
-            state.active.store(0, Ordering::Release);
-            let spent = max_requests.is_some_and(|m| state.requests.load(Ordering::Acquire) >= m);
-            if ready && !spent {
-                idle.lock().push(conn);
-                counters.freed.notify_waiters();
+/// What puts a connection back into its pool when its response body has ended.
+struct Back {
+    conn: Idle,
+    pool: Arc<Mutex<Vec<Idle>>>,
+    counters: Arc<super::Counters>,
+    max_requests: Option<u32>,
+}
+
+impl Back {
+    fn give_back(self) {
+        let state = &self.conn.state;
+        state.set_idle();
+        state.active.store(0, Ordering::Release);
+        let spent = self
+            .max_requests
+            .is_some_and(|m| state.requests.load(Ordering::Acquire) >= m);
+        if !spent {
+            self.pool.lock().push(self.conn);
+            self.counters.freed.notify_waiters();
+        }
+    }
+}
+
+/// The response body: when it ends cleanly the connection goes back to the pool at once (no
+/// task per request); a body dropped early or failed takes its connection with it.
+struct ReturnOnEnd {
+    inner: Incoming,
+    back: Option<Back>,
+}
+
+impl http_body::Body for ReturnOnEnd {
+    type Data = bytes::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, hyper::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            std::task::Poll::Ready(None) => {
+                if let Some(back) = self.back.take() {
+                    back.give_back();
+                }
             }
-            returning.fetch_sub(1, Ordering::AcqRel);
-        });
+            std::task::Poll::Ready(Some(Err(_))) => self.back = None,
+            _ => {}
+        }
+        polled
     }
 
-    /// An idle connection, giving connections whose response just finished a moment to come
-    /// back first (their return runs on another task).
-    async fn take_or_wait(&self, shared: &Shared) -> Option<Idle> {
-        for _ in 0..4 {
-            if let Some(c) = self.take_idle(shared) {
-                return Some(c);
-            }
-            if self.returning.load(Ordering::Acquire) == 0 {
-                return None;
-            }
-            tokio::task::yield_now().await;
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for ReturnOnEnd {
+    fn drop(&mut self) {
+        if let Some(back) = self.back.take()
+            && http_body::Body::is_end_stream(&self.inner)
+        {
+            back.give_back();
         }
-        self.take_idle(shared)
     }
 }
 

@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use http::{Request, Response, Version};
-use hyper::body::Incoming;
 
 use super::h1::H1Pool;
 use super::h2::H2Pool;
@@ -28,14 +27,15 @@ impl Pool {
         shared: &Shared,
         addr: SocketAddr,
         req: Request<Body>,
-    ) -> Result<Response<Incoming>, UpstreamError> {
+    ) -> Result<Response<Body>, UpstreamError> {
         let h2 = match shared.options.protocol {
             Protocol::Http1 => false,
             Protocol::Http2 => true,
             Protocol::Downstream => req.version() == Version::HTTP_2,
         };
         if h2 {
-            self.h2.send(shared, addr, req).await
+            let response = self.h2.send(shared, addr, req).await?;
+            Ok(response.map(crate::body::boxed))
         } else {
             self.h1.send(shared, addr, req).await
         }
