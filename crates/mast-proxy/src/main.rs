@@ -28,11 +28,19 @@ fn main() -> anyhow::Result<()> {
         .init();
     let boot = args.resolve().context("resolving the bootstrap")?;
     mast_proxy::limits::conn::set_global_max(boot.max_connections);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(boot.workers.max(1))
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
+    // One worker: a current-thread runtime (no cross-thread queues or wake-ups), as Envoy
+    // runs one event loop per worker.
+    let runtime = if boot.workers <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(boot.workers)
+            .enable_all()
+            .build()
+    }
+    .context("starting the runtime")?;
     runtime.block_on(run(boot))
 }
 
