@@ -31,6 +31,12 @@ enum Command {
     /// Show the configuration a proxy runs (clusters, listeners, routes, endpoints, bootstrap).
     #[command(name = "proxy-config", alias = "pc")]
     ProxyConfig(cmd::proxy_config::Args),
+    /// Run a whole mesh on this machine from a folder of YAML (mastd, sidecars, programs).
+    Up(cmd::up::Args),
+    /// Run a command as if inside a local workload (its sidecar as HTTP proxy).
+    Exec(cmd::exec::Args),
+    /// Demo programs: `echo` (an echo server), `load` (a constant-rate load generator).
+    X(cmd::x::Args),
 }
 
 fn main() {
@@ -59,6 +65,9 @@ fn main() {
         Command::Version(args) => cmd::version::run(&args),
         Command::ProxyStatus(args) => cmd::proxy_status::run(&args),
         Command::ProxyConfig(args) => cmd::proxy_config::run(&args),
+        Command::Up(args) => cmd::up::run(&args),
+        Command::Exec(args) => cmd::exec::run(&args),
+        Command::X(args) => cmd::x::run(&args),
     };
     match result {
         Ok(code) => std::process::exit(code),

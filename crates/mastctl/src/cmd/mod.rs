@@ -1,8 +1,11 @@
 //! One module per `mastctl` verb.
 
 pub mod analyze;
+pub mod exec;
 pub mod proxy_config;
 pub mod proxy_status;
 mod table;
+pub mod up;
 pub mod validate;
 pub mod version;
+pub mod x;
