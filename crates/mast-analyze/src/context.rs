@@ -1,7 +1,8 @@
 //! The analysis context: the resources under analysis and the indexes analyzers share —
 //! namespaces (declared, or implied by the workloads living in them), services by host
-//! (Kubernetes Services and ServiceEntry hosts), workloads (Pods and the pod templates of
-//! Deployments, ReplicaSets, DaemonSets, StatefulSets, Jobs and CronJobs), and Gateways.
+//! (Kubernetes Services and ServiceEntry hosts), workloads (Pods, the pod templates of
+//! Deployments, ReplicaSets, DaemonSets, StatefulSets, Jobs and CronJobs, and Mast's
+//! LocalWorkloads), and Gateways.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -55,7 +56,8 @@ impl ServiceInfo<'_> {
     }
 }
 
-/// Something that runs pods: a Pod or a workload kind's pod template.
+/// Something that runs pods: a Pod, a workload kind's pod template, or a LocalWorkload
+/// (which has no pod spec).
 #[derive(Debug, Clone)]
 pub struct Workload<'a> {
     /// The declaring resource.
@@ -251,6 +253,17 @@ fn collect_workloads(resources: &[Resource]) -> Vec<Workload<'_>> {
                 });
                 continue;
             }
+            // A local program that `mastctl up` runs: selected by its own labels, like a Pod.
+            Body::LocalWorkload(_) => {
+                out.push(Workload {
+                    resource: r,
+                    namespace: r.namespace(),
+                    labels: r.labels(),
+                    annotations: r.annotations(),
+                    spec: None,
+                });
+                continue;
+            }
             Body::Deployment(d) => d.spec.as_ref().map(|s| &s.template),
             Body::ReplicaSet(d) => d.spec.as_ref().and_then(|s| s.template.as_ref()),
             Body::DaemonSet(d) => d.spec.as_ref().map(|s| &s.template),
@@ -275,4 +288,63 @@ fn collect_workloads(resources: &[Resource]) -> Vec<Workload<'_>> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::{codes, only, run};
+
+    const SVC: &str = "apiVersion: v1\nkind: Service\nmetadata: {name: reviews, namespace: shop}\nspec:\n  selector: {app: reviews}\n  ports: [{name: http, port: 80, targetPort: 8080}]\n---\n";
+
+    fn local(name: &str, labels: &str) -> String {
+        format!(
+            "apiVersion: mast.dev/v1alpha1\nkind: LocalWorkload\nmetadata:\n  name: {name}\n  namespace: shop\n  labels: {labels}\nspec:\n  command: [mastctl, x, echo]\n  port: 8080\n---\n"
+        )
+    }
+
+    const DR: &str = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: reviews, namespace: shop}\nspec:\n  host: reviews\n  subsets:\n  - {name: v1, labels: {version: v1}}\n  - {name: v2, labels: {version: v2}}\n";
+
+    #[test]
+    fn local_workloads_are_selected_by_services() {
+        let yaml = format!(
+            "{SVC}{}{}{DR}",
+            local("reviews-v1", "{app: reviews, version: v1}"),
+            local("reviews-v2", "{app: reviews, version: v2}")
+        );
+        let msgs = run(&yaml);
+        assert!(codes(&msgs).is_empty(), "{msgs:?}");
+    }
+
+    #[test]
+    fn subset_without_local_workload_is_reported() {
+        let yaml = format!(
+            "{SVC}{}{DR}",
+            local("reviews-v1", "{app: reviews, version: v1}")
+        );
+        let msgs = run(&yaml);
+        let found = only(&msgs, "IST0173");
+        assert_eq!(found.len(), 1, "{msgs:?}");
+        assert!(found[0].text.contains("v2"), "{}", found[0].text);
+    }
+
+    #[test]
+    fn local_workloads_need_no_injection() {
+        // A namespace holding only LocalWorkloads is not "not injected": mastctl up always
+        // starts their sidecars. A Pod there still is.
+        let msgs = run(&local("w", "{app: w}"));
+        assert!(only(&msgs, "IST0102").is_empty(), "{msgs:?}");
+        let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: shop}\nspec:\n  containers: [{name: c, image: x}]\n";
+        let msgs = run(&format!("{}{pod}", local("w", "{app: w}")));
+        assert_eq!(only(&msgs, "IST0102").len(), 1, "{msgs:?}");
+    }
+
+    #[test]
+    fn sidecar_selector_matches_local_workload() {
+        let sidecar = "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: s, namespace: shop}\nspec:\n  workloadSelector:\n    labels: {app: reviews}\n  egress: [{hosts: ['./*']}]\n";
+        let msgs = run(&format!(
+            "{}{sidecar}",
+            local("reviews-v1", "{app: reviews}")
+        ));
+        assert!(codes(&msgs).is_empty(), "{msgs:?}");
+    }
 }

@@ -3,11 +3,13 @@
 //!
 //! Owns: the YAML front end ([`yaml`]), the resource model ([`resource`]), the typed
 //! specs of `networking.istio.io` ([`networking`]) and `security.istio.io` ([`security`]),
+//! Mast's own `mast.dev` kinds for local meshes ([`local`]),
 //! the value types parsed at load time ([`types`]), loading files and folders ([`load`])
 //! and per-resource validation ([`validate`]).
 
 pub mod diag;
 pub mod load;
+pub mod local;
 pub mod networking;
 pub mod resource;
 pub mod schema;

@@ -341,6 +341,7 @@ fn decode_body(kind: Kind, v: Value) -> Result<Body, SchemaError> {
         Kind::PeerAuthentication => Body::PeerAuthentication(istio(v)?),
         Kind::AuthorizationPolicy => Body::AuthorizationPolicy(istio(v)?),
         Kind::RequestAuthentication => Body::RequestAuthentication(istio(v)?),
+        Kind::LocalWorkload => Body::LocalWorkload(istio(v)?),
         Kind::Namespace => Body::Namespace(kube(v)?),
         Kind::Service => Body::Service(kube(v)?),
         Kind::Endpoints => Body::Endpoints(kube(v)?),

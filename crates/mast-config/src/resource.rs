@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::diag::{Origin, ResourceRef};
+use crate::local::LocalWorkload;
 use crate::networking::{
     DestinationRule, Gateway, ServiceEntry, Sidecar, VirtualService, WorkloadEntry,
 };
@@ -64,6 +65,7 @@ kinds! {
     PeerAuthentication => "security.istio.io", ["v1beta1", "v1"], true;
     AuthorizationPolicy => "security.istio.io", ["v1beta1", "v1"], true;
     RequestAuthentication => "security.istio.io", ["v1beta1", "v1"], true;
+    LocalWorkload => "mast.dev", ["v1alpha1"], true;
     Namespace => "", ["v1"], false;
     Service => "", ["v1"], true;
     Endpoints => "", ["v1"], true;
@@ -124,6 +126,7 @@ pub enum Body {
     PeerAuthentication(Arc<PeerAuthentication>),
     AuthorizationPolicy(Arc<AuthorizationPolicy>),
     RequestAuthentication(Arc<RequestAuthentication>),
+    LocalWorkload(Arc<LocalWorkload>),
     Namespace(Arc<core::Namespace>),
     Service(Arc<core::Service>),
     Endpoints(Arc<core::Endpoints>),
@@ -226,6 +229,7 @@ accessors! {
     as_peer_authentication => PeerAuthentication: PeerAuthentication;
     as_authorization_policy => AuthorizationPolicy: AuthorizationPolicy;
     as_request_authentication => RequestAuthentication: RequestAuthentication;
+    as_local_workload => LocalWorkload: LocalWorkload;
     as_namespace => Namespace: core::Namespace;
     as_service => Service: core::Service;
     as_endpoints => Endpoints: core::Endpoints;
@@ -261,5 +265,10 @@ mod tests {
         );
         assert_eq!(Kind::lookup("v1", "Service"), Ok(Some(Kind::Service)));
         assert_eq!(Kind::lookup("example.com/v1", "Widget"), Ok(None));
+        assert_eq!(
+            Kind::lookup("mast.dev/v1alpha1", "LocalWorkload"),
+            Ok(Some(Kind::LocalWorkload))
+        );
+        assert!(Kind::lookup("mast.dev/v1", "LocalWorkload").is_err());
     }
 }

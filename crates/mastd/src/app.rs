@@ -1,4 +1,4 @@
-//! Wiring: the files registry feeds the snapshot builder, whose snapshots the ADS server
+//! Wiring: the files registry (one source per config folder) feeds the snapshot builder, whose snapshots the ADS server
 //! serves; the monitoring server reads all three. Runs until SIGTERM or Ctrl-C, then closes
 //! every xDS stream (proxies keep their last configuration) and exits.
 
@@ -8,30 +8,31 @@ use std::time::Duration;
 use anyhow::Context as _;
 use mast_config::LoadOptions;
 use mast_model::{MeshSnapshot, SnapshotOptions};
-use mast_registry::{ConfigStore, FilesOptions, FilesSource};
+use mast_registry::ConfigStore;
 use mast_xds_server::{Debounce, XdsServer};
 use tokio::sync::watch;
 
 use crate::Args;
+use crate::folders::Folders;
 use crate::monitoring;
 
 /// Runs mastd until a shutdown signal.
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let store = ConfigStore::new();
     let files = {
-        let (dir, store) = (args.config_dir.clone(), store.clone());
-        let opts = FilesOptions {
-            load: LoadOptions {
-                default_namespace: args.default_namespace.clone(),
-            },
-            ..FilesOptions::default()
+        let (dirs, store) = (args.config_dirs.clone(), store.clone());
+        let load = LoadOptions {
+            default_namespace: args.default_namespace.clone(),
         };
-        tokio::task::spawn_blocking(move || FilesSource::start(dir, store, opts))
-            .await?
-            .with_context(|| format!("watching the config folder {}", args.config_dir.display()))?
+        tokio::task::spawn_blocking(move || Folders::start(&dirs, &store, &load)).await??
     };
     let initial = store.current();
-    tracing::info!(dir = %args.config_dir.display(), resources = initial.resources.len(), rejected = initial.rejected, "config loaded");
+    tracing::info!(
+        dirs = ?args.config_dirs,
+        resources = initial.resources.len(),
+        rejected = initial.rejected,
+        "config loaded"
+    );
 
     let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(MeshSnapshot::default()));
     let options = SnapshotOptions {
@@ -55,7 +56,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         quiet: Duration::from_millis(args.debounce_ms),
         max: Duration::from_millis(args.debounce_max_ms),
     });
-    let monitor = monitoring::Monitor::new(store.clone(), snapshot_rx, xds.clone());
+    let monitor = monitoring::Monitor::new(store.clone(), snapshot_rx, xds.clone())
+        .with_folders(files.dirs());
     let monitoring_listener = tokio::net::TcpListener::bind(args.monitoring_addr)
         .await
         .with_context(|| format!("binding the monitoring address {}", args.monitoring_addr))?;

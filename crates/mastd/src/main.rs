@@ -1,8 +1,9 @@
 //! `mastd`, Mast's control plane (istiod's role): reads Istio configuration and services from
-//! a watched folder, builds the mesh model, and serves Envoy xDS v3 (ADS, state of the world
+//! watched folders, builds the mesh model, and serves Envoy xDS v3 (ADS, state of the world
 //! and delta) to every proxy. This binary only wires the parts together (see [`app`]).
 
 mod app;
+mod folders;
 mod monitoring;
 mod snapshots;
 
@@ -21,9 +22,11 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Parser, Debug, Clone)]
 #[command(name = "mastd", version = mast_core::VERSION, about)]
 pub struct Args {
-    /// Folder of Istio and Kubernetes YAML to serve; edits are picked up live.
-    #[arg(long, env = "MAST_CONFIG_DIR")]
-    pub config_dir: PathBuf,
+    /// Folder of Istio and Kubernetes YAML to serve; edits are picked up live. Repeat it to
+    /// serve several folders: a resource defined in two of them is reported and taken from
+    /// the folder given first.
+    #[arg(long = "config-dir", env = "MAST_CONFIG_DIR", required = true)]
+    pub config_dirs: Vec<PathBuf>,
     /// Address of the xDS (ADS) gRPC server.
     #[arg(long, env = "MAST_XDS_ADDR", default_value = "127.0.0.1:15010")]
     pub xds_addr: SocketAddr,

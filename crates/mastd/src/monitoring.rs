@@ -1,9 +1,11 @@
 //! The monitoring server (istiod's 15014): `/metrics` (Prometheus text), `/version`,
 //! `/debug/syncz` (every proxy's sync state, as `mastctl proxy-status` reads it),
-//! `/debug/configz` (the configuration served and every rejected resource with its reason) and
+//! `/debug/configz` (the config folders and their files, the configuration served and every
+//! rejected resource with its reason) and
 //! `/debug/config_dump?proxyID=` (what was last generated for a proxy).
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
@@ -29,6 +31,8 @@ pub struct Monitor {
     xds: XdsServer,
     registry: Arc<Registry>,
     config_gauges: ConfigGauges,
+    /// The config folders, in rank order.
+    folders: Arc<[PathBuf]>,
 }
 
 /// Gauges about the served configuration, refreshed on every scrape.
@@ -70,7 +74,14 @@ impl Monitor {
             xds,
             registry: Arc::new(registry),
             config_gauges: gauges,
+            folders: Arc::from(Vec::new()),
         }
+    }
+
+    /// The watched config folders, listed with their files on `/debug/configz`.
+    pub fn with_folders(mut self, folders: Vec<PathBuf>) -> Self {
+        self.folders = folders.into();
+        self
     }
 }
 
@@ -191,6 +202,7 @@ async fn configz(State(m): State<Monitor>) -> Json<Value> {
         "generation": state.generation,
         "snapshotVersion": m.snapshots.borrow().version,
         "rejected": state.rejected,
+        "folders": crate::folders::describe(&m.folders, &m.store),
         "byKind": state.by_kind,
         "resources": resources,
         "diagnostics": diagnostics,

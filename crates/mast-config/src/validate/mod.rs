@@ -6,6 +6,7 @@ mod authorization_policy;
 pub mod common;
 mod destination_rule;
 mod gateway;
+mod local_workload;
 mod peer_authentication;
 mod request_authentication;
 mod service_entry;
@@ -128,6 +129,7 @@ pub fn validate(resource: &Resource) -> Report {
         Body::PeerAuthentication(s) => peer_authentication::validate(s, resource, &mut r),
         Body::AuthorizationPolicy(s) => authorization_policy::validate(s, resource, &mut r),
         Body::RequestAuthentication(s) => request_authentication::validate(s, resource, &mut r),
+        Body::LocalWorkload(s) => local_workload::validate(s, resource, &mut r),
         Body::Unknown(_) => r.warn(
             "kind",
             format!(

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use super::{InboundPort, MeshSnapshot, selector_matches};
-use crate::proxy::ProxyNode;
+use crate::proxy::{CaptureMode, ProxyNode};
 use crate::service::{Endpoint, Protocol, Service};
 
 /// Whether `endpoint` is `proxy`'s workload.
@@ -19,6 +19,35 @@ fn is_proxy_endpoint(endpoint: &Endpoint, proxy: &ProxyNode) -> bool {
     }
     let loopback = proxy.ip.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
     !loopback || (!endpoint.workload.is_empty() && endpoint.workload == proxy.workload)
+}
+
+/// The application port behind an endpoint port of the proxy's own workload: in ports
+/// capture, an endpoint may name the sidecar's inbound listener (`mastctl up` registers each
+/// local workload at its sidecar's listener, so traffic enters through it); the application
+/// then listens on the port mapped to that listener in `MAST_INBOUND_PORTS`.
+fn app_port(proxy: &ProxyNode, endpoint_port: u16) -> u16 {
+    match &proxy.capture {
+        CaptureMode::Ports { inbound, .. } => inbound
+            .iter()
+            .find(|(_, listen)| **listen == endpoint_port)
+            .map_or(endpoint_port, |(app, _)| *app),
+        CaptureMode::Iptables => endpoint_port,
+    }
+}
+
+/// In ports capture a sidecar has inbound listeners only for its `MAST_INBOUND_PORTS`
+/// application ports. A workload serving a single port (a `mastctl up` LocalWorkload) serves
+/// every port of the Services that select it there, whatever their `targetPort`: map a target
+/// port it has no listener for to that one port.
+fn only_app_port(proxy: &ProxyNode, target_port: u16) -> u16 {
+    match &proxy.capture {
+        CaptureMode::Ports { inbound, .. }
+            if inbound.len() == 1 && !inbound.contains_key(&target_port) =>
+        {
+            inbound.keys().next().copied().unwrap_or(target_port)
+        }
+        _ => target_port,
+    }
 }
 
 /// See [`MeshSnapshot::inbound_ports`].
@@ -72,9 +101,10 @@ fn ports_of<'a>(
             .iter()
             .find(|e| is_proxy_endpoint(e, proxy));
         let target_port = own
-            .map(|e| e.port)
+            .map(|e| app_port(proxy, e.port))
             .or_else(|| snap.numeric_target_port(&service.hostname, port.port))
             .unwrap_or(port.port);
+        let target_port = only_app_port(proxy, target_port);
         out.push(InboundPort {
             service,
             port,

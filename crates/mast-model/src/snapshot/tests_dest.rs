@@ -236,3 +236,49 @@ spec:
         inbound(&s, &client)
     );
 }
+
+#[test]
+fn ports_capture_endpoint_at_the_sidecar_listener_maps_back_to_the_app_port() {
+    // `mastctl up`: two versions behind one Service, each registered at its sidecar's inbound
+    // listener; each application listens on its own port (MAST_INBOUND_PORTS APP=LISTEN).
+    let s = build(
+        "
+apiVersion: v1
+kind: Service
+metadata: {name: nginx-svc, namespace: default}
+spec:
+  selector: {app: nginx}
+  ports: [{name: http, port: 80}]
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: nginx-1, namespace: default}
+spec: {address: 127.0.0.1, labels: {app: nginx}, ports: {http: 15106}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: nginx-2, namespace: default}
+spec: {address: 127.0.0.1, labels: {app: nginx}, ports: {http: 15116}}
+",
+    );
+    let node = |workload: &str, inbound: &str| {
+        ProxyNode::parse(
+            &format!("sidecar~127.0.0.1~{workload}.default~default.svc.cluster.local"),
+            &serde_json::json!({"NAMESPACE": "default", "WORKLOAD_NAME": workload,
+                    "LABELS": {"app": "nginx"}, "MAST_CAPTURE_MODE": "ports",
+                    "MAST_OUTBOUND_PORT": "15101", "MAST_INBOUND_PORTS": inbound}),
+        )
+        .unwrap()
+    };
+    let one = node("nginx-1", "8080=15106");
+    assert_eq!(inbound(&s, &one), [(8080, "nginx-svc".into(), 80)]);
+    let two = node("nginx-2", "8081=15116");
+    assert_eq!(inbound(&s, &two), [(8081, "nginx-svc".into(), 80)]);
+    // Before its endpoint is known (mastd has not read the entry yet), a sidecar with one
+    // application port still serves the selecting Service there.
+    let early = node("nginx-3", "8083=15126");
+    assert_eq!(inbound(&s, &early), [(8083, "nginx-svc".into(), 80)]);
+    // With several application ports and no mapping, the endpoint port stays as it is.
+    let plain = node("nginx-1", "9000=15199,9001=15198");
+    assert_eq!(inbound(&s, &plain), [(15106, "nginx-svc".into(), 80)]);
+}

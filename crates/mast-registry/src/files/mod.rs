@@ -24,6 +24,9 @@
 //!   event of that write reloads it. Writing through a temp file and a rename avoids the
 //!   transient diagnostic.
 //!
+//! Several folders can feed one store, each started with its own
+//! [`FilesOptions::source`] rank; the first folder's definition of a resource wins.
+//!
 //! The watcher runs on its own thread (no async runtime needed); dropping the
 //! [`FilesSourceHandle`] stops it.
 
@@ -52,6 +55,10 @@ pub struct FilesOptions {
     /// Longest time from a batch's first event to its application, even if events keep
     /// coming.
     pub max_delay: Duration,
+    /// The folder's rank when several folders feed one store (0 for the first): a resource
+    /// defined in two folders is taken from the folder of lower rank, and the other
+    /// definition is reported as a duplicate.
+    pub source: usize,
 }
 
 impl Default for FilesOptions {
@@ -60,6 +67,7 @@ impl Default for FilesOptions {
             load: LoadOptions::default(),
             debounce: Duration::from_millis(20),
             max_delay: Duration::from_millis(50),
+            source: 0,
         }
     }
 }
@@ -103,7 +111,8 @@ impl FilesSource {
         watcher
             .watch(&root, RecursiveMode::Recursive)
             .map_err(watch_error)?;
-        let mut tracker = Tracker::new(root, shown.clone(), opts.load.clone(), store);
+        let mut tracker =
+            Tracker::new(root, shown.clone(), opts.load.clone(), (store, opts.source));
         let state = tracker.initial_load();
         tracing::info!(
             dir = %shown.display(),

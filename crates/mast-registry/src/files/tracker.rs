@@ -36,6 +36,8 @@ pub(super) struct Tracker {
     shown: PathBuf,
     load: LoadOptions,
     store: ConfigStore,
+    /// The folder's rank among the sources of the store.
+    source: usize,
     /// Every config file loaded, with the hash of its bytes (`None`: could not be read).
     known: HashMap<PathBuf, Option<u64>>,
 }
@@ -45,13 +47,14 @@ impl Tracker {
         root: PathBuf,
         shown: PathBuf,
         load: LoadOptions,
-        store: ConfigStore,
+        (store, source): (ConfigStore, usize),
     ) -> Self {
         Self {
             root,
             shown,
             load,
             store,
+            source,
             known: HashMap::new(),
         }
     }
@@ -59,7 +62,7 @@ impl Tracker {
     /// Loads the whole folder as one store update.
     pub(super) fn initial_load(&mut self) -> Arc<StoreState> {
         let changes = self.sync_under(&self.root.clone());
-        self.store.update(changes)
+        self.store.update_source(self.source, changes)
     }
 
     /// Applies a batch as one store update (none when nothing changed on disk).
@@ -74,7 +77,7 @@ impl Tracker {
             changes
         };
         if !changes.is_empty() {
-            self.store.update(changes);
+            self.store.update_source(self.source, changes);
         }
     }
 

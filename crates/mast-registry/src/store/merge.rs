@@ -9,6 +9,9 @@ use mast_config::{Diagnostic, Level, LoadOutput, Origin, Resource};
 
 use super::StoreState;
 
+/// Where a file sorts when merging: its source's rank, then its name.
+pub(super) type FileKey = (usize, String);
+
 /// One file after validation.
 #[derive(Debug, Default)]
 pub(super) struct FileEntry {
@@ -72,8 +75,8 @@ pub(super) struct Merged {
 }
 
 impl Merged {
-    /// Merges files in name order; the first definition of a resource wins.
-    pub(super) fn of(files: &BTreeMap<String, FileEntry>) -> Self {
+    /// Merges files in (source rank, name) order; the first definition of a resource wins.
+    pub(super) fn of(files: &BTreeMap<FileKey, FileEntry>) -> Self {
         let mut out = Merged::default();
         let mut seen: HashMap<Identity, &Origin> = HashMap::new();
         for entry in files.values() {

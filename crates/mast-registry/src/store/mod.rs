@@ -11,8 +11,9 @@
 //! - the good documents of a file stay served when another document of the same file is
 //!   broken (even a YAML syntax error only costs the document it is in);
 //! - the same resource (API group, kind, namespace, name) defined twice: the definition in
-//!   the file whose name sorts first (then the earlier one in that file) wins, the other is
-//!   left out and reported as an error naming both places.
+//!   the source of lowest rank (see [`ConfigStore::update_source`]; several watched folders
+//!   feed one store), then in the file whose name sorts first, then the earlier one in that
+//!   file wins; the other is left out and reported as an error naming both places.
 
 mod merge;
 #[cfg(test)]
@@ -25,7 +26,7 @@ use mast_config::{Diagnostic, Level, LoadOutput, Resource};
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
-use merge::{FileEntry, Merged};
+use merge::{FileEntry, FileKey, Merged};
 
 /// One published state of the store. Immutable: a change publishes a new one.
 #[derive(Debug, Clone, Default)]
@@ -95,7 +96,8 @@ struct Shared {
 
 #[derive(Debug, Default)]
 struct Inner {
-    files: BTreeMap<String, FileEntry>,
+    /// Every file by (source rank, name): the merge order.
+    files: BTreeMap<FileKey, FileEntry>,
     /// The duplicate diagnostics of the last state, to log only new ones.
     duplicates: Vec<Diagnostic>,
 }
@@ -128,9 +130,27 @@ impl ConfigStore {
         self.shared.tx.borrow().clone()
     }
 
-    /// The names of the files the store holds, sorted.
+    /// The names of the files the store holds, by source rank then name.
     pub fn files(&self) -> Vec<String> {
-        self.shared.inner.lock().files.keys().cloned().collect()
+        self.shared
+            .inner
+            .lock()
+            .files
+            .keys()
+            .map(|(_, f)| f.clone())
+            .collect()
+    }
+
+    /// The names of the files one source (see [`ConfigStore::update_source`]) holds, sorted.
+    pub fn files_of(&self, source: usize) -> Vec<String> {
+        self.shared
+            .inner
+            .lock()
+            .files
+            .keys()
+            .filter(|(s, _)| *s == source)
+            .map(|(_, f)| f.clone())
+            .collect()
     }
 
     /// Sets one file's content; see [`ConfigStore::update`].
@@ -146,11 +166,23 @@ impl ConfigStore {
         self.update([Change::Remove { file: file.into() }])
     }
 
-    /// Applies a batch of changes and publishes one new state, which it returns. Nothing
-    /// is published (and the current state is returned) when the batch changes nothing,
-    /// such as removing a file the store does not hold. Rejected resources and new
-    /// duplicates are logged once here, with `tracing::warn!`.
+    /// Applies a batch of changes to the files of source 0; see
+    /// [`ConfigStore::update_source`].
     pub fn update(&self, changes: impl IntoIterator<Item = Change>) -> Arc<StoreState> {
+        self.update_source(0, changes)
+    }
+
+    /// Applies a batch of changes to the files of one source and publishes one new state,
+    /// which it returns. `source` ranks the source among those feeding the store (one per
+    /// watched folder): a resource defined by two sources is taken from the lower rank.
+    /// Nothing is published (and the current state is returned) when the batch changes
+    /// nothing, such as removing a file the store does not hold. Rejected resources and
+    /// new duplicates are logged once here, with `tracing::warn!`.
+    pub fn update_source(
+        &self,
+        source: usize,
+        changes: impl IntoIterator<Item = Change>,
+    ) -> Arc<StoreState> {
         // Validation runs before taking the lock.
         let prepared: Vec<(String, Option<FileEntry>)> = changes
             .into_iter()
@@ -165,10 +197,10 @@ impl ConfigStore {
             match entry {
                 Some(entry) => {
                     log_file(&file, &entry);
-                    inner.files.insert(file, entry);
+                    inner.files.insert((source, file), entry);
                     changed = true;
                 }
-                None => changed |= inner.files.remove(&file).is_some(),
+                None => changed |= inner.files.remove(&(source, file)).is_some(),
             }
         }
         if !changed {

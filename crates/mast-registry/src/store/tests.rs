@@ -159,3 +159,44 @@ fn load_failures_are_counted_and_reported() {
     let d = s.errors().next().unwrap();
     assert!(d.message.contains("YAML syntax error"), "{d}");
 }
+
+#[test]
+fn lower_source_rank_wins_whatever_the_file_names() {
+    let store = ConfigStore::new();
+    let load =
+        |file: &str, host: &str| load_str(&vs("r", host, 100), file, &LoadOptions::default());
+    store.update_source(
+        1,
+        [Change::Set {
+            file: "a.yaml".into(),
+            loaded: load("a.yaml", "second"),
+        }],
+    );
+    let s = store.update_source(
+        0,
+        [Change::Set {
+            file: "z.yaml".into(),
+            loaded: load("z.yaml", "first"),
+        }],
+    );
+    let r = s.get("VirtualService", "default", "r").unwrap();
+    assert_eq!(r.as_virtual_service().unwrap().hosts, ["first"]);
+    assert_eq!(s.rejected, 1);
+    assert_eq!(store.files(), ["z.yaml", "a.yaml"]);
+    assert_eq!(store.files_of(1), ["a.yaml"]);
+    // Removing a file of source 1 by name does not touch source 0's files.
+    let s = store.update_source(
+        1,
+        [Change::Remove {
+            file: "z.yaml".into(),
+        }],
+    );
+    assert_eq!(s.generation, 2, "nothing changed, nothing published");
+    let s = store.update_source(
+        1,
+        [Change::Remove {
+            file: "a.yaml".into(),
+        }],
+    );
+    assert_eq!((s.rejected, s.resources.len()), (0, 1));
+}

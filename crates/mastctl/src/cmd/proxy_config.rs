@@ -38,8 +38,9 @@ pub struct Args {
     /// The proxy: `<workload>.<namespace>` or its node id (optional with --admin).
     proxy: Option<String>,
     /// mastd's monitoring address, to find the proxy.
-    #[arg(long, default_value = "127.0.0.1:15014", env = "MAST_MONITORING_ADDR")]
-    mastd: String,
+    /// [default: the running local mesh's (mastctl up), else 127.0.0.1:15014]
+    #[arg(long, env = "MAST_MONITORING_ADDR")]
+    mastd: Option<String>,
     /// Read this admin address (`host:port`) directly instead of asking mastd.
     #[arg(long)]
     admin: Option<String>,
@@ -52,7 +53,10 @@ pub struct Args {
 pub fn run(args: &Args) -> anyhow::Result<i32> {
     let admin = match (&args.admin, &args.proxy) {
         (Some(a), _) => a.clone(),
-        (None, Some(p)) => super::proxy_status::admin_address(&args.mastd, p)?,
+        (None, Some(p)) => super::proxy_status::admin_address(
+            &crate::local::mastd_address(args.mastd.as_deref()),
+            p,
+        )?,
         (None, None) => bail!("name a proxy (as proxy-status shows it) or give --admin ADDR"),
     };
     let dump: Value = http::get_json(&admin, "/config_dump").with_context(|| {

@@ -14,8 +14,9 @@ pub struct Args {
     /// Show only this proxy (`<workload>.<namespace>` or node id).
     proxy: Option<String>,
     /// mastd's monitoring address.
-    #[arg(long, default_value = "127.0.0.1:15014", env = "MAST_MONITORING_ADDR")]
-    mastd: String,
+    /// [default: the running local mesh's (mastctl up), else 127.0.0.1:15014]
+    #[arg(long, env = "MAST_MONITORING_ADDR")]
+    mastd: Option<String>,
     /// Output: `short` (table) or `json`.
     #[arg(short, long, default_value = "short")]
     output: String,
@@ -83,11 +84,12 @@ pub fn admin_address(mastd: &str, proxy: &str) -> anyhow::Result<String> {
 
 /// Runs the command.
 pub fn run(args: &Args) -> anyhow::Result<i32> {
-    let mut all = fetch(&args.mastd)?;
+    let mastd = crate::local::mastd_address(args.mastd.as_deref());
+    let mut all = fetch(&mastd)?;
     if let Some(p) = &args.proxy {
         all.retain(|s| s.matches(p));
         if all.is_empty() {
-            bail!("no proxy {p:?} is connected to mastd at {}", args.mastd);
+            bail!("no proxy {p:?} is connected to mastd at {mastd}");
         }
     }
     all.sort_by(|a, b| a.name.cmp(&b.name));

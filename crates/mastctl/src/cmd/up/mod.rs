@@ -1,13 +1,57 @@
-//! `mastctl up DIR`: a whole mesh on one machine. (Being written.)
+//! `mastctl up DIR`: a whole mesh on one machine. Validates and analyzes the folder, starts
+//! mastd on it (plus a folder of WorkloadEntries it generates), then for each
+//! `LocalWorkload` its sidecar and, once the sidecar is ready, its program with the sidecar
+//! as HTTP proxy; prints a table; follows edits to the folder; and on Ctrl-C/SIGTERM stops
+//! everything it started.
+//!
+//! Parts: [`config`] reads the folder, [`ports`] allocates ports, [`sidecar`] starts mastd
+//! and sidecars, [`proc`] runs child processes, [`supervisor`] runs one workload,
+//! [`mesh`] holds the shared state (state file, generated entries, table), [`watch`]
+//! notices edits, [`runner`] ties them together.
+
+mod config;
+mod mesh;
+mod ports;
+mod proc;
+mod runner;
+mod sidecar;
+mod supervisor;
+mod watch;
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+
+use crate::local::spec::ProxyKind;
 
 /// `mastctl up` flags.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The folder of YAML to run.
-    pub dir: std::path::PathBuf,
+    /// The folder of YAML to run (Istio and Kubernetes resources plus LocalWorkloads).
+    pub dir: PathBuf,
+    /// The sidecar of workloads without a `mast.dev/proxy` annotation.
+    #[arg(long, value_enum, default_value = "mast")]
+    pub proxy: ProxyKind,
+    /// Predictable ports: mastd on N (xDS) and N+1 (monitoring), workload k (in name
+    /// order) on N+10k (outbound), +1 (admin), +2 (health), +3 (inbound). Default: free ports.
+    #[arg(long, value_name = "N")]
+    pub port_base: Option<u16>,
+    /// Exit when every `restartPolicy: Never` workload (job) has finished, with the first
+    /// non-zero job status (else 0).
+    #[arg(long)]
+    pub exit_with_jobs: bool,
+    /// The state file other verbs read (default: one per folder under
+    /// $XDG_RUNTIME_DIR/mast or /tmp/mast-<uid>).
+    #[arg(long, value_name = "F")]
+    pub state_file: Option<PathBuf>,
 }
 
-/// Runs the mesh until Ctrl-C.
+/// Runs the mesh until Ctrl-C (or, with `--exit-with-jobs`, until the jobs are done).
 pub fn run(args: &Args) -> anyhow::Result<i32> {
-    anyhow::bail!("mastctl up {}: not implemented yet", args.dir.display())
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(runner::run(args))
 }

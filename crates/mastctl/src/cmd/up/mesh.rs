@@ -1,0 +1,211 @@
+//! What every part of a running `mastctl up` shares: the state (written to the state file on
+//! every change, for `exec` and the other verbs), the generated WorkloadEntries (one file per
+//! running workload in the generated folder mastd watches), and the printed table.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use mast_config::Resource;
+use parking_lot::Mutex;
+
+use super::proc::say;
+use crate::cmd::table::Table;
+use crate::local::entry;
+use crate::local::spec::{Key, LocalSpec};
+use crate::local::state::{self, State, WorkloadState};
+
+/// The dashboard's address (the dashboard arrives with issue 7).
+pub const DASHBOARD: &str = "http://127.0.0.1:20001";
+
+/// A running workload's entry: its spec, its sidecar's inbound listener, the `ports:` written.
+type Entry = (LocalSpec, u16, BTreeMap<String, u16>);
+
+/// The shared state of a running mesh.
+pub struct Mesh {
+    state: Mutex<State>,
+    /// Running workloads' entries: spec, inbound listener, written `ports:`.
+    entries: Mutex<BTreeMap<Key, Entry>>,
+    /// The state file.
+    pub state_file: PathBuf,
+    /// The run folder (logs, ports files).
+    pub run_dir: PathBuf,
+    /// The generated folder (WorkloadEntries) mastd watches.
+    pub generated: PathBuf,
+}
+
+impl Mesh {
+    /// A mesh whose state starts as `initial`.
+    pub fn new(initial: State, state_file: PathBuf, run_dir: PathBuf) -> Self {
+        Self {
+            generated: initial.generated.clone(),
+            state: Mutex::new(initial),
+            entries: Mutex::new(BTreeMap::new()),
+            state_file,
+            run_dir,
+        }
+    }
+
+    /// Changes the state and writes the state file.
+    pub fn with_state(&self, f: impl FnOnce(&mut State)) {
+        // Written under the lock: writes of the same file never race.
+        let mut s = self.state.lock();
+        f(&mut s);
+        if let Err(e) = state::write(&self.state_file, &s) {
+            say(format!("{e:#}"));
+        }
+    }
+
+    /// Changes workload `key`'s state (adding it when new) and writes the state file.
+    pub fn update(&self, key: &Key, f: impl FnOnce(&mut WorkloadState)) {
+        self.with_state(|s| {
+            let pos = s
+                .workloads
+                .iter()
+                .position(|w| w.namespace == key.namespace && w.name == key.name);
+            let w = match pos {
+                Some(i) => &mut s.workloads[i],
+                None => {
+                    s.workloads.push(WorkloadState {
+                        name: key.name.clone(),
+                        namespace: key.namespace.clone(),
+                        ..WorkloadState::default()
+                    });
+                    s.workloads
+                        .sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+                    let i = s
+                        .workloads
+                        .iter()
+                        .position(|w| w.namespace == key.namespace && w.name == key.name)
+                        .unwrap_or(0);
+                    &mut s.workloads[i]
+                }
+            };
+            f(w);
+        });
+    }
+
+    /// Forgets workload `key`.
+    pub fn remove(&self, key: &Key) {
+        self.with_state(|s| {
+            s.workloads
+                .retain(|w| !(w.namespace == key.namespace && w.name == key.name));
+        });
+    }
+
+    /// A copy of the state.
+    pub fn snapshot(&self) -> State {
+        self.state.lock().clone()
+    }
+
+    fn entry_file(&self, key: &Key) -> PathBuf {
+        self.generated
+            .join(format!("{}.{}.yaml", key.namespace, key.name))
+    }
+
+    /// Writes the WorkloadEntry of a running workload whose sidecar listens on `inbound`.
+    pub fn write_entry(&self, spec: &LocalSpec, inbound: u16, resources: &[Resource]) {
+        let ports = entry::entry_ports(spec, resources, inbound);
+        self.write_entry_file(spec, &ports);
+        self.entries
+            .lock()
+            .insert(spec.key.clone(), (spec.clone(), inbound, ports));
+    }
+
+    fn write_entry_file(&self, spec: &LocalSpec, ports: &BTreeMap<String, u16>) {
+        let text = entry::workload_entry(spec, ports);
+        // Written beside the folder then renamed in, so mastd never reads half a file.
+        let tmp = self.run_dir.join(format!(
+            ".{}.{}.yaml.tmp",
+            spec.key.namespace, spec.key.name
+        ));
+        let result = std::fs::write(&tmp, text)
+            .and_then(|()| std::fs::rename(&tmp, self.entry_file(&spec.key)));
+        if let Err(e) = result {
+            say(format!("writing the WorkloadEntry of {}: {e}", spec.key));
+        }
+    }
+
+    /// The sidecar listeners that WorkloadEntries point at (entries some Service uses).
+    pub fn entry_listeners(&self) -> Vec<u16> {
+        self.entries
+            .lock()
+            .values()
+            .filter(|(_, _, ports)| !ports.is_empty())
+            .map(|(_, inbound, _)| *inbound)
+            .collect()
+    }
+
+    /// Removes a workload's WorkloadEntry.
+    pub fn remove_entry(&self, key: &Key) {
+        self.entries.lock().remove(key);
+        let _ = std::fs::remove_file(self.entry_file(key));
+    }
+
+    /// Rewrites the entries whose `ports:` change with the folder's new `resources` (a
+    /// Service added, edited or removed).
+    pub fn refresh_entries(&self, resources: &[Resource]) {
+        let mut entries = self.entries.lock();
+        for (spec, inbound, ports) in entries.values_mut() {
+            let now = entry::entry_ports(spec, resources, *inbound);
+            if now != *ports {
+                self.write_entry_file(spec, &now);
+                *ports = now;
+            }
+        }
+    }
+
+    /// The table of workloads and the addresses, as printed.
+    pub fn table(&self) -> String {
+        let s = self.snapshot();
+        let mut t = Table::new(&[
+            "WORKLOAD",
+            "NAMESPACE",
+            "PROXY",
+            "PID",
+            "OUTBOUND",
+            "INBOUND",
+            "ADMIN",
+            "STATUS",
+        ]);
+        let opt = |p: Option<u16>| p.map_or_else(|| "-".to_owned(), |p| p.to_string());
+        for w in &s.workloads {
+            let inbound: Vec<String> = w.inbound.iter().map(|(a, l)| format!("{l}->{a}")).collect();
+            t.row(vec![
+                w.name.clone(),
+                w.namespace.clone(),
+                w.proxy.clone(),
+                w.pid.map_or_else(|| "-".to_owned(), |p| p.to_string()),
+                opt(w.outbound),
+                if inbound.is_empty() {
+                    "-".into()
+                } else {
+                    inbound.join(",")
+                },
+                opt(w.admin),
+                w.status.clone(),
+            ]);
+        }
+        format!(
+            "{}\nmastd:     xDS {}  monitoring http://{}/metrics\ndashboard: {DASHBOARD} (arrives with issue 7)\nstate:     {}\n",
+            t.render(),
+            s.mastd.xds,
+            s.mastd.monitoring,
+            self.state_file.display()
+        )
+    }
+
+    /// Removes the state file and the generated folder (the mesh has stopped).
+    pub fn clean_up(&self) {
+        let _ = std::fs::remove_file(&self.state_file);
+        let _ = std::fs::remove_dir_all(&self.generated);
+        remove_matching(&self.run_dir, ".ports.json");
+    }
+}
+
+fn remove_matching(dir: &Path, suffix: &str) {
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.file_name().to_string_lossy().ends_with(suffix) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}

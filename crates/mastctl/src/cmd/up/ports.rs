@@ -1,0 +1,130 @@
+//! Port allocation for a local mesh: mastd's xDS and monitoring ports, and one block per
+//! workload's sidecar (outbound, admin, health, inbound). Free ports by default (the
+//! sidecars pick their own, reported in their ports files, except the inbound listener that
+//! the workload's WorkloadEntry names); with `--port-base N` a fixed
+//! layout: mastd on N (xDS) and N+1 (monitoring), workload slot k (1, 2, … in name order)
+//! on N+10k (outbound), +1 (admin), +2 (health), +3 (inbound).
+
+use std::collections::BTreeSet;
+
+use anyhow::{Context as _, bail};
+
+/// Ports per workload slot in the `--port-base` layout.
+pub const BLOCK: u16 = 10;
+
+/// The ports a sidecar is started with (0: the sidecar picks a free one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Block {
+    /// The slot (0 in free mode).
+    pub slot: u16,
+    /// Outbound listener.
+    pub outbound: u16,
+    /// Admin interface.
+    pub admin: u16,
+    /// Health endpoint.
+    pub health: u16,
+    /// Inbound listener for the application port.
+    pub inbound: u16,
+}
+
+/// Hands out port blocks.
+#[derive(Debug)]
+pub struct PortPlan {
+    base: Option<u16>,
+    used: BTreeSet<u16>,
+}
+
+impl PortPlan {
+    /// A plan from `--port-base` (`None`: free ports).
+    pub fn new(base: Option<u16>) -> Self {
+        Self {
+            base,
+            used: BTreeSet::new(),
+        }
+    }
+
+    /// mastd's (xDS, monitoring) ports.
+    pub fn mastd(&self) -> anyhow::Result<(u16, u16)> {
+        match self.base {
+            Some(n) => Ok((n, n.checked_add(1).context("--port-base is too high")?)),
+            None => {
+                let (a, b) = (free()?, free()?);
+                Ok((a.0, b.0))
+            }
+        }
+    }
+
+    /// The next block: the lowest free slot with `--port-base`; else the sidecar picks its
+    /// ports, except the inbound listener, chosen here so that the workload's WorkloadEntry
+    /// can name it before the sidecar starts.
+    pub fn take(&mut self) -> anyhow::Result<Block> {
+        let Some(base) = self.base else {
+            return Ok(Block {
+                slot: 0,
+                outbound: 0,
+                admin: 0,
+                health: 0,
+                inbound: free()?.0,
+            });
+        };
+        let slot = (1..=u16::MAX)
+            .find(|s| !self.used.contains(s))
+            .context("no slot left")?;
+        let start = u32::from(base) + u32::from(slot) * u32::from(BLOCK);
+        if start + u32::from(BLOCK) > 65_535 {
+            bail!("--port-base {base}: no room for workload slot {slot} (ports past 65535)");
+        }
+        self.used.insert(slot);
+        let p = |off: u32| u16::try_from(start + off).unwrap_or(0);
+        Ok(Block {
+            slot,
+            outbound: p(0),
+            admin: p(1),
+            health: p(2),
+            inbound: p(3),
+        })
+    }
+
+    /// Gives a block's slot back.
+    pub fn release(&mut self, block: &Block) {
+        self.used.remove(&block.slot);
+    }
+}
+
+/// A free port on 127.0.0.1 (the socket closes at once; another process may take it before
+/// mastd binds, which mastd then reports).
+fn free() -> anyhow::Result<(u16, std::net::TcpListener)> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+    Ok((l.local_addr()?.port(), l))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_layout_is_predictable_and_slots_are_reused() {
+        let mut plan = PortPlan::new(Some(20000));
+        assert_eq!(plan.mastd().unwrap(), (20000, 20001));
+        let a = plan.take().unwrap();
+        let b = plan.take().unwrap();
+        assert_eq!(
+            (a.outbound, a.admin, a.health, a.inbound),
+            (20010, 20011, 20012, 20013)
+        );
+        assert_eq!(b.outbound, 20020);
+        plan.release(&a);
+        assert_eq!(plan.take().unwrap().outbound, 20010);
+        assert!(PortPlan::new(Some(65530)).take().is_err());
+    }
+
+    #[test]
+    fn free_mode_lets_sidecars_pick() {
+        let mut plan = PortPlan::new(None);
+        let (x, m) = plan.mastd().unwrap();
+        assert_ne!(x, m);
+        let block = plan.take().unwrap();
+        assert_eq!(block.outbound, 0);
+        assert_ne!(block.inbound, 0, "the inbound listener is chosen up front");
+    }
+}

@@ -1,0 +1,395 @@
+//! One task per workload: its sidecar first (ready = its ports file), then its
+//! WorkloadEntry, then its program with the sidecar as HTTP proxy. `Always` programs that
+//! exit are restarted with back-off (1 s doubling to 30 s, reset after 60 s up); a `Never`
+//! program (a job) runs once and its sidecar stops with it. Stopping a workload stops the
+//! program (SIGTERM, SIGKILL after 5 s), removes its entry, then drains its sidecar.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mast_config::Resource;
+use parking_lot::Mutex;
+use tokio::process::Command;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use super::mesh::Mesh;
+use super::ports::Block;
+use super::proc::{self, Proc, Sink, say};
+use super::sidecar::{self, SidecarFiles, SidecarPorts};
+use crate::local::entry::program_env;
+use crate::local::spec::{Key, LocalSpec, ProxyKind};
+
+/// How long a program has to exit after SIGTERM.
+const PROGRAM_GRACE: Duration = Duration::from_secs(5);
+/// First restart delay.
+const BACKOFF_START: Duration = Duration::from_secs(1);
+/// Longest restart delay.
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// Up this long, a program's back-off starts again from [`BACKOFF_START`].
+const BACKOFF_RESET: Duration = Duration::from_secs(60);
+/// How long a client or job waits for the start-up's servers.
+const GATE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a program waits for its sidecar to have every running workload's endpoint.
+const PROPAGATION_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// What workload tasks tell the main loop.
+#[derive(Debug)]
+pub enum Event {
+    /// The workload's first start is over: its program runs, or it failed to start.
+    Settled(Key),
+    /// A job finished with this exit code.
+    JobDone(Key, i32),
+}
+
+/// What all workload tasks share.
+pub struct Ctx {
+    /// The mesh state.
+    pub mesh: Arc<Mesh>,
+    /// mastd's xDS address.
+    pub xds: String,
+    /// The sidecar of workloads without the annotation.
+    pub default_proxy: ProxyKind,
+    /// The folder's resources (for the WorkloadEntries' ports).
+    pub resources: Mutex<Arc<Vec<Resource>>>,
+    /// Events for the main loop.
+    pub events: mpsc::UnboundedSender<Event>,
+    /// Becomes true once every server workload of the start-up has started.
+    pub servers_settled: watch::Receiver<bool>,
+}
+
+/// A running workload task.
+pub struct Handle {
+    /// What it runs.
+    pub spec: LocalSpec,
+    /// Its ports.
+    pub block: Block,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Handle {
+    /// Tells the task to stop (see [`Handle::join`]).
+    pub fn request_stop(&self) {
+        let _ = self.stop.send(true);
+    }
+
+    /// Waits for the task to finish stopping.
+    pub async fn join(self) {
+        let _ = self.task.await;
+    }
+}
+
+/// Starts the task of workload `spec`.
+pub fn spawn(ctx: Arc<Ctx>, spec: LocalSpec, block: Block) -> Handle {
+    let (stop, rx) = watch::channel(false);
+    let task = tokio::spawn(supervise(ctx, spec.clone(), block, rx));
+    Handle {
+        spec,
+        block,
+        stop,
+        task,
+    }
+}
+
+/// Restart delays.
+struct Backoff(Duration);
+
+impl Backoff {
+    /// The delay before the next start, after a run that lasted `ran`.
+    fn next(&mut self, ran: Duration) -> Duration {
+        if ran >= BACKOFF_RESET {
+            self.0 = BACKOFF_START;
+        }
+        let delay = self.0;
+        self.0 = (self.0 * 2).min(BACKOFF_MAX);
+        delay
+    }
+}
+
+/// How one life of a workload (sidecar + program) ended.
+enum Outcome {
+    Stopped,
+    JobDone(i32),
+    Failed(String),
+}
+
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    while !*stop.borrow() {
+        if stop.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn supervise(ctx: Arc<Ctx>, spec: LocalSpec, block: Block, mut stop: watch::Receiver<bool>) {
+    let kind = spec.proxy.unwrap_or(ctx.default_proxy);
+    let key = spec.key.clone();
+    let mut backoff = Backoff(BACKOFF_START);
+    let mut settled = false;
+    loop {
+        ctx.mesh.update(&key, |w| {
+            w.proxy = kind.as_str().into();
+            w.status = "Starting".into();
+        });
+        let started = Instant::now();
+        let outcome = run_once(&ctx, &spec, kind, &block, &mut stop, &mut settled).await;
+        ctx.mesh.remove_entry(&key);
+        let failure = match outcome {
+            Outcome::Stopped => break,
+            Outcome::JobDone(code) => {
+                let _ = ctx.events.send(Event::JobDone(key.clone(), code));
+                break;
+            }
+            Outcome::Failed(why) => why,
+        };
+        say(format!("{key}: {failure}"));
+        mark(&ctx, &key, &format!("Failed: {failure}"), true);
+        if !settled {
+            settled = true;
+            let _ = ctx.events.send(Event::Settled(key.clone()));
+        }
+        if spec.job {
+            let _ = ctx.events.send(Event::JobDone(key.clone(), 1));
+            break;
+        }
+        let delay = backoff.next(started.elapsed());
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = stopped(&mut stop) => break,
+        }
+    }
+}
+
+/// Records a status (and, when `down`, that no process runs).
+fn mark(ctx: &Ctx, key: &Key, status: &str, down: bool) {
+    ctx.mesh.update(key, |w| {
+        w.status = status.to_owned();
+        if down {
+            w.pid = None;
+            w.sidecar_pid = None;
+        }
+    });
+}
+
+async fn run_once(
+    ctx: &Ctx,
+    spec: &LocalSpec,
+    kind: ProxyKind,
+    block: &Block,
+    stop: &mut watch::Receiver<bool>,
+    settled: &mut bool,
+) -> Outcome {
+    let files = SidecarFiles::new(&ctx.mesh.run_dir, spec);
+    // The WorkloadEntry goes in first: the sidecar then finds its own endpoint in its very
+    // first configuration (mastd re-sends only endpoints when an endpoint appears later).
+    if spec.port.is_some() {
+        let resources = Arc::clone(&ctx.resources.lock());
+        ctx.mesh.write_entry(spec, block.inbound, &resources);
+    }
+    let mut sidecar = match sidecar::start_sidecar(spec, kind, &ctx.xds, block, &files) {
+        Ok(p) => p,
+        Err(e) => return Outcome::Failed(format!("{e:#}")),
+    };
+    let pid = sidecar.pid;
+    ctx.mesh.update(&spec.key, |w| w.sidecar_pid = Some(pid));
+    let ready = tokio::select! {
+        r = sidecar::wait_ready(&mut sidecar, &files) => r,
+        () = stopped(stop) => {
+            stop_sidecar(sidecar).await;
+            return Outcome::Stopped;
+        }
+    };
+    let ports = match ready {
+        Ok(p) => p,
+        Err(e) => {
+            stop_sidecar(sidecar).await;
+            return Outcome::Failed(format!("{e:#}"));
+        }
+    };
+    record_ports(ctx, spec, &ports, block.inbound);
+    tokio::select! {
+        () = wait_for_endpoints(ctx, spec, ports.admin) => {}
+        () = stopped(stop) => {
+            stop_sidecar(sidecar).await;
+            return Outcome::Stopped;
+        }
+    }
+    let outcome = run_program(ctx, spec, &ports, &mut sidecar, stop, settled).await;
+    ctx.mesh.remove_entry(&spec.key);
+    stop_sidecar(sidecar).await;
+    outcome
+}
+
+async fn stop_sidecar(sidecar: Proc) {
+    sidecar
+        .stop(sidecar::DRAIN + Duration::from_secs(3), true)
+        .await;
+}
+
+fn record_ports(ctx: &Ctx, spec: &LocalSpec, ports: &SidecarPorts, planned_inbound: u16) {
+    let env = program_env(spec, ports.outbound);
+    ctx.mesh.update(&spec.key, |w| {
+        w.outbound = Some(ports.outbound);
+        w.admin = Some(ports.admin);
+        w.health = ports.health;
+        w.inbound = ports.inbound.clone();
+        w.env = env;
+    });
+    if let Some(inbound) = ports.inbound_for(spec.port)
+        && inbound != planned_inbound
+    {
+        let resources = Arc::clone(&ctx.resources.lock());
+        ctx.mesh.write_entry(spec, inbound, &resources);
+    }
+}
+
+/// Before a program starts: a client or job (no port) waits for the start-up's servers,
+/// then every program waits (a few seconds at most) until its sidecar has the endpoint of
+/// every running workload, so its first requests find them.
+async fn wait_for_endpoints(ctx: &Ctx, spec: &LocalSpec, admin: u16) {
+    if spec.port.is_none() {
+        let mut gate = ctx.servers_settled.clone();
+        let _ = tokio::time::timeout(GATE_TIMEOUT, gate.wait_for(|v| *v)).await;
+    }
+    let wanted = ctx.mesh.entry_listeners();
+    if wanted.is_empty() {
+        return;
+    }
+    let deadline = Instant::now() + PROPAGATION_TIMEOUT;
+    while Instant::now() < deadline {
+        let addr = format!("127.0.0.1:{admin}");
+        let dump = tokio::task::spawn_blocking(move || crate::http::get(&addr, "/clusters")).await;
+        if let Ok(Ok(text)) = dump
+            && wanted
+                .iter()
+                .all(|p| text.contains(&format!("::127.0.0.1:{p}::")))
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tracing::debug!(workload = %spec.key, "starting before every endpoint reached the sidecar");
+}
+
+fn program_command(spec: &LocalSpec, ports: &SidecarPorts) -> Command {
+    let mut cmd = Command::new(&spec.command[0]);
+    cmd.args(&spec.command[1..]);
+    cmd.envs(program_env(spec, ports.outbound));
+    // `mastctl x echo` and friends resolve to the binaries next to this mastctl.
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Into::into))
+    {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let dirs = std::iter::once(dir).chain(std::env::split_paths(&path));
+        if let Ok(joined) = std::env::join_paths(dirs) {
+            cmd.env("PATH", joined);
+        }
+    }
+    cmd
+}
+
+async fn run_program(
+    ctx: &Ctx,
+    spec: &LocalSpec,
+    ports: &SidecarPorts,
+    sidecar: &mut Proc,
+    stop: &mut watch::Receiver<bool>,
+    settled: &mut bool,
+) -> Outcome {
+    let key = &spec.key;
+    let mut backoff = Backoff(BACKOFF_START);
+    loop {
+        let started = Instant::now();
+        let prefix = format!("[{}] ", key.name);
+        let spawned = proc::spawn(
+            program_command(spec, ports),
+            &format!("{:?}", spec.command[0]),
+            Sink::Stdout(prefix.clone()),
+            Sink::Stderr(prefix),
+        );
+        let result = match spawned {
+            Ok(mut program) => {
+                let pid = program.pid;
+                ctx.mesh.update(key, |w| {
+                    w.pid = Some(pid);
+                    w.status = "Running".into();
+                });
+                settle(ctx, key, settled);
+                let status = tokio::select! {
+                    s = program.wait() => s,
+                    () = stopped(stop) => {
+                        mark(ctx, key, "Stopping", false);
+                        program.stop(PROGRAM_GRACE, false).await;
+                        return Outcome::Stopped;
+                    }
+                    s = sidecar.wait() => {
+                        program.stop(PROGRAM_GRACE, false).await;
+                        let why = s.map(|s| proc::describe(&s)).unwrap_or_default();
+                        return Outcome::Failed(format!("its sidecar {why}"));
+                    }
+                };
+                proc::signal_group(pid, rustix::process::Signal::KILL);
+                match status {
+                    Ok(s) => Ok(s),
+                    Err(e) => Err(format!("waiting for the program: {e}")),
+                }
+            }
+            Err(e) => Err(format!("{e:#}")),
+        };
+        let code = match &result {
+            Ok(s) => proc::exit_code(s),
+            Err(_) => 127,
+        };
+        let what = match &result {
+            Ok(s) => proc::describe(s),
+            Err(e) => e.clone(),
+        };
+        if spec.job {
+            let status = if code == 0 {
+                "Completed".to_owned()
+            } else {
+                format!("Failed ({what})")
+            };
+            say(format!("{key}: job {what}"));
+            mark(ctx, key, &status, false);
+            ctx.mesh.update(key, |w| w.pid = None);
+            settle(ctx, key, settled);
+            return Outcome::JobDone(code);
+        }
+        let delay = backoff.next(started.elapsed());
+        say(format!("{key}: {what}; restarting in {}s", delay.as_secs()));
+        settle(ctx, key, settled);
+        ctx.mesh.update(key, |w| {
+            w.pid = None;
+            w.restarts += 1;
+            w.status = format!("Restarting ({what})");
+        });
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = stopped(stop) => return Outcome::Stopped,
+        }
+    }
+}
+
+fn settle(ctx: &Ctx, key: &Key, settled: &mut bool) {
+    if !*settled {
+        *settled = true;
+        let _ = ctx.events.send(Event::Settled(key.clone()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_thirty_seconds_and_resets_after_a_minute_up() {
+        let mut b = Backoff(BACKOFF_START);
+        let short = Duration::from_millis(10);
+        let delays: Vec<u64> = (0..7).map(|_| b.next(short).as_secs()).collect();
+        assert_eq!(delays, [1, 2, 4, 8, 16, 30, 30]);
+        assert_eq!(b.next(Duration::from_secs(61)).as_secs(), 1);
+    }
+}

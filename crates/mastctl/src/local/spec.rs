@@ -1,0 +1,199 @@
+//! `LocalWorkload` resources as `mastctl up` runs them: name, namespace, labels, the sidecar
+//! kind (`mast.dev/proxy` annotation or `--proxy`), command, port, service account,
+//! environment and restart policy, plus the file that defined it (so a workload from a file
+//! that no longer parses keeps running).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use mast_config::Resource;
+use serde::Deserialize;
+
+/// The annotation that picks a workload's sidecar: `mast` or `envoy`.
+pub const PROXY_ANNOTATION: &str = "mast.dev/proxy";
+
+/// A workload's identity: namespace and name (`name.namespace` when printed).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Key {
+    /// The namespace.
+    pub namespace: String,
+    /// The name.
+    pub name: String,
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.name, self.namespace)
+    }
+}
+
+/// Which sidecar a workload runs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
+pub enum ProxyKind {
+    /// `mast-proxy`, Mast's own sidecar.
+    Mast,
+    /// Envoy, run by `mast-agent`.
+    Envoy,
+}
+
+impl ProxyKind {
+    /// `mast` or `envoy`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProxyKind::Mast => "mast",
+            ProxyKind::Envoy => "envoy",
+        }
+    }
+}
+
+/// One `LocalWorkload`, ready to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalSpec {
+    /// Namespace and name.
+    pub key: Key,
+    /// The labels Services select it by.
+    pub labels: BTreeMap<String, String>,
+    /// The sidecar named by the annotation (`None`: the `--proxy` default).
+    pub proxy: Option<ProxyKind>,
+    /// The program and its arguments.
+    pub command: Vec<String>,
+    /// The port the program listens on (`$PORT`), which Services target.
+    pub port: Option<u16>,
+    /// The service account.
+    pub service_account: String,
+    /// Extra environment for the program.
+    pub env: BTreeMap<String, String>,
+    /// `restartPolicy: Never`: a job, run once.
+    pub job: bool,
+    /// The file that defines it.
+    pub file: Arc<str>,
+}
+
+/// The spec fields, as written (read from the resource's JSON form).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawSpec {
+    #[serde(default)]
+    command: Vec<String>,
+    port: Option<i64>,
+    service_account: Option<String>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    restart_policy: Option<String>,
+}
+
+/// The spec of `r` when it is a `LocalWorkload`: `None` for other kinds, `Err` with the
+/// reason when it cannot run.
+pub fn from_resource(r: &Resource) -> Option<Result<LocalSpec, String>> {
+    if r.kind != "LocalWorkload" {
+        return None;
+    }
+    let raw = raw_spec(r)?;
+    Some(raw.and_then(|raw| build(r, raw)))
+}
+
+fn raw_spec(r: &Resource) -> Option<Result<RawSpec, String>> {
+    let value = match &r.body {
+        mast_config::Body::LocalWorkload(spec) => serde_json::to_value(spec.as_ref()),
+        mast_config::Body::Unknown(doc) => Ok(doc.get("spec").cloned().unwrap_or_default()),
+        _ => return None,
+    };
+    Some(
+        value
+            .and_then(serde_json::from_value::<RawSpec>)
+            .map_err(|e| format!("spec: {e}")),
+    )
+}
+
+fn build(r: &Resource, raw: RawSpec) -> Result<LocalSpec, String> {
+    if raw.command.is_empty() {
+        return Err("spec.command: required, the program to run".into());
+    }
+    let port = match raw.port {
+        None => None,
+        Some(p) => Some(
+            u16::try_from(p)
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| format!("spec.port: {p} is not a port number (1-65535)"))?,
+        ),
+    };
+    let job = match raw.restart_policy.as_deref() {
+        None | Some("Always") => false,
+        Some("Never") => true,
+        Some(other) => {
+            return Err(format!(
+                "spec.restartPolicy: {other:?}: use Always or Never"
+            ));
+        }
+    };
+    let proxy = match r.annotations().get(PROXY_ANNOTATION).map(String::as_str) {
+        None => None,
+        Some("mast") => Some(ProxyKind::Mast),
+        Some("envoy") => Some(ProxyKind::Envoy),
+        Some(other) => {
+            return Err(format!(
+                "metadata.annotations[{PROXY_ANNOTATION}]: {other:?}: use mast or envoy"
+            ));
+        }
+    };
+    let namespace = Some(r.namespace()).filter(|n| !n.is_empty());
+    Ok(LocalSpec {
+        key: Key {
+            namespace: namespace.unwrap_or("default").to_owned(),
+            name: r.name().to_owned(),
+        },
+        labels: r.labels().clone(),
+        proxy,
+        command: raw.command,
+        port,
+        service_account: raw
+            .service_account
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "default".into()),
+        env: raw.env,
+        job,
+        file: r.origin.file.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mast_config::{LoadOptions, load_str};
+
+    fn one(yaml: &str) -> Result<LocalSpec, String> {
+        let out = load_str(yaml, "w.yaml", &LoadOptions::default());
+        let r = out.resources.first().expect("a resource");
+        from_resource(r).expect("a LocalWorkload")
+    }
+
+    #[test]
+    fn reads_every_field() {
+        let s = one(
+            "apiVersion: mast.dev/v1alpha1\nkind: LocalWorkload\nmetadata: {name: a, namespace: ns, labels: {app: a}, annotations: {mast.dev/proxy: envoy}}\nspec: {command: [x, y], port: 8080, serviceAccount: sa, env: {K: v}, restartPolicy: Never}\n",
+        )
+        .unwrap();
+        assert_eq!(s.key.to_string(), "a.ns");
+        assert_eq!(s.command, ["x", "y"]);
+        assert_eq!(s.port, Some(8080));
+        assert_eq!(s.service_account, "sa");
+        assert_eq!(s.proxy, Some(ProxyKind::Envoy));
+        assert!(s.job);
+        assert_eq!(s.env.get("K").map(String::as_str), Some("v"));
+    }
+
+    #[test]
+    fn defaults() {
+        let s = one(
+            "apiVersion: mast.dev/v1alpha1\nkind: LocalWorkload\nmetadata: {name: a}\nspec: {command: [x]}\n",
+        )
+        .unwrap();
+        assert_eq!(s.key.namespace, "default");
+        assert_eq!(s.service_account, "default");
+        assert_eq!(s.port, None);
+        assert!(!s.job);
+        assert_eq!(s.proxy, None);
+    }
+}
