@@ -263,7 +263,11 @@ async fn attempt_all(
             Err(e) => {
                 let (outcome, failure, reply) = classify(&e);
                 count_failure(env, cluster.name(), failure);
-                endpoint.report(outcome);
+                // Our own circuit breaker says nothing about the host (Envoy does not count
+                // an overflow for outlier detection either).
+                if !matches!(failure, UpstreamFailure::Overflow) {
+                    endpoint.report(outcome);
+                }
                 let retriable = policy.is_some_and(|p| p.retry_on_failure(failure));
                 if !(retriable && can_retry && take_retry(cluster, &mut retry_guards)) {
                     let mut reply = reply;

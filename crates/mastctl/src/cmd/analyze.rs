@@ -1,5 +1,7 @@
 //! `mastctl analyze`: runs Mast's analyzers over files and folders and prints messages
 //! exactly as `istioctl analyze` does, with its output formats, thresholds and exit codes.
+//! Without paths it analyzes the folder of the running local mesh (`mastctl up`), found as
+//! `proxy-status` finds it (`$MAST_STATE_FILE`, else the most recent live state file).
 
 use std::path::PathBuf;
 
@@ -11,6 +13,7 @@ use mast_config::{Level, LoadOptions, load_paths};
 #[derive(clap::Args)]
 pub struct Args {
     /// Files or folders of resources to analyze (`-` for standard input).
+    /// [default: the folder of the running local mesh (mastctl up)]
     files: Vec<PathBuf>,
     /// Namespace to analyze; resources that name none are placed in it.
     #[arg(short, long, default_value = "default")]
@@ -57,11 +60,9 @@ pub fn run(args: &Args) -> anyhow::Result<i32> {
             "--use-kube: reading a live cluster arrives with Mast's Kubernetes support; pass files or folders instead"
         );
     }
-    if args.files.is_empty() {
-        bail!("no files or folders given: mastctl analyze FILE|DIR ... (or - for standard input)");
-    }
+    let files = paths_or_running_mesh(&args.files)?;
     let loaded = load_paths(
-        &args.files,
+        &files,
         &LoadOptions {
             default_namespace: args.namespace.clone(),
         },
@@ -94,6 +95,27 @@ pub fn run(args: &Args) -> anyhow::Result<i32> {
         return Ok(crate::exit::ANALYZER_FOUND_ISSUES);
     }
     Ok(crate::exit::OK)
+}
+
+/// The paths given, else the running local mesh's folder (said on stderr).
+fn paths_or_running_mesh(files: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    if !files.is_empty() {
+        return Ok(files.to_vec());
+    }
+    match crate::local::state::find(None) {
+        Ok((state_file, state)) => {
+            eprintln!(
+                "Analyzing {} (the folder of the local mesh running from {})",
+                state.dir.display(),
+                state_file.display()
+            );
+            Ok(vec![state.dir])
+        }
+        Err(e) => bail!(
+            "no files or folders given: mastctl analyze FILE|DIR ... (or - for standard input), \
+             and no local mesh to analyze: {e:#}"
+        ),
+    }
 }
 
 fn print_messages(format: &str, messages: &[Message], target: &str) -> anyhow::Result<()> {
