@@ -1,7 +1,10 @@
 //! `mastctl up` and `mastctl exec` driven as a user drives them: a subprocess on a folder of
 //! YAML, its printed table, `mastctl exec client -- curl …` through the mesh, live edits,
-//! jobs, Ctrl-C. Needs mastd and mast-proxy built next to mastctl (`cargo build -p mastd -p
-//! mast-proxy`); Envoy cases run when Envoy is found (`$MAST_ENVOY`, `.venv/bin/envoy`, PATH).
+//! jobs, Ctrl-C. Every scenario runs twice: `mast::<scenario>` on mast-proxy sidecars and
+//! `envoy::<scenario>` on Envoy through mast-agent (skipped, with the reason printed, when
+//! Envoy is not found: `$MAST_ENVOY`, `.venv/bin/envoy`, PATH); `mixed_*` runs both in one
+//! mesh through the `mast.dev/proxy` annotation. Needs `cargo build -p mastd -p mast-proxy
+//! -p mast-agent` next to mastctl.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -10,51 +13,71 @@ mod up_support;
 use std::time::{Duration, Instant};
 
 use mast_test_support::{free_port, wait_for};
-use up_support::{Dir, Up, echo_workload, job_workload, service, sleeper, workloads_running};
+use up_support::{
+    Dir, Proxy, Up, admin_stat, echo_workload, job_workload, listening_ports, on_proxy, service,
+    sleeper, table_proxy, with_descendants, workloads_running,
+};
 
-fn mesh_folder(dir: &Dir) -> u16 {
+/// Two `#[test]`s per scenario: `mast::<scenario>` and `envoy::<scenario>`.
+macro_rules! on_both_proxies {
+    ($($scenario:ident),* $(,)?) => {
+        /// The scenarios on mast-proxy sidecars (the default).
+        mod mast {
+            $(#[test]
+            fn $scenario() {
+                super::$scenario(&super::Proxy::Mast);
+            })*
+        }
+        /// The scenarios on Envoy sidecars.
+        mod envoy {
+            $(#[test]
+            fn $scenario() {
+                if let Some(envoy) = super::Proxy::envoy() {
+                    super::$scenario(&envoy);
+                }
+            })*
+        }
+    };
+}
+
+on_both_proxies!(
+    exec_reaches_a_service_and_ctrl_c_leaves_nothing,
+    workloads_added_and_removed_live,
+    a_crashing_workload_is_restarted_with_back_off,
+    exit_with_jobs_returns_the_job_status_after_it_used_the_mesh,
+    a_bad_file_is_reported_and_the_rest_keeps_running,
+    errors_in_the_folder_stop_it_before_anything_starts,
+    two_meshes_in_different_folders_run_at_once,
+    canary_like_mesh_ready_time_and_memory,
+);
+
+fn mesh_folder(dir: &Dir, message: &str) {
     let port = free_port();
     dir.write(
         "mesh.yaml",
         &[
             service("web", "app: web", port),
-            echo_workload("web-1", "app: web", port, "hello web-1"),
+            echo_workload("web-1", "app: web", port, message),
             sleeper("client"),
         ]
         .join("---\n"),
     );
-    port
 }
 
-#[test]
-fn up_then_exec_reaches_a_service_through_the_mesh_and_ctrl_c_leaves_nothing() {
-    let Some(dir) = Dir::for_up("basic") else {
-        return;
-    };
-    mesh_folder(&dir);
-    let mut up = Up::start(&dir, &[]);
-    up.wait_ready();
-    let table = up.stdout();
-    for want in [
-        "WORKLOAD", "OUTBOUND", "INBOUND", "client", "web-1", "Running", "mastd:",
-    ] {
-        assert!(table.contains(want), "{want:?} missing from:\n{table}");
+fn curl(up: &Up, from: &str, url: &str) -> String {
+    up.exec(from, &["curl", "-s", "-m", "5", url])
+        .trim()
+        .to_owned()
+}
+
+/// Interrupts `up` and checks that none of `pids` runs and none of `ports` is bound.
+fn interrupt_leaves_nothing(up: &mut Up, pids: &[u32], ports: &[u16]) {
+    assert_eq!(up.interrupt(), Some(0), "{}", up.stderr());
+    for pid in pids {
+        let gone = wait_for(|| !up_support::alive(*pid), Duration::from_secs(2));
+        assert!(gone, "pid {pid} is still running");
     }
-    let out = up.exec("client", &["curl", "-s", "-m", "5", "http://web/"]);
-    assert_eq!(out.trim(), "hello web-1");
-    let status = up.mastctl(&["proxy-status"]);
-    assert!(
-        status.contains("client.default") && status.contains("web-1.default"),
-        "{status}"
-    );
-    let (pids, ports) = up.pids_and_ports();
-    assert!(pids.len() >= 5, "mastd, 2 sidecars, 2 programs: {pids:?}");
-    let code = up.interrupt();
-    assert_eq!(code, Some(0), "{}", up.stderr());
-    for pid in &pids {
-        assert!(!up_support::alive(*pid), "pid {pid} is still running");
-    }
-    for port in &ports {
+    for port in ports {
         assert!(
             std::net::TcpListener::bind(("127.0.0.1", *port)).is_ok(),
             "port {port} still bound"
@@ -63,13 +86,52 @@ fn up_then_exec_reaches_a_service_through_the_mesh_and_ctrl_c_leaves_nothing() {
     assert!(!up.state_file.exists(), "the state file is removed");
 }
 
-#[test]
-fn workloads_added_and_removed_live() {
+fn exec_reaches_a_service_and_ctrl_c_leaves_nothing(proxy: &Proxy) {
+    let Some(dir) = Dir::for_up("basic") else {
+        return;
+    };
+    mesh_folder(&dir, "hello web-1");
+    let mut up = Up::start_on(&dir, proxy, &[]);
+    up.wait_ready();
+    let table = up.stdout();
+    for want in [
+        "WORKLOAD", "OUTBOUND", "INBOUND", "client", "web-1", "Running", "mastd:",
+    ] {
+        assert!(table.contains(want), "{want:?} missing from:\n{table}");
+    }
+    for w in ["web-1", "client"] {
+        assert_eq!(
+            table_proxy(&table, w).as_deref(),
+            Some(proxy.name()),
+            "{table}"
+        );
+    }
+    assert_eq!(curl(&up, "client", "http://web/"), "hello web-1");
+    let status = up.mastctl(&["proxy-status"]);
+    assert!(
+        status.contains("client.default") && status.contains("web-1.default"),
+        "{status}"
+    );
+    let (state_pids, mut ports) = up.pids_and_ports();
+    assert!(
+        state_pids.len() >= 5,
+        "mastd, 2 sidecars, 2 programs: {state_pids:?}"
+    );
+    // Everything `mastctl up` started, Envoy under mast-agent included, and all their ports.
+    let pids = with_descendants(&[up.pid()]);
+    let missing: Vec<&u32> = state_pids.iter().filter(|p| !pids.contains(p)).collect();
+    assert!(missing.is_empty(), "not started by mastctl up: {missing:?}");
+    let pids: Vec<u32> = pids.into_iter().filter(|p| *p != up.pid()).collect();
+    ports.extend(listening_ports(&pids));
+    interrupt_leaves_nothing(&mut up, &pids, &ports);
+}
+
+fn workloads_added_and_removed_live(proxy: &Proxy) {
     let Some(dir) = Dir::for_up("live") else {
         return;
     };
-    mesh_folder(&dir);
-    let mut up = Up::start(&dir, &[]);
+    mesh_folder(&dir, "hello web-1");
+    let mut up = Up::start_on(&dir, proxy, &[]);
     up.wait_ready();
     let port2 = free_port();
     // Its own Service: workloads share 127.0.0.1, so a second replica cannot take web-1's port.
@@ -81,14 +143,11 @@ fn workloads_added_and_removed_live() {
         ]
         .join("---\n"),
     );
-    assert!(
-        wait_for(
-            || workloads_running(&up.state(), &["web-1", "web-2", "client"]),
-            Duration::from_secs(20)
-        ),
-        "web-2 did not start: {}",
-        up.stderr()
+    let started = wait_for(
+        || workloads_running(&up.state(), &["web-1", "web-2", "client"]),
+        Duration::from_secs(20),
     );
+    assert!(started, "web-2 did not start: {}", up.stderr());
     let answered_by_2 = wait_for(
         || {
             up.exec("client", &["curl", "-s", "-m", "2", "http://web2/"])
@@ -98,41 +157,31 @@ fn workloads_added_and_removed_live() {
     );
     assert!(answered_by_2, "web-2 never answered through the mesh");
     let web2 = up.workload("web-2");
-    std::fs::remove_file(dir.join("web-2.yaml")).unwrap();
-    assert!(
-        wait_for(
-            || up.workload_opt("web-2").is_none(),
-            Duration::from_secs(20)
-        ),
-        "web-2 is still in the state: {}",
-        up.stderr()
-    );
-    for pid in ["pid", "sidecar_pid"]
+    let web2_pids: Vec<u32> = ["pid", "sidecar_pid"]
         .iter()
-        .filter_map(|k| web2[*k].as_u64())
-    {
-        assert!(
-            wait_for(|| !up_support::alive(pid as u32), Duration::from_secs(5)),
-            "pid {pid} of web-2 is left"
-        );
+        .filter_map(|k| web2[*k].as_u64().map(|p| p as u32))
+        .collect();
+    assert_eq!(web2_pids.len(), 2, "{web2}");
+    let web2_pids = with_descendants(&web2_pids);
+    std::fs::remove_file(dir.join("web-2.yaml")).unwrap();
+    let removed = wait_for(
+        || up.workload_opt("web-2").is_none(),
+        Duration::from_secs(20),
+    );
+    assert!(removed, "web-2 is still in the state: {}", up.stderr());
+    for pid in web2_pids {
+        let gone = wait_for(|| !up_support::alive(pid), Duration::from_secs(5));
+        assert!(gone, "pid {pid} of web-2 is left");
     }
     for _ in 0..5 {
-        assert_eq!(
-            up.exec("client", &["curl", "-s", "-m", "3", "http://web/"])
-                .trim(),
-            "hello web-1"
-        );
+        assert_eq!(curl(&up, "client", "http://web/"), "hello web-1");
     }
-    assert!(
-        up.stderr().contains("web-2.default: stopping (removed)"),
-        "{}",
-        up.stderr()
-    );
+    let err = up.stderr();
+    assert!(err.contains("web-2.default: stopping (removed)"), "{err}");
     assert_eq!(up.interrupt(), Some(0));
 }
 
-#[test]
-fn a_crashing_workload_is_restarted_with_back_off() {
+fn a_crashing_workload_is_restarted_with_back_off(proxy: &Proxy) {
     let Some(dir) = Dir::for_up("crash") else {
         return;
     };
@@ -140,16 +189,14 @@ fn a_crashing_workload_is_restarted_with_back_off() {
         "crash.yaml",
         "apiVersion: mast.dev/v1alpha1\nkind: LocalWorkload\nmetadata: {name: crasher}\nspec:\n  command: [sh, -c, 'echo up; exit 3']\n",
     );
-    let mut up = Up::start(&dir, &[]);
-    up.wait_ready();
-    assert!(
-        wait_for(
-            || up.workload("crasher")["restarts"].as_u64() >= Some(2),
-            Duration::from_secs(15)
-        ),
-        "not restarted twice: {}",
-        up.stderr()
+    let mut up = Up::start_on(&dir, proxy, &[]);
+    up.wait_started();
+    let sidecar = up.workload("crasher")["sidecar_pid"].as_u64();
+    let restarted = wait_for(
+        || up.workload("crasher")["restarts"].as_u64() >= Some(2),
+        Duration::from_secs(15),
     );
+    assert!(restarted, "not restarted twice: {}", up.stderr());
     let err = up.stderr();
     assert!(
         err.contains("crasher.default: exited with status 3; restarting in 1s"),
@@ -157,11 +204,13 @@ fn a_crashing_workload_is_restarted_with_back_off() {
     );
     assert!(err.contains("restarting in 2s"), "{err}");
     assert!(up.stdout().contains("[crasher] up"), "{}", up.stdout());
+    // The program restarts; its sidecar stays.
+    assert_eq!(up.workload("crasher")["sidecar_pid"].as_u64(), sidecar);
+    assert!(sidecar.is_some_and(|p| up_support::alive(p as u32)));
     assert_eq!(up.interrupt(), Some(0));
 }
 
-#[test]
-fn exit_with_jobs_returns_the_job_status_after_it_used_the_mesh() {
+fn exit_with_jobs_returns_the_job_status_after_it_used_the_mesh(proxy: &Proxy) {
     let Some(dir) = Dir::for_up("job") else {
         return;
     };
@@ -178,53 +227,39 @@ fn exit_with_jobs_returns_the_job_status_after_it_used_the_mesh() {
         ]
         .join("---\n"),
     );
-    let mut up = Up::start(&dir, &["--exit-with-jobs"]);
+    let mut up = Up::start_on(&dir, proxy, &["--exit-with-jobs"]);
     let code = up.wait_exit(Duration::from_secs(40));
     assert_eq!(code, Some(7), "{}", up.stderr());
     assert!(up.stdout().contains("[job] hello web-1"), "{}", up.stdout());
     assert!(!up.state_file.exists());
 }
 
-#[test]
-fn a_bad_file_is_reported_and_the_rest_keeps_running() {
+fn a_bad_file_is_reported_and_the_rest_keeps_running(proxy: &Proxy) {
     let Some(dir) = Dir::for_up("bad") else {
         return;
     };
-    mesh_folder(&dir);
-    let mut up = Up::start(&dir, &[]);
+    mesh_folder(&dir, "hello web-1");
+    let mut up = Up::start_on(&dir, proxy, &[]);
     up.wait_ready();
     dir.write(
         "bad.yaml",
         "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: bad}\nspec:\n  hosts: [web]\n  http:\n  - route:\n    - destination: {host: web}\n      weight: -5\n",
     );
-    dir.write(
-        "mesh.yaml",
-        &format!(
-            "{}\n  bad: [unclosed\n",
-            std::fs::read_to_string(dir.join("mesh.yaml")).unwrap()
-        ),
-    );
+    let mesh = std::fs::read_to_string(dir.join("mesh.yaml")).unwrap();
+    dir.write("mesh.yaml", &format!("{mesh}\n  bad: [unclosed\n"));
     let reported = wait_for(
         || up.stderr().contains("bad.yaml:") && up.stderr().contains("mesh.yaml"),
         Duration::from_secs(10),
     );
     assert!(reported, "{}", up.stderr());
     std::thread::sleep(Duration::from_millis(500));
-    assert!(
-        workloads_running(&up.state(), &["web-1", "client"]),
-        "{}",
-        up.stderr()
-    );
-    assert_eq!(
-        up.exec("client", &["curl", "-s", "-m", "3", "http://web/"])
-            .trim(),
-        "hello web-1"
-    );
+    let running = workloads_running(&up.state(), &["web-1", "client"]);
+    assert!(running, "{}", up.stderr());
+    assert_eq!(curl(&up, "client", "http://web/"), "hello web-1");
     assert_eq!(up.interrupt(), Some(0));
 }
 
-#[test]
-fn errors_in_the_folder_stop_it_before_anything_starts() {
+fn errors_in_the_folder_stop_it_before_anything_starts(proxy: &Proxy) {
     let Some(dir) = Dir::for_up("errors") else {
         return;
     };
@@ -232,87 +267,37 @@ fn errors_in_the_folder_stop_it_before_anything_starts() {
         "w.yaml",
         "apiVersion: mast.dev/v1alpha1\nkind: LocalWorkload\nmetadata: {name: w}\nspec:\n  command: []\n",
     );
-    let mut up = Up::start(&dir, &[]);
+    let mut up = Up::start_on(&dir, proxy, &[]);
     let code = up.wait_exit(Duration::from_secs(20));
     assert_ne!(code, Some(0));
-    assert!(
-        up.stdout().contains("w.yaml"),
-        "{}\n{}",
-        up.stdout(),
-        up.stderr()
-    );
+    let (out, err) = (up.stdout(), up.stderr());
+    assert!(out.contains("w.yaml"), "{out}\n{err}");
+    assert!(!out.contains("WORKLOAD"), "nothing started: {out}");
+    assert!(!up.state_file.exists());
 }
 
-#[test]
-fn two_meshes_in_different_folders_run_at_once() {
-    let Some(a) = Dir::for_up("two-a") else {
+fn two_meshes_in_different_folders_run_at_once(proxy: &Proxy) {
+    let (Some(a), Some(b)) = (Dir::for_up("two-a"), Dir::for_up("two-b")) else {
         return;
     };
-    let Some(b) = Dir::for_up("two-b") else {
-        return;
-    };
-    mesh_folder(&a);
-    let port = free_port();
-    b.write(
-        "mesh.yaml",
-        &[
-            service("web", "app: web", port),
-            echo_workload("web-1", "app: web", port, "hello b"),
-            sleeper("client"),
-        ]
-        .join("---\n"),
-    );
-    let mut up_a = Up::start(&a, &[]);
-    let mut up_b = Up::start(&b, &[]);
+    mesh_folder(&a, "hello a");
+    mesh_folder(&b, "hello b");
+    let mut up_a = Up::start_on(&a, proxy, &[]);
+    let mut up_b = Up::start_on(&b, proxy, &[]);
     up_a.wait_ready();
     up_b.wait_ready();
-    assert_eq!(
-        up_a.exec("client", &["curl", "-s", "-m", "5", "http://web/"])
-            .trim(),
-        "hello web-1"
-    );
-    assert_eq!(
-        up_b.exec("client", &["curl", "-s", "-m", "5", "http://web/"])
-            .trim(),
-        "hello b"
-    );
+    assert_eq!(curl(&up_a, "client", "http://web/"), "hello a");
+    assert_eq!(curl(&up_b, "client", "http://web/"), "hello b");
+    let (_, ports_a) = up_a.pids_and_ports();
+    let (_, ports_b) = up_b.pids_and_ports();
+    let shared: Vec<&u16> = ports_a.iter().filter(|p| ports_b.contains(p)).collect();
+    assert!(shared.is_empty(), "both meshes use {shared:?}");
     assert_eq!(up_a.interrupt(), Some(0));
     assert_eq!(up_b.interrupt(), Some(0));
 }
 
-#[test]
-fn envoy_sidecars_work_the_same() {
-    let Some(envoy) = mast_test_support::envoy_binary() else {
-        eprintln!("skipped: Envoy not found");
-        return;
-    };
-    let Some(dir) = Dir::for_up("envoy") else {
-        return;
-    };
-    mesh_folder(&dir);
-    let mut up = Up::start_env(
-        &dir,
-        &["--proxy", "envoy"],
-        &[("MAST_ENVOY", envoy.as_os_str())],
-    );
-    up.wait_ready();
-    assert!(up.stdout().contains("envoy"), "{}", up.stdout());
-    assert_eq!(
-        up.exec("client", &["curl", "-s", "-m", "5", "http://web/"])
-            .trim(),
-        "hello web-1"
-    );
-    let (pids, _) = up.pids_and_ports();
-    assert_eq!(up.interrupt(), Some(0), "{}", up.stderr());
-    std::thread::sleep(Duration::from_millis(200));
-    for pid in &pids {
-        assert!(!up_support::alive(*pid), "pid {pid} is still running");
-    }
-}
-
 /// Start-up time and idle memory of a canary-like mesh (two versions, a client, mastd).
-#[test]
-fn canary_like_mesh_ready_time_and_memory() {
+fn canary_like_mesh_ready_time_and_memory(proxy: &Proxy) {
     let Some(dir) = Dir::for_up("canary") else {
         return;
     };
@@ -330,7 +315,7 @@ fn canary_like_mesh_ready_time_and_memory() {
         .join("---\n"),
     );
     let started = Instant::now();
-    let mut up = Up::start(&dir, &[]);
+    let mut up = Up::start_on(&dir, proxy, &[]);
     up.wait_ready();
     let wall = started.elapsed();
     let line = up
@@ -340,23 +325,107 @@ fn canary_like_mesh_ready_time_and_memory() {
         .map(str::to_owned);
     std::thread::sleep(Duration::from_secs(1));
     let state = up.state();
-    let mut pids: Vec<u32> = state["workloads"]
+    let sidecars: Vec<u32> = state["workloads"]
         .as_array()
         .unwrap()
         .iter()
         .filter_map(|w| w["sidecar_pid"].as_u64().map(|p| p as u32))
         .collect();
+    // With Envoy, the sidecar is mast-agent and the Envoy below it.
+    let mut pids = with_descendants(&sidecars);
     pids.push(state["mastd"]["pid"].as_u64().unwrap() as u32);
     let rss: u64 = pids.iter().map(|p| up_support::rss_kib(*p)).sum();
     println!(
-        "canary-like mesh: {} (wall {} ms incl. process start); mastd + {} sidecars RSS {:.1} MiB",
+        "canary-like mesh on {}: {} (wall {} ms incl. process start); mastd + {} sidecars ({} processes) RSS {:.1} MiB",
+        proxy.name(),
         line.unwrap_or_default(),
         wall.as_millis(),
-        pids.len() - 1,
+        sidecars.len(),
+        pids.len(),
         rss as f64 / 1024.0
     );
-    // The budget (100 MiB) is for release builds; debug binaries are larger.
-    let budget = if cfg!(debug_assertions) { 160 } else { 100 };
-    assert!(rss < budget * 1024, "idle mesh uses {rss} KiB");
+    if matches!(proxy, Proxy::Mast) {
+        // The budget (100 MiB, mast-proxy) is for release builds; debug ones are larger.
+        let budget = if cfg!(debug_assertions) { 160 } else { 100 };
+        assert!(rss < budget * 1024, "idle mesh uses {rss} KiB");
+    }
     assert_eq!(up.interrupt(), Some(0));
+}
+
+#[test]
+fn mixed_mesh_envoy_annotated_among_mast_proxy() {
+    if let Some(envoy) = Proxy::envoy() {
+        mixed_mesh(&Proxy::Mast, &envoy);
+    }
+}
+
+#[test]
+fn mixed_mesh_mast_annotated_among_envoy() {
+    if let Some(envoy) = Proxy::envoy() {
+        mixed_mesh(&envoy, &Proxy::Mast);
+    }
+}
+
+/// One `mastctl up` with `default` sidecars (`--proxy`) and one workload annotated with
+/// `mast.dev/proxy: <other>`: the table shows both, and requests go both ways between a
+/// program behind one kind and a program behind the other, through both sidecars.
+fn mixed_mesh(default: &Proxy, other: &Proxy) {
+    let Some(dir) = Dir::for_up("mixed") else {
+        return;
+    };
+    let (pd, po) = (free_port(), free_port());
+    let annotated = on_proxy(
+        &echo_workload("web-o", "app: web-o", po, "hello web-o"),
+        other.name(),
+    );
+    dir.write(
+        "mesh.yaml",
+        &[
+            service("web-d", "app: web-d", pd),
+            service("web-o", "app: web-o", po),
+            echo_workload("web-d", "app: web-d", pd, "hello web-d"),
+            annotated,
+            sleeper("client"),
+        ]
+        .join("---\n"),
+    );
+    let envoy = match (default, other) {
+        (Proxy::Envoy(e), _) | (_, Proxy::Envoy(e)) => e.as_os_str(),
+        _ => panic!("a mixed mesh needs Envoy"),
+    };
+    let mut up = Up::start_env(&dir, &default.up_args(), &[("MAST_ENVOY", envoy)]);
+    up.wait_ready();
+    let table = up.stdout();
+    for (w, p) in [("web-d", default), ("client", default), ("web-o", other)] {
+        assert_eq!(table_proxy(&table, w).as_deref(), Some(p.name()), "{table}");
+        assert_eq!(up.workload(w)["proxy"], p.name(), "{}", up.workload(w));
+    }
+    for (from, to) in [("web-d", "web-o"), ("web-o", "web-d"), ("client", "web-o")] {
+        let answer = curl(&up, from, &format!("http://{to}/"));
+        assert_eq!(
+            answer,
+            format!("hello {to}"),
+            "{from} -> {to}: {}",
+            up.stderr()
+        );
+    }
+    // Each request left through the caller's sidecar and entered through the callee's.
+    for (from, to, port) in [("web-d", "web-o", po), ("web-o", "web-d", pd)] {
+        let out = up.workload(from)["admin"].as_u64().unwrap() as u16;
+        let inb = up.workload(to)["admin"].as_u64().unwrap() as u16;
+        let outbound = format!("outbound|80||{to}.");
+        let inbound = format!("inbound|{port}|");
+        let counted = wait_for(
+            || {
+                admin_stat(out, &[&outbound, ".upstream_rq_total"]) >= 1
+                    && admin_stat(inb, &[&inbound, ".upstream_rq_total"]) >= 1
+            },
+            Duration::from_secs(5),
+        );
+        assert!(counted, "{from} -> {to} not counted by both sidecars");
+    }
+    let pids = with_descendants(&[up.pid()]);
+    let pids: Vec<u32> = pids.into_iter().filter(|p| *p != up.pid()).collect();
+    let ports = listening_ports(&pids);
+    interrupt_leaves_nothing(&mut up, &pids, &ports);
 }

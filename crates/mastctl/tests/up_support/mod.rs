@@ -1,6 +1,6 @@
 //! Helpers for the `mastctl up` tests: a folder of YAML with its own state file, `mastctl
 //! up` as a child process whose output is collected, `mastctl exec` through its mesh, and
-//! YAML snippets. Every wait is bounded; a dropped [`Up`] kills whatever is left.
+//! YAML snippets, the sidecar a scenario runs on ([`proxy`]). Every wait is bounded; a dropped [`Up`] kills whatever is left.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
@@ -14,6 +14,10 @@ use mast_test_support::{TempDir, wait_for};
 use parking_lot::Mutex;
 use rustix::process::{Pid, Signal};
 use serde_json::Value;
+
+mod proxy;
+#[allow(unused_imports)] // Not every test file uses them all.
+pub use proxy::{Proxy, admin_stat, listening_ports, on_proxy, table_proxy, with_descendants};
 
 fn mastctl_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_mastctl"))
@@ -90,6 +94,15 @@ impl Up {
         Self::start_env(dir, args, &[])
     }
 
+    /// `mastctl up` with its workloads on `proxy` (`--proxy envoy` and `MAST_ENVOY` for Envoy).
+    pub fn start_on(dir: &Dir, proxy: &Proxy, args: &[&str]) -> Self {
+        let mut all = proxy.up_args();
+        all.extend_from_slice(args);
+        let env = proxy.env();
+        let env: Vec<(&str, &OsStr)> = env.iter().map(|(k, v)| (*k, v.as_os_str())).collect();
+        Self::start_env(dir, &all, &env)
+    }
+
     /// Like [`Up::start`], with extra environment.
     pub fn start_env(dir: &Dir, args: &[&str], env: &[(&str, &OsStr)]) -> Self {
         let state_file = dir.state_file();
@@ -118,6 +131,11 @@ impl Up {
         }
     }
 
+    /// The pid of `mastctl up`.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Everything printed on stdout so far.
     pub fn stdout(&self) -> String {
         self.out.lock().clone()
@@ -140,6 +158,23 @@ impl Up {
         assert!(
             ok && self.stdout().contains("all workloads ready in"),
             "not ready:\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout(),
+            self.stderr()
+        );
+    }
+
+    /// Waits (30 s at most) for the start-up table, followed by "all workloads ready" or
+    /// "not ready after …" (a workload that crashes at once may be between two restarts).
+    pub fn wait_started(&mut self) {
+        let started =
+            |out: &str| out.contains("all workloads ready in") || out.contains("not ready after");
+        let ok = wait_for(
+            || started(&self.stdout()) || self.child.try_wait().ok().flatten().is_some(),
+            Duration::from_secs(30),
+        );
+        assert!(
+            ok && started(&self.stdout()),
+            "not started:\n--- stdout\n{}\n--- stderr\n{}",
             self.stdout(),
             self.stderr()
         );

@@ -27,7 +27,13 @@ pub struct Proc {
     child: Child,
     /// Its pid (and process group id).
     pub pid: u32,
+    /// The tasks copying its output; [`Proc::wait`] lets them finish.
+    copies: Vec<tokio::task::JoinHandle<()>>,
 }
+
+/// How long [`Proc::wait`] lets the output copies catch up after the process exits (a
+/// grandchild may keep the pipe open).
+const OUTPUT_DRAIN: Duration = Duration::from_secs(1);
 
 /// Starts `cmd` in a new process group with stdin closed.
 pub fn spawn(mut cmd: Command, what: &str, out: Sink, err: Sink) -> anyhow::Result<Proc> {
@@ -36,13 +42,14 @@ pub fn spawn(mut cmd: Command, what: &str, out: Sink, err: Sink) -> anyhow::Resu
     cmd.stderr(stdio_for(&err)?);
     let mut child = cmd.spawn().with_context(|| format!("starting {what}"))?;
     let pid = child.id().context("the child has no pid")?;
+    let mut copies = Vec::new();
     if let Some(stdout) = child.stdout.take() {
-        copy_lines(stdout, out);
+        copies.push(copy_lines(stdout, out));
     }
     if let Some(stderr) = child.stderr.take() {
-        copy_lines(stderr, err);
+        copies.push(copy_lines(stderr, err));
     }
-    Ok(Proc { child, pid })
+    Ok(Proc { child, pid, copies })
 }
 
 fn stdio_for(sink: &Sink) -> anyhow::Result<Stdio> {
@@ -60,7 +67,10 @@ fn open_log(path: &Path) -> anyhow::Result<std::fs::File> {
         .with_context(|| format!("opening the log file {}", path.display()))
 }
 
-fn copy_lines(from: impl AsyncRead + Unpin + Send + 'static, to: Sink) {
+fn copy_lines(
+    from: impl AsyncRead + Unpin + Send + 'static,
+    to: Sink,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut reader = BufReader::new(from);
         let mut line = Vec::with_capacity(256);
@@ -84,7 +94,7 @@ fn copy_lines(from: impl AsyncRead + Unpin + Send + 'static, to: Sink) {
                 Sink::File(_) => Ok(()),
             };
         }
-    });
+    })
 }
 
 fn write_prefixed(w: &mut impl std::io::Write, prefix: &str, line: &[u8]) -> std::io::Result<()> {
@@ -112,7 +122,13 @@ pub fn signal_one(pid: u32, sig: Signal) {
 impl Proc {
     /// Waits for the process to exit.
     pub async fn wait(&mut self) -> std::io::Result<ExitStatus> {
-        self.child.wait().await
+        let status = self.child.wait().await;
+        // Its last lines are printed before anyone hears that it exited (a job's output
+        // must not be cut by the shutdown that follows it).
+        for copy in self.copies.drain(..) {
+            let _ = tokio::time::timeout(OUTPUT_DRAIN, copy).await;
+        }
+        status
     }
 
     /// Stops the process: SIGTERM (to the whole group, or only to the leader when
