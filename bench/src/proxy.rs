@@ -24,6 +24,8 @@
 //! target/release/proxy-bench --reps 3
 //! ```
 
+#[path = "bounded.rs"]
+mod bounded;
 #[path = "proxy/load.rs"]
 mod load;
 #[path = "proxy/mesh.rs"]
@@ -152,30 +154,5 @@ fn main() -> anyhow::Result<()> {
         .worker_threads(args.client_threads.max(1))
         .enable_all()
         .build()?;
-    // Returning (rather than dying on a signal) drops every process guard: mastd, the
-    // sidecars and the upstream are stopped whatever ends the run.
-    runtime.block_on(async {
-        tokio::select! {
-            result = tokio::time::timeout(RUN_LIMIT, phases::run(args)) => match result {
-                Ok(result) => result,
-                Err(_) => anyhow::bail!("the benchmark did not finish within {RUN_LIMIT:?}"),
-            },
-            signal = interrupted() => anyhow::bail!("interrupted ({signal})"),
-        }
-    })
-}
-
-/// Completes on SIGINT or SIGTERM.
-async fn interrupted() -> &'static str {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return "SIGINT";
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => "SIGINT",
-        _ = term.recv() => "SIGTERM",
-    }
+    bounded::run(&runtime, RUN_LIMIT, phases::run(args))
 }

@@ -31,3 +31,33 @@ pub fn handle() -> io::Result<Handle> {
     let _ = RUNTIME.set(rt);
     Ok(handle)
 }
+
+/// The accept loop of the test servers: takes connections on `listener` until the task
+/// running it is aborted (a server's `Drop`), and runs the future `on_connection` makes for
+/// each one in a set dropped with the loop, so stopping a server also stops its connections.
+pub async fn accept_each<F, Fut>(listener: std::net::TcpListener, mut on_connection: F)
+where
+    F: FnMut(tokio::net::TcpStream) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let listener = match tokio::net::TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "test server cannot listen");
+            return;
+        }
+    };
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                tracing::warn!(error = %e, "test server accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        connections.spawn(on_connection(stream));
+        while connections.try_join_next().is_some() {}
+    }
+}

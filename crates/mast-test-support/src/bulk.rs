@@ -22,7 +22,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpStream;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 
 use crate::background;
 use crate::client::ClientError;
@@ -139,25 +139,17 @@ impl Drop for BulkServer {
 }
 
 async fn serve(listener: std::net::TcpListener, counters: Arc<Counters>) {
-    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
-        return;
-    };
-    let mut connections = JoinSet::new();
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            continue;
-        };
+    background::accept_each(listener, |stream| {
         counters.connections.fetch_add(1, Ordering::SeqCst);
         let counters = counters.clone();
-        connections.spawn(async move {
+        async move {
             let service = service_fn(move |req| answer(counters.clone(), req));
             let _ = auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
-        });
-        while connections.try_join_next().is_some() {}
-    }
+        }
+    })
+    .await;
 }
 
 type BulkBody = http_body_util::Either<Full<Bytes>, Generated>;

@@ -27,7 +27,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use parking_lot::Mutex;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 
 use crate::background;
 
@@ -242,35 +242,17 @@ impl Drop for EchoServer {
 }
 
 async fn serve(listener: std::net::TcpListener, shared: Arc<Shared>) {
-    let listener = match tokio::net::TcpListener::from_std(listener) {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!(error = %e, "echo server cannot listen");
-            return;
-        }
-    };
-    // Dropping the set (when this task is aborted) aborts every connection.
-    let mut connections = JoinSet::new();
-    loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
-            Err(e) => {
-                tracing::warn!(error = %e, "echo server accept failed");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                continue;
-            }
-        };
+    background::accept_each(listener, |stream| {
         shared.connections.fetch_add(1, Ordering::SeqCst);
         let shared = shared.clone();
-        connections.spawn(async move {
+        async move {
             let service = service_fn(move |req| answer(shared.clone(), req));
-            let builder = auto::Builder::new(TokioExecutor::new());
-            let _ = builder
+            let _ = auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
-        });
-        while connections.try_join_next().is_some() {}
-    }
+        }
+    })
+    .await;
 }
 
 async fn answer(

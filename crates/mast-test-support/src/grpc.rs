@@ -26,7 +26,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use parking_lot::Mutex;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 
 use crate::background;
 
@@ -143,25 +143,17 @@ impl Drop for GrpcServer {
 }
 
 async fn serve(listener: std::net::TcpListener, shared: Arc<Shared>) {
-    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
-        return;
-    };
-    let mut connections = JoinSet::new();
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-            continue;
-        };
+    background::accept_each(listener, |stream| {
         shared.connections.fetch_add(1, Ordering::SeqCst);
         let shared = shared.clone();
-        connections.spawn(async move {
+        async move {
             let service = service_fn(move |req| answer(shared.clone(), req));
             let _ = auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
-        });
-        while connections.try_join_next().is_some() {}
-    }
+        }
+    })
+    .await;
 }
 
 type GrpcBody = Channel<Bytes, Infallible>;

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 
 use crate::background;
 
@@ -135,19 +135,11 @@ impl Drop for RawHttpServer {
 }
 
 async fn serve(listener: std::net::TcpListener, shared: Arc<Shared>) {
-    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
-        return;
-    };
-    let mut connections = JoinSet::new();
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            continue;
-        };
+    background::accept_each(listener, |stream| {
         let id = shared.connections.fetch_add(1, Ordering::SeqCst) + 1;
-        connections.spawn(connection(stream, shared.clone(), id));
-        while connections.try_join_next().is_some() {}
-    }
+        connection(stream, shared.clone(), id)
+    })
+    .await;
 }
 
 /// A request head: the path and the body length to skip.

@@ -6,11 +6,10 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 
 use crate::background;
 
@@ -88,27 +87,11 @@ impl Drop for TcpEchoServer {
 }
 
 async fn serve(listener: std::net::TcpListener, name: Arc<str>, counters: Arc<Counters>) {
-    let listener = match tokio::net::TcpListener::from_std(listener) {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!(error = %e, "tcp echo server cannot listen");
-            return;
-        }
-    };
-    let mut connections = JoinSet::new();
-    loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
-            Err(e) => {
-                tracing::warn!(error = %e, "tcp echo server accept failed");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                continue;
-            }
-        };
+    background::accept_each(listener, |stream| {
         counters.connections.fetch_add(1, Ordering::SeqCst);
-        connections.spawn(echo(stream, name.clone(), counters.clone()));
-        while connections.try_join_next().is_some() {}
-    }
+        echo(stream, name.clone(), counters.clone())
+    })
+    .await;
 }
 
 async fn echo(mut stream: TcpStream, name: Arc<str>, counters: Arc<Counters>) {

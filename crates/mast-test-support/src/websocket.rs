@@ -14,7 +14,7 @@ use std::time::Duration;
 use futures::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::client::generate_key;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -98,19 +98,11 @@ impl Drop for WsEchoServer {
 }
 
 async fn serve(listener: std::net::TcpListener, counters: Arc<Counters>) {
-    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
-        return;
-    };
-    let mut connections = JoinSet::new();
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            continue;
-        };
+    background::accept_each(listener, |stream| {
         counters.connections.fetch_add(1, Ordering::SeqCst);
-        connections.spawn(echo(stream, counters.clone()));
-        while connections.try_join_next().is_some() {}
-    }
+        echo(stream, counters.clone())
+    })
+    .await;
 }
 
 async fn echo(stream: TcpStream, counters: Arc<Counters>) {

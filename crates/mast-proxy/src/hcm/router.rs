@@ -131,11 +131,11 @@ pub async fn forward(
     let started = Instant::now();
     let target = Target {
         uri: &uri,
-        head: &head,
+        head,
         hash: req.hash,
         original_dst: req.original_dst,
     };
-    let attempts = attempt_all(env, &cluster, fwd, req.parts, &target, &mut payload);
+    let attempts = attempt_all(env, &cluster, fwd, req.parts, target, &mut payload);
     let result = match fwd.timeout {
         Some(t) => match tokio::time::timeout(t, attempts).await {
             Ok(r) => r,
@@ -177,21 +177,22 @@ type Attempt = Result<(Response<Body>, SocketAddr), Local>;
 fn build(
     parts: &http::request::Parts,
     uri: &Uri,
-    head: &http::HeaderMap,
+    head: http::HeaderMap,
     body: Body,
 ) -> http::Request<Body> {
     let mut r = http::Request::new(body);
     *r.method_mut() = parts.method.clone();
     *r.uri_mut() = uri.clone();
     *r.version_mut() = parts.version;
-    *r.headers_mut() = head.clone();
+    *r.headers_mut() = head;
     r
 }
 
 /// Where and what each attempt sends.
 struct Target<'a> {
     uri: &'a Uri,
-    head: &'a http::HeaderMap,
+    /// The headers; cloned for an attempt only while another may follow.
+    head: http::HeaderMap,
     hash: Option<u64>,
     original_dst: Option<SocketAddr>,
 }
@@ -201,15 +202,15 @@ async fn attempt_all(
     cluster: &Cluster,
     fwd: &Forward,
     parts: &http::request::Parts,
-    target: &Target<'_>,
+    target: Target<'_>,
     payload: &mut Payload,
 ) -> Attempt {
     let Target {
         uri,
-        head,
+        mut head,
         hash,
         original_dst,
-    } = *target;
+    } = target;
     let policy = fwd.retry.as_ref();
     let retries = policy.map_or(0, |p| p.num_retries);
     let mut previous: Vec<SocketAddr> = Vec::new();
@@ -239,7 +240,13 @@ async fn attempt_all(
         let Some(body) = payload.take() else {
             return Err(local::upstream_reset(Flags::UPSTREAM_REMOTE_RESET));
         };
-        let send = endpoint.send(build(parts, uri, head, body));
+        let last = attempt >= retries || !matches!(payload, Payload::Replay(_));
+        let headers = if last {
+            std::mem::take(&mut head)
+        } else {
+            head.clone()
+        };
+        let send = endpoint.send(build(parts, uri, headers, body));
         let result = match policy.and_then(|p| p.per_try_timeout) {
             Some(t) => match tokio::time::timeout(t, send).await {
                 Ok(r) => r.map_err(Tried::Failed),
@@ -368,7 +375,7 @@ fn mirror(
         let Some(cluster) = env.clusters.get(&m.cluster) else {
             continue;
         };
-        let request = build(parts, uri, head, body::full(bytes.clone()));
+        let request = build(parts, uri, head.clone(), body::full(bytes.clone()));
         tokio::spawn(async move {
             let ctx = LbContext {
                 hash: None,
