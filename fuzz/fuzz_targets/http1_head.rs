@@ -75,6 +75,7 @@ fuzz_target!(|data: &[u8]| {
         let conn = ConnInfo {
             local: "127.0.0.1:80".parse().unwrap(),
             peer: "127.0.0.1:1".parse().unwrap(),
+            tls: None,
         };
         let (_drain, draining) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(mast_proxy::hcm::server::serve(

@@ -7,9 +7,11 @@
 
 mod host;
 mod names;
+mod spiffe;
 
 pub use host::{Hostname, HostnameError, is_dns1123_label};
 pub use names::{NamespacedName, PortNumber, PortNumberError};
+pub use spiffe::{DEFAULT_TRUST_DOMAIN, SPIFFE_PREFIX, SpiffeId, SpiffeIdError};
 
 /// The DNS suffix of Kubernetes services (`<name>.<namespace>.svc.<suffix>`).
 pub const DEFAULT_DOMAIN_SUFFIX: &str = "cluster.local";

@@ -38,6 +38,9 @@ pub fn diff(old: &MeshSnapshot, new: &MeshSnapshot) -> Change {
         && old.destination_rules == new.destination_rules
         && old.gateways == new.gateways
         && old.sidecars == new.sidecars
+        && old.peer_authentications == new.peer_authentications
+        && old.authorization_policies == new.authorization_policies
+        && old.request_authentications == new.request_authentications
         && old.target_ports == new.target_ports
         && old.services.len() == new.services.len();
     if !config_same {

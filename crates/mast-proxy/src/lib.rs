@@ -15,6 +15,8 @@
 //! - [`listener`]: listeners (LDS), filter-chain match, accept loops; [`hcm`]: the HTTP
 //!   connection manager and its filters (fault, CORS, router); [`tcp`]: TCP proxy.
 //! - [`admin`]: the admin (15000) and health (15021) servers.
+//! - [`tls`]: downstream and upstream TLS, SDS secrets from the in-process secret manager;
+//!   [`rbac`]: Envoy's RBAC filters (authorization).
 //! - [`stats`]: Envoy-named counters.
 //! - [`error`], [`body`], [`signals`]: small types the parts share.
 
@@ -27,9 +29,11 @@ pub mod error;
 pub mod hcm;
 pub mod limits;
 pub mod listener;
+pub mod rbac;
 pub mod route;
 pub mod signals;
 pub mod stats;
 pub mod tcp;
+pub mod tls;
 pub mod upstream;
 pub mod xds;

@@ -6,6 +6,7 @@
 //! What is emitted (type URLs, fields, filters) is written down in `docs/xds-subset.md`;
 //! Mast's own proxy implements exactly that list.
 
+pub mod authz;
 pub mod cluster;
 mod encode;
 pub mod endpoint;

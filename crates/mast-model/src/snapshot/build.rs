@@ -265,6 +265,9 @@ pub(super) fn build(
     snapshot.destination_rules = configs(resources, Resource::as_destination_rule);
     snapshot.gateways = configs(resources, Resource::as_gateway);
     snapshot.sidecars = configs(resources, Resource::as_sidecar);
+    snapshot.peer_authentications = configs(resources, Resource::as_peer_authentication);
+    snapshot.authorization_policies = configs(resources, Resource::as_authorization_policy);
+    snapshot.request_authentications = configs(resources, Resource::as_request_authentication);
     snapshot.dr_index = DrIndex::build(&snapshot.destination_rules, &options);
     snapshot.source_labels_used = snapshot
         .virtual_services

@@ -33,6 +33,7 @@ use std::sync::Arc;
 use mast_config::Resource;
 use mast_config::networking::destination_rule::Subset;
 use mast_config::networking::{DestinationRule, Gateway, Sidecar, VirtualService};
+use mast_config::security::{AuthorizationPolicy, PeerAuthentication, RequestAuthentication};
 use mast_core::Hostname;
 
 use crate::proxy::ProxyNode;
@@ -126,6 +127,9 @@ pub struct MeshSnapshot {
     pub(crate) destination_rules: Vec<Config<DestinationRule>>,
     pub(crate) gateways: Vec<Config<Gateway>>,
     pub(crate) sidecars: Vec<Config<Sidecar>>,
+    pub(crate) peer_authentications: Vec<Config<PeerAuthentication>>,
+    pub(crate) authorization_policies: Vec<Config<AuthorizationPolicy>>,
+    pub(crate) request_authentications: Vec<Config<RequestAuthentication>>,
     /// `targetPort` per (host, service port), when one was declared.
     pub(crate) target_ports: HashMap<(Hostname, u16), TargetPort>,
     /// Indexes of `services` by endpoint address.
@@ -300,6 +304,21 @@ impl MeshSnapshot {
     /// Every Sidecar, by namespace then name.
     pub fn sidecars(&self) -> &[Config<Sidecar>] {
         &self.sidecars
+    }
+
+    /// Every PeerAuthentication, sorted by namespace then name.
+    pub fn peer_authentications(&self) -> &[Config<PeerAuthentication>] {
+        &self.peer_authentications
+    }
+
+    /// Every AuthorizationPolicy, sorted by namespace then name.
+    pub fn authorization_policies(&self) -> &[Config<AuthorizationPolicy>] {
+        &self.authorization_policies
+    }
+
+    /// Every RequestAuthentication, sorted by namespace then name.
+    pub fn request_authentications(&self) -> &[Config<RequestAuthentication>] {
+        &self.request_authentications
     }
 
     /// `outboundTrafficPolicy` for `proxy` (its Sidecar's, else `AllowAny`).

@@ -57,8 +57,10 @@ pub async fn serve<IO>(
     };
     let io = Guarded::new(io, Arc::clone(&shared), inspect, max_buf, timeouts);
     let builder = builder(&hcm);
+    let peer = conn.peer;
     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
         let (env, hcm, shared) = (Arc::clone(&env), Arc::clone(&hcm), Arc::clone(&shared));
+        let conn = conn.clone();
         async move {
             if let Some(response) = precheck(&req, &hcm, &shared) {
                 return Ok::<_, std::convert::Infallible>(response);
@@ -76,7 +78,7 @@ pub async fn serve<IO>(
         tokio::select! {
             result = connection.as_mut() => {
                 if let Err(e) = result {
-                    tracing::debug!(error = %e, peer = %conn.peer, "downstream connection ended");
+                    tracing::debug!(error = %e, %peer, "downstream connection ended");
                 }
                 return;
             }

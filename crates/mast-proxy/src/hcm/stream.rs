@@ -17,12 +17,14 @@ use crate::body::{self, Body};
 use crate::route::{Action, Preflight, RequestHead, Route};
 
 /// The connection a request came on.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ConnInfo {
     /// The local (original destination) address.
     pub local: SocketAddr,
     /// The client's address.
     pub peer: SocketAddr,
+    /// What downstream TLS established; `None` for plaintext.
+    pub tls: crate::tls::SharedPeerTls,
 }
 
 fn protocol(v: Version) -> &'static str {

@@ -108,7 +108,11 @@ pub async fn serve(
     };
     match &chain.filter {
         NetworkFilter::Http(config) => {
-            let conn = ConnInfo { local: dst, peer };
+            let conn = ConnInfo {
+                local: dst,
+                peer,
+                tls: None,
+            };
             hcm::server::serve(stream, env, Arc::clone(config), conn, signals.draining()).await;
         }
         NetworkFilter::Tcp(config) => {

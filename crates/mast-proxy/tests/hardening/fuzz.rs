@@ -124,6 +124,7 @@ pub async fn http1_head(
     let conn = mast_proxy::hcm::stream::ConnInfo {
         local: "127.0.0.1:80".parse().expect("addr"),
         peer: "127.0.0.1:1".parse().expect("addr"),
+        tls: None,
     };
     let (_drain, draining) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(mast_proxy::hcm::server::serve(

@@ -71,7 +71,11 @@ pub async fn start(extra: serde_json::Value) -> Proxy {
     let parts = (Arc::clone(&env), Arc::clone(&hcm));
     tokio::spawn(async move {
         while let Ok((stream, peer)) = listener.accept().await {
-            let conn = ConnInfo { local: addr, peer };
+            let conn = ConnInfo {
+                local: addr,
+                peer,
+                tls: None,
+            };
             let (env, hcm, draining) = (Arc::clone(&env), Arc::clone(&hcm), draining.clone());
             tokio::spawn(mast_proxy::hcm::server::serve(
                 stream, env, hcm, conn, draining,

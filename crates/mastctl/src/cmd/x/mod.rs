@@ -3,6 +3,7 @@
 //! module owns the subcommand parsing, the runtime they run on and the small parsers
 //! (durations) they share.
 
+mod authz;
 mod echo;
 mod grpc;
 mod load;
@@ -32,10 +33,15 @@ pub enum Program {
     Echo(echo::Args),
     /// A constant-rate load generator with a progress line and latency percentiles.
     Load(load::Args),
+    /// Authorization: which policies apply to a workload.
+    Authz(authz::Args),
 }
 
 /// Runs the demo program and returns its exit code.
 pub fn run(args: &Args) -> anyhow::Result<i32> {
+    if let Program::Authz(a) = &args.program {
+        return authz::run(a);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -45,6 +51,7 @@ pub fn run(args: &Args) -> anyhow::Result<i32> {
         match &args.program {
             Program::Echo(a) => echo::run(a).await,
             Program::Load(a) => load::run(a).await,
+            Program::Authz(a) => authz::run(a),
         }
     })
 }
