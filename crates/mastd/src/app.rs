@@ -38,6 +38,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let options = SnapshotOptions {
         root_namespace: args.root_namespace.clone(),
         domain_suffix: args.domain_suffix.clone(),
+        ..SnapshotOptions::default()
     };
     tokio::spawn(crate::snapshots::run(
         store.subscribe(),

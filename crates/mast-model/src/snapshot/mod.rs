@@ -48,6 +48,10 @@ pub struct SnapshotOptions {
     pub root_namespace: String,
     /// The cluster DNS suffix (`cluster.local`).
     pub domain_suffix: String,
+    /// JWKS documents fetched by mastd for RequestAuthentication `jwksUri`s: URI → JSON.
+    /// Translation inlines them (Istio's istiod does the same); a URI missing here has not
+    /// been fetched (yet).
+    pub jwks: Arc<std::collections::BTreeMap<String, String>>,
 }
 
 impl Default for SnapshotOptions {
@@ -55,6 +59,7 @@ impl Default for SnapshotOptions {
         Self {
             root_namespace: mast_core::DEFAULT_ROOT_NAMESPACE.into(),
             domain_suffix: mast_core::DEFAULT_DOMAIN_SUFFIX.into(),
+            jwks: Arc::default(),
         }
     }
 }
