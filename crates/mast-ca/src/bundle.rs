@@ -38,6 +38,9 @@ pub enum BundleError {
         /// The parser's message.
         reason: String,
     },
+    /// A chain from the CA cannot make a bundle.
+    #[error("certificate chain: {0}")]
+    Invalid(String),
 }
 
 impl CertBundle {
@@ -57,6 +60,49 @@ impl CertBundle {
         PrivateKeyDer::from_pem_slice(self.key_pem.as_bytes()).map_err(|e| BundleError::Pem {
             what: "private key",
             reason: e.to_string(),
+        })
+    }
+
+    /// A bundle from a CA's answer (`chain[0]` = leaf, then intermediates, the last element
+    /// = the trust bundle, possibly several roots) and the leaf's key (PKCS#8 PEM). The
+    /// identity, validity and serial are read from the leaf.
+    pub fn from_chain(chain: &[String], key_pem: String) -> Result<Self, BundleError> {
+        let Some((roots, certs)) = chain.split_last() else {
+            return Err(BundleError::Invalid("empty".into()));
+        };
+        if certs.is_empty() {
+            return Err(BundleError::Invalid(
+                "expected the leaf and the root(s), got one element".into(),
+            ));
+        }
+        let chain_pem: String = certs
+            .iter()
+            .map(|c| {
+                let c = c.trim_end();
+                format!("{c}\n")
+            })
+            .collect();
+        let leaf = certs_der(&chain_pem, "certificate chain")?
+            .into_iter()
+            .next()
+            .ok_or_else(|| BundleError::Invalid("no leaf".into()))?;
+        certs_der(roots, "roots")?;
+        let facts = crate::x509::cert_facts(&leaf).map_err(BundleError::Invalid)?;
+        let uri = facts
+            .uris
+            .first()
+            .ok_or_else(|| BundleError::Invalid("the leaf has no URI SAN".into()))?;
+        let identity: SpiffeId = uri
+            .parse()
+            .map_err(|e: mast_core::SpiffeIdError| BundleError::Invalid(e.to_string()))?;
+        Ok(Self {
+            identity,
+            chain_pem,
+            key_pem,
+            roots_pem: roots.clone(),
+            not_before: facts.not_before,
+            not_after: facts.not_after,
+            serial_hex: facts.serial_hex,
         })
     }
 

@@ -89,6 +89,17 @@ impl MastdOptions {
     }
 }
 
+impl MastdOptions {
+    /// The CA directory given to mastd (`--ca-dir`): `mastd-ca` next to the config folder
+    /// (in its parent), so every test mesh has its own root, kept across restarts.
+    pub fn ca_dir(&self) -> PathBuf {
+        self.config_dir
+            .parent()
+            .unwrap_or(&self.config_dir)
+            .join("mastd-ca")
+    }
+}
+
 /// Two distinct ports that were free a moment ago.
 fn free_ports() -> [u16; 2] {
     let first = free_port();
@@ -128,6 +139,8 @@ impl MastdProcess {
             .arg(options.xds_addr.to_string())
             .arg("--monitoring-addr")
             .arg(options.monitoring_addr.to_string())
+            .arg("--ca-dir")
+            .arg(options.ca_dir())
             .env("MAST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
@@ -171,6 +184,58 @@ impl MastdProcess {
     /// The xDS address (give it to a sidecar).
     pub fn xds_addr(&self) -> SocketAddr {
         self.options.xds_addr
+    }
+
+    /// The CA address (`IstioCertificateService`, served on the xDS port).
+    pub fn ca_addr(&self) -> SocketAddr {
+        self.options.xds_addr
+    }
+
+    /// The CA's trust bundle (`root-cert.pem` in its CA directory).
+    pub fn root_cert_pem(&self) -> Result<String, MastdError> {
+        Ok(std::fs::read_to_string(
+            self.options.ca_dir().join("root-cert.pem"),
+        )?)
+    }
+
+    /// Writes a CA token for `namespace`/`service_account` (made by `mastd token` with this
+    /// mastd's CA directory) to `mastd-tokens/<namespace>/<service_account>.token` next to the
+    /// config folder, mode 0600, and returns its path (give it to `--ca-token-file`).
+    pub fn token_file(
+        &self,
+        namespace: &str,
+        service_account: &str,
+    ) -> Result<PathBuf, MastdError> {
+        use std::os::unix::fs::PermissionsExt as _;
+        let out = Command::new(&self.options.binary)
+            .arg("token")
+            .arg("--ca-dir")
+            .arg(self.options.ca_dir())
+            .args([
+                "--namespace",
+                namespace,
+                "--service-account",
+                service_account,
+            ])
+            .stdin(Stdio::null())
+            .output()?;
+        if !out.status.success() {
+            return Err(MastdError::Spawn(std::io::Error::other(format!(
+                "mastd token failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ))));
+        }
+        let parent = self
+            .options
+            .config_dir
+            .parent()
+            .unwrap_or(&self.options.config_dir);
+        let dir = parent.join("mastd-tokens").join(namespace);
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join(format!("{service_account}.token"));
+        std::fs::write(&path, &out.stdout)?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+        Ok(path)
     }
 
     /// The monitoring address (`/debug/syncz`, `/debug/configz`, `/version`).

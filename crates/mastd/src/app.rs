@@ -57,8 +57,21 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         quiet: Duration::from_millis(args.debounce_ms),
         max: Duration::from_millis(args.debounce_max_ms),
     });
-    let monitor = monitoring::Monitor::new(store.clone(), snapshot_rx, xds.clone())
-        .with_folders(files.dirs());
+    let ca = start_ca(&args).await?;
+    if let (Some(ca), Some(dir)) = (&ca, &args.local_tokens) {
+        tokio::spawn(crate::ca::write_local_tokens(
+            dir.clone(),
+            ca.tokens.clone(),
+            store.subscribe(),
+        ));
+    }
+    let monitor = monitoring::Monitor::new(
+        store.clone(),
+        snapshot_rx,
+        xds.clone(),
+        ca.as_ref().map(|c| &c.metrics),
+    )
+    .with_folders(files.dirs());
     let monitoring_listener = tokio::net::TcpListener::bind(args.monitoring_addr)
         .await
         .with_context(|| format!("binding the monitoring address {}", args.monitoring_addr))?;
@@ -73,7 +86,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         monitor,
         stopped(stop_rx.clone()),
     ));
-    let xds_task = tokio::spawn(xds.serve(args.xds_addr, stopped(stop_rx)));
+    let xds_listener = tokio::net::TcpListener::bind(args.xds_addr)
+        .await
+        .with_context(|| format!("binding the xDS address {}", args.xds_addr))?;
+    let xds_task = tokio::spawn(serve_grpc(
+        xds_listener,
+        xds,
+        ca.map(|c| c.service),
+        stopped(stop_rx),
+    ));
 
     shutdown_signal().await;
     tracing::info!("shutting down");
@@ -81,6 +102,45 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     xds_task.await?.context("xDS server")?;
     monitoring_task.await?.context("monitoring server")?;
     drop(files);
+    Ok(())
+}
+
+/// The CA, or `None` when the default CA directory cannot be used (an explicit `--ca-dir`
+/// or `--ca-cacerts` that fails is an error).
+async fn start_ca(args: &Args) -> anyhow::Result<Option<crate::ca::Ca>> {
+    match crate::ca::start(args).await {
+        Ok(ca) => Ok(Some(ca)),
+        Err(e) if args.ca_dir.is_none() && args.ca_cacerts.is_none() => {
+            tracing::error!("certificate authority disabled (give --ca-dir): {e:#}");
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Serves ADS and the CA (`IstioCertificateService`) on the xDS listener until `shutdown`;
+/// then ends every xDS stream with UNAVAILABLE.
+async fn serve_grpc(
+    listener: tokio::net::TcpListener,
+    xds: XdsServer,
+    ca: Option<mast_ca::server::CaService>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, ca = ca.is_some(), "xDS server listening");
+    }
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    let router = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .add_service(xds.into_service())
+        .add_optional_service(ca);
+    router
+        .serve_with_incoming_shutdown(incoming, async move {
+            shutdown.await;
+            xds.shutdown();
+        })
+        .await?;
     Ok(())
 }
 

@@ -3,12 +3,15 @@
 //! and delta) to every proxy. This binary only wires the parts together (see [`app`]).
 
 mod app;
+mod ca;
+mod commands;
 mod folders;
 mod monitoring;
 mod snapshots;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Parser;
 
@@ -20,8 +23,17 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// mastd: Mast's control plane.
 #[derive(Parser, Debug, Clone)]
-#[command(name = "mastd", version = mast_core::VERSION, about)]
+#[command(
+    name = "mastd",
+    version = mast_core::VERSION,
+    about,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
 pub struct Args {
+    /// A maintenance command instead of running the control plane.
+    #[command(subcommand)]
+    pub command: Option<commands::Command>,
     /// Folder of Istio and Kubernetes YAML to serve; edits are picked up live. Repeat it to
     /// serve several folders: a resource defined in two of them is reported and taken from
     /// the folder given first.
@@ -48,6 +60,26 @@ pub struct Args {
     /// Longest wait before pushing while changes keep coming, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     pub debounce_max_ms: u64,
+    /// The CA directory: the self-signed root (made on first start; key 0600) and the local
+    /// token key. Default `$XDG_STATE_HOME/mast/ca` or `~/.local/state/mast/ca`.
+    #[arg(long, env = "MAST_CA_DIR")]
+    pub ca_dir: Option<PathBuf>,
+    /// A plug-in CA folder in Istio's layout (ca-cert.pem, ca-key.pem, root-cert.pem,
+    /// cert-chain.pem) to sign with instead of the self-signed root.
+    #[arg(long, env = "MAST_CA_CACERTS")]
+    pub ca_cacerts: Option<PathBuf>,
+    /// Certificate validity when a workload asks for none.
+    #[arg(long, default_value = "24h", value_parser = mast_ca::duration::parse_duration)]
+    pub cert_default_ttl: Duration,
+    /// The longest certificate validity granted (longer requests are capped).
+    #[arg(long, default_value = "90d", value_parser = mast_ca::duration::parse_duration)]
+    pub cert_max_ttl: Duration,
+    /// The trust domain of workload identities.
+    #[arg(long, default_value = mast_core::DEFAULT_TRUST_DOMAIN)]
+    pub trust_domain: String,
+    /// Write a CA token for every LocalWorkload to `DIR/<namespace>/<name>.token` (0600).
+    #[arg(long, value_name = "DIR")]
+    pub local_tokens: Option<PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -58,7 +90,10 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let args = Args::parse();
+    let mut args = Args::parse();
+    if let Some(command) = args.command.take() {
+        return commands::run(command);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -49,9 +49,13 @@ impl Monitor {
         store: ConfigStore,
         snapshots: watch::Receiver<Arc<MeshSnapshot>>,
         xds: XdsServer,
+        ca: Option<&mast_ca::server::CaMetrics>,
     ) -> Self {
         let mut registry = Registry::default();
         xds.register(&mut registry);
+        if let Some(ca) = ca {
+            ca.register(&mut registry);
+        }
         let gauges = ConfigGauges::default();
         registry.register(
             "mast_config_rejected",
