@@ -7,7 +7,10 @@
 //! "Endpoint-only" means every service is the same except for [`Service::endpoints`], the
 //! Istio configuration and mesh options are equal, and every service whose endpoints
 //! changed has static resolution (DNS services carry their endpoints inside the cluster, so
-//! a change to them is a full push). The snapshot version is not compared.
+//! a change to them is a full push) and kept its set of endpoint identities (clusters carry
+//! them as the SANs of auto mutual TLS, so a new or lost service account is a full push;
+//! losing every endpoint is not).
+//! The snapshot version is not compared.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -55,7 +58,7 @@ pub fn diff(old: &MeshSnapshot, new: &MeshSnapshot) -> Change {
             return Change::Full;
         }
         if a.endpoints != b.endpoints {
-            if b.resolution != Resolution::Static {
+            if b.resolution != Resolution::Static || identities_changed(a, b) {
                 return Change::Full;
             }
             touched.insert(b.hostname.clone());
@@ -68,6 +71,14 @@ pub fn diff(old: &MeshSnapshot, new: &MeshSnapshot) -> Change {
         (false, true) if old.sidecars.is_empty() && new.sidecars.is_empty() => Change::RoutesOnly,
         (false, _) => Change::Full,
     }
+}
+
+/// Whether the endpoint identities (the SANs of the service's clusters) changed. Losing every
+/// endpoint is not a change: without endpoints nothing is checked against the SANs, and the
+/// next endpoint to appear is compared with the empty set.
+fn identities_changed(a: &Service, b: &Service) -> bool {
+    let new = MeshSnapshot::service_accounts(b);
+    !new.is_empty() && new != MeshSnapshot::service_accounts(a)
 }
 
 /// Whether two services are equal in everything but their endpoints.
@@ -192,6 +203,32 @@ spec:
         let mut b = a.clone();
         b.options.root_namespace = "mesh-root".into();
         assert_eq!(diff(&a, &b), Change::Full);
+    }
+
+    #[test]
+    fn endpoint_identity_change_is_full() {
+        let sa = |name: &str, ip: &str, account: &str| {
+            pod(name, ip).replace(
+                "spec: {",
+                &format!("spec: {{serviceAccountName: {account}, "),
+            )
+        };
+        let a = snap(&format!("{SVC}{}{VS}", sa("a", "10.0.0.1", "web")));
+        // Another pod with the same account: endpoints only.
+        let b = snap(&format!(
+            "{SVC}{}{}{VS}",
+            sa("a", "10.0.0.1", "web"),
+            sa("b", "10.0.0.2", "web")
+        ));
+        assert!(matches!(diff(&a, &b), Change::EndpointsOnly(_)));
+        // A pod with a new account: the clusters' SANs change.
+        let c = snap(&format!(
+            "{SVC}{}{}{VS}",
+            sa("a", "10.0.0.1", "web"),
+            sa("b", "10.0.0.2", "other")
+        ));
+        assert_eq!(diff(&a, &c), Change::Full);
+        assert_eq!(diff(&c, &b), Change::Full);
     }
 
     #[test]

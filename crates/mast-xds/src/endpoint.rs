@@ -1,7 +1,10 @@
 //! EDS: one `ClusterLoadAssignment` per EDS cluster CDS generates (same names, from the same
 //! plan), with the service port's endpoints — filtered by the subset's labels for subset
 //! clusters — in one locality group, each with its weight as `load_balancing_weight` and
-//! `health_status: HEALTHY`. An EDS cluster without endpoints still gets an empty assignment,
+//! `health_status: HEALTHY`; endpoints whose workload runs a sidecar (label
+//! `security.istio.io/tlsMode: istio`) carry the metadata
+//! `envoy.transport_socket_match: {tlsMode: istio}` that selects auto mutual TLS (see
+//! `cluster::tls`). An EDS cluster without endpoints still gets an empty assignment,
 //! so Envoy does not keep it warming (Istio's EDS config has no initial fetch timeout).
 //!
 //! EDS endpoints must be IP addresses: an endpoint whose address is not one is left out with a
@@ -11,11 +14,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use envoy_types::pb::envoy::config::core::v3::HealthStatus;
+use envoy_types::pb::envoy::config::core::v3::{HealthStatus, Metadata};
 use envoy_types::pb::envoy::config::endpoint::v3::lb_endpoint::HostIdentifier;
 use envoy_types::pb::envoy::config::endpoint::v3::{
     ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints,
 };
+use envoy_types::pb::google::protobuf::{Struct, Value, value::Kind};
 use mast_core::Hostname;
 use mast_model::{MeshSnapshot, ProxyNode};
 
@@ -83,20 +87,48 @@ pub(crate) fn lb_endpoints(
         .collect();
     selected.sort_by(|a, b| (a.address.as_str(), a.port).cmp(&(b.address.as_str(), b.port)));
     selected.dedup_by(|a, b| a.address == b.address && a.port == b.port);
-    selected
-        .into_iter()
-        .map(|e| lb_endpoint(&e.address, e.port, e.weight))
-        .collect()
+    selected.into_iter().map(lb_endpoint).collect()
 }
 
-fn lb_endpoint(address: &str, port: u16, weight: u32) -> LbEndpoint {
+fn lb_endpoint(e: &mast_model::Endpoint) -> LbEndpoint {
     LbEndpoint {
         host_identifier: Some(HostIdentifier::Endpoint(Endpoint {
-            address: Some(pb::socket_address(address, u32::from(port))),
+            address: Some(pb::socket_address(&e.address, u32::from(e.port))),
             ..Default::default()
         })),
         health_status: HealthStatus::Healthy as i32,
-        load_balancing_weight: Some(pb::u32_value(weight.max(1))),
+        load_balancing_weight: Some(pb::u32_value(e.weight.max(1))),
+        metadata: MeshSnapshot::endpoint_has_sidecar(e).then(tls_mode_metadata),
+    }
+}
+
+/// The endpoint metadata namespace cluster transport socket matches read.
+pub const TRANSPORT_SOCKET_MATCH_KEY: &str = "envoy.transport_socket_match";
+
+/// `{tlsMode: "istio"}`: the metadata of endpoints with a sidecar, and the `match` of the
+/// `tlsMode-istio` transport socket match.
+pub fn tls_mode_istio() -> Struct {
+    Struct {
+        fields: [(
+            "tlsMode".to_owned(),
+            Value {
+                kind: Some(Kind::StringValue(
+                    mast_model::snapshot::TLS_MODE_ISTIO.into(),
+                )),
+            },
+        )]
+        .into_iter()
+        .collect(),
+    }
+}
+
+/// `filter_metadata["envoy.transport_socket_match"] = {tlsMode: "istio"}`: selects the
+/// `tlsMode-istio` transport socket match of auto mutual TLS.
+fn tls_mode_metadata() -> Metadata {
+    Metadata {
+        filter_metadata: [(TRANSPORT_SOCKET_MATCH_KEY.to_owned(), tls_mode_istio())]
+            .into_iter()
+            .collect(),
         ..Default::default()
     }
 }
@@ -193,6 +225,28 @@ mod tests {
         assert_eq!(lb_endpoints(&eps, None, Addresses::IpOnly).len(), 3);
         let none = BTreeMap::from([("version".to_string(), "v9".to_string())]);
         assert!(lb_endpoints(&eps, Some(&none), Addresses::IpOnly).is_empty());
+    }
+
+    #[test]
+    fn sidecar_endpoints_carry_the_tls_mode() {
+        let mut with = ep("10.0.0.1", "v1", 1);
+        with.labels
+            .insert("security.istio.io/tlsMode".into(), "istio".into());
+        let mut other = ep("10.0.0.2", "v1", 1);
+        other
+            .labels
+            .insert("security.istio.io/tlsMode".into(), "disabled".into());
+        let eps = lb_endpoints(&[with, other], None, Addresses::IpOnly);
+        let md = eps[0].metadata.as_ref().expect("tlsMode metadata");
+        let s = &md.filter_metadata["envoy.transport_socket_match"];
+        assert_eq!(
+            s.fields["tlsMode"].kind,
+            Some(envoy_types::pb::google::protobuf::value::Kind::StringValue(
+                "istio".into()
+            ))
+        );
+        assert_eq!(s.fields.len(), 1);
+        assert!(eps[1].metadata.is_none());
     }
 
     #[test]

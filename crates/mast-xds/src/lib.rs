@@ -14,6 +14,7 @@ pub mod forward_proxy;
 pub mod listener;
 pub mod names;
 pub mod route;
+pub mod sds;
 pub mod share;
 
 pub use share::{Part, ShareKey};

@@ -227,10 +227,9 @@ fn destination_rule_tls() {
             .len(),
         1
     );
-    assert!(
-        tls_context(cluster(&all, "outbound|443|istio|secure.example.com")).is_none(),
-        "ISTIO_MUTUAL waits for issue 6"
-    );
+    let istio = tls_context(cluster(&all, "outbound|443|istio|secure.example.com"))
+        .expect("ISTIO_MUTUAL → TLS");
+    assert_eq!(istio.sni, "outbound_.443_.istio_.secure.example.com");
     let pp = cluster(&all, "outbound|443|pp|secure.example.com")
         .transport_socket
         .as_ref()

@@ -85,11 +85,13 @@ fn iptables_sidecar_gets_capture_and_per_port_listeners() {
             "virtualOutbound",
         ]
     );
-    let inbound: Vec<&str> = find(&ls, "virtualInbound")
+    let mut inbound: Vec<&str> = find(&ls, "virtualInbound")
         .filter_chains
         .iter()
         .map(|c| c.name.as_str())
         .collect();
+    // PERMISSIVE (no PeerAuthentication): each port has an mTLS and a plaintext chain.
+    inbound.dedup();
     assert_eq!(
         inbound,
         [

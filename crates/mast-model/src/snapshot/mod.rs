@@ -8,7 +8,8 @@
 //! - [`scope`]: `exportTo`, which Sidecar applies, Sidecar egress scoping, VirtualServices
 //!   per gateway;
 //! - [`destination`]: Istio's DestinationRule index and lookup order;
-//! - [`inbound`]: the service ports a proxy's workload serves.
+//! - [`inbound`]: the service ports a proxy's workload serves;
+//! - [`peer_authn`]: PeerAuthentication modes, endpoint identities and sidecars.
 //!
 //! Semantics follow Istio's `pilot/pkg/model` (push_context.go, sidecar.go,
 //! destination_rule.go); every simplification is written down on the method it affects.
@@ -17,6 +18,7 @@ mod build;
 mod destination;
 mod inbound;
 mod kube;
+mod peer_authn;
 mod scope;
 mod service_entry;
 
@@ -40,6 +42,7 @@ use crate::proxy::ProxyNode;
 use crate::service::{Service, ServicePort};
 
 pub(crate) use destination::DrIndex;
+pub use peer_authn::{TLS_MODE_ISTIO, TLS_MODE_LABEL};
 
 /// Mesh-wide settings (Istio's MeshConfig, the parts translation needs).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -314,6 +317,32 @@ impl MeshSnapshot {
     /// Every PeerAuthentication, sorted by namespace then name.
     pub fn peer_authentications(&self) -> &[Config<PeerAuthentication>] {
         &self.peer_authentications
+    }
+
+    /// The effective mutual TLS mode (`STRICT`, `PERMISSIVE` or `DISABLE`, never `UNSET`) of
+    /// `proxy`'s workload on `port`, the port the workload listens on (the target port), from
+    /// its PeerAuthentications: workload level (selector) over namespace level over mesh level
+    /// (root namespace); `UNSET` inherits; no policy means `PERMISSIVE`. See [`peer_authn`].
+    pub fn mtls_mode(
+        &self,
+        proxy: &ProxyNode,
+        port: u16,
+    ) -> mast_config::security::peer_authentication::MtlsMode {
+        peer_authn::mtls_mode(self, &proxy.namespace, &proxy.labels, port)
+    }
+
+    /// The identities of a service's endpoints, as SPIFFE URIs
+    /// (`spiffe://cluster.local/ns/<ns>/sa/<sa>`; an empty service account is `default`),
+    /// sorted and deduplicated: the SANs a client checks. Endpoints of unknown namespace are
+    /// left out.
+    pub fn service_accounts(service: &Service) -> Vec<String> {
+        peer_authn::service_accounts(service)
+    }
+
+    /// Whether an endpoint's workload runs a sidecar (label `security.istio.io/tlsMode: istio`),
+    /// so that it accepts Istio mutual TLS.
+    pub fn endpoint_has_sidecar(endpoint: &crate::service::Endpoint) -> bool {
+        peer_authn::has_sidecar(endpoint)
     }
 
     /// Every AuthorizationPolicy, sorted by namespace then name.

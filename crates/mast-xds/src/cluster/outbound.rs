@@ -193,7 +193,7 @@ pub(crate) fn build(t: &Target<'_>, proxy: &ProxyNode) -> Option<Cluster> {
     {
         super::local::make_forward_proxy(&mut d);
     }
-    tls::apply(&mut d, t.policy.tls, proxy);
+    tls::apply(&mut d, t, proxy);
     tls::apply_proxy_protocol(&mut d, t.policy.proxy_protocol);
     d.cluster.metadata = Some(metadata(t));
     Some(d.finish())

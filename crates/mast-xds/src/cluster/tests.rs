@@ -219,3 +219,5 @@ fn sorted_unique_sorts_stably_and_keeps_the_first_of_a_name() {
         assert_eq!(super::sorted_unique(items, |(n, _)| n.as_str()), want);
     }
 }
+
+mod mtls;

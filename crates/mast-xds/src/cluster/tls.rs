@@ -1,19 +1,26 @@
-//! Upstream TLS from a DestinationRule's `tls` (Istio's `buildUpstreamClusterTLSContext`), and
-//! the upstream PROXY protocol wrapper.
+//! Upstream TLS (Istio's `buildUpstreamClusterTLSContext` and auto mTLS), and the upstream
+//! PROXY protocol wrapper.
 //!
-//! `SIMPLE` / `MUTUAL` with certificate files become an `envoy.transport_sockets.tls`
-//! transport socket carrying an `UpstreamTlsContext`: TLS 1.2–1.3; `sni`; for `MUTUAL`, the
-//! client certificate and key files; a validation context with `caCertificates` (else the
-//! node's `TLS_CLIENT_ROOT_CERT` metadata, else the system bundle [`SYSTEM_CA_BUNDLE`]), the
-//! `subjectAltNames` (URI when they contain `://`, IP when they parse as one, DNS otherwise) and
-//! `caCrl`; an empty validation context (no verification) with `insecureSkipVerify`. ALPN `h2`
-//! on HTTP/2 clusters. Without `sni`, the upstream HTTP options get `auto_sni` (and
-//! `auto_san_validation` when no SANs are given and verification is on), as Istio does.
+//! Which TLS a cluster gets, from the DestinationRule `tls` that applies to it (a subset's over
+//! a port-level one over the top-level one, see [`super::policy`]):
+//! - none: **auto mTLS** ([`istio`]): `transport_socket_matches` that speak Istio mutual TLS to
+//!   endpoints with a sidecar and plaintext to the others;
+//! - `DISABLE`: plaintext;
+//! - `ISTIO_MUTUAL`: Istio mutual TLS always ([`istio`]);
+//! - `SIMPLE` / `MUTUAL` with certificate files: an `envoy.transport_sockets.tls` transport socket
+//!   carrying an `UpstreamTlsContext`: TLS 1.2–1.3; `sni`; for `MUTUAL`, the client certificate
+//!   and key files; a validation context with `caCertificates` (else the node's
+//!   `TLS_CLIENT_ROOT_CERT` metadata, else the system bundle [`SYSTEM_CA_BUNDLE`]), the
+//!   `subjectAltNames` (URI when they contain `://`, IP when they parse as one, DNS otherwise) and
+//!   `caCrl`; an empty validation context (no verification) with `insecureSkipVerify`. ALPN `h2`
+//!   on HTTP/2 clusters. Without `sni`, the upstream HTTP options get `auto_sni` (and
+//!   `auto_san_validation` when no SANs are given and verification is on), as Istio does.
 //!
-//! Istio serves these files through the agent's SDS; Mast references them directly until the
-//! agent serves SDS (issue 6). Not emitted (the cluster stays plaintext and a warning is logged):
-//! `credentialName` (needs SDS, issue 6), `MUTUAL` without both client files (Istio rejects it
-//! too), and `ISTIO_MUTUAL`, which needs the mesh CA and workload certificates over SDS — issue 6.
+//! Not emitted (the cluster stays plaintext and a warning is logged): `credentialName` on
+//! `SIMPLE` / `MUTUAL` (sidecars do not read Kubernetes secrets; gateways come with issue 9), and
+//! `MUTUAL` without both client files (Istio rejects it too).
+
+pub(super) mod istio;
 
 use std::net::IpAddr;
 
@@ -22,7 +29,6 @@ use envoy_types::pb::envoy::config::core::v3::{
     DataSource, ProxyProtocolConfig, TransportSocket, data_source,
 };
 use envoy_types::pb::envoy::extensions::transport_sockets::proxy_protocol::v3::ProxyProtocolUpstreamTransport;
-use envoy_types::pb::envoy::extensions::transport_sockets::raw_buffer::v3::RawBuffer;
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::common_tls_context::ValidationContextType;
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::subject_alt_name_matcher::SanType;
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::tls_parameters::TlsProtocol;
@@ -37,6 +43,7 @@ use mast_config::networking::destination_rule::{
 use mast_model::ProxyNode;
 
 use super::draft::Draft;
+use super::outbound::Target;
 
 /// The CA bundle used when a rule verifies the server but names no CA (Istio's "system" roots;
 /// the path of Debian, Ubuntu and Alpine).
@@ -45,14 +52,16 @@ pub(crate) const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 /// The node metadata key Istio reads a default client root certificate from.
 const ROOT_CERT_METADATA: &str = "TLS_CLIENT_ROOT_CERT";
 
-/// Applies `tls` to the cluster as its transport socket (see the module doc for what is skipped).
-pub(crate) fn apply(draft: &mut Draft, tls: Option<&ClientTlsSettings>, proxy: &ProxyNode) {
-    let Some(tls) = tls else { return };
+/// Applies the TLS of target `t` to its cluster (see the module doc).
+pub(crate) fn apply(draft: &mut Draft, t: &Target<'_>, proxy: &ProxyNode) {
+    let Some(tls) = t.policy.tls else {
+        istio::apply_auto(draft, t);
+        return;
+    };
     let mutual = match tls.mode() {
         TlsMode::Disable => return,
         TlsMode::IstioMutual => {
-            // ISTIO_MUTUAL needs workload certificates and the mesh CA served over SDS: issue 6.
-            tracing::debug!(cluster = %draft.cluster.name, "ISTIO_MUTUAL not applied yet (issue 6): plaintext");
+            istio::apply_istio_mutual(draft, t, tls);
             return;
         }
         TlsMode::Simple => false,
@@ -63,7 +72,7 @@ pub(crate) fn apply(draft: &mut Draft, tls: Option<&ClientTlsSettings>, proxy: &
         .as_deref()
         .is_some_and(|c| !c.is_empty())
     {
-        tracing::warn!(cluster = %draft.cluster.name, "DestinationRule tls.credentialName needs SDS (issue 6): TLS not applied");
+        tracing::warn!(cluster = %draft.cluster.name, "DestinationRule tls.credentialName is not supported on sidecars: TLS not applied");
         return;
     }
     let Some(context) = context(draft, tls, mutual, proxy) else {
@@ -179,8 +188,8 @@ fn set_auto_sni(draft: &mut Draft, tls: &ClientTlsSettings) {
     upstream.auto_san_validation = auto_san;
 }
 
-/// Wraps the cluster's transport socket (raw buffer when none) in an upstream PROXY protocol
-/// header of the configured version (V1 unless set).
+/// Wraps the cluster's transport socket (raw buffer when none), and each transport socket
+/// match's, in an upstream PROXY protocol header of the configured version (V1 unless set).
 pub(crate) fn apply_proxy_protocol(draft: &mut Draft, proxy_protocol: Option<&ProxyProtocol>) {
     let Some(p) = proxy_protocol else { return };
     let version = match p.version.unwrap_or_default() {
@@ -191,12 +200,15 @@ pub(crate) fn apply_proxy_protocol(draft: &mut Draft, proxy_protocol: Option<&Pr
         .cluster
         .transport_socket
         .take()
-        .unwrap_or_else(|| TransportSocket {
-            name: "envoy.transport_sockets.raw_buffer".into(),
-            config_type: Some(ConfigType::TypedConfig(envoy_types::util::pack_any(
-                RawBuffer {},
-            ))),
-        });
+        .unwrap_or_else(istio::raw_buffer);
+    draft.cluster.transport_socket = Some(proxy_protocol_socket(version, inner));
+    for m in &mut draft.cluster.transport_socket_matches {
+        let inner = m.transport_socket.take().unwrap_or_else(istio::raw_buffer);
+        m.transport_socket = Some(proxy_protocol_socket(version, inner));
+    }
+}
+
+fn proxy_protocol_socket(version: i32, inner: TransportSocket) -> TransportSocket {
     let wrapper = ProxyProtocolUpstreamTransport {
         config: Some(ProxyProtocolConfig {
             version,
@@ -205,22 +217,44 @@ pub(crate) fn apply_proxy_protocol(draft: &mut Draft, proxy_protocol: Option<&Pr
         transport_socket: Some(inner),
         ..Default::default()
     };
-    draft.cluster.transport_socket = Some(TransportSocket {
+    TransportSocket {
         name: "envoy.transport_sockets.upstream_proxy_protocol".into(),
         config_type: Some(ConfigType::TypedConfig(envoy_types::util::pack_any(
             wrapper,
         ))),
-    });
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::outbound::Discovery;
+    use super::super::policy::Policy;
     use super::*;
     use envoy_types::pb::envoy::config::cluster::v3::cluster::DiscoveryType;
+    use mast_model::{Protocol, Resolution, Service, ServicePort};
     use prost::Message;
 
     fn node(md: serde_json::Value) -> ProxyNode {
         ProxyNode::parse("sidecar~10.0.0.1~c.default~default.svc.cluster.local", &md).unwrap()
+    }
+
+    pub(crate) fn svc() -> Service {
+        Service {
+            hostname: mast_core::Hostname::new_unchecked("svc.default.svc.cluster.local"),
+            namespace: "default".into(),
+            name: "svc".into(),
+            ports: vec![ServicePort {
+                name: "http".into(),
+                port: 80,
+                protocol: Protocol::Http,
+            }],
+            addresses: Vec::new(),
+            export_to: Vec::new(),
+            mesh_external: false,
+            resolution: Resolution::Static,
+            selector: Default::default(),
+            endpoints: Default::default(),
+        }
     }
 
     fn applied(
@@ -232,7 +266,20 @@ mod tests {
         if h2 {
             d.set_h2();
         }
-        apply(&mut d, Some(tls), &node(md));
+        let s = svc();
+        let t = Target {
+            name: "c".into(),
+            service: &s,
+            port: &s.ports[0],
+            subset: None,
+            rule: None,
+            policy: Policy {
+                tls: Some(tls),
+                ..Default::default()
+            },
+            discovery: Discovery::Eds,
+        };
+        apply(&mut d, &t, &node(md));
         let ctx = d.cluster.transport_socket.as_ref().map(|ts| {
             assert_eq!(ts.name, "envoy.transport_sockets.tls");
             let Some(ConfigType::TypedConfig(any)) = &ts.config_type else {
@@ -324,10 +371,6 @@ mod tests {
     #[test]
     fn skipped_modes() {
         for tls in [
-            ClientTlsSettings {
-                mode: Some(TlsMode::IstioMutual),
-                ..Default::default()
-            },
             ClientTlsSettings {
                 mode: Some(TlsMode::Disable),
                 ..Default::default()

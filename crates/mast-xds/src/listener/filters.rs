@@ -1,7 +1,7 @@
 //! The building blocks every listener shares: socket addresses, the `tcp_proxy` network filter
 //! (one cluster or weighted clusters), the `HttpConnectionManager` with its HTTP filters
 //! (fault, CORS, the dynamic forward proxy on the explicit HTTP proxy, router), the listener
-//! filters (`original_dst`, `tls_inspector`) and the
+//! filters (`original_dst`, `tls_inspector`), the `x-forwarded-client-cert` settings and the
 //! inline route configuration of inbound HTTP chains.
 
 use envoy_types::pb::envoy::config::core::v3::address::Address as AddressKind;
@@ -23,7 +23,8 @@ use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
 use envoy_types::pb::envoy::extensions::filters::listener::original_dst::v3::OriginalDst;
 use envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::http_connection_manager::{
-    CodecType, PathWithEscapedSlashesAction, RouteSpecifier, UpgradeConfig,
+    CodecType, ForwardClientCertDetails, PathWithEscapedSlashesAction, RouteSpecifier,
+    SetCurrentClientCertDetails, UpgradeConfig,
 };
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     HttpConnectionManager, HttpFilter, Rds, RequestIdExtension, http_filter,
@@ -207,6 +208,27 @@ fn upgrade(kind: &str) -> UpgradeConfig {
     }
 }
 
+/// Istio's `x-forwarded-client-cert` handling: outbound, `SANITIZE_SET` (a client's header is
+/// dropped; nothing is added, the connection to the client being plaintext); inbound,
+/// `APPEND_FORWARD` with the peer certificate's subject, URI and DNS SANs.
+fn client_cert_details(
+    outbound: bool,
+) -> (
+    ForwardClientCertDetails,
+    Option<SetCurrentClientCertDetails>,
+) {
+    if outbound {
+        return (ForwardClientCertDetails::SanitizeSet, None);
+    }
+    let set = SetCurrentClientCertDetails {
+        subject: bool_value(true),
+        uri: true,
+        dns: true,
+        ..Default::default()
+    };
+    (ForwardClientCertDetails::AppendForward, Some(set))
+}
+
 /// The `HttpConnectionManager` Mast emits, as Istio configures a sidecar's.
 pub fn http_connection_manager(spec: HcmSpec) -> HttpConnectionManager {
     let route_specifier = match spec.routes {
@@ -230,6 +252,7 @@ pub fn http_connection_manager(spec: HcmSpec) -> HttpConnectionManager {
             ..Default::default()
         });
     }
+    let (xfcc, set_xfcc) = client_cert_details(spec.outbound);
     HttpConnectionManager {
         codec_type: CodecType::Auto as i32,
         stat_prefix: spec.stat_prefix,
@@ -246,6 +269,8 @@ pub fn http_connection_manager(spec: HcmSpec) -> HttpConnectionManager {
             typed_config: Some(pack_any(UuidRequestIdConfig::default())),
         }),
         route_specifier: Some(route_specifier),
+        forward_client_cert_details: xfcc as i32,
+        set_current_client_cert_details: set_xfcc,
         ..Default::default()
     }
 }

@@ -28,6 +28,8 @@ mod tests;
 mod tests_inbound;
 #[cfg(test)]
 mod tests_l4;
+#[cfg(test)]
+mod tests_mtls;
 
 use std::collections::HashMap;
 
@@ -82,7 +84,8 @@ pub fn listeners_part(snapshot: &MeshSnapshot, proxy: &ProxyNode, part: Part) ->
             snapshot.outbound_policy(proxy),
             &snapshot.options.domain_suffix,
         ),
-    };
+    }
+    .with_snapshot(snapshot);
     build_part(&inputs, part)
 }
 
@@ -100,6 +103,9 @@ pub(crate) struct Inputs<'a> {
     pub policy: OutboundPolicy,
     /// The cluster DNS suffix, to qualify short host names.
     pub domain_suffix: &'a str,
+    /// The snapshot (PeerAuthentication modes and authorization policies of inbound chains);
+    /// an empty one unless [`Inputs::with_snapshot`] sets it.
+    pub snapshot: &'a MeshSnapshot,
     by_host: HashMap<&'a Hostname, &'a Service>,
 }
 
@@ -121,8 +127,15 @@ impl<'a> Inputs<'a> {
             inbound,
             policy,
             domain_suffix,
+            snapshot: empty_snapshot(),
             by_host,
         }
+    }
+
+    /// The inputs reading policies from `snapshot`.
+    pub fn with_snapshot(mut self, snapshot: &'a MeshSnapshot) -> Self {
+        self.snapshot = snapshot;
+        self
     }
 
     /// The visible service with exactly this host.
@@ -134,6 +147,13 @@ impl<'a> Inputs<'a> {
     pub fn resolve(&self, host: &str, ns: &str) -> Hostname {
         Hostname::new_unchecked(host).resolve(ns, self.domain_suffix)
     }
+}
+
+/// A snapshot without services or policies, for inputs built by hand.
+fn empty_snapshot() -> &'static MeshSnapshot {
+    static EMPTY: std::sync::LazyLock<MeshSnapshot> =
+        std::sync::LazyLock::new(MeshSnapshot::default);
+    &EMPTY
 }
 
 /// Builds the listeners for a sidecar, sorted by name.

@@ -65,58 +65,63 @@ fn virtual_inbound_has_a_chain_per_app_port_and_a_passthrough_default() {
             .iter()
             .map(|f| f.name.as_str())
             .collect::<Vec<_>>(),
-        [ORIGINAL_DST_FILTER]
+        [ORIGINAL_DST_FILTER, TLS_INSPECTOR_FILTER],
+        "no PeerAuthentication: PERMISSIVE, TLS chains need the inspector"
     );
-    let chains: Vec<(&str, u32)> = vi
+    let chains: Vec<(&str, u32, &str, bool)> = vi
         .filter_chains
         .iter()
         .map(|c| {
+            let m = c.filter_chain_match.as_ref().unwrap();
             (
                 c.name.as_str(),
-                c.filter_chain_match
-                    .as_ref()
-                    .unwrap()
-                    .destination_port
-                    .as_ref()
-                    .unwrap()
-                    .value,
+                m.destination_port.as_ref().unwrap().value,
+                m.transport_protocol.as_str(),
+                c.transport_socket.is_some(),
             )
         })
         .collect();
     assert_eq!(
         chains,
         [
-            ("virtualInbound-blackhole", 15006),
-            ("0.0.0.0_9080", 9080),
-            ("0.0.0.0_9090", 9090),
-            ("0.0.0.0_9091", 9091)
+            ("virtualInbound-blackhole", 15006, "", false),
+            ("0.0.0.0_9080", 9080, "tls", true),
+            ("0.0.0.0_9080", 9080, "raw_buffer", false),
+            ("0.0.0.0_9090", 9090, "tls", true),
+            ("0.0.0.0_9090", 9090, "tls", false),
+            ("0.0.0.0_9090", 9090, "raw_buffer", false),
+            ("0.0.0.0_9091", 9091, "tls", true),
+            ("0.0.0.0_9091", 9091, "raw_buffer", false),
         ]
     );
     assert_eq!(tcp_cluster(&vi.filter_chains[0]).0, "BlackHoleCluster");
 
-    let h = hcm(&vi.filter_chains[1]);
-    assert_eq!(h.stat_prefix, "inbound_0.0.0.0_9080");
-    assert_eq!(http_filter_names(&h), [ROUTER_FILTER]);
-    assert!(h.http2_protocol_options.is_none());
-    let Some(RouteSpecifier::RouteConfig(rc)) = &h.route_specifier else {
-        panic!("not inline")
-    };
-    assert_eq!(rc.name, "inbound|9080||");
-    assert_eq!(rc.virtual_hosts[0].domains, ["*"]);
-    let Some(Action::Route(ra)) = &rc.virtual_hosts[0].routes[0].action else {
-        panic!()
-    };
-    assert_eq!(
-        ra.cluster_specifier,
-        Some(ClusterSpecifier::Cluster("inbound|9080||".into()))
-    );
-    assert_eq!(ra.timeout.as_ref().map(|d| d.seconds), Some(0));
-
-    assert_eq!(
-        tcp_cluster(&vi.filter_chains[2]),
-        ("inbound|9090||".into(), "inbound|9090||".into())
-    );
-    assert!(hcm(&vi.filter_chains[3]).http2_protocol_options.is_some());
+    for chain in &vi.filter_chains[1..=2] {
+        let h = hcm(chain);
+        assert_eq!(h.stat_prefix, "inbound_0.0.0.0_9080");
+        assert_eq!(http_filter_names(&h), [ROUTER_FILTER]);
+        assert!(h.http2_protocol_options.is_none());
+        let Some(RouteSpecifier::RouteConfig(rc)) = &h.route_specifier else {
+            panic!("not inline")
+        };
+        assert_eq!(rc.name, "inbound|9080||");
+        assert_eq!(rc.virtual_hosts[0].domains, ["*"]);
+        let Some(Action::Route(ra)) = &rc.virtual_hosts[0].routes[0].action else {
+            panic!()
+        };
+        assert_eq!(
+            ra.cluster_specifier,
+            Some(ClusterSpecifier::Cluster("inbound|9080||".into()))
+        );
+        assert_eq!(ra.timeout.as_ref().map(|d| d.seconds), Some(0));
+    }
+    for chain in &vi.filter_chains[3..=5] {
+        assert_eq!(
+            tcp_cluster(chain),
+            ("inbound|9090||".into(), "inbound|9090||".into())
+        );
+    }
+    assert!(hcm(&vi.filter_chains[6]).http2_protocol_options.is_some());
     assert_eq!(
         tcp_cluster(vi.default_filter_chain.as_ref().unwrap()).0,
         "InboundPassthroughCluster"
@@ -197,13 +202,19 @@ fn ports_mode_has_an_http_proxy_and_explicit_inbound_listeners() {
 
     let web = find(&ls, "mast_inbound_9080");
     assert_eq!(socket(web), ("127.0.0.1".into(), 15106));
-    let Some(RouteSpecifier::RouteConfig(rc)) = hcm(&web.filter_chains[0]).route_specifier else {
-        panic!()
-    };
-    assert_eq!(rc.name, "inbound|9080||");
+    assert_eq!(web.filter_chains.len(), 2, "PERMISSIVE: mTLS and plaintext");
+    for chain in &web.filter_chains {
+        let Some(RouteSpecifier::RouteConfig(rc)) = hcm(chain).route_specifier else {
+            panic!()
+        };
+        assert_eq!(rc.name, "inbound|9080||");
+    }
     let tcp = find(&ls, "mast_inbound_9090");
     assert_eq!(socket(tcp), ("127.0.0.1".into(), 15107));
-    assert_eq!(tcp_cluster(&tcp.filter_chains[0]).0, "inbound|9090||");
+    assert_eq!(tcp.filter_chains.len(), 3);
+    for chain in &tcp.filter_chains {
+        assert_eq!(tcp_cluster(chain).0, "inbound|9090||");
+    }
 }
 
 #[test]
