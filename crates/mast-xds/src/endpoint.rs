@@ -36,7 +36,7 @@ pub(crate) enum Addresses {
 
 /// Every `ClusterLoadAssignment` for `proxy`, sorted by name.
 pub fn endpoints(snapshot: &MeshSnapshot, proxy: &ProxyNode) -> Vec<ClusterLoadAssignment> {
-    assignments(cluster::outbound_targets(snapshot, proxy))
+    assignments(snapshot, cluster::outbound_targets(snapshot, proxy))
 }
 
 /// The `ClusterLoadAssignment`s of the clusters of the services in `hosts` only, sorted by
@@ -46,17 +46,21 @@ pub fn endpoints_for_hosts(
     proxy: &ProxyNode,
     hosts: &BTreeSet<Hostname>,
 ) -> Vec<ClusterLoadAssignment> {
-    assignments(cluster::outbound_targets_where(snapshot, proxy, |s| {
+    assignments(snapshot, cluster::outbound_targets_where(snapshot, proxy, |s| {
         hosts.contains(&s.hostname)
     }))
 }
 
-fn assignments(targets: Vec<cluster::Target<'_>>) -> Vec<ClusterLoadAssignment> {
+fn assignments(
+    snapshot: &MeshSnapshot,
+    targets: Vec<cluster::Target<'_>>,
+) -> Vec<ClusterLoadAssignment> {
     let all = targets
         .into_iter()
         .filter(|t| t.discovery == Discovery::Eds)
         .map(|t| {
             let eps = lb_endpoints(
+                snapshot,
                 t.service.endpoints_for(t.port.port),
                 t.subset_labels(),
                 Addresses::IpOnly,
@@ -70,6 +74,7 @@ fn assignments(targets: Vec<cluster::Target<'_>>) -> Vec<ClusterLoadAssignment> 
 /// The `LbEndpoint`s of `endpoints` whose labels include `subset` (all when `None`), sorted by
 /// address and port.
 pub(crate) fn lb_endpoints(
+    snapshot: &MeshSnapshot,
     endpoints: &[mast_model::Endpoint],
     subset: Option<&BTreeMap<String, String>>,
     addresses: Addresses,
@@ -87,10 +92,15 @@ pub(crate) fn lb_endpoints(
         .collect();
     selected.sort_by(|a, b| (a.address.as_str(), a.port).cmp(&(b.address.as_str(), b.port)));
     selected.dedup_by(|a, b| a.address == b.address && a.port == b.port);
-    selected.into_iter().map(lb_endpoint).collect()
+    selected
+        .into_iter()
+        .map(|e| lb_endpoint(e, snapshot.endpoint_accepts_mtls(e)))
+        .collect()
 }
 
-fn lb_endpoint(e: &mast_model::Endpoint) -> LbEndpoint {
+/// One endpoint; `mtls`: it gets the `tlsMode: istio` metadata (see
+/// [`MeshSnapshot::endpoint_accepts_mtls`]).
+fn lb_endpoint(e: &mast_model::Endpoint, mtls: bool) -> LbEndpoint {
     LbEndpoint {
         host_identifier: Some(HostIdentifier::Endpoint(Endpoint {
             address: Some(pb::socket_address(&e.address, u32::from(e.port))),
@@ -98,7 +108,7 @@ fn lb_endpoint(e: &mast_model::Endpoint) -> LbEndpoint {
         })),
         health_status: HealthStatus::Healthy as i32,
         load_balancing_weight: Some(pb::u32_value(e.weight.max(1))),
-        metadata: MeshSnapshot::endpoint_has_sidecar(e).then(tls_mode_metadata),
+        metadata: mtls.then(tls_mode_metadata),
     }
 }
 
@@ -213,7 +223,7 @@ mod tests {
             ep("10.0.0.3", "v1", 0),
         ];
         let v1 = BTreeMap::from([("version".to_string(), "v1".to_string())]);
-        let got: Vec<_> = lb_endpoints(&eps, Some(&v1), Addresses::IpOnly)
+        let got: Vec<_> = lb_endpoints(&MeshSnapshot::default(), &eps, Some(&v1), Addresses::IpOnly)
             .iter()
             .map(addr)
             .collect();
@@ -222,9 +232,9 @@ mod tests {
             vec![("10.0.0.1".into(), 9080, 1), ("10.0.0.3".into(), 9080, 1)],
             "weight 0 becomes 1"
         );
-        assert_eq!(lb_endpoints(&eps, None, Addresses::IpOnly).len(), 3);
+        assert_eq!(lb_endpoints(&MeshSnapshot::default(), &eps, None, Addresses::IpOnly).len(), 3);
         let none = BTreeMap::from([("version".to_string(), "v9".to_string())]);
-        assert!(lb_endpoints(&eps, Some(&none), Addresses::IpOnly).is_empty());
+        assert!(lb_endpoints(&MeshSnapshot::default(), &eps, Some(&none), Addresses::IpOnly).is_empty());
     }
 
     #[test]
@@ -236,7 +246,7 @@ mod tests {
         other
             .labels
             .insert("security.istio.io/tlsMode".into(), "disabled".into());
-        let eps = lb_endpoints(&[with, other], None, Addresses::IpOnly);
+        let eps = lb_endpoints(&MeshSnapshot::default(), &[with, other], None, Addresses::IpOnly);
         let md = eps[0].metadata.as_ref().expect("tlsMode metadata");
         let s = &md.filter_metadata["envoy.transport_socket_match"];
         assert_eq!(
@@ -252,8 +262,8 @@ mod tests {
     #[test]
     fn host_names_only_for_dns() {
         let eps = [ep("api.example.com", "v1", 1), ep("fd00::1", "v1", 1)];
-        assert_eq!(lb_endpoints(&eps, None, Addresses::IpOnly).len(), 1);
-        assert_eq!(lb_endpoints(&eps, None, Addresses::Any).len(), 2);
+        assert_eq!(lb_endpoints(&MeshSnapshot::default(), &eps, None, Addresses::IpOnly).len(), 1);
+        assert_eq!(lb_endpoints(&MeshSnapshot::default(), &eps, None, Addresses::Any).len(), 2);
     }
 
     #[test]

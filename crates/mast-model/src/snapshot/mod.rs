@@ -345,6 +345,15 @@ impl MeshSnapshot {
         peer_authn::has_sidecar(endpoint)
     }
 
+    /// Whether clients should send Istio mutual TLS to `endpoint` (Istio's `mtlsChecker`): it
+    /// runs a sidecar and its PeerAuthentication does not `DISABLE` mTLS on its port.
+    pub fn endpoint_accepts_mtls(&self, endpoint: &crate::service::Endpoint) -> bool {
+        use mast_config::security::peer_authentication::MtlsMode;
+        peer_authn::has_sidecar(endpoint)
+            && peer_authn::mtls_mode(self, &endpoint.namespace, &endpoint.labels, endpoint.port)
+                != MtlsMode::Disable
+    }
+
     /// Every AuthorizationPolicy, sorted by namespace then name.
     pub fn authorization_policies(&self) -> &[Config<AuthorizationPolicy>] {
         &self.authorization_policies

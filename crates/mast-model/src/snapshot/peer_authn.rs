@@ -341,4 +341,43 @@ status: {podIP: 10.0.0.3}
         let with: Vec<bool> = eps.iter().map(MeshSnapshot::endpoint_has_sidecar).collect();
         assert_eq!(with, [true, false, false]);
     }
+
+    #[test]
+    fn disabled_endpoints_do_not_get_mtls() {
+        let yaml = |policy: &str| {
+            format!(
+                "
+apiVersion: v1
+kind: Service
+metadata: {{name: web, namespace: default}}
+spec:
+  selector: {{app: web}}
+  ports: [{{name: http, port: 80, targetPort: 8080}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: a, namespace: default, labels: {{app: web, security.istio.io/tlsMode: istio}}}}
+spec: {{containers: [{{name: c, image: i}}]}}
+status: {{podIP: 10.0.0.1}}
+{policy}"
+            )
+        };
+        let accepts = |text: &str| {
+            let snap = build(text);
+            let web = snap.services().next().unwrap();
+            let ep = &web.endpoints_for(80)[0];
+            snap.endpoint_accepts_mtls(ep)
+        };
+        assert!(accepts(&yaml("")), "a sidecar endpoint gets mTLS by default");
+        let ns_disable = pa("default", "d", "{mtls: {mode: DISABLE}}");
+        assert!(!accepts(&yaml(&ns_disable)), "namespace DISABLE: plaintext");
+        let port_disable = pa(
+            "default",
+            "p",
+            "{selector: {matchLabels: {app: web}}, mtls: {mode: STRICT}, portLevelMtls: {8080: {mode: DISABLE}}}",
+        );
+        assert!(!accepts(&yaml(&port_disable)), "port-level DISABLE on the target port");
+        let strict = pa("default", "s", "{mtls: {mode: STRICT}}");
+        assert!(accepts(&yaml(&strict)));
+    }
 }

@@ -5,27 +5,74 @@
 //!
 //! The listener generator calls [`inbound_http_filters`] and [`inbound_network_filters`] for
 //! each inbound chain and puts what they return before the router / `tcp_proxy`.
+//!
+//! Submodules: [`selection`] (which policies apply to a proxy), `model` (a rule consolidated
+//! into principals and permissions), `principals` / `permissions` / `matchers` (the Envoy
+//! matchers), `rbac` (one action's named policies), [`http`] / [`network`] (the filters), [`jwt`]
+//! (`jwt_authn` and the JWKS keys mastd must fetch).
+//!
+//! Deliberate differences from Istio, all because Mast targets upstream Envoy and has no
+//! istiod-only inputs:
+//! - Request principals and claims are read from `jwt_authn`'s own dynamic metadata
+//!   (`envoy.filters.http.jwt_authn` / `payload`), as current Istio does, and no
+//!   `istio_authn` filter is emitted.
+//! - The dry-run annotation (`istio.io/dry-run`) is not seen (a snapshot carries no
+//!   annotations): every policy is enforced.
+//! - Trust domain aliases are not applied to `principals` (one trust domain).
+//! - Root namespace DENY policies share the DENY filter (Istio's separate
+//!   `istio.authorization.deny.root` instance only matters for per-route overrides).
+//! - CUSTOM policies fail closed (see `rbac`).
+
+pub mod http;
+pub mod jwt;
+mod matchers;
+mod model;
+pub mod network;
+mod pack;
+mod permissions;
+mod principals;
+mod rbac;
+pub mod selection;
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_json;
+#[cfg(test)]
+mod tests_jwt;
 
 use envoy_types::pb::envoy::config::listener::v3::Filter;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpFilter;
 use mast_model::{MeshSnapshot, ProxyNode};
 
-/// The HTTP filters (JWT authentication, then RBAC: DENY before ALLOW) for an inbound HTTP
-/// chain of `proxy` serving `app_port`, in the order they run; empty when no policy applies.
+pub use rbac::Rules;
+
+/// The HTTP filters (CUSTOM's fail-closed DENY, JWT authentication, then RBAC: AUDIT, DENY,
+/// ALLOW) for an inbound HTTP chain of `proxy` serving `app_port`, in the order they run;
+/// empty when no policy applies. Port-specific rules (`ports`, `destination.port`) are
+/// evaluated by Envoy, so the result does not depend on `app_port`.
 pub fn inbound_http_filters(
-    _snapshot: &MeshSnapshot,
-    _proxy: &ProxyNode,
+    snapshot: &MeshSnapshot,
+    proxy: &ProxyNode,
     _app_port: u16,
 ) -> Vec<HttpFilter> {
-    Vec::new()
+    let sel = selection::authorization_policies(snapshot, proxy);
+    if !sel.custom.is_empty() {
+        rbac::warn_custom(&sel.custom);
+    }
+    let mut out = http::custom_filters(&sel);
+    out.extend(jwt::filter(snapshot, proxy));
+    out.extend(http::filters(&sel));
+    out
 }
 
 /// The network RBAC filters for an inbound TCP chain of `proxy` serving `app_port`, in the
 /// order they run (before `tcp_proxy`); empty when no policy applies.
 pub fn inbound_network_filters(
-    _snapshot: &MeshSnapshot,
-    _proxy: &ProxyNode,
+    snapshot: &MeshSnapshot,
+    proxy: &ProxyNode,
     _app_port: u16,
 ) -> Vec<Filter> {
-    Vec::new()
+    let sel = selection::authorization_policies(snapshot, proxy);
+    network::filters(&sel)
 }

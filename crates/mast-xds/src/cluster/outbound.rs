@@ -159,7 +159,7 @@ fn target<'a>(
 }
 
 /// The cluster for `t`; `None` for a DNS cluster without endpoints.
-pub(crate) fn build(t: &Target<'_>, proxy: &ProxyNode) -> Option<Cluster> {
+pub(crate) fn build(t: &Target<'_>, proxy: &ProxyNode, snapshot: &MeshSnapshot) -> Option<Cluster> {
     let mut d = Draft::new(&t.name, t.discovery.envoy());
     match t.discovery {
         Discovery::Eds => {
@@ -170,6 +170,7 @@ pub(crate) fn build(t: &Target<'_>, proxy: &ProxyNode) -> Option<Cluster> {
         }
         Discovery::StrictDns => {
             let eps = endpoint::lb_endpoints(
+                snapshot,
                 t.service.endpoints_for(t.port.port),
                 t.subset_labels(),
                 Addresses::Any,
