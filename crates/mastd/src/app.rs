@@ -40,10 +40,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         domain_suffix: args.domain_suffix.clone(),
         ..SnapshotOptions::default()
     };
+    let jwks = crate::jwks::JwksResolver::spawn(crate::jwks::JwksConfig::new()?);
     tokio::spawn(crate::snapshots::run(
         store.subscribe(),
         snapshot_tx,
         options,
+        jwks,
     ));
     // Serve nothing before the first real snapshot: a proxy that reconnects during start-up
     // (after a mastd restart) must get the mesh, not an empty configuration.

@@ -6,6 +6,7 @@ mod app;
 mod ca;
 mod commands;
 mod folders;
+mod jwks;
 mod monitoring;
 mod snapshots;
 
