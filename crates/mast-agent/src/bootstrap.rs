@@ -1,7 +1,9 @@
 //! The Envoy bootstrap a sidecar or gateway starts from: the node (id, cluster and Istio's
 //! metadata keys, which `mast_model::ProxyNode` reads back), the admin listener on
-//! 127.0.0.1, and ADS to the control plane over an h2 `xds_cluster`, with CDS and LDS
-//! through ADS. Everything else comes over xDS.
+//! 127.0.0.1, ADS to the control plane over an h2 `xds_cluster`, with CDS and LDS
+//! through ADS, and the static cluster `sds-grpc` (h2 over the agent's Unix socket) that
+//! TLS contexts name to get the workload's certificates (`default`, `ROOTCA`) by SDS.
+//! Everything else comes over xDS.
 //!
 //! The same text serves `mast-agent`, `mastctl proxy-config bootstrap` and tests; it is
 //! built as JSON and rendered as YAML. `initial_fetch_timeout` bounds how long Envoy waits
@@ -18,6 +20,7 @@ use mast_model::{CaptureMode, NodeType};
 use serde_json::{Value, json};
 
 use crate::duration::envoy_duration;
+use crate::sds::SDS_CLUSTER;
 
 /// Istio's CLUSTER_ID for a single-cluster mesh.
 pub const DEFAULT_CLUSTER_ID: &str = "Kubernetes";
@@ -192,6 +195,9 @@ pub struct Bootstrap {
     pub api: AdsApi,
     /// How long Envoy waits for its first CDS and LDS answers (zero: forever).
     pub initial_fetch_timeout: Duration,
+    /// The agent's SDS socket, reached through the `sds-grpc` cluster (none: no such
+    /// cluster).
+    pub sds_socket: Option<PathBuf>,
 }
 
 impl Bootstrap {
@@ -221,8 +227,16 @@ impl Bootstrap {
                 "cds_config": ads_source,
                 "lds_config": ads_source,
             },
-            "static_resources": {"clusters": [self.xds_cluster()]},
+            "static_resources": {"clusters": self.static_clusters()},
         })
+    }
+
+    fn static_clusters(&self) -> Vec<Value> {
+        let mut clusters = vec![self.xds_cluster()];
+        if let Some(path) = &self.sds_socket {
+            clusters.push(sds_cluster(path));
+        }
+        clusters
     }
 
     fn xds_cluster(&self) -> Value {
@@ -234,12 +248,7 @@ impl Bootstrap {
             "name": XDS_CLUSTER,
             "type": if is_ip { "STATIC" } else { "STRICT_DNS" },
             "connect_timeout": "1s",
-            "typed_extension_protocol_options": {
-                "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-                    "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-                    "explicit_http_config": {"http2_protocol_options": {}},
-                },
-            },
+            "typed_extension_protocol_options": http2_options(),
             "load_assignment": {"cluster_name": XDS_CLUSTER, "endpoints": [{"lb_endpoints": [endpoint]}]},
         });
         if !is_ip {
@@ -265,6 +274,28 @@ impl Bootstrap {
     }
 }
 
+/// HTTP/2 for a gRPC cluster.
+fn http2_options() -> Value {
+    json!({
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+            "explicit_http_config": {"http2_protocol_options": {}},
+        },
+    })
+}
+
+/// Istio's `sds-grpc`: a STATIC h2 cluster whose one endpoint is the agent's Unix socket.
+fn sds_cluster(path: &Path) -> Value {
+    let endpoint = json!({"endpoint": {"address": {"pipe": {"path": path.display().to_string()}}}});
+    json!({
+        "name": SDS_CLUSTER,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "typed_extension_protocol_options": http2_options(),
+        "load_assignment": {"cluster_name": SDS_CLUSTER, "endpoints": [{"lb_endpoints": [endpoint]}]},
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -287,6 +318,7 @@ mod tests {
             xds: "127.0.0.1:15010".parse().unwrap(),
             api: AdsApi::Sotw,
             initial_fetch_timeout: Duration::from_secs(1),
+            sds_socket: Some("/w/sds.sock".into()),
         }
     }
 
@@ -365,6 +397,27 @@ mod tests {
         assert_eq!(
             j["admin"]["address"]["socket_address"]["address"],
             "127.0.0.1"
+        );
+        let sds = &j["static_resources"]["clusters"][1];
+        assert_eq!(sds["name"], "sds-grpc");
+        assert_eq!(sds["type"], "STATIC");
+        assert_eq!(
+            sds["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["pipe"]
+                ["path"],
+            "/w/sds.sock"
+        );
+        assert!(
+            sds["typed_extension_protocol_options"]
+                .to_string()
+                .contains("http2_protocol_options")
+        );
+        b.sds_socket = None;
+        assert_eq!(
+            b.to_json()["static_resources"]["clusters"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
         );
     }
 

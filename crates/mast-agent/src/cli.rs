@@ -12,6 +12,7 @@ use mast_agent::bootstrap::{AdsApi, Bootstrap, NodeSpec, XdsAddress};
 use mast_agent::duration::parse_duration;
 use mast_agent::envoy::EnvoyCommand;
 use mast_agent::ports::{CaptureRequest, PortPlan, plan_ports};
+use mast_agent::sds::SDS_SOCKET;
 use mast_model::{NodeType, ProxyNode};
 
 /// Starts Envoy as a Mast sidecar or gateway: writes its bootstrap (node id and Istio
@@ -129,6 +130,19 @@ pub struct Args {
     /// On SIGTERM/SIGINT: how long listeners drain before Envoy is told to stop (0: no drain).
     #[arg(long, env = "MAST_DRAIN_DURATION", default_value = "5s", value_parser = parse_duration)]
     pub drain_duration: Duration,
+
+    /// The CA's address, host:port (Istio's CreateCertificate API) [default: --xds-address].
+    #[arg(long, env = "MAST_CA_ADDRESS")]
+    pub ca_address: Option<String>,
+
+    /// The token file authenticating the workload to the CA. Without it the workload gets
+    /// no certificate: TLS that needs one fails, plaintext works.
+    #[arg(long, env = "MAST_CA_TOKEN_FILE")]
+    pub ca_token_file: Option<PathBuf>,
+
+    /// The validity requested for the workload certificate (renewed at half life).
+    #[arg(long, env = "MAST_CERT_TTL", default_value = "24h", value_parser = mast_ca::duration::parse_duration)]
+    pub cert_ttl: Duration,
 }
 
 /// `--type`.
@@ -167,6 +181,21 @@ fn parse_inbound(text: &str) -> Result<(u16, u16), String> {
     Ok((app, listen))
 }
 
+/// How the workload gets its certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityConfig {
+    /// The CA's address.
+    pub ca_address: String,
+    /// The token file (none: no certificate).
+    pub token_file: Option<PathBuf>,
+    /// The requested validity.
+    pub ttl: Duration,
+    /// The workload's namespace.
+    pub namespace: String,
+    /// The workload's service account (`default` when not given).
+    pub service_account: String,
+}
+
 /// Everything the supervisor needs, resolved from the flags.
 #[derive(Debug)]
 pub struct AgentConfig {
@@ -184,6 +213,10 @@ pub struct AgentConfig {
     pub ports_file: Option<PathBuf>,
     /// The graceful drain.
     pub drain: Duration,
+    /// The SDS socket Envoy reaches through `sds-grpc`.
+    pub sds_socket: PathBuf,
+    /// Where the certificate comes from.
+    pub identity: IdentityConfig,
 }
 
 impl Args {
@@ -193,6 +226,28 @@ impl Args {
         let capture = self.capture_request()?;
         let plan = plan_ports(self.admin_port, &capture)?;
         let xds: XdsAddress = self.xds_address.parse()?;
+        let identity = IdentityConfig {
+            ca_address: self
+                .ca_address
+                .clone()
+                .unwrap_or_else(|| self.xds_address.clone()),
+            token_file: self.ca_token_file.clone(),
+            ttl: self.cert_ttl,
+            namespace: node.namespace.clone(),
+            service_account: node
+                .service_account
+                .clone()
+                .filter(|sa| !sa.is_empty())
+                .unwrap_or_else(|| "default".into()),
+        };
+        let (work_dir, temporary_work_dir) = match self.work_dir {
+            Some(dir) => (std::path::absolute(&dir).unwrap_or(dir), false),
+            None => (
+                std::env::temp_dir().join(format!("mast-agent-{}", std::process::id())),
+                true,
+            ),
+        };
+        let sds_socket = work_dir.join(SDS_SOCKET);
         let bootstrap = Bootstrap {
             node: NodeSpec {
                 capture: plan.capture.clone(),
@@ -206,13 +261,7 @@ impl Args {
                 AdsApi::Sotw
             },
             initial_fetch_timeout: self.initial_fetch_timeout,
-        };
-        let (work_dir, temporary_work_dir) = match self.work_dir {
-            Some(dir) => (dir, false),
-            None => (
-                std::env::temp_dir().join(format!("mast-agent-{}", std::process::id())),
-                true,
-            ),
+            sds_socket: Some(sds_socket.clone()),
         };
         std::fs::create_dir_all(&work_dir)
             .with_context(|| format!("cannot create {}", work_dir.display()))?;
@@ -238,6 +287,8 @@ impl Args {
             temporary_work_dir,
             ports_file: self.ports_file,
             drain: self.drain_duration,
+            sds_socket,
+            identity,
         })
     }
 

@@ -6,7 +6,8 @@
 //! - [`envoy`]: Envoy's command line, the running process, offline validation;
 //! - [`admin`]: a client for Envoy's admin API (`/ready`, drain, quit);
 //! - [`restart`]: the back-off and budget for restarting a dead Envoy;
-//! - [`duration`]: durations on the command line and in Envoy's JSON.
+//! - [`duration`]: durations on the command line and in Envoy's JSON;
+//! - [`sds`]: the Secret Discovery Service serving the workload's certificates to Envoy.
 
 pub mod admin;
 pub mod bootstrap;
@@ -14,6 +15,7 @@ pub mod duration;
 pub mod envoy;
 pub mod ports;
 pub mod restart;
+pub mod sds;
 
 pub use admin::{AdminClient, AdminError};
 pub use bootstrap::{AdsApi, Bootstrap, BootstrapError, NodeSpec, XdsAddress};

@@ -1,7 +1,9 @@
 //! `mast-agent`: runs Envoy as a Mast sidecar or gateway. This file only parses flags, sets
 //! up logging (`MAST_LOG`, default `info`, to stderr) and maps the outcome to an exit code;
-//! [`cli`] resolves the flags and [`supervise`] runs Envoy.
+//! [`cli`] resolves the flags, [`certs`] gets the workload's certificate, the SDS server
+//! (`mast_agent::sds`) serves it to Envoy, and [`supervise`] runs Envoy.
 
+mod certs;
 mod cli;
 mod supervise;
 
@@ -9,7 +11,8 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use tracing::{error, info};
+use mast_agent::sds::SdsServer;
+use tracing::{error, info, warn};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
@@ -36,6 +39,25 @@ async fn main() -> ExitCode {
         admin = config.plan.admin,
         "starting envoy"
     );
+    let certificates = match certs::start(&config.identity) {
+        Ok(c) => c,
+        Err(e) => {
+            error!("{e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let listener = match SdsServer::bind(&config.sds_socket) {
+        Ok(l) => l,
+        Err(e) => {
+            error!(socket = %config.sds_socket.display(), "cannot listen for SDS: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let (stop_sds, sds_stopped) = tokio::sync::oneshot::channel::<()>();
+    let sds = SdsServer::new(certificates.bundles.clone(), certificates.pending);
+    let sds = tokio::spawn(sds.serve(listener, async {
+        let _ = sds_stopped.await;
+    }));
     let code = match supervise::run(&config).await {
         Ok(code) => code,
         Err(e) => {
@@ -43,6 +65,14 @@ async fn main() -> ExitCode {
             1
         }
     };
+    let _ = stop_sds.send(());
+    match tokio::time::timeout(std::time::Duration::from_secs(1), sds).await {
+        Ok(Ok(Err(e))) => warn!("SDS server: {e}"),
+        Err(_) => warn!("SDS server did not stop in time"),
+        _ => {}
+    }
+    let _ = std::fs::remove_file(&config.sds_socket);
+    drop(certificates);
     if code == 0 && config.temporary_work_dir {
         let _ = std::fs::remove_dir_all(&config.work_dir);
     }

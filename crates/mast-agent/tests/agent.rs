@@ -85,6 +85,9 @@ fn help_documents_every_flag() {
         "--ports-file",
         "--initial-fetch-timeout",
         "--drain-duration",
+        "--ca-address",
+        "--ca-token-file",
+        "--cert-ttl",
     ] {
         assert!(
             help.contains(flag),
@@ -93,6 +96,7 @@ fn help_documents_every_flag() {
     }
     assert!(help.contains("[env: MAST_XDS_ADDRESS=]"), "{help}");
     assert!(help.contains("[default: 127.0.0.1:15010]"), "{help}");
+    assert!(help.contains("[env: MAST_CA_TOKEN_FILE=]"), "{help}");
 }
 
 #[test]

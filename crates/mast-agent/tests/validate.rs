@@ -24,6 +24,7 @@ fn sidecar() -> Bootstrap {
         xds: "127.0.0.1:15010".parse().unwrap(),
         api: AdsApi::Sotw,
         initial_fetch_timeout: Duration::from_secs(15),
+        sds_socket: Some("/tmp/mast-validate/sds.sock".into()),
     }
 }
 

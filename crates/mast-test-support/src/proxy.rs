@@ -4,7 +4,8 @@
 //!
 //! Both take the same flags where they apply (`--xds-address`, `--workload`, `--namespace`,
 //! `--label`, `--capture-mode ports`, `--outbound-port`, `--inbound-port`, `--admin-port`,
-//! `--ports-file`) and write the same ports file (`admin`, `outbound`, `inbound`, `node_id`;
+//! `--ports-file`, and `--ca-token-file` for a workload certificate from the CA, which is
+//! the xDS address unless `--ca-address` is among the extra flags) and write the same ports file (`admin`, `outbound`, `inbound`, `node_id`;
 //! the data plane's process id as `envoy_pid` from the agent, `pid` from mast-proxy), and
 //! both serve `/ready`, `/config_dump`, `/stats` and `POST /quitquitquit` on their admin
 //! port, so a test talks to either the same way.
@@ -172,6 +173,9 @@ pub struct ProxyOptions {
     pub log_filter: Option<String>,
     /// How long it may take to report ready.
     pub timeout: Duration,
+    /// The token file authenticating the workload to the CA (`--ca-token-file`); none: no
+    /// workload certificate.
+    pub ca_token_file: Option<PathBuf>,
 }
 
 impl ProxyOptions {
@@ -190,6 +194,7 @@ impl ProxyOptions {
             envoy: None,
             log_filter: None,
             timeout: Duration::from_secs(30),
+            ca_token_file: None,
         }
     }
 
@@ -228,6 +233,12 @@ impl ProxyOptions {
     /// Sets `MAST_LOG` for the started binary.
     pub fn log_filter(mut self, filter: &str) -> Self {
         self.log_filter = Some(filter.to_owned());
+        self
+    }
+
+    /// Gets a workload certificate from the CA with this token file (`--ca-token-file`).
+    pub fn ca_token_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_token_file = Some(path.into());
         self
     }
 
@@ -283,6 +294,9 @@ impl ProxyOptions {
         }
         for (app, listen) in &self.inbound {
             args.extend(["--inbound-port".to_owned(), format!("{app}={listen}")]);
+        }
+        if let Some(token) = &self.ca_token_file {
+            args.extend(["--ca-token-file".to_owned(), token.display().to_string()]);
         }
         match (self.kind, envoy) {
             (ProxyKind::Envoy, Some(envoy)) => {

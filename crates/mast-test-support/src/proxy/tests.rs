@@ -31,7 +31,10 @@ fn each_kind_gets_its_flags() {
     let envoy = ProxyOptions::new(ProxyKind::Envoy, "x:1").workload("w", "ns");
     let args = envoy.command_args(Some(Path::new("/e"))).join(" ");
     assert!(args.contains("--workload w --namespace ns") && args.ends_with("--envoy /e"));
-    assert!(!args.contains("--health-port"));
+    assert!(!args.contains("--health-port") && !args.contains("--ca-token-file"));
+    let with_token = ProxyOptions::new(ProxyKind::Mast, "x:1").ca_token_file("/t/client.token");
+    let args = with_token.command_args(None).join(" ");
+    assert!(args.contains("--ca-token-file /t/client.token"), "{args}");
     assert_eq!(ProxyKind::Mast.to_string(), "mast-proxy");
 }
 

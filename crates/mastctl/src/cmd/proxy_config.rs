@@ -1,10 +1,14 @@
-//! `mastctl proxy-config cluster|listener|route|endpoint|bootstrap|all <proxy>`: the
+//! `mastctl proxy-config cluster|listener|route|endpoint|secret|bootstrap|all <proxy>`: the
 //! configuration a proxy is running, read from its admin interface (`/config_dump`,
-//! `/clusters?format=json`), printed as istioctl's tables or as JSON (`-o json`).
+//! `/clusters?format=json`), printed as istioctl's tables or as JSON (`-o json`); [`secret`]
+//! reads the certificates ([`der`] decodes them).
 //!
 //! The proxy is named as `proxy-status` names it (`<workload>.<namespace>`, or the full node
 //! id); mastd tells where its admin interface listens. `--admin ADDR` reads a proxy's admin
 //! interface directly.
+
+mod der;
+mod secret;
 
 use anyhow::{Context as _, bail};
 use serde_json::Value;
@@ -23,6 +27,8 @@ pub enum Section {
     Route,
     /// Endpoints with health (EDS).
     Endpoint,
+    /// Certificates and trusted roots (SDS).
+    Secret,
     /// The bootstrap.
     Bootstrap,
     /// Everything.
@@ -68,12 +74,14 @@ pub fn run(args: &Args) -> anyhow::Result<i32> {
             Section::Listener,
             Section::Route,
             Section::Endpoint,
+            Section::Secret,
         ],
         one => std::slice::from_ref(match one {
             Section::Cluster => &Section::Cluster,
             Section::Listener => &Section::Listener,
             Section::Route => &Section::Route,
             Section::Endpoint => &Section::Endpoint,
+            Section::Secret => &Section::Secret,
             _ => &Section::Bootstrap,
         }),
     };
@@ -144,6 +152,7 @@ fn section_json(dump: &Value, s: Section, endpoints: Option<&Value>) -> Value {
         Section::Listener => Value::Array(listeners(dump).into_iter().cloned().collect()),
         Section::Route => Value::Array(routes(dump).into_iter().cloned().collect()),
         Section::Endpoint => endpoints.cloned().unwrap_or(Value::Null),
+        Section::Secret => secret::secrets_json(dump),
         Section::Bootstrap | Section::All => config(dump, "BootstrapConfigDump")
             .cloned()
             .unwrap_or(Value::Null),
@@ -156,6 +165,7 @@ fn section_table(dump: &Value, s: Section, endpoints: Option<&Value>) -> String 
         Section::Listener => listener_table(dump),
         Section::Route => route_table(dump),
         Section::Endpoint => endpoint_table(endpoints.unwrap_or(&Value::Null)),
+        Section::Secret => secret::secret_table(dump),
         Section::Bootstrap | Section::All => {
             serde_json::to_string_pretty(&section_json(dump, s, None)).unwrap_or_default() + "\n"
         }

@@ -65,8 +65,15 @@ fn selects(selector: &Value, labels: &BTreeMap<String, String>) -> bool {
     })
 }
 
-/// The generated WorkloadEntry for a running workload, as YAML.
+/// The label that tells clients an endpoint's sidecar speaks Istio mutual TLS (auto-mTLS).
+pub const TLS_MODE_LABEL: &str = "security.istio.io/tlsMode";
+
+/// The generated WorkloadEntry for a running workload, as YAML. Its labels are the
+/// workload's plus `security.istio.io/tlsMode: istio` (the sidecar has the workload's
+/// certificate, so clients may use mutual TLS), and its service account is the workload's.
 pub fn workload_entry(spec: &LocalSpec, ports: &BTreeMap<String, u16>) -> String {
+    let mut labels = spec.labels.clone();
+    labels.insert(TLS_MODE_LABEL.to_owned(), "istio".to_owned());
     let doc = json!({
         "apiVersion": "networking.istio.io/v1",
         "kind": "WorkloadEntry",
@@ -81,7 +88,7 @@ pub fn workload_entry(spec: &LocalSpec, ports: &BTreeMap<String, u16>) -> String
         },
         "spec": {
             "address": "127.0.0.1",
-            "labels": spec.labels,
+            "labels": labels,
             "serviceAccount": spec.service_account,
             "ports": ports,
         },
@@ -145,6 +152,12 @@ mod tests {
         assert!(back.diagnostics.is_empty(), "{:?}", back.diagnostics);
         let we = back.resources[0].as_workload_entry().unwrap();
         assert_eq!(we.address(), "127.0.0.1");
+        let doc: serde_json::Value =
+            serde_json::from_str(yaml.split_once('\n').unwrap().1).unwrap();
+        assert_eq!(doc["spec"]["labels"][TLS_MODE_LABEL], "istio");
+        assert_eq!(doc["spec"]["labels"]["app"], "a");
+        assert_eq!(doc["spec"]["serviceAccount"], "default");
+        assert!(doc["metadata"]["labels"].get(TLS_MODE_LABEL).is_none());
         assert_eq!(back.resources[0].name(), "a1");
         let env = program_env(&spec, 20100);
         assert_eq!(env["HTTP_PROXY"], "http://127.0.0.1:20100");

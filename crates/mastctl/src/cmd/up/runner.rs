@@ -59,6 +59,7 @@ pub async fn run(args: &Args) -> anyhow::Result<i32> {
         &[&args.dir, &generated],
         &snapshot.mastd.xds,
         &snapshot.mastd.monitoring,
+        &mesh.run_dir,
     )
     .await
     {

@@ -1,7 +1,9 @@
 //! Starting the processes a mesh is made of: mastd on the user's folder plus the generated
-//! one, and a workload's sidecar (`mast-proxy`, or `mast-agent` running Envoy) in ports
-//! capture mode, ready when its ports file appears. Binaries are found next to the
-//! `mastctl` executable, else on PATH.
+//! one (its CA kept in the run folder's `ca/`, a token per LocalWorkload written to
+//! `tokens/<namespace>/<name>.token`), and a workload's sidecar (`mast-proxy`, or
+//! `mast-agent` running Envoy) in ports capture mode with its token, so it gets the
+//! workload's certificate from mastd, ready when its ports file appears. Binaries are found
+//! next to the `mastctl` executable, else on PATH.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -46,13 +48,33 @@ fn command(bin: &Path) -> Command {
     cmd
 }
 
-/// Starts mastd serving `dirs` and waits until its xDS port accepts connections.
-pub async fn start_mastd(dirs: &[&Path], xds: &str, monitoring: &str) -> anyhow::Result<Proc> {
+/// The CA folder of a mesh whose run folder is `run_dir` (kept across runs: same root).
+pub fn ca_dir(run_dir: &Path) -> PathBuf {
+    run_dir.join("ca")
+}
+
+/// The folder where mastd writes the workloads' CA tokens.
+pub fn tokens_dir(run_dir: &Path) -> PathBuf {
+    run_dir.join("tokens")
+}
+
+/// Starts mastd serving `dirs`, its CA in `run_dir`, and waits until its xDS port accepts
+/// connections.
+pub async fn start_mastd(
+    dirs: &[&Path],
+    xds: &str,
+    monitoring: &str,
+    run_dir: &Path,
+) -> anyhow::Result<Proc> {
     let mut cmd = command(&binary("mastd"));
     for dir in dirs {
         cmd.arg("--config-dir").arg(dir);
     }
-    cmd.args(["--xds-addr", xds, "--monitoring-addr", monitoring]);
+    cmd.args(["--xds-addr", xds, "--monitoring-addr", monitoring])
+        .arg("--ca-dir")
+        .arg(ca_dir(run_dir))
+        .arg("--local-tokens")
+        .arg(tokens_dir(run_dir));
     let mut mastd = proc::spawn(
         cmd,
         "mastd",
@@ -98,6 +120,8 @@ pub struct SidecarFiles {
     pub access_log: PathBuf,
     /// mast-agent's work folder (Envoy's bootstrap and logs).
     pub work_dir: PathBuf,
+    /// The CA token mastd writes for the workload.
+    pub token: PathBuf,
 }
 
 impl SidecarFiles {
@@ -108,6 +132,9 @@ impl SidecarFiles {
             ports: run_dir.join(format!("{base}.ports.json")),
             access_log: run_dir.join(format!("{base}.access.log")),
             work_dir: run_dir.join(format!("{base}.envoy")),
+            token: tokens_dir(run_dir)
+                .join(&spec.key.namespace)
+                .join(format!("{}.token", spec.key.name)),
         }
     }
 }
@@ -135,7 +162,9 @@ pub fn start_sidecar(
         .arg("--drain-duration")
         .arg(format!("{}s", DRAIN.as_secs()))
         .arg("--ports-file")
-        .arg(&files.ports);
+        .arg(&files.ports)
+        .arg("--ca-token-file")
+        .arg(&files.token);
     for (k, v) in &spec.labels {
         cmd.arg("--label").arg(format!("{k}={v}"));
     }
