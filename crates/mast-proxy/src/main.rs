@@ -54,6 +54,9 @@ async fn run(boot: Bootstrap) -> anyhow::Result<()> {
         access_log: Some(AccessLog::stdout()),
         stats,
     });
+    let secrets =
+        mast_proxy::bootstrap::start_secret_manager(&boot, mast_proxy::tls::SecretStore::global())
+            .context("starting the secret manager")?;
     let proxy = Arc::new(Proxy::new(env, signals.clone()));
     let xds = Arc::new(XdsClient::new(
         boot.xds_uri(),
@@ -108,6 +111,7 @@ async fn run(boot: Bootstrap) -> anyhow::Result<()> {
     }
     signals.shut_down();
     finish(&boot);
+    drop(secrets);
     Ok(())
 }
 

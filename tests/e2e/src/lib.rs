@@ -24,18 +24,21 @@
 //! Every port is picked free at run time and every wait is bounded.
 
 pub mod diag;
+pub mod jwt;
 pub mod mastd;
 pub mod mesh;
 pub mod reaper;
 pub mod sides;
 pub mod sync;
 pub mod traffic;
+pub mod workloads;
 pub mod yaml;
 
 pub use mesh::{CLIENT, Mesh, SharedMesh, shared, write_atomic};
 pub use sides::{PerProxy, Proxy};
 pub use sync::ProxySync;
 pub use traffic::Tally;
+pub use workloads::{Workload, WorkloadSpec};
 
 /// Whether `share` is within `tolerance` of `expected` (all as fractions of 1).
 pub fn within(share: f64, expected: f64, tolerance: f64) -> bool {

@@ -35,6 +35,12 @@ impl Mastd {
         })
     }
 
+    /// A file holding a CA token for service account `sa` of namespace `ns` (issued with
+    /// this mastd's CA key, so it stays valid across restarts on the same CA folder).
+    pub fn token_file(&self, ns: &str, sa: &str) -> anyhow::Result<std::path::PathBuf> {
+        Ok(self.process.token_file(ns, sa)?)
+    }
+
     /// Kills mastd at once (SIGKILL), as a crash would.
     pub fn kill(self) {
         self.process.kill();

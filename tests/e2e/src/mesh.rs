@@ -30,6 +30,10 @@ use crate::traffic::{self, RequestFactory, Tally};
 /// The client workload's name and namespace.
 pub const CLIENT: (&str, &str) = ("client", "default");
 
+/// The client workload's service account: its identity is
+/// `spiffe://cluster.local/ns/default/sa/client`.
+pub const CLIENT_SERVICE_ACCOUNT: &str = "client";
+
 /// How long a config change may take to reach the proxy (file event, snapshot, debounce,
 /// push, ACK), before a wait gives up.
 pub const SYNC_TIMEOUT: Duration = Duration::from_secs(15);
@@ -94,6 +98,8 @@ pub struct Mesh {
     apply_lock: tokio::sync::Mutex<()>,
     /// Snapshot version before the first write not yet waited for, and when it was written.
     pending: Mutex<Option<(u64, Instant)>>,
+    /// Other sidecars' node ids ([`crate::workloads::Workload`]): waits cover them too.
+    extra_nodes: Arc<Mutex<Vec<String>>>,
     root: TempDir,
 }
 
@@ -112,7 +118,9 @@ impl Mesh {
         let mut mastd_config = MastdConfig::new(&config_dir)?;
         mastd_config.log = root.join("mastd.log");
         let mastd = Mastd::start(&mastd_config).await?;
-        let mut sidecar = start_sidecar(binaries.sidecar, mastd_config.xds_addr).await?;
+        let mut client = binaries.sidecar;
+        client.ca_token_file = Some(mastd.token_file(CLIENT.1, CLIENT_SERVICE_ACCOUNT)?);
+        let mut sidecar = start_sidecar(client, mastd_config.xds_addr).await?;
         // At exit, kill the sidecar and remove its folder and ours, even if never dropped.
         let sidecar_reaper = Reaper::watch_and_remove(
             sidecar.guard_mut().pid(),
@@ -134,6 +142,7 @@ impl Mesh {
             mastctl: binaries.mastctl,
             apply_lock: tokio::sync::Mutex::new(()),
             pending: Mutex::new(None),
+            extra_nodes: Arc::default(),
             root,
         };
         if let Err(e) = mesh.wait_current(START_TIMEOUT).await {
@@ -183,6 +192,28 @@ impl Mesh {
         self.root.path()
     }
 
+    /// mastd's xDS (and CA) address.
+    pub fn xds_addr(&self) -> SocketAddr {
+        self.mastd_config.xds_addr
+    }
+
+    /// A CA token file for service account `sa` of namespace `ns`.
+    pub fn token_file(&self, ns: &str, sa: &str) -> anyhow::Result<PathBuf> {
+        let mastd = self.mastd.lock();
+        let mastd = mastd.as_ref().context("mastd is not running")?;
+        mastd.token_file(ns, sa)
+    }
+
+    /// Makes [`Mesh::wait_synced`] and [`Mesh::apply`] also wait for sidecar `node_id`, until
+    /// the returned guard is dropped.
+    pub fn track_node(&self, node_id: &str) -> NodeTracking {
+        self.extra_nodes.lock().push(node_id.to_owned());
+        NodeTracking {
+            nodes: Arc::clone(&self.extra_nodes),
+            node_id: node_id.to_owned(),
+        }
+    }
+
     /// Writes `yaml` as config file `file` (atomically) without waiting for it to apply; see
     /// [`Mesh::wait_synced`].
     pub async fn write(&self, file: &str, yaml: &str) -> anyhow::Result<()> {
@@ -209,6 +240,10 @@ impl Mesh {
         };
         self.wait_snapshot_after(before, SYNC_TIMEOUT).await?;
         self.wait_current(SYNC_TIMEOUT).await?;
+        let extra = self.extra_nodes.lock().clone();
+        for node in extra {
+            self.wait_node_current(&node, SYNC_TIMEOUT).await?;
+        }
         Ok(written.elapsed())
     }
 
@@ -249,6 +284,15 @@ impl Mesh {
     /// fully ACKed), or nothing sent at that version [`NO_PUSH_GRACE`] after it appeared
     /// (the change did not touch this proxy: mastd pushes only what changed).
     pub async fn wait_current(&self, timeout: Duration) -> anyhow::Result<ProxySync> {
+        self.wait_node_current(&self.node_id, timeout).await
+    }
+
+    /// [`Mesh::wait_current`] for another sidecar of this mesh.
+    pub async fn wait_node_current(
+        &self,
+        node_id: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<ProxySync> {
         let deadline = Instant::now() + timeout;
         let (mut streak, mut last, mut target) = (0, None, (0, Instant::now()));
         loop {
@@ -258,7 +302,7 @@ impl Mesh {
             }
             let sync = self
                 .monitoring
-                .proxy_sync(&self.node_id)
+                .proxy_sync(node_id)
                 .await
                 .ok()
                 .flatten();
@@ -274,7 +318,7 @@ impl Mesh {
             if Instant::now() >= deadline {
                 bail!(
                     "proxy {} did not sync snapshot {} within {timeout:?}; last seen: {}",
-                    self.node_id,
+                    node_id,
                     target.0,
                     last.unwrap_or_else(|| "not connected".into())
                 );
@@ -391,6 +435,22 @@ impl Mesh {
     }
 }
 
+/// While alive, a sidecar's node id is among those a [`Mesh`] waits for.
+#[derive(Debug)]
+pub struct NodeTracking {
+    nodes: Arc<Mutex<Vec<String>>>,
+    node_id: String,
+}
+
+impl Drop for NodeTracking {
+    fn drop(&mut self) {
+        let mut nodes = self.nodes.lock();
+        if let Some(i) = nodes.iter().position(|n| *n == self.node_id) {
+            nodes.remove(i);
+        }
+    }
+}
+
 /// The binaries a mesh runs.
 struct Binaries {
     mastctl: Option<PathBuf>,
@@ -403,6 +463,7 @@ impl Binaries {
         let mut sidecar = ProxyOptions::new(proxy, "")
             .label("app", CLIENT.0)
             .workload(CLIENT.0, CLIENT.1)
+            .args(["--service-account", CLIENT_SERVICE_ACCOUNT])
             .timeout(START_TIMEOUT);
         if proxy == Proxy::Envoy {
             sidecar = sidecar.args(["--drain-duration", "0s"]);

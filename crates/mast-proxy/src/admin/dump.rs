@@ -1,5 +1,6 @@
 //! The admin documents that read the xDS cache: `/config_dump` (Envoy's JSON shape through
-//! `mast_xds_json`, endpoints only with `?include_eds` as in Envoy), `/clusters` (plain and
+//! `mast_xds_json`, endpoints only with `?include_eds` as in Envoy, and the in-process SDS
+//! secrets last as Envoy's `SecretsConfigDump`), `/clusters` (plain and
 //! `?format=json`, the host list `mastctl proxy-config endpoint` reads) and `/server_info`.
 
 use std::collections::BTreeMap;
@@ -46,7 +47,12 @@ pub(super) fn config_dump(state: &AdminState, include_eds: bool) -> Result<Value
             type_url: t.type_url,
         });
     }
-    mast_xds_json::config_dump(&sections).map_err(|e| e.to_string())
+    let mut dump = mast_xds_json::config_dump(&sections).map_err(|e| e.to_string())?;
+    let secrets = secrets_dump(crate::tls::SecretStore::global())?;
+    if let Some(configs) = dump.get_mut("configs").and_then(Value::as_array_mut) {
+        configs.push(secrets);
+    }
+    Ok(dump)
 }
 
 fn socket(ip: &str, port: u16) -> Address {
@@ -197,4 +203,138 @@ pub(super) fn server_info(state: &AdminState) -> Value {
             "drain_time": format!("{}s", state.bootstrap.drain.as_secs()),
         },
     })
+}
+
+/// Envoy's `SecretsConfigDump` for the in-process SDS secrets: `default` (the certificate
+/// chain inline, the private key redacted as Envoy does) and `ROOTCA` (the trusted roots),
+/// with `version_info` and `last_updated`; no entries before the first certificate.
+pub(super) fn secrets_dump(store: &crate::tls::SecretStore) -> Result<Value, String> {
+    use crate::tls::secrets::{DEFAULT_SECRET, ROOTCA_SECRET};
+    use envoy_types::pb::envoy::admin::v3::{SecretsConfigDump, secrets_config_dump};
+    use envoy_types::pb::envoy::config::core::v3::{DataSource, data_source::Specifier};
+    use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+        CertificateValidationContext, Secret, TlsCertificate, secret,
+    };
+    let mut dump = SecretsConfigDump::default();
+    if let Some(m) = store.current() {
+        let inline = |bytes: &[u8]| DataSource {
+            specifier: Some(Specifier::InlineBytes(bytes.to_vec())),
+            ..DataSource::default()
+        };
+        let updated = timestamp(m.updated);
+        let version = rfc3339(m.updated);
+        let cert = Secret {
+            name: DEFAULT_SECRET.into(),
+            r#type: Some(secret::Type::TlsCertificate(TlsCertificate {
+                certificate_chain: Some(inline(m.bundle.chain_pem.as_bytes())),
+                private_key: Some(inline(b"[redacted]")),
+                ..TlsCertificate::default()
+            })),
+        };
+        let roots = Secret {
+            name: ROOTCA_SECRET.into(),
+            r#type: Some(secret::Type::ValidationContext(
+                CertificateValidationContext {
+                    trusted_ca: Some(inline(m.bundle.roots_pem.as_bytes())),
+                    ..CertificateValidationContext::default()
+                },
+            )),
+        };
+        for s in [cert, roots] {
+            dump.dynamic_active_secrets
+                .push(secrets_config_dump::DynamicSecret {
+                    name: s.name.clone(),
+                    version_info: version.clone(),
+                    last_updated: Some(updated),
+                    secret: Some(envoy_types::util::pack_any(s)),
+                    ..secrets_config_dump::DynamicSecret::default()
+                });
+        }
+    }
+    mast_xds_json::any_to_json(&envoy_types::util::pack_any(dump)).map_err(|e| e.to_string())
+}
+
+fn timestamp(t: std::time::SystemTime) -> envoy_types::pb::google::protobuf::Timestamp {
+    let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    envoy_types::pb::google::protobuf::Timestamp {
+        seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        nanos: i32::try_from(d.subsec_nanos()).unwrap_or(0),
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` (UTC).
+fn rfc3339(t: std::time::SystemTime) -> String {
+    let secs = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod secret_tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn rfc3339_formats_utc() {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_764_150_000);
+        assert_eq!(rfc3339(t), "2025-11-26T09:40:00Z");
+        assert_eq!(rfc3339(std::time::UNIX_EPOCH), "1970-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn secrets_show_the_chain_and_redact_the_key() {
+        let store = crate::tls::SecretStore::new();
+        let empty = secrets_dump(&store).unwrap();
+        assert!(empty.get("dynamic_active_secrets").is_none(), "{empty}");
+        let bundle = crate::tls::tests::bundle("ns1", "sa1");
+        let chain = bundle.chain_pem.clone();
+        store.set(Some(std::sync::Arc::new(bundle))).unwrap();
+        let dump = secrets_dump(&store).unwrap();
+        assert_eq!(
+            dump["@type"],
+            "type.googleapis.com/envoy.admin.v3.SecretsConfigDump"
+        );
+        let secrets = dump["dynamic_active_secrets"].as_array().unwrap();
+        let names: Vec<&str> = secrets
+            .iter()
+            .map(|s| s["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["default", "ROOTCA"]);
+        let cert = &secrets[0]["secret"]["tls_certificate"];
+        let b64 = cert["certificate_chain"]["inline_bytes"].as_str().unwrap();
+        use base64::Engine as _;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap();
+        assert_eq!(decoded, chain.as_bytes());
+        let key = cert["private_key"]["inline_bytes"].as_str().unwrap();
+        assert_eq!(
+            base64::engine::general_purpose::STANDARD
+                .decode(key)
+                .unwrap(),
+            b"[redacted]"
+        );
+        assert!(
+            secrets[1]["secret"]["validation_context"]["trusted_ca"]["inline_bytes"].is_string()
+        );
+        assert!(secrets[0]["last_updated"].is_string());
+        assert!(secrets[0]["version_info"].as_str().unwrap().ends_with('Z'));
+    }
 }

@@ -7,6 +7,7 @@
 
 mod node;
 mod ports;
+mod secrets;
 #[cfg(test)]
 mod tests;
 
@@ -20,6 +21,7 @@ use envoy_types::pb::envoy::config::core::v3::Node;
 
 pub use node::{Capture, NodeSpec, ProxyType, json_to_struct};
 pub use ports::{IPTABLES_INBOUND, IPTABLES_OUTBOUND, remove_ports_file};
+pub use secrets::start_secret_manager;
 
 /// Why the flags do not make a bootstrap.
 #[derive(Debug, thiserror::Error)]
@@ -122,6 +124,17 @@ pub struct Args {
     /// when absent.
     #[arg(long, env = "MAST_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
+
+    /// The CA (Istio's `IstioCertificateService`), host:port [default: the xDS address].
+    #[arg(long, env = "MAST_CA_ADDRESS")]
+    pub ca_address: Option<String>,
+    /// The token file authenticating certificate requests. Without it the proxy gets no
+    /// certificate: TLS chains that need one fail their handshakes; plaintext works.
+    #[arg(long, env = "MAST_CA_TOKEN_FILE")]
+    pub ca_token_file: Option<PathBuf>,
+    /// The requested certificate validity (Go syntax: 24h, 90m, 1h30m, 2d).
+    #[arg(long, env = "MAST_CERT_TTL", default_value = "24h", value_parser = mast_ca::duration::parse_duration)]
+    pub cert_ttl: Duration,
 }
 
 /// `--capture-mode`.
@@ -163,6 +176,12 @@ pub struct Bootstrap {
     /// Ports mode: (application port, listener port), by application port; empty in
     /// iptables mode (inbound capture is on [`IPTABLES_INBOUND`]).
     pub inbound: Vec<(u16, u16)>,
+    /// The CA address, `host:port`.
+    pub ca_address: String,
+    /// The CA token file; `None`: no certificates.
+    pub ca_token_file: Option<PathBuf>,
+    /// The requested certificate validity.
+    pub cert_ttl: Duration,
 }
 
 impl Bootstrap {
@@ -179,6 +198,9 @@ impl Args {
             return Err(BootstrapError::NoWorkers);
         }
         check_xds_address(&self.xds_address)?;
+        if let Some(ca) = &self.ca_address {
+            check_xds_address(ca)?;
+        }
         let ports_mode = self.capture_mode == CaptureArg::Ports;
         if !ports_mode && (self.outbound_port.is_some() || !self.inbound_ports.is_empty()) {
             return Err(BootstrapError::PortsNeedPortsMode);
@@ -211,6 +233,10 @@ impl Args {
             (Capture::Iptables, IPTABLES_OUTBOUND, Vec::new())
         };
         let spec = self.node_spec(capture)?;
+        let ca_address = self
+            .ca_address
+            .clone()
+            .unwrap_or_else(|| self.xds_address.clone());
         let health_ip = if ports_mode {
             Ipv4Addr::LOCALHOST
         } else {
@@ -230,6 +256,9 @@ impl Args {
             ports_mode,
             outbound,
             inbound,
+            ca_address,
+            ca_token_file: self.ca_token_file.clone(),
+            cert_ttl: self.cert_ttl,
         })
     }
 

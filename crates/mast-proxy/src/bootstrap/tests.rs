@@ -170,3 +170,102 @@ fn refuses_bad_flags() {
     assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
     assert!(parse_duration("5h").is_err());
 }
+
+#[test]
+fn ca_flags_default_to_the_xds_address_and_24h() {
+    let b = parse(&["--workload", "a", "--admin-port", "0", "--health-port", "0"])
+        .resolve()
+        .unwrap();
+    assert_eq!(b.ca_address, "127.0.0.1:15010");
+    assert_eq!(b.ca_token_file, None);
+    assert_eq!(b.cert_ttl, Duration::from_secs(24 * 3600));
+    let b = parse(&[
+        "--workload",
+        "a",
+        "--admin-port",
+        "0",
+        "--health-port",
+        "0",
+        "--ca-address",
+        "10.0.0.1:15012",
+        "--ca-token-file",
+        "/tmp/t",
+        "--cert-ttl",
+        "1h30m",
+    ])
+    .resolve()
+    .unwrap();
+    assert_eq!(b.ca_address, "10.0.0.1:15012");
+    assert_eq!(
+        b.ca_token_file.as_deref(),
+        Some(std::path::Path::new("/tmp/t"))
+    );
+    assert_eq!(b.cert_ttl, Duration::from_secs(5400));
+    let r = parse(&["--workload", "a", "--ca-address", "nohost"]).resolve();
+    assert!(matches!(r, Err(BootstrapError::BadXdsAddress(_))));
+    assert!(Args::try_parse_from(["mast-proxy", "--cert-ttl", "soon"]).is_err());
+}
+
+/// The secret manager against an in-process CA service: the store gets the workload's
+/// certificate (identity from the token's namespace and service account).
+#[tokio::test]
+async fn secret_manager_feeds_the_secret_store() {
+    use mast_ca::server::{CaService, LocalTokenAuthenticator, SharedCa};
+    use mast_ca::token::TokenIssuer;
+    let issuer = TokenIssuer::ephemeral();
+    let token = issuer.issue("bookinfo", "reviews");
+    let ca = mast_ca::CertificateAuthority::ephemeral("cluster.local").unwrap();
+    let service = CaService::new(
+        SharedCa::new(ca),
+        vec![std::sync::Arc::new(LocalTokenAuthenticator(issuer))],
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let dir = mast_test_support::TempDir::new("mast-proxy-ca").unwrap();
+    let token_file = dir.join("reviews.token");
+    std::fs::write(&token_file, token).unwrap();
+    let mut b = parse(&[
+        "--workload",
+        "reviews-v1",
+        "--namespace",
+        "bookinfo",
+        "--service-account",
+        "reviews",
+        "--admin-port",
+        "0",
+        "--health-port",
+        "0",
+        "--ca-address",
+        &addr.to_string(),
+        "--cert-ttl",
+        "1h",
+    ])
+    .resolve()
+    .unwrap();
+    let store = crate::tls::SecretStore::new();
+    assert!(
+        start_secret_manager(&b, &store).unwrap().is_none(),
+        "no token file"
+    );
+    b.ca_token_file = Some(token_file);
+    let handle = start_secret_manager(&b, &store).unwrap().unwrap();
+    let mut got = None;
+    for _ in 0..100 {
+        got = store.current();
+        if got.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let m = got.expect("a certificate within 5 s");
+    assert_eq!(
+        m.local_uri_sans,
+        ["spiffe://cluster.local/ns/bookinfo/sa/reviews"]
+    );
+    handle.shutdown();
+}

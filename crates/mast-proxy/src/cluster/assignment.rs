@@ -1,9 +1,12 @@
 //! `ClusterLoadAssignment` → [`Assignment`]: the endpoints of an EDS cluster, and the inline
-//! endpoints of STATIC / STRICT_DNS clusters (which may name hosts to resolve).
+//! endpoints of STATIC / STRICT_DNS clusters (which may name hosts to resolve). Each endpoint
+//! keeps its metadata (`transport_socket_matches` read
+//! `filter_metadata["envoy.transport_socket_match"]`).
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
-use envoy_types::pb::envoy::config::core::v3::{address, socket_address};
+use envoy_types::pb::envoy::config::core::v3::{Metadata, address, socket_address};
 use envoy_types::pb::envoy::config::endpoint::v3::{
     ClusterLoadAssignment, LbEndpoint, lb_endpoint, locality_lb_endpoints,
 };
@@ -20,19 +23,92 @@ pub(crate) struct EndpointSpec {
     pub weight: u32,
 }
 
+/// An endpoint with its metadata (EDS, STATIC).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct AssignedEndpoint {
+    pub addr: SocketAddr,
+    /// `load_balancing_weight`, at least 1.
+    pub weight: u32,
+    /// The endpoint's `metadata`, when set.
+    pub metadata: Option<Arc<Metadata>>,
+}
+
+/// Endpoints handed to [`super::Cluster::set_endpoints`]: resolved DNS addresses (no
+/// metadata) or assigned endpoints.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum HostList<'a> {
+    Plain(&'a [EndpointSpec]),
+    Assigned(&'a [AssignedEndpoint]),
+}
+
+/// One endpoint of a [`HostList`]: address, weight, metadata.
+pub(crate) type HostItem<'a> = (SocketAddr, u32, Option<&'a Arc<Metadata>>);
+
+impl<'a> HostList<'a> {
+    /// (address, weight, metadata) of each endpoint, in order.
+    pub fn iter(self) -> Box<dyn Iterator<Item = HostItem<'a>> + 'a> {
+        match self {
+            Self::Plain(l) => Box::new(l.iter().map(|e| (e.addr, e.weight, None))),
+            Self::Assigned(l) => {
+                Box::new(l.iter().map(|e| (e.addr, e.weight, e.metadata.as_ref())))
+            }
+        }
+    }
+
+    /// How many endpoints.
+    pub fn len(self) -> usize {
+        match self {
+            Self::Plain(l) => l.len(),
+            Self::Assigned(l) => l.len(),
+        }
+    }
+}
+
+impl<'a, const N: usize> From<&'a [EndpointSpec; N]> for HostList<'a> {
+    fn from(l: &'a [EndpointSpec; N]) -> Self {
+        Self::Plain(l)
+    }
+}
+
+impl<'a> From<&'a [EndpointSpec]> for HostList<'a> {
+    fn from(l: &'a [EndpointSpec]) -> Self {
+        Self::Plain(l)
+    }
+}
+
+impl<'a> From<&'a Vec<EndpointSpec>> for HostList<'a> {
+    fn from(l: &'a Vec<EndpointSpec>) -> Self {
+        Self::Plain(l)
+    }
+}
+
+impl<'a> From<&'a [AssignedEndpoint]> for HostList<'a> {
+    fn from(l: &'a [AssignedEndpoint]) -> Self {
+        Self::Assigned(l)
+    }
+}
+
+impl<'a> From<&'a Vec<AssignedEndpoint>> for HostList<'a> {
+    fn from(l: &'a Vec<AssignedEndpoint>) -> Self {
+        Self::Assigned(l)
+    }
+}
+
 /// An inline endpoint that may be a host name (STRICT_DNS).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct HostSpec {
     pub host: String,
     pub port: u16,
     pub weight: u32,
+    /// The endpoint's `metadata`, when set.
+    pub metadata: Option<Arc<Metadata>>,
 }
 
 /// A converted ClusterLoadAssignment.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Assignment {
     cluster_name: String,
-    pub(crate) endpoints: Vec<EndpointSpec>,
+    pub(crate) endpoints: Vec<AssignedEndpoint>,
 }
 
 impl Assignment {
@@ -51,9 +127,10 @@ impl Assignment {
                     format!("{:?} is not an IP address", h.host),
                 )
             })?;
-            endpoints.push(EndpointSpec {
+            endpoints.push(AssignedEndpoint {
                 addr: SocketAddr::new(ip, h.port),
                 weight: h.weight,
+                metadata: h.metadata,
             });
         }
         Ok(Self {
@@ -167,5 +244,6 @@ fn host(
         host: sa.address.clone(),
         port,
         weight,
+        metadata: ep.metadata.clone().map(Arc::new),
     }))
 }

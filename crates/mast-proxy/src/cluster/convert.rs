@@ -13,10 +13,11 @@ use envoy_types::pb::envoy::extensions::clusters::dynamic_forward_proxy::v3::clu
 use envoy_types::pb::google::protobuf::Duration as PbDuration;
 use prost::Message as _;
 
-use super::assignment::{EndpointSpec, HostSpec, hosts};
+use super::assignment::{AssignedEndpoint, HostSpec, hosts};
 use super::convert_opts::{breakers, http_options, keepalive, outlier};
 use super::outlier::OutlierConfig;
 use crate::error::ConfigError;
+use crate::tls::{SecretStore, Transports};
 use crate::upstream::{Limits, UpstreamOptions};
 
 pub(crate) const KIND: &str = "Cluster";
@@ -37,7 +38,7 @@ pub(crate) enum Family {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Discovery {
     /// Inline IP endpoints.
-    Static(Vec<EndpointSpec>),
+    Static(Vec<AssignedEndpoint>),
     /// Endpoints from EDS.
     Eds,
     /// Inline host names resolved every `refresh`.
@@ -84,6 +85,8 @@ pub struct ClusterConfig {
     pub(crate) outlier: Option<OutlierConfig>,
     /// `common_lb_config.healthy_panic_threshold` in percent (Envoy default 50; 0 disables).
     pub(crate) panic_threshold: f64,
+    /// `transport_socket` and `transport_socket_matches`.
+    pub(crate) transports: Transports,
 }
 
 pub(crate) fn dur(d: &PbDuration) -> Duration {
@@ -91,8 +94,17 @@ pub(crate) fn dur(d: &PbDuration) -> Duration {
 }
 
 impl ClusterConfig {
-    /// Converts and validates a CDS Cluster.
+    /// Converts and validates a CDS Cluster; SDS secrets resolve to the process-wide
+    /// [`SecretStore::global`].
     pub fn from_proto(c: &PbCluster) -> Result<Self, ConfigError> {
+        Self::from_proto_with(c, SecretStore::global())
+    }
+
+    /// [`Self::from_proto`] with SDS secrets (`default`, `ROOTCA`) from `store`.
+    pub fn from_proto_with(
+        c: &PbCluster,
+        store: &std::sync::Arc<SecretStore>,
+    ) -> Result<Self, ConfigError> {
         let name = c.name.as_str();
         let err = |field: &str, reason: &str| ConfigError::new(KIND, name, field, reason);
         if name.is_empty() {
@@ -122,6 +134,13 @@ impl ClusterConfig {
                 "must be within 0-100",
             ));
         }
+        let transports = Transports::from_cluster(
+            c.transport_socket.as_ref(),
+            &c.transport_socket_matches,
+            store,
+            (upstream.auto_sni, upstream.auto_san),
+        )
+        .map_err(|(f, r)| ConfigError::new(KIND, name, f, r))?;
         Ok(Self {
             name: name.to_owned(),
             discovery,
@@ -130,6 +149,7 @@ impl ClusterConfig {
             limits: breakers(c)?,
             outlier: outlier(c)?,
             panic_threshold,
+            transports,
         })
     }
 
@@ -153,7 +173,7 @@ impl ClusterConfig {
 #[allow(deprecated)]
 fn unsupported(c: &PbCluster) -> Result<(), ConfigError> {
     let lb = c.common_lb_config.as_ref();
-    let checks: [(&str, bool); 16] = [
+    let checks: [(&str, bool); 15] = [
         (
             "common_lb_config.locality_weighted_lb_config",
             lb.is_some_and(|l| l.locality_config_specifier.is_some()),
@@ -162,10 +182,9 @@ fn unsupported(c: &PbCluster) -> Result<(), ConfigError> {
             "common_lb_config.consistent_hashing_lb_config",
             lb.is_some_and(|l| l.consistent_hashing_lb_config.is_some()),
         ),
-        ("transport_socket", c.transport_socket.is_some()),
         (
-            "transport_socket_matches",
-            !c.transport_socket_matches.is_empty(),
+            "transport_socket_matcher",
+            c.transport_socket_matcher.is_some(),
         ),
         ("health_checks", !c.health_checks.is_empty()),
         ("lb_subset_config", c.lb_subset_config.is_some()),
@@ -262,9 +281,10 @@ fn discovery(c: &PbCluster) -> Result<Discovery, ConfigError> {
                         "a STATIC cluster needs IP addresses",
                     )
                 })?;
-                eps.push(EndpointSpec {
+                eps.push(AssignedEndpoint {
                     addr: std::net::SocketAddr::new(ip, h.port),
                     weight: h.weight,
+                    metadata: h.metadata,
                 });
             }
             Ok(Discovery::Static(eps))

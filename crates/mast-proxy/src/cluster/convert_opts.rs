@@ -89,6 +89,16 @@ pub(crate) fn http_options(c: &PbCluster) -> Result<UpstreamOptions, ConfigError
             "not supported".into(),
         ));
     }
+    if let Some(u) = &h.upstream_http_protocol_options {
+        if !u.override_auto_sni_header.is_empty() {
+            return Err(err(
+                &format!("{field}.upstream_http_protocol_options.override_auto_sni_header"),
+                "not supported".into(),
+            ));
+        }
+        o.auto_sni = u.auto_sni;
+        o.auto_san = u.auto_san_validation;
+    }
     if let Some(common) = &h.common_http_protocol_options {
         o.idle_timeout = match common.idle_timeout.as_ref().map(dur) {
             None => Some(Duration::from_secs(3600)),

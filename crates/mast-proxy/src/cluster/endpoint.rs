@@ -1,21 +1,38 @@
-//! An endpoint (host) of a cluster: its address and weight, its connection pool, its active
-//! request count (least request) and its outlier state.
+//! An endpoint (host) of a cluster: its address and weight, its metadata and transport socket
+//! (plaintext or TLS, chosen by the cluster's `transport_socket_matches`), its connection pool,
+//! its active request count (least request) and its outlier state.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Weak};
 
+use arc_swap::ArcSwapOption;
+use envoy_types::pb::envoy::config::core::v3::Metadata;
 use http::{Request, Response};
 
 use super::outlier::{HostOutlier, Outcome};
 use super::state::Cluster;
 use crate::body::Body;
-use crate::upstream::{Pool, Shared, UpstreamConnection, UpstreamError, connect_raw};
+use crate::tls::ClientTls;
+use crate::upstream::{Pool, Shared, Target, UpstreamConnection, UpstreamError, connect_raw};
+
+/// An endpoint's transport socket and metadata.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Transport {
+    /// Which of the cluster's transports (0: `transport_socket`, `i + 1`: match `i`).
+    pub index: usize,
+    /// The TLS context; `None`: plaintext.
+    pub tls: Option<Arc<ClientTls>>,
+    /// The endpoint's metadata.
+    pub metadata: Option<Arc<Metadata>>,
+}
 
 /// One upstream host.
 #[derive(Debug)]
 pub struct Endpoint {
-    addr: SocketAddr,
+    target: Target,
+    transport: usize,
+    metadata: ArcSwapOption<Metadata>,
     weight: AtomicU32,
     pub(super) active: AtomicU32,
     shared: Arc<Shared>,
@@ -37,15 +54,20 @@ impl Drop for Active<'_> {
 
 impl Endpoint {
     pub(crate) fn new(
-        addr: SocketAddr,
-        weight: u32,
+        (addr, weight): (SocketAddr, u32),
+        transport: Transport,
         shared: Arc<Shared>,
         pool: Arc<Pool>,
         cluster: Weak<Cluster>,
         detect: bool,
     ) -> Self {
         Self {
-            addr,
+            target: Target {
+                addr,
+                tls: transport.tls,
+            },
+            transport: transport.index,
+            metadata: ArcSwapOption::new(transport.metadata),
             weight: AtomicU32::new(weight.max(1)),
             active: AtomicU32::new(0),
             shared,
@@ -58,7 +80,26 @@ impl Endpoint {
 
     /// The endpoint's address.
     pub fn address(&self) -> SocketAddr {
-        self.addr
+        self.target.addr
+    }
+
+    /// The endpoint's metadata (EDS / inline), if any.
+    pub fn metadata(&self) -> Option<Arc<Metadata>> {
+        self.metadata.load_full()
+    }
+
+    pub(crate) fn set_metadata(&self, metadata: Option<Arc<Metadata>>) {
+        self.metadata.store(metadata);
+    }
+
+    /// Whether connections to this endpoint use TLS.
+    pub fn is_tls(&self) -> bool {
+        self.target.tls.is_some()
+    }
+
+    /// The index of the cluster transport the endpoint uses.
+    pub(crate) fn transport_index(&self) -> usize {
+        self.transport
     }
 
     /// The load-balancing weight (at least 1).
@@ -87,13 +128,13 @@ impl Endpoint {
     pub async fn send(&self, req: Request<Body>) -> Result<Response<Body>, UpstreamError> {
         self.active.fetch_add(1, Ordering::AcqRel);
         let _active = Active(&self.active);
-        self.pool.send(&self.shared, self.addr, req).await
+        self.pool.send(&self.shared, &self.target, req).await
     }
 
-    /// A new TCP connection for the TCP proxy and `CONNECT`, counted toward
-    /// `max_connections` while open.
+    /// A new connection for the TCP proxy and `CONNECT` (TLS when the endpoint's transport
+    /// socket is), counted toward `max_connections` while open.
     pub async fn connect(&self) -> Result<UpstreamConnection, UpstreamError> {
-        connect_raw(&self.shared, self.addr).await
+        connect_raw(&self.shared, &self.target).await
     }
 
     /// Outlier detection input: a response status, or a local-origin failure.

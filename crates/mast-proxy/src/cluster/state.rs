@@ -12,10 +12,11 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 
-use super::assignment::EndpointSpec;
+use super::assignment::{AssignedEndpoint, HostList};
 use super::breaker::{Overflow, RequestGuard, RetryGuard, try_request, try_retry};
 use super::convert::{ClusterConfig, Discovery};
 use super::dns::{DnsCache, strict_dns_task};
+use super::endpoint::Transport;
 use super::lb::LbState;
 use super::outlier::{OutlierConfig, may_eject};
 use super::{Endpoint, LbContext, SelectError};
@@ -60,7 +61,7 @@ impl Drop for Cluster {
 /// Where a new cluster's pools and counters come from.
 pub(crate) struct Inherit<'a> {
     pub previous: Option<&'a Cluster>,
-    pub endpoints: Option<&'a [EndpointSpec]>,
+    pub endpoints: Option<&'a [AssignedEndpoint]>,
     pub dns_cache: Option<Arc<DnsCache>>,
 }
 
@@ -97,7 +98,9 @@ impl Cluster {
         });
         let pools = inherit
             .previous
-            .filter(|p| p.config.upstream == config.upstream)
+            .filter(|p| {
+                p.config.upstream == config.upstream && p.config.transports == config.transports
+            })
             .map(Cluster::pools);
         let initial = match &config.discovery {
             Discovery::Static(eps) => Some(eps.as_slice()),
@@ -222,9 +225,15 @@ impl Cluster {
     fn dynamic_endpoint(&self, addr: SocketAddr) -> Arc<Endpoint> {
         let mut hosts = self.dynamic.hosts.lock();
         let entry = hosts.entry(addr).or_insert_with(|| {
+            let (index, tls) = self.config.transports.select(None);
+            let transport = Transport {
+                index,
+                tls: tls.cloned(),
+                metadata: None,
+            };
             let ep = Endpoint::new(
-                addr,
-                1,
+                (addr, 1),
+                transport,
                 self.shared.clone(),
                 Arc::new(Pool::default()),
                 self.me.clone(),
@@ -236,12 +245,13 @@ impl Cluster {
         entry.0.clone()
     }
 
-    pub(crate) fn pools(&self) -> HashMap<SocketAddr, Arc<Pool>> {
+    /// The pools of the endpoints by (address, transport index).
+    pub(crate) fn pools(&self) -> HashMap<(SocketAddr, usize), Arc<Pool>> {
         self.hosts
             .load()
             .all
             .iter()
-            .map(|e| (e.address(), e.pool().clone()))
+            .map(|e| ((e.address(), e.transport_index()), e.pool().clone()))
             .collect()
     }
 
@@ -249,35 +259,46 @@ impl Cluster {
         self.config.outlier.as_ref()
     }
 
-    /// Replaces the endpoints; an address present before keeps its endpoint (pool, outlier
-    /// and LB state), a new one may take over `pools[addr]`.
-    pub(crate) fn set_endpoints(
+    /// Replaces the endpoints; an address present before with the same transport socket keeps
+    /// its endpoint (pool, outlier and LB state; metadata updated), a new one may take over
+    /// `pools[(addr, transport)]`. Each endpoint's transport comes from its metadata through
+    /// the cluster's `transport_socket_matches`, so plaintext and TLS connections (or TLS
+    /// connections of different settings) never share a pool.
+    pub(crate) fn set_endpoints<'a>(
         &self,
-        specs: &[EndpointSpec],
-        pools: Option<&HashMap<SocketAddr, Arc<Pool>>>,
+        specs: impl Into<HostList<'a>>,
+        pools: Option<&HashMap<(SocketAddr, usize), Arc<Pool>>>,
     ) {
+        let specs: HostList<'a> = specs.into();
         let _lock = self.update.lock();
         let current = self.hosts.load();
         let by_addr: HashMap<SocketAddr, &Arc<Endpoint>> =
             current.all.iter().map(|e| (e.address(), e)).collect();
         let mut seen = std::collections::HashSet::with_capacity(specs.len());
         let mut all = Vec::with_capacity(specs.len());
-        for s in specs {
-            if !seen.insert(s.addr) {
+        for (addr, weight, metadata) in specs.iter() {
+            if !seen.insert(addr) {
                 continue;
             }
-            let ep = match by_addr.get(&s.addr) {
+            let (index, tls) = self.config.transports.select(metadata.map(|m| &**m));
+            let ep = match by_addr.get(&addr).filter(|e| e.transport_index() == index) {
                 Some(e) => {
-                    e.set_weight(s.weight);
+                    e.set_weight(weight);
+                    e.set_metadata(metadata.cloned());
                     (*e).clone()
                 }
                 None => {
                     let pool = pools
-                        .and_then(|p| p.get(&s.addr).cloned())
+                        .and_then(|p| p.get(&(addr, index)).cloned())
                         .unwrap_or_default();
+                    let transport = Transport {
+                        index,
+                        tls: tls.cloned(),
+                        metadata: metadata.cloned(),
+                    };
                     Arc::new(Endpoint::new(
-                        s.addr,
-                        s.weight,
+                        (addr, weight),
+                        transport,
                         self.shared.clone(),
                         pool,
                         self.me.clone(),

@@ -1,11 +1,14 @@
 //! One accepted connection: its original destination, the listener that serves it (a
 //! `use_original_dst` listener hands it to the bind_to_port=false listener for that
-//! address, as Envoy does), the best-matching filter chain, and the chain's filter.
+//! address, as Envoy does), the best-matching filter chain, the chain's TLS termination (the
+//! TLS inspector only peeked, so the ClientHello is still in the socket for rustls), its
+//! network RBAC filters (a denied connection is closed), and the chain's terminal filter.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use super::convert::{FilterChain, ListenerConfig, NetworkFilter};
@@ -106,18 +109,46 @@ pub async fn serve(
         tracing::debug!(listener = %target.name, %dst, "no filter chain matched (NR)");
         return;
     };
-    match &chain.filter {
-        NetworkFilter::Http(config) => {
+    let Some(tls) = &chain.tls else {
+        let conn = ConnInfo {
+            local: dst,
+            peer,
+            tls: None,
+        };
+        return dispatch(stream, chain, conn, env, &signals).await;
+    };
+    match tls.accept(stream).await {
+        Ok((stream, facts)) => {
             let conn = ConnInfo {
                 local: dst,
                 peer,
-                tls: None,
+                tls: Some(Arc::new(facts)),
             };
-            hcm::server::serve(stream, env, Arc::clone(config), conn, signals.draining()).await;
+            dispatch(stream, chain, conn, env, &signals).await;
+        }
+        Err(e) => {
+            tracing::debug!(listener = %target.name, chain = %chain.name, %peer, error = %e, "downstream TLS handshake failed");
+        }
+    }
+}
+
+/// Runs the chain's network RBAC filters (a denied connection is closed), then its terminal
+/// filter.
+async fn dispatch<IO>(io: IO, chain: &FilterChain, conn: ConnInfo, env: Arc<Env>, signals: &Signals)
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    if let Some(denied) = chain.rbac.iter().find(|r| !r.allows_connection(&conn)) {
+        tracing::debug!(chain = %chain.name, peer = %conn.peer, filter = ?denied.stat_prefix(), "connection closed by network RBAC");
+        return;
+    }
+    match &chain.filter {
+        NetworkFilter::Http(config) => {
+            hcm::server::serve(io, env, Arc::clone(config), conn, signals.draining()).await;
         }
         NetworkFilter::Tcp(config) => {
             let config = Arc::clone(config);
-            crate::tcp::proxy(stream, &env, &config, dst).await;
+            crate::tcp::proxy(io, &env, &config, conn.local).await;
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Listener (LDS) → [`ListenerConfig`]: address, capture flags, filter chains and their
-//! matches, and each chain's network filter (HTTP connection manager or TCP proxy). Only the
-//! fields of `docs/xds-subset.md` (LDS) are accepted; anything else that changes behaviour is a
-//! [`ConfigError`].
+//! matches, each chain's downstream TLS (`transport_socket` with a `DownstreamTlsContext`), its
+//! leading network RBAC filters and its terminal network filter (HTTP connection manager or
+//! TCP proxy). Only the fields of `docs/xds-subset.md` (LDS) are accepted; anything else that
+//! changes behaviour is a [`ConfigError`].
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -16,7 +17,9 @@ use prost::Message as _;
 
 use crate::error::ConfigError;
 use crate::hcm::HcmConfig;
+use crate::rbac::{NETWORK_RBAC_TYPE, NetworkRbac};
 use crate::tcp::TcpProxyConfig;
+use crate::tls::{SecretStore, ServerTls};
 
 const KIND: &str = "Listener";
 const HCM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
@@ -58,13 +61,18 @@ pub struct ListenerConfig {
     pub direction: Direction,
 }
 
-/// A filter chain: its match and its (single, terminal) network filter.
+/// A filter chain: its match, its TLS termination, its network RBAC filters and its
+/// terminal network filter.
 #[derive(Debug)]
 pub struct FilterChain {
     /// The chain's name.
     pub name: String,
     /// When the chain applies.
     pub matcher: ChainMatch,
+    /// Downstream TLS, terminated after the chain is selected; `None`: plaintext.
+    pub tls: Option<Arc<ServerTls>>,
+    /// `envoy.filters.network.rbac` filters before the terminal filter, in order.
+    pub rbac: Vec<Arc<NetworkRbac>>,
     /// What handles the connection.
     pub filter: NetworkFilter,
 }
@@ -94,8 +102,13 @@ pub struct ChainMatch {
 }
 
 impl ListenerConfig {
-    /// Converts and validates a listener.
+    /// Converts and validates a listener; SDS secrets resolve to [`SecretStore::global`].
     pub fn from_proto(l: &Listener) -> Result<Self, ConfigError> {
+        Self::from_proto_with(l, SecretStore::global())
+    }
+
+    /// [`Self::from_proto`] with SDS secrets (`default`, `ROOTCA`) from `store`.
+    pub fn from_proto_with(l: &Listener, store: &Arc<SecretStore>) -> Result<Self, ConfigError> {
         let err = |field: &str, reason: String| ConfigError::new(KIND, &l.name, field, reason);
         let address = socket_address(l.address.as_ref()).map_err(|r| err("address", r))?;
         let mut original_dst_filter = false;
@@ -128,12 +141,12 @@ impl ListenerConfig {
             .filter_chains
             .iter()
             .enumerate()
-            .map(|(i, c)| convert_chain(c, &l.name, &format!("filter_chains[{i}]")))
+            .map(|(i, c)| convert_chain(c, &l.name, &format!("filter_chains[{i}]"), store))
             .collect::<Result<Vec<_>, _>>()?;
         let default_chain = l
             .default_filter_chain
             .as_ref()
-            .map(|c| convert_chain(c, &l.name, "default_filter_chain"))
+            .map(|c| convert_chain(c, &l.name, "default_filter_chain", store))
             .transpose()?;
         if chains.is_empty() && default_chain.is_none() {
             return Err(err(
@@ -179,7 +192,12 @@ fn socket_address(a: Option<&Address>) -> Result<SocketAddr, String> {
     Ok(SocketAddr::new(ip, port))
 }
 
-fn convert_chain(c: &PbChain, listener: &str, at: &str) -> Result<FilterChain, ConfigError> {
+fn convert_chain(
+    c: &PbChain,
+    listener: &str,
+    at: &str,
+    store: &Arc<SecretStore>,
+) -> Result<FilterChain, ConfigError> {
     let err = |field: String, reason: String| ConfigError::new(KIND, listener, field, reason);
     let matcher = c
         .filter_chain_match
@@ -187,55 +205,80 @@ fn convert_chain(c: &PbChain, listener: &str, at: &str) -> Result<FilterChain, C
         .map(|m| convert_match(m).map_err(|(f, r)| err(format!("{at}.filter_chain_match.{f}"), r)))
         .transpose()?
         .unwrap_or_default();
-    if c.transport_socket.is_some() {
-        return Err(err(
-            format!("{at}.transport_socket"),
-            "downstream TLS is not supported yet".into(),
-        ));
-    }
-    let [f] = c.filters.as_slice() else {
+    let tls = match &c.transport_socket {
+        None => None,
+        Some(ts) => crate::tls::transport::downstream(ts, store)
+            .map_err(|(f, r)| err(format!("{at}.transport_socket.{f}"), r))?
+            .map(Arc::new),
+    };
+    let Some((terminal, leading)) = c.filters.split_last() else {
         return Err(err(
             format!("{at}.filters"),
-            format!(
-                "exactly one (terminal) network filter is supported, got {}",
-                c.filters.len()
-            ),
+            "a terminal network filter is required".into(),
         ));
     };
-    let field = format!("{at}.filters[0]");
-    let Some(filter::ConfigType::TypedConfig(any)) = &f.config_type else {
-        return Err(err(
-            format!("{field}.typed_config"),
-            "typed_config is required".into(),
-        ));
-    };
-    let filter = match any.type_url.as_str() {
-        HCM_TYPE => {
-            let hcm = HttpConnectionManager::decode(any.value.as_slice())
-                .map_err(|e| err(format!("{field}.typed_config"), e.to_string()))?;
-            let config = HcmConfig::from_proto(&hcm)
-                .map_err(|(f, r)| err(format!("{field}.typed_config.{f}"), r))?;
-            NetworkFilter::Http(Arc::new(config))
-        }
-        TCP_TYPE => {
-            let tcp = TcpProxy::decode(any.value.as_slice())
-                .map_err(|e| err(format!("{field}.typed_config"), e.to_string()))?;
-            let config = TcpProxyConfig::from_proto(&tcp)
-                .map_err(|(f, r)| err(format!("{field}.typed_config.{f}"), r))?;
-            NetworkFilter::Tcp(Arc::new(config))
-        }
-        other => {
+    let mut rbac = Vec::with_capacity(leading.len());
+    for (i, f) in leading.iter().enumerate() {
+        let field = format!("{at}.filters[{i}]");
+        let any = typed(f).map_err(|r| err(format!("{field}.typed_config"), r))?;
+        if any.type_url != NETWORK_RBAC_TYPE {
             return Err(err(
                 format!("{field}.typed_config"),
-                format!("network filter type {other:?} is not supported"),
+                format!(
+                    "only envoy.filters.network.rbac may precede the terminal filter, got {:?}",
+                    any.type_url
+                ),
             ));
         }
-    };
+        let filter = NetworkRbac::from_any(any)
+            .map_err(|(f, r)| err(format!("{field}.typed_config.{f}"), r))?;
+        rbac.push(Arc::new(filter));
+    }
+    let field = format!("{at}.filters[{}]", leading.len());
+    let filter = terminal_filter(terminal, &field).map_err(|(f, r)| err(f, r))?;
     Ok(FilterChain {
         name: c.name.clone(),
         matcher,
+        tls,
+        rbac,
         filter,
     })
+}
+
+fn typed(
+    f: &envoy_types::pb::envoy::config::listener::v3::Filter,
+) -> Result<&envoy_types::pb::google::protobuf::Any, String> {
+    match &f.config_type {
+        Some(filter::ConfigType::TypedConfig(any)) => Ok(any),
+        _ => Err("typed_config is required".into()),
+    }
+}
+
+fn terminal_filter(
+    f: &envoy_types::pb::envoy::config::listener::v3::Filter,
+    field: &str,
+) -> Result<NetworkFilter, (String, String)> {
+    let any = typed(f).map_err(|r| (format!("{field}.typed_config"), r))?;
+    let at = |f: &str| format!("{field}.typed_config{f}");
+    match any.type_url.as_str() {
+        HCM_TYPE => {
+            let hcm = HttpConnectionManager::decode(any.value.as_slice())
+                .map_err(|e| (at(""), e.to_string()))?;
+            let config = HcmConfig::from_proto(&hcm).map_err(|(f, r)| (at(&format!(".{f}")), r))?;
+            Ok(NetworkFilter::Http(Arc::new(config)))
+        }
+        TCP_TYPE => {
+            let tcp =
+                TcpProxy::decode(any.value.as_slice()).map_err(|e| (at(""), e.to_string()))?;
+            let config =
+                TcpProxyConfig::from_proto(&tcp).map_err(|(f, r)| (at(&format!(".{f}")), r))?;
+            Ok(NetworkFilter::Tcp(Arc::new(config)))
+        }
+        other => Err((
+            at(""),
+            format!("network filter type {other:?} is not supported as the terminal filter"),
+        )),
+    }
 }
 
 fn convert_match(m: &FilterChainMatch) -> Result<ChainMatch, (String, String)> {

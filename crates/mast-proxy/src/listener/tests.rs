@@ -14,6 +14,8 @@ fn chain(name: &str, matcher: ChainMatch) -> FilterChain {
     FilterChain {
         name: name.into(),
         matcher,
+        tls: None,
+        rbac: Vec::new(),
         filter: NetworkFilter::Tcp(Arc::new(TcpProxyConfig {
             stat_prefix: name.into(),
             clusters: vec![(name.into(), 1)],
@@ -198,3 +200,5 @@ fn original_destination_picks_the_exact_then_the_wildcard_listener() {
         "virtualOutbound's own chains serve it"
     );
 }
+
+mod tls;

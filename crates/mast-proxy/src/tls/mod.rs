@@ -5,8 +5,53 @@
 //!
 //! [`PeerTls`] is what a terminated TLS connection tells the rest of the proxy (RBAC,
 //! `x-forwarded-client-cert`, access log).
+//!
+//! - [`secrets`]: the in-process SDS secrets (`default`, `ROOTCA`) from the secret manager;
+//! - [`context`]: `CommonTlsContext` conversion; [`source`]: certificates and roots from SDS or
+//!   data sources; [`matcher`]: SAN matchers;
+//! - [`server`] / [`client`]: rustls configurations and handshakes; [`verify`]: verifiers;
+//! - [`transport`]: transport sockets and `transport_socket_matches`; [`peer`]: certificate
+//!   facts (SANs, subject, hash).
 
-use std::sync::Arc;
+pub mod client;
+pub mod context;
+pub mod matcher;
+pub mod peer;
+pub mod secrets;
+pub mod server;
+pub mod source;
+#[cfg(test)]
+pub(crate) mod tests;
+pub mod transport;
+pub mod verify;
+
+use std::sync::{Arc, OnceLock};
+
+pub use client::{Carried, ClientTls};
+pub use secrets::SecretStore;
+pub use server::ServerTls;
+pub use transport::Transports;
+
+/// The crypto provider every TLS configuration uses (ring; rustls' default cipher suites).
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    static PROVIDER: OnceLock<Arc<rustls::crypto::CryptoProvider>> = OnceLock::new();
+    Arc::clone(PROVIDER.get_or_init(|| Arc::new(rustls::crypto::ring::default_provider())))
+}
+
+/// The rustls versions for (minimum, maximum) given as 12 / 13.
+pub(crate) fn protocol_versions(
+    (min, max): (u8, u8),
+) -> &'static [&'static rustls::SupportedProtocolVersion] {
+    static BOTH: [&rustls::SupportedProtocolVersion; 2] =
+        [&rustls::version::TLS13, &rustls::version::TLS12];
+    static V12: [&rustls::SupportedProtocolVersion; 1] = [&rustls::version::TLS12];
+    static V13: [&rustls::SupportedProtocolVersion; 1] = [&rustls::version::TLS13];
+    match (min, max) {
+        (12, 12) => &V12,
+        (13, 13) => &V13,
+        _ => &BOTH,
+    }
+}
 
 /// What the downstream TLS handshake established, for RBAC, XFCC and logs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

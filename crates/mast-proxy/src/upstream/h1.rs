@@ -3,7 +3,6 @@
 //! reused connection could not even start (the upstream had closed it) is re-sent once on a
 //! new connection.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -13,6 +12,7 @@ use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use parking_lot::Mutex;
 
+use super::io::{Target, secure};
 use super::pool::{ConnState, map_error, spawn_driver};
 use super::stream::{SharedStream, unusable};
 use super::{ConnGuard, PendingGuard, Shared, UpstreamError, connect_tcp};
@@ -53,9 +53,11 @@ impl H1Pool {
     pub async fn send(
         &self,
         shared: &Shared,
-        addr: SocketAddr,
+        target: &Target,
+        host: Option<&str>,
         mut req: Request<Body>,
     ) -> Result<Response<Body>, UpstreamError> {
+        let addr = target.addr;
         prepare(&mut req);
         let mut pending: Option<PendingGuard> = None;
         let mut fresh_only = false;
@@ -87,7 +89,7 @@ impl H1Pool {
             }
             if let Some(guard) = ConnGuard::try_new(shared) {
                 drop(pending);
-                let idle = self.open(shared, addr, guard).await?;
+                let idle = self.open(shared, target, host, guard).await?;
                 return match self.dispatch(shared, idle, req).await {
                     Sent::Done(r) => r,
                     Sent::Unsent(_) => Err(UpstreamError::Reset(
@@ -129,12 +131,21 @@ impl H1Pool {
     async fn open(
         &self,
         shared: &Shared,
-        addr: SocketAddr,
+        target: &Target,
+        host: Option<&str>,
         guard: ConnGuard,
     ) -> Result<Idle, UpstreamError> {
-        let stream = Arc::new(connect_tcp(&shared.options, addr).await?);
+        let stream = Arc::new(connect_tcp(&shared.options, target.addr).await?);
+        let io = secure(
+            SharedStream(stream.clone()),
+            &shared.options,
+            target,
+            host,
+            crate::tls::Carried::Http1,
+        )
+        .await?;
         let (sender, conn) = http1::Builder::new()
-            .handshake(TokioIo::new(SharedStream(stream.clone())))
+            .handshake(TokioIo::new(io))
             .await
             .map_err(|e| UpstreamError::ConnectFailure(std::io::Error::other(e)))?;
         // With upgrades, a 101 hands the socket to the upgraded stream (WebSocket) when the

@@ -2,7 +2,6 @@
 //! room (`max_concurrent_streams`, `max_requests_per_connection`, `max_connection_duration`);
 //! another connection is opened only when none has room.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -15,6 +14,7 @@ use parking_lot::Mutex;
 use std::sync::Weak;
 use std::time::Duration;
 
+use super::io::{Target, secure};
 use super::pool::{ConnState, expired_idle, map_error, next_check};
 use super::{ConnGuard, Counters, PendingGuard, Shared, UpstreamError, connect_tcp};
 use crate::body::Body;
@@ -60,7 +60,8 @@ impl H2Pool {
     pub async fn send(
         &self,
         shared: &Shared,
-        addr: SocketAddr,
+        target: &Target,
+        host: Option<&str>,
         mut req: Request<Body>,
     ) -> Result<Response<Incoming>, UpstreamError> {
         prepare(&mut req);
@@ -78,7 +79,7 @@ impl H2Pool {
             }
             if let Some(guard) = ConnGuard::try_new(shared) {
                 drop(pending);
-                let c = self.open(shared, addr, guard).await?;
+                let c = self.open(shared, target, host, guard).await?;
                 self.conns.lock().push(c);
                 pending = None;
                 continue;
@@ -123,12 +124,21 @@ impl H2Pool {
     async fn open(
         &self,
         shared: &Shared,
-        addr: SocketAddr,
+        target: &Target,
+        host: Option<&str>,
         guard: ConnGuard,
     ) -> Result<Conn, UpstreamError> {
-        let stream = connect_tcp(&shared.options, addr).await?;
+        let stream = connect_tcp(&shared.options, target.addr).await?;
+        let io = secure(
+            stream,
+            &shared.options,
+            target,
+            host,
+            crate::tls::Carried::Http2,
+        )
+        .await?;
         let (sender, conn) = http2::Builder::new(TokioExecutor::new())
-            .handshake(TokioIo::new(stream))
+            .handshake(TokioIo::new(io))
             .await
             .map_err(|e| UpstreamError::ConnectFailure(std::io::Error::other(e)))?;
         let state = Arc::new(ConnState::new());

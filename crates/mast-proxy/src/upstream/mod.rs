@@ -1,11 +1,14 @@
 //! Connections and pools to upstream endpoints: TCP connect with the cluster's timeout,
-//! keepalive and bind address ([`connect`]), the per-endpoint HTTP/1.1 keep-alive pool and
+//! keepalive and bind address ([`connect`]), TLS over it when the endpoint's transport socket
+//! says so ([`io`]: SNI, ALPN, client certificate; a failed handshake is a connect failure),
+//! the per-endpoint HTTP/1.1 keep-alive pool and
 //! multiplexed HTTP/2 connections ([`pool`]), and the connection counting that the circuit
 //! breakers (`max_connections`, `max_pending_requests`) rely on.
 
 mod connect;
 mod h1;
 mod h2;
+mod io;
 mod pool;
 mod stream;
 
@@ -21,6 +24,7 @@ use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 pub(crate) use connect::connect_tcp;
+pub(crate) use io::{MaybeTls, Target};
 pub(crate) use pool::Pool;
 
 /// Why an upstream attempt failed. Each maps to an Envoy response flag: `ConnectFailure` and
@@ -105,6 +109,11 @@ pub(crate) struct UpstreamOptions {
     pub keepalive: Option<Keepalive>,
     /// `upstream_bind_config.source_address`.
     pub bind: Option<SocketAddr>,
+    /// `upstream_http_protocol_options.auto_sni`: SNI from the request's host.
+    pub auto_sni: bool,
+    /// `upstream_http_protocol_options.auto_san_validation`: verify the certificate against
+    /// that host.
+    pub auto_san: bool,
 }
 
 impl Default for UpstreamOptions {
@@ -118,6 +127,8 @@ impl Default for UpstreamOptions {
             max_concurrent_streams: None,
             keepalive: None,
             bind: None,
+            auto_sni: false,
+            auto_san: false,
         }
     }
 }
@@ -199,18 +210,27 @@ impl Drop for PendingGuard {
     }
 }
 
-/// A raw TCP connection to an endpoint (TCP proxy, `CONNECT`), counted toward the cluster's
-/// `max_connections` until dropped.
+/// A connection to an endpoint carrying raw bytes (TCP proxy, `CONNECT`) — TLS when the
+/// endpoint's transport socket says so — counted toward the cluster's `max_connections` until
+/// dropped.
 #[derive(Debug)]
 pub struct UpstreamConnection {
-    stream: TcpStream,
+    stream: MaybeTls<TcpStream>,
     _guard: ConnGuard,
 }
 
 impl UpstreamConnection {
     /// The underlying socket (for addresses and socket options).
     pub fn stream(&self) -> &TcpStream {
-        &self.stream
+        match &self.stream {
+            MaybeTls::Plain(s) => s,
+            MaybeTls::Tls(t) => t.get_ref().0,
+        }
+    }
+
+    /// Whether the connection is TLS.
+    pub fn is_tls(&self) -> bool {
+        matches!(self.stream, MaybeTls::Tls(_))
     }
 }
 
@@ -254,13 +274,14 @@ impl AsyncWrite for UpstreamConnection {
     }
 }
 
-/// Opens a counted raw TCP connection (for [`crate::cluster::Endpoint::connect`]).
+/// Opens a counted connection for raw bytes (for [`crate::cluster::Endpoint::connect`]).
 pub(crate) async fn connect_raw(
     shared: &Shared,
-    addr: SocketAddr,
+    target: &Target,
 ) -> Result<UpstreamConnection, UpstreamError> {
     let guard = ConnGuard::try_new(shared).ok_or(UpstreamError::Overflow)?;
-    let stream = connect_tcp(&shared.options, addr).await?;
+    let tcp = connect_tcp(&shared.options, target.addr).await?;
+    let stream = io::secure(tcp, &shared.options, target, None, crate::tls::Carried::Raw).await?;
     Ok(UpstreamConnection {
         stream,
         _guard: guard,

@@ -1,23 +1,35 @@
 //! An endpoint's connection pool: picks HTTP/1.1 or HTTP/2 per the cluster's protocol options,
 //! tracks each connection's age, request count and idleness, and closes idle connections.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use http::{Request, Response, Version};
+use parking_lot::Mutex;
 
 use super::h1::H1Pool;
 use super::h2::H2Pool;
+use super::io::{Target, sni_host};
 use super::{ConnGuard, Protocol, Shared, UpstreamError};
 use crate::body::Body;
 
-/// One endpoint's pooled connections.
+/// The most SNI-specific sub-pools one endpoint keeps (`auto_sni`); beyond, they are reset.
+const MAX_SNI_POOLS: usize = 256;
+
+/// Connections of one protocol pair, all with the same transport settings.
 #[derive(Debug, Default)]
-pub(crate) struct Pool {
+struct Sub {
     h1: H1Pool,
     h2: H2Pool,
+}
+
+/// One endpoint's pooled connections. With `auto_sni`, connections are also keyed by the SNI
+/// (the request's host), so no connection carries a request for another host.
+#[derive(Debug, Default)]
+pub(crate) struct Pool {
+    main: Sub,
+    by_sni: Mutex<std::collections::HashMap<String, Arc<Sub>>>,
 }
 
 impl Pool {
@@ -25,7 +37,7 @@ impl Pool {
     pub async fn send(
         &self,
         shared: &Shared,
-        addr: SocketAddr,
+        target: &Target,
         req: Request<Body>,
     ) -> Result<Response<Body>, UpstreamError> {
         let h2 = match shared.options.protocol {
@@ -33,12 +45,40 @@ impl Pool {
             Protocol::Http2 => true,
             Protocol::Downstream => req.version() == Version::HTTP_2,
         };
+        let host = target
+            .tls
+            .as_ref()
+            .filter(|t| t.auto_sni())
+            .and_then(|_| sni_host(&req))
+            .map(str::to_owned);
+        let keyed;
+        let sub = match &host {
+            None => &self.main,
+            Some(h) => {
+                keyed = self.sub(h);
+                &*keyed
+            }
+        };
+        let host = host.as_deref();
         if h2 {
-            let response = self.h2.send(shared, addr, req).await?;
+            let response = sub.h2.send(shared, target, host, req).await?;
             Ok(response.map(crate::body::boxed))
         } else {
-            self.h1.send(shared, addr, req).await
+            sub.h1.send(shared, target, host, req).await
         }
+    }
+
+    fn sub(&self, host: &str) -> Arc<Sub> {
+        let mut map = self.by_sni.lock();
+        if let Some(s) = map.get(host) {
+            return Arc::clone(s);
+        }
+        if map.len() >= MAX_SNI_POOLS {
+            map.clear();
+        }
+        let s = Arc::new(Sub::default());
+        map.insert(host.to_owned(), Arc::clone(&s));
+        s
     }
 }
 

@@ -82,18 +82,19 @@ async fn raw_connections_honour_max_connections_and_report_failures() {
     };
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
+    let target = super::Target { addr, tls: None };
     let held = ConnGuard::try_new(&shared).unwrap();
     assert!(matches!(
-        connect_raw(&shared, addr).await,
+        connect_raw(&shared, &target).await,
         Err(UpstreamError::Overflow)
     ));
     drop(held);
-    let c = connect_raw(&shared, addr).await.unwrap();
+    let c = connect_raw(&shared, &target).await.unwrap();
     assert_eq!(c.stream().peer_addr().unwrap(), addr);
     drop(c);
     drop(l);
     assert!(matches!(
-        connect_raw(&shared, addr).await,
+        connect_raw(&shared, &target).await,
         Err(UpstreamError::ConnectFailure(_))
     ));
 }

@@ -17,9 +17,21 @@ type Mutate = fn(&mut PbCluster);
 #[test]
 fn invalid_clusters_name_the_field() {
     let table: Vec<(&str, Mutate)> = vec![
-        ("transport_socket", |c| {
+        ("transport_socket.name", |c| {
             c.transport_socket = Some(TransportSocket::default())
         }),
+        (
+            "transport_socket.typed_config.common_tls_context.tls_certificate_sds_secret_configs[0].name",
+            |c| {
+                let mut common = crate::tls::tests::istio_common(&[], vec![]);
+                common.tls_certificate_sds_secret_configs = vec![crate::tls::tests::sds("other")];
+                let ctx = envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::UpstreamTlsContext {
+                    common_tls_context: Some(common),
+                    ..Default::default()
+                };
+                c.transport_socket = Some(crate::tls::tests::tls_socket(ctx));
+            },
+        ),
         ("health_checks", |c| {
             c.health_checks = vec![HealthCheck::default()]
         }),

@@ -1,5 +1,5 @@
 //! Real mastd output: every cluster and assignment `mast_xds` generates for a mesh that uses
-//! every traffic-policy mapping (except TLS, refused until upstream TLS exists) converts.
+//! every traffic-policy mapping converts; auto mTLS and `ISTIO_MUTUAL` pick TLS per endpoint.
 
 use super::*;
 
@@ -154,4 +154,78 @@ async fn every_generated_cluster_and_assignment_converts() {
             "{want} not seen in {kinds:?}"
         );
     }
+}
+
+/// Auto mTLS as mastd generates it: endpoints of workloads labelled
+/// `security.istio.io/tlsMode: istio` get TLS (SDS secrets), the others stay plaintext;
+/// `ISTIO_MUTUAL` makes every endpoint of its subset TLS.
+#[tokio::test]
+async fn generated_auto_mtls_selects_tls_per_endpoint() {
+    let yaml = "
+apiVersion: v1
+kind: Service
+metadata: {name: ratings, namespace: default}
+spec:
+  selector: {app: ratings}
+  ports: [{name: http, port: 9080}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: ratings-v1, namespace: default, labels: {app: ratings, version: v1, security.istio.io/tlsMode: istio}}
+spec: {containers: [{name: app, image: ratings}]}
+status: {podIP: 10.1.0.7}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: ratings-vm, namespace: default}
+spec: {address: 10.2.0.7, labels: {app: ratings, version: v2}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: ratings, namespace: default}
+spec:
+  host: ratings
+  subsets:
+  - {name: v2, labels: {version: v2}, trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}}
+";
+    let snap = snapshot(yaml);
+    let proxy = node(
+        "sidecar~10.1.0.50~productpage-1.default~default.svc.cluster.local",
+        serde_json::json!({"NAMESPACE": "default", "LABELS": {"app": "productpage"}}),
+    );
+    let store = crate::tls::SecretStore::new();
+    let m = ClusterManager::new();
+    let configs = mast_xds::cluster::clusters(&snap, &proxy)
+        .iter()
+        .map(|c| {
+            ClusterConfig::from_proto_with(c, &store).unwrap_or_else(|e| panic!("{}: {e}", c.name))
+        })
+        .collect();
+    m.apply_clusters(configs, &[]);
+    let assignments: Vec<Assignment> = mast_xds::endpoint::endpoints(&snap, &proxy)
+        .iter()
+        .map(|a| Assignment::from_proto(a).unwrap())
+        .collect();
+    m.apply_assignments(assignments, &[]);
+    let tls_of = |cluster: &str| -> Vec<(String, bool)> {
+        let c = m.get(cluster).unwrap_or_else(|| panic!("{cluster}"));
+        let mut eps: Vec<(String, bool)> = c
+            .endpoints()
+            .iter()
+            .map(|e| (e.address().ip().to_string(), e.is_tls()))
+            .collect();
+        eps.sort();
+        eps
+    };
+    assert_eq!(
+        tls_of("outbound|9080||ratings.default.svc.cluster.local"),
+        [
+            ("10.1.0.7".to_owned(), true),
+            ("10.2.0.7".to_owned(), false)
+        ]
+    );
+    assert_eq!(
+        tls_of("outbound|9080|v2|ratings.default.svc.cluster.local"),
+        [("10.2.0.7".to_owned(), true)]
+    );
 }

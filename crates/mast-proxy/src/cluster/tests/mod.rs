@@ -9,6 +9,7 @@ mod mesh;
 mod outlier;
 mod pool;
 mod servers;
+mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
