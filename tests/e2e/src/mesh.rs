@@ -242,7 +242,7 @@ impl Mesh {
         self.wait_current(SYNC_TIMEOUT).await?;
         let extra = self.extra_nodes.lock().clone();
         for node in extra {
-            self.wait_node_current(&node, SYNC_TIMEOUT).await?;
+            self.wait_node(&node, SYNC_TIMEOUT, true).await?;
         }
         Ok(written.elapsed())
     }
@@ -293,6 +293,19 @@ impl Mesh {
         node_id: &str,
         timeout: Duration,
     ) -> anyhow::Result<ProxySync> {
+        self.wait_node(node_id, timeout, false)
+            .await?
+            .with_context(|| format!("{node_id} is no longer part of the mesh"))
+    }
+
+    /// Waits for `node_id` as [`Mesh::wait_current`] does; with `tracked`, stops (with
+    /// `None`) once the node is no longer tracked (its sidecar was stopped meanwhile).
+    async fn wait_node(
+        &self,
+        node_id: &str,
+        timeout: Duration,
+        tracked: bool,
+    ) -> anyhow::Result<Option<ProxySync>> {
         let deadline = Instant::now() + timeout;
         let (mut streak, mut last, mut target) = (0, None, (0, Instant::now()));
         loop {
@@ -311,10 +324,13 @@ impl Mesh {
                 let unpushed = s.newest_sent().is_none_or(|v| v < version);
                 let quiet = target.1.elapsed() >= NO_PUSH_GRACE;
                 if streak >= 2 || (s.settled() && unpushed && quiet) {
-                    return Ok(s.clone());
+                    return Ok(Some(s.clone()));
                 }
             }
             last = sync.map(|s| s.summary()).or(last);
+            if tracked && !self.extra_nodes.lock().iter().any(|n| n == node_id) {
+                return Ok(None);
+            }
             if Instant::now() >= deadline {
                 bail!(
                     "proxy {} did not sync snapshot {} within {timeout:?}; last seen: {}",

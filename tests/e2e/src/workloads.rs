@@ -57,6 +57,8 @@ impl WorkloadSpec {
 /// A running sidecar of a workload, killed when dropped.
 #[derive(Debug)]
 pub struct Workload {
+    /// First, so that it is dropped (the node untracked) before the sidecar is stopped.
+    _tracking: NodeTracking,
     spec: WorkloadSpec,
     process: Mutex<ProxyProcess>,
     _reaper: Reaper,
@@ -64,7 +66,6 @@ pub struct Workload {
     inbound: Option<SocketAddr>,
     node_id: String,
     token: PathBuf,
-    _tracking: NodeTracking,
 }
 
 impl Workload {
@@ -101,6 +102,7 @@ impl Workload {
         let node_id = process.ports().node_id.clone();
         let tracking = mesh.track_node(&node_id);
         let workload = Self {
+            _tracking: tracking,
             spec,
             process: Mutex::new(process),
             _reaper: reaper,
@@ -108,7 +110,6 @@ impl Workload {
             inbound,
             node_id,
             token,
-            _tracking: tracking,
         };
         mesh.wait_node_current(&workload.node_id, START_TIMEOUT)
             .await
