@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use mast_e2e::jwt::{Issuer, forge};
+use mast_e2e::jwt::{Issuer, JwksServer, forge};
 use mast_e2e::{Mesh, Proxy, SharedMesh, Workload, WorkloadSpec, shared, yaml};
 use mast_test_support::EchoServer;
 
@@ -130,10 +130,84 @@ async fn jwt_valid_forged_missing(proxy: Proxy) {
     assert_eq!(valid.status, 200, "valid token with the policy");
 }
 
+async fn jwks_uri_is_fetched_by_mastd(proxy: Proxy) {
+    let mesh = shared(&MESH, proxy).await;
+    let issuer = Issuer::new("https://uri-issuer.e2e.mast").unwrap();
+    let jwks = JwksServer::start(issuer.jwks()).await.unwrap();
+    let ra = format!(
+        "apiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata:\n  name: jwt-uri\n  \
+         namespace: default\nspec:\n  selector:\n    matchLabels:\n      app: jwturi-svc\n  jwtRules:\n  \
+         - issuer: {iss}\n    jwksUri: {uri}\n    outputPayloadToHeader: x-jwt-payload\n",
+        iss = issuer.iss,
+        uri = jwks.url()
+    );
+    let (_app, _srv) = server(mesh, "jwturi-svc", &ra).await;
+    let token = issuer.token("bob", serde_json::json!({"team": "blue"})).unwrap();
+    let bearer = format!("Bearer {token}");
+    // mastd fetches the document when the rule appears and pushes it inlined: poll briefly.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut last = None;
+    while std::time::Instant::now() < deadline {
+        let r = mesh.get("http://jwturi-svc/", &[("authorization", &bearer)]).await.unwrap();
+        if r.status == 200 {
+            last = Some(r);
+            break;
+        }
+        last = Some(r);
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let r = last.unwrap();
+    assert_eq!(r.status, 200, "valid token via jwksUri ({} fetches): {}{}", jwks.hits(), r.text(), mesh.explain().await);
+    let payload = r.header("x-echo-x-jwt-payload").unwrap_or_default();
+    assert!(!payload.is_empty(), "outputPayloadToHeader sets x-jwt-payload");
+    let other = Issuer::new("https://uri-issuer.e2e.mast").unwrap();
+    let foreign = other.token("bob", serde_json::json!({})).unwrap();
+    let r = mesh
+        .get("http://jwturi-svc/", &[("authorization", &format!("Bearer {foreign}"))])
+        .await
+        .unwrap();
+    assert_eq!(r.status, 401, "a token signed by another key");
+}
+
+async fn tcp_deny_closes_the_connection(proxy: Proxy) {
+    use mast_e2e::traffic::{connect_tunnel, exchange};
+    let mesh = shared(&MESH, proxy).await;
+    let app = mast_test_support::TcpEchoServer::start("tcp-v1").unwrap();
+    let sidecar = Workload::start(mesh, WorkloadSpec::server("tcpauthz-svc", "tcpauthz-svc", app.port()))
+        .await
+        .unwrap();
+    let files = yaml::docs(&[
+        yaml::service("tcpauthz-svc", &[("tcp", 9000)]),
+        sidecar.entry("tcpauthz-svc", "tcp"),
+        "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata:\n  name: tcpauthz-svc\n  \
+         namespace: default\nspec:\n  selector:\n    matchLabels:\n      app: tcpauthz-svc\n  mtls:\n    mode: STRICT\n"
+            .to_owned(),
+    ]);
+    mesh.apply("tcpauthz-svc.yaml", &files).await.unwrap();
+    let timeout = std::time::Duration::from_secs(5);
+    let echo = async || -> Result<Vec<u8>, String> {
+        let mut stream = connect_tunnel(mesh.outbound(), "tcpauthz-svc:9000", timeout)
+            .await
+            .map_err(|e| format!("{e:#}"))?;
+        exchange(&mut stream, b"ping\n", 12, timeout).await.map_err(|e| format!("{e:#}"))
+    };
+    let before = echo().await;
+    assert_eq!(before.as_deref(), Ok(&b"tcp-v1\nping\n"[..]), "before the policy{}\n{}", mesh.explain().await, sidecar.log());
+    let body = "  action: DENY\n  rules:\n  - from:\n    - source:\n        principals: [cluster.local/ns/default/sa/client]\n";
+    mesh.apply("tcpauthz-policy.yaml", &policy("tcp-deny", "tcpauthz-svc", body)).await.unwrap();
+    let after = echo().await;
+    assert!(
+        after.as_ref().is_ok_and(Vec::is_empty) || after.is_err(),
+        "denied: the connection is closed without data, got {after:?}"
+    );
+}
+
 mast_e2e::both! {
     allow_principal_lets_one_client_in,
     deny_on_a_path_prefix,
     when_on_a_header,
     empty_spec_denies_all_and_empty_rule_allows_all,
     jwt_valid_forged_missing,
+    jwks_uri_is_fetched_by_mastd,
+    tcp_deny_closes_the_connection,
 }
