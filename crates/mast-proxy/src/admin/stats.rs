@@ -47,7 +47,31 @@ fn xds_stats(cache: &CacheSnapshot) -> Vec<(String, u64)> {
             out.push((active.to_owned(), t.resources.len() as u64));
         }
     }
+    out.extend(certificate_stats(&crate::tls::SecretStore::global()));
     out
+}
+
+/// Envoy's certificate gauges for the workload certificate (SDS `default`), when the proxy
+/// has one: `server.days_until_first_cert_expiring` and
+/// `ssl.certificate.default.expiration_unix_time_seconds` (Envoy keeps the latter per
+/// cluster and listener; every context here shares the one certificate).
+fn certificate_stats(store: &crate::tls::SecretStore) -> Vec<(String, u64)> {
+    let Some(material) = store.current() else {
+        return Vec::new();
+    };
+    let not_after = material.bundle.not_after;
+    let expires = not_after
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let days = material.bundle.seconds_left(std::time::SystemTime::now()) / 86_400;
+    vec![
+        ("server.days_until_first_cert_expiring".to_owned(), days),
+        (
+            "ssl.certificate.default.expiration_unix_time_seconds".to_owned(),
+            expires,
+        ),
+    ]
 }
 
 /// The Prometheus text: the registry, then the xDS stats (as untyped `envoy_*` samples).
@@ -256,5 +280,40 @@ mod tests {
             parse_labels(r#"a="x\"y",b="2""#),
             vec![("a".into(), "x\"y".into()), ("b".into(), "2".into())]
         );
+    }
+}
+
+#[cfg(test)]
+mod cert_tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::certificate_stats;
+    use crate::tls::SecretStore;
+
+    #[test]
+    fn certificate_expiry_is_reported_once_a_certificate_is_installed() {
+        let store = SecretStore::new();
+        assert!(
+            certificate_stats(&store).is_empty(),
+            "no certificate, no gauge"
+        );
+        let ca = mast_ca::CertificateAuthority::ephemeral("cluster.local").unwrap();
+        let id = "spiffe://cluster.local/ns/default/sa/web".parse().unwrap();
+        let bundle = ca
+            .issue_bundle(&id, Duration::from_secs(3 * 86_400 + 60))
+            .unwrap();
+        let not_after = bundle
+            .not_after
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        store.set(Some(Arc::new(bundle))).unwrap();
+        let stats = certificate_stats(&store);
+        assert!(stats.contains(&("server.days_until_first_cert_expiring".into(), 3)));
+        assert!(stats.contains(&(
+            "ssl.certificate.default.expiration_unix_time_seconds".into(),
+            not_after
+        )));
     }
 }
