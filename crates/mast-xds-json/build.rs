@@ -29,6 +29,7 @@ const PROTO_DIRS: &[&str] = &[
     "envoy/extensions/filters/http/dynamic_forward_proxy/v3",
     "envoy/extensions/filters/http/fault/v3",
     "envoy/extensions/filters/http/health_check/v3",
+    "envoy/extensions/filters/http/jwt_authn/v3",
     "envoy/extensions/filters/http/rbac/v3",
     "envoy/extensions/filters/http/router/v3",
     "envoy/extensions/filters/listener/http_inspector/v3",

@@ -26,6 +26,8 @@ fn pool_holds_every_type_mast_emits() {
         "envoy.extensions.filters.http.cors.v3.Cors",
         "envoy.extensions.filters.http.rbac.v3.RBAC",
         "envoy.extensions.filters.network.rbac.v3.RBAC",
+        "envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
+        "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
         "envoy.extensions.filters.listener.original_dst.v3.OriginalDst",
         "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector",
         "envoy.extensions.filters.listener.http_inspector.v3.HttpInspector",
