@@ -39,6 +39,7 @@ const PROTO_DIRS: &[&str] = &[
     "envoy/extensions/filters/network/rbac/v3",
     "envoy/extensions/filters/network/tcp_proxy/v3",
     "envoy/extensions/load_balancing_policies/least_request/v3",
+    "envoy/extensions/path/match/uri_template/v3",
     "envoy/extensions/load_balancing_policies/maglev/v3",
     "envoy/extensions/load_balancing_policies/random/v3",
     "envoy/extensions/load_balancing_policies/ring_hash/v3",

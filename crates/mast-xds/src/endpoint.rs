@@ -46,9 +46,10 @@ pub fn endpoints_for_hosts(
     proxy: &ProxyNode,
     hosts: &BTreeSet<Hostname>,
 ) -> Vec<ClusterLoadAssignment> {
-    assignments(snapshot, cluster::outbound_targets_where(snapshot, proxy, |s| {
-        hosts.contains(&s.hostname)
-    }))
+    assignments(
+        snapshot,
+        cluster::outbound_targets_where(snapshot, proxy, |s| hosts.contains(&s.hostname)),
+    )
 }
 
 fn assignments(
@@ -223,18 +224,30 @@ mod tests {
             ep("10.0.0.3", "v1", 0),
         ];
         let v1 = BTreeMap::from([("version".to_string(), "v1".to_string())]);
-        let got: Vec<_> = lb_endpoints(&MeshSnapshot::default(), &eps, Some(&v1), Addresses::IpOnly)
-            .iter()
-            .map(addr)
-            .collect();
+        let got: Vec<_> =
+            lb_endpoints(&MeshSnapshot::default(), &eps, Some(&v1), Addresses::IpOnly)
+                .iter()
+                .map(addr)
+                .collect();
         assert_eq!(
             got,
             vec![("10.0.0.1".into(), 9080, 1), ("10.0.0.3".into(), 9080, 1)],
             "weight 0 becomes 1"
         );
-        assert_eq!(lb_endpoints(&MeshSnapshot::default(), &eps, None, Addresses::IpOnly).len(), 3);
+        assert_eq!(
+            lb_endpoints(&MeshSnapshot::default(), &eps, None, Addresses::IpOnly).len(),
+            3
+        );
         let none = BTreeMap::from([("version".to_string(), "v9".to_string())]);
-        assert!(lb_endpoints(&MeshSnapshot::default(), &eps, Some(&none), Addresses::IpOnly).is_empty());
+        assert!(
+            lb_endpoints(
+                &MeshSnapshot::default(),
+                &eps,
+                Some(&none),
+                Addresses::IpOnly
+            )
+            .is_empty()
+        );
     }
 
     #[test]
@@ -246,7 +259,12 @@ mod tests {
         other
             .labels
             .insert("security.istio.io/tlsMode".into(), "disabled".into());
-        let eps = lb_endpoints(&MeshSnapshot::default(), &[with, other], None, Addresses::IpOnly);
+        let eps = lb_endpoints(
+            &MeshSnapshot::default(),
+            &[with, other],
+            None,
+            Addresses::IpOnly,
+        );
         let md = eps[0].metadata.as_ref().expect("tlsMode metadata");
         let s = &md.filter_metadata["envoy.transport_socket_match"];
         assert_eq!(
@@ -262,8 +280,14 @@ mod tests {
     #[test]
     fn host_names_only_for_dns() {
         let eps = [ep("api.example.com", "v1", 1), ep("fd00::1", "v1", 1)];
-        assert_eq!(lb_endpoints(&MeshSnapshot::default(), &eps, None, Addresses::IpOnly).len(), 1);
-        assert_eq!(lb_endpoints(&MeshSnapshot::default(), &eps, None, Addresses::Any).len(), 2);
+        assert_eq!(
+            lb_endpoints(&MeshSnapshot::default(), &eps, None, Addresses::IpOnly).len(),
+            1
+        );
+        assert_eq!(
+            lb_endpoints(&MeshSnapshot::default(), &eps, None, Addresses::Any).len(),
+            2
+        );
     }
 
     #[test]

@@ -47,7 +47,7 @@ fn xds_stats(cache: &CacheSnapshot) -> Vec<(String, u64)> {
             out.push((active.to_owned(), t.resources.len() as u64));
         }
     }
-    out.extend(certificate_stats(&crate::tls::SecretStore::global()));
+    out.extend(certificate_stats(crate::tls::SecretStore::global()));
     out
 }
 

@@ -10,6 +10,11 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
 };
 use envoy_types::pb::google::protobuf::Duration as PbDuration;
 
+use super::authz::{self, AuthzFilter};
+use super::jwt::JwtAuthn;
+use super::normalize::{EscapedSlashes, PathConfig};
+use super::xfcc::Xfcc;
+use crate::rbac::HttpRbac;
 use crate::route::RouteTable;
 
 const FAULT: &str = "envoy.filters.http.fault";
@@ -64,6 +69,17 @@ pub struct HcmConfig {
     pub normalize_path: bool,
     /// Merge adjacent slashes.
     pub merge_slashes: bool,
+    /// `path_with_escaped_slashes_action`.
+    pub escaped_slashes: EscapedSlashes,
+    /// The authorization filters (`jwt_authn`, `rbac`) in list order; they run before
+    /// CORS, fault and the router.
+    pub authz: Vec<AuthzFilter>,
+    /// `forward_client_cert_details` / `set_current_client_cert_details`.
+    pub xfcc: Xfcc,
+    /// `use_remote_address`.
+    pub use_remote_address: bool,
+    /// `xff_num_trusted_hops`.
+    pub xff_num_trusted_hops: u32,
     /// Generate `x-request-id` when absent.
     pub generate_request_id: bool,
     /// Stream idle timeout (None: disabled).
@@ -133,6 +149,12 @@ impl HcmConfig {
                 .is_some_and(|o| o.allow_connect),
             normalize_path: h.normalize_path.is_some_and(|b| b.value),
             merge_slashes: h.merge_slashes,
+            escaped_slashes: EscapedSlashes::from_proto(h.path_with_escaped_slashes_action)
+                .ok_or_else(|| fail("path_with_escaped_slashes_action", "unknown value"))?,
+            authz: Vec::new(),
+            xfcc: Xfcc::from_proto(h)?,
+            use_remote_address: h.use_remote_address.is_some_and(|b| b.value),
+            xff_num_trusted_hops: h.xff_num_trusted_hops,
             generate_request_id: h.generate_request_id.is_none_or(|b| b.value),
             stream_idle_timeout: match &h.stream_idle_timeout {
                 None => Some(Duration::from_secs(300)),
@@ -202,6 +224,11 @@ impl HcmConfig {
                 FAULT => self.fault = true,
                 CORS => self.cors = true,
                 DFP => self.forward_proxy = true,
+                authz::JWT_AUTHN | authz::RBAC => {
+                    let filter = authz_filter(f)
+                        .map_err(|(field, r)| fail(&format!("http_filters[{i}].{field}"), r))?;
+                    self.authz.push(filter);
+                }
                 ROUTER if Some(i) == last => {}
                 ROUTER => {
                     return Err(fail(
@@ -227,8 +254,45 @@ impl HcmConfig {
         Ok(())
     }
 
+    /// The path normalisation settings.
+    pub fn path_config(&self) -> PathConfig {
+        PathConfig {
+            normalize: self.normalize_path,
+            merge_slashes: self.merge_slashes,
+            escaped_slashes: self.escaped_slashes,
+        }
+    }
+
     /// Whether upgrade type `kind` (lowercase) is allowed.
     pub fn allows_upgrade(&self, kind: &str) -> bool {
         self.upgrades.iter().any(|u| u.eq_ignore_ascii_case(kind))
     }
+}
+
+/// Converts a `jwt_authn` or `rbac` HTTP filter; the field is relative to the filter.
+fn authz_filter(
+    f: &envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpFilter,
+) -> Result<AuthzFilter, Failure> {
+    if f.disabled {
+        return Err(fail(
+            "disabled",
+            "filters enabled per route are not supported",
+        ));
+    }
+    let Some(http_filter::ConfigType::TypedConfig(any)) = &f.config_type else {
+        return Err(fail("typed_config", "required"));
+    };
+    let under = |(field, reason): Failure| {
+        let field = if field.is_empty() {
+            "typed_config".to_owned()
+        } else {
+            format!("typed_config.{field}")
+        };
+        (field, reason)
+    };
+    Ok(if f.name == authz::JWT_AUTHN {
+        AuthzFilter::Jwt(Arc::new(JwtAuthn::from_any(any).map_err(under)?))
+    } else {
+        AuthzFilter::Rbac(Arc::new(HttpRbac::from_any(any).map_err(under)?))
+    })
 }

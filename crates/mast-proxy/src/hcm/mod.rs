@@ -4,15 +4,19 @@
 //! `CONNECT` and forwards upgrades, and writes the access log.
 
 pub mod access_log;
+pub mod authz;
 pub mod config;
 mod count;
 pub mod flags;
 pub mod headers;
+pub mod jwt;
 pub mod local;
+pub mod normalize;
 mod router;
 pub mod server;
 pub mod stream;
 mod upgrade;
+pub mod xfcc;
 
 use std::sync::Arc;
 

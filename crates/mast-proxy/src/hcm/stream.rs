@@ -1,6 +1,8 @@
-//! One HTTP request through the connection manager: authority and path, request id, route
-//! selection, then the filters in Envoy's order — CORS, fault, and the router (or a direct
-//! response / redirect) — and the access log line when the response body ends.
+//! One HTTP request through the connection manager: authority and path (normalised as
+//! Envoy's `maybeNormalizePath`), request id, `x-forwarded-client-cert`, the authorization
+//! filters (`jwt_authn`, `rbac`, in list order), route selection, then the filters in
+//! Envoy's order — CORS, fault, and the router (or a direct response / redirect) — and the
+//! access log line when the response body ends.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,7 +14,8 @@ use hyper::body::Incoming;
 use super::access_log::Entry;
 use super::count::{Counted, ResponseLog};
 use super::local::{self, Local};
-use super::{Env, HcmConfig, RouteSource, headers, router, upgrade};
+use super::normalize::{self, Normalized};
+use super::{Env, HcmConfig, RouteSource, authz, headers, router, upgrade};
 use crate::body::{self, Body};
 use crate::route::{Action, Preflight, RequestHead, Route};
 
@@ -119,21 +122,19 @@ async fn route(
     };
     entry.authority.clone_from(&authority);
     let connect = parts.method == Method::CONNECT;
-    let mut path = if connect {
+    let path = if connect {
         String::new()
     } else {
-        parts
-            .uri
-            .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .to_owned()
+        match request_path(hcm, parts) {
+            Ok(p) => p,
+            Err(reply) => return *reply,
+        }
     };
-    if (hcm.normalize_path || hcm.merge_slashes)
-        && let Some(normal) = headers::normalize(&path, hcm.merge_slashes)
-    {
-        path = normal;
-    }
     entry.path.clone_from(&path);
+    hcm.xfcc.apply(&mut parts.headers, conn.tls.as_deref());
+    if let Err(reply) = authorize(env, hcm, &conn, parts, &authority, &path).await {
+        return *reply;
+    }
     let table = match &hcm.routes {
         RouteSource::Rds(name) => env.routes.get(name),
         RouteSource::Inline(t) => Some(Arc::clone(t)),
@@ -245,6 +246,70 @@ async fn filters(
         cors.on_response(&parts.headers, outcome.response.headers_mut());
     }
     outcome
+}
+
+/// The request's path and query after Envoy's normalisation, or the local reply that ends it.
+fn request_path(hcm: &HcmConfig, parts: &http::request::Parts) -> Result<String, Box<Local>> {
+    let original = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    match normalize::normalize(original, hcm.path_config()) {
+        Normalized::Unchanged => Ok(original.to_owned()),
+        Normalized::Changed(p) => Ok(p),
+        Normalized::Reject => Err(Box::new(path_rejected())),
+        Normalized::Redirect(p) => Err(Box::new(path_redirect(&p))),
+    }
+}
+
+/// Runs the authorization filters (`jwt_authn`, `rbac`); `Err` is a 401/403 to send.
+async fn authorize(
+    env: &Env,
+    hcm: &HcmConfig,
+    conn: &ConnInfo,
+    parts: &mut http::request::Parts,
+    authority: &str,
+    path: &str,
+) -> Result<(), Box<Local>> {
+    if hcm.authz.is_empty() {
+        return Ok(());
+    }
+    let facts = authz::RequestFacts {
+        method: parts.method.as_str(),
+        authority,
+        path,
+        scheme: "http",
+        remote_ip: authz::remote_ip(
+            &parts.headers,
+            conn.peer.ip(),
+            hcm.use_remote_address,
+            hcm.xff_num_trusted_hops,
+        ),
+    };
+    authz::run(&hcm.authz, &facts, &mut parts.headers, conn, &env.clusters)
+        .await
+        .map(drop)
+}
+
+/// 400: the path cannot be normalised (or carries escaped slashes under REJECT_REQUEST).
+fn path_rejected() -> Local {
+    local::reply(
+        http::StatusCode::BAD_REQUEST,
+        "",
+        Default::default(),
+        "path_normalization_failed",
+    )
+}
+
+/// 307 to the unescaped path (UNESCAPE_AND_REDIRECT).
+fn path_redirect(path: &str) -> Local {
+    let mut l = local::reply(
+        http::StatusCode::TEMPORARY_REDIRECT,
+        "",
+        Default::default(),
+        "path_normalization_redirect",
+    );
+    if let Ok(v) = HeaderValue::from_str(path) {
+        l.response.headers_mut().insert(header::LOCATION, v);
+    }
+    l
 }
 
 fn parts_headers_upgrade(parts: &http::request::Parts) -> Option<String> {

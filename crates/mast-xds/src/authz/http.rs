@@ -49,7 +49,8 @@ pub(crate) fn custom_filters(sel: &Selected<'_>) -> Vec<HttpFilter> {
 }
 
 /// The AUDIT, DENY and ALLOW filters, in that order, for the actions present.
-pub(crate) fn filters(sel: &Selected<'_>) -> Vec<HttpFilter> {
+/// `pinned_port`: see [`rbac::Rules::pin_destination_port`].
+pub(crate) fn filters(sel: &Selected<'_>, pinned_port: Option<u16>) -> Vec<HttpFilter> {
     [
         (&sel.audit, RbacAction::Log),
         (&sel.deny, RbacAction::Deny),
@@ -57,6 +58,11 @@ pub(crate) fn filters(sel: &Selected<'_>) -> Vec<HttpFilter> {
     ]
     .into_iter()
     .filter_map(|(policies, action)| rbac::build(policies, action, false, false))
-    .map(|r| filter(&r, true))
+    .map(|mut r| {
+        if let Some(port) = pinned_port {
+            r.pin_destination_port(port);
+        }
+        filter(&r, true)
+    })
     .collect()
 }

@@ -54,7 +54,7 @@ pub use rbac::Rules;
 pub fn inbound_http_filters(
     snapshot: &MeshSnapshot,
     proxy: &ProxyNode,
-    _app_port: u16,
+    app_port: u16,
 ) -> Vec<HttpFilter> {
     let sel = selection::authorization_policies(snapshot, proxy);
     if !sel.custom.is_empty() {
@@ -62,8 +62,15 @@ pub fn inbound_http_filters(
     }
     let mut out = http::custom_filters(&sel);
     out.extend(jwt::filter(snapshot, proxy));
-    out.extend(http::filters(&sel));
+    out.extend(http::filters(&sel, pinned_port(proxy, app_port)));
     out
+}
+
+/// In ports capture each inbound listener serves one workload port on a port of its own, so
+/// port conditions are resolved at generation time (see [`rbac::Rules::pin_destination_port`]);
+/// with iptables capture the connection's original destination port is the workload port.
+fn pinned_port(proxy: &ProxyNode, app_port: u16) -> Option<u16> {
+    matches!(proxy.capture, mast_model::CaptureMode::Ports { .. }).then_some(app_port)
 }
 
 /// The network RBAC filters for an inbound TCP chain of `proxy` serving `app_port`, in the
@@ -71,8 +78,8 @@ pub fn inbound_http_filters(
 pub fn inbound_network_filters(
     snapshot: &MeshSnapshot,
     proxy: &ProxyNode,
-    _app_port: u16,
+    app_port: u16,
 ) -> Vec<Filter> {
     let sel = selection::authorization_policies(snapshot, proxy);
-    network::filters(&sel)
+    network::filters(&sel, pinned_port(proxy, app_port))
 }

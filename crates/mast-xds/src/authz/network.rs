@@ -42,7 +42,8 @@ pub fn filter(rules: &Rules, shadow_prefix: bool) -> Filter {
 }
 
 /// Every network RBAC filter for the selected policies, in order.
-pub(crate) fn filters(sel: &Selected<'_>) -> Vec<Filter> {
+/// `pinned_port`: see [`rbac::Rules::pin_destination_port`].
+pub(crate) fn filters(sel: &Selected<'_>, pinned_port: Option<u16>) -> Vec<Filter> {
     let custom = rbac::build(&sel.custom, RbacAction::Deny, true, true).map(|r| filter(&r, false));
     let rest = [
         (&sel.audit, RbacAction::Log),
@@ -51,6 +52,11 @@ pub(crate) fn filters(sel: &Selected<'_>) -> Vec<Filter> {
     ]
     .into_iter()
     .filter_map(|(policies, action)| rbac::build(policies, action, true, false))
-    .map(|r| filter(&r, true));
+    .map(move |mut r| {
+        if let Some(port) = pinned_port {
+            r.pin_destination_port(port);
+        }
+        filter(&r, true)
+    });
     custom.into_iter().chain(rest).collect()
 }

@@ -44,6 +44,47 @@ impl Rules {
     }
 }
 
+impl Rules {
+    /// Resolves every destination-port condition for a listener that serves exactly one
+    /// workload port, `port`: in ports capture each `mast_inbound_<port>` listener has a
+    /// port of its own, so the connection's local port is the listener's, not the workload
+    /// port a policy names. A condition on `port` always holds there (`any`), any other port
+    /// never does (`not any`).
+    pub(crate) fn pin_destination_port(&mut self, port: u16) {
+        for policy in self.policies.values_mut() {
+            for p in &mut policy.permissions {
+                pin(p, u32::from(port));
+            }
+        }
+    }
+}
+
+fn pin(p: &mut envoy_types::pb::envoy::config::rbac::v3::Permission, port: u32) {
+    use envoy_types::pb::envoy::config::rbac::v3::permission::Rule;
+    let fixed = match &mut p.rule {
+        Some(Rule::DestinationPort(n)) => Some(*n == port),
+        Some(Rule::DestinationPortRange(r)) => {
+            Some(i64::from(port) >= i64::from(r.start) && i64::from(port) < i64::from(r.end))
+        }
+        Some(Rule::AndRules(set) | Rule::OrRules(set)) => {
+            set.rules.iter_mut().for_each(|r| pin(r, port));
+            None
+        }
+        Some(Rule::NotRule(inner)) => {
+            pin(inner, port);
+            None
+        }
+        _ => None,
+    };
+    if let Some(holds) = fixed {
+        *p = if holds {
+            permissions::any()
+        } else {
+            permissions::not(permissions::any())
+        };
+    }
+}
+
 /// Istio's `rbacPolicyMatchNever`: `not any` on both sides.
 fn match_never() -> Policy {
     Policy {

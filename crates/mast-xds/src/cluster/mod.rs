@@ -52,7 +52,11 @@ pub fn clusters_part(snapshot: &MeshSnapshot, proxy: &ProxyNode, part: Part) -> 
             let targets = outbound_targets(snapshot, proxy);
             // Clusters are large (3.4 KB): grow the vector once.
             all.reserve_exact(targets.len() + 3);
-            all.extend(targets.iter().filter_map(|t| outbound::build(t, proxy, snapshot)));
+            all.extend(
+                targets
+                    .iter()
+                    .filter_map(|t| outbound::build(t, proxy, snapshot)),
+            );
             all.push(local::blackhole());
             all.push(local::passthrough());
             if forward_proxy::enabled(proxy, snapshot.outbound_policy(proxy)) {

@@ -12,7 +12,9 @@ use mast_config::networking::destination_rule::{
     LoadBalancerSettings, SimpleLb, Subset, TrafficPolicy,
 };
 use mast_core::Hostname;
-use mast_model::{Config, Endpoint, MeshSnapshot, Protocol, ProxyNode, Resolution, Service, ServicePort};
+use mast_model::{
+    Config, Endpoint, MeshSnapshot, Protocol, ProxyNode, Resolution, Service, ServicePort,
+};
 
 use super::outbound::{Discovery, Target, build};
 use super::policy::Policy;
@@ -88,7 +90,12 @@ fn kind(c: &Cluster) -> DiscoveryType {
 #[test]
 fn eds_cluster_defaults() {
     let svc = service(Resolution::Static, &["10.0.0.1"]);
-    let c = build(&target(&svc, None, None, Discovery::Eds), &node(), &MeshSnapshot::default()).unwrap();
+    let c = build(
+        &target(&svc, None, None, Discovery::Eds),
+        &node(),
+        &MeshSnapshot::default(),
+    )
+    .unwrap();
     assert_eq!(c.name, "outbound|80||svc.default.svc.cluster.local");
     assert_eq!(kind(&c), DiscoveryType::Eds);
     let eds = c.eds_cluster_config.as_ref().unwrap();
@@ -120,7 +127,12 @@ fn eds_cluster_defaults() {
 #[test]
 fn dns_cluster_inlines_endpoints_or_is_skipped() {
     let svc = service(Resolution::Dns, &["api.example.com"]);
-    let c = build(&target(&svc, None, None, Discovery::StrictDns), &node(), &MeshSnapshot::default()).unwrap();
+    let c = build(
+        &target(&svc, None, None, Discovery::StrictDns),
+        &node(),
+        &MeshSnapshot::default(),
+    )
+    .unwrap();
     assert_eq!(kind(&c), DiscoveryType::StrictDns);
     assert_eq!(
         c.load_assignment.as_ref().unwrap().endpoints[0]
@@ -129,7 +141,14 @@ fn dns_cluster_inlines_endpoints_or_is_skipped() {
         1
     );
     let empty = service(Resolution::Dns, &[]);
-    assert!(build(&target(&empty, None, None, Discovery::StrictDns), &node(), &MeshSnapshot::default()).is_none());
+    assert!(
+        build(
+            &target(&empty, None, None, Discovery::StrictDns),
+            &node(),
+            &MeshSnapshot::default()
+        )
+        .is_none()
+    );
 }
 
 #[test]
@@ -162,7 +181,8 @@ fn subset_cluster_carries_rule_metadata_and_merged_policy() {
             Some(&rule),
             Discovery::Eds,
         ),
-        &node(), &MeshSnapshot::default(),
+        &node(),
+        &MeshSnapshot::default(),
     )
     .unwrap();
     assert_eq!(c.name, "outbound|80|v1|svc.default.svc.cluster.local");
@@ -186,7 +206,12 @@ fn subset_cluster_carries_rule_metadata_and_merged_policy() {
 #[test]
 fn passthrough_service_is_original_dst() {
     let svc = service(Resolution::Passthrough, &[]);
-    let c = build(&target(&svc, None, None, Discovery::OriginalDst), &node(), &MeshSnapshot::default()).unwrap();
+    let c = build(
+        &target(&svc, None, None, Discovery::OriginalDst),
+        &node(),
+        &MeshSnapshot::default(),
+    )
+    .unwrap();
     assert_eq!(kind(&c), DiscoveryType::OriginalDst);
     assert_eq!(c.lb_policy, LbPolicy::ClusterProvided as i32);
     assert!(c.eds_cluster_config.is_none());
