@@ -22,7 +22,9 @@ pub struct SpiffeId {
 
 /// Why a string is not a SPIFFE identity of the `ns/<ns>/sa/<sa>` form.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{input:?} is not a SPIFFE identity of the form spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>")]
+#[error(
+    "{input:?} is not a SPIFFE identity of the form spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>"
+)]
 pub struct SpiffeIdError {
     input: String,
 }

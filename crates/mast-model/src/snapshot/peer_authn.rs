@@ -368,7 +368,10 @@ status: {{podIP: 10.0.0.1}}
             let ep = &web.endpoints_for(80)[0];
             snap.endpoint_accepts_mtls(ep)
         };
-        assert!(accepts(&yaml("")), "a sidecar endpoint gets mTLS by default");
+        assert!(
+            accepts(&yaml("")),
+            "a sidecar endpoint gets mTLS by default"
+        );
         let ns_disable = pa("default", "d", "{mtls: {mode: DISABLE}}");
         assert!(!accepts(&yaml(&ns_disable)), "namespace DISABLE: plaintext");
         let port_disable = pa(
@@ -376,7 +379,10 @@ status: {{podIP: 10.0.0.1}}
             "p",
             "{selector: {matchLabels: {app: web}}, mtls: {mode: STRICT}, portLevelMtls: {8080: {mode: DISABLE}}}",
         );
-        assert!(!accepts(&yaml(&port_disable)), "port-level DISABLE on the target port");
+        assert!(
+            !accepts(&yaml(&port_disable)),
+            "port-level DISABLE on the target port"
+        );
         let strict = pa("default", "s", "{mtls: {mode: STRICT}}");
         assert!(accepts(&yaml(&strict)));
     }

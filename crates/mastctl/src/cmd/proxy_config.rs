@@ -41,7 +41,8 @@ pub struct Args {
     /// What to show.
     #[arg(value_enum)]
     section: Section,
-    /// The proxy: `<workload>.<namespace>` or its node id (optional with --admin).
+    /// The proxy: `<workload>.<namespace>`, a local mesh's workload name, or its node id
+    /// (optional with --admin).
     proxy: Option<String>,
     /// mastd's monitoring address, to find the proxy.
     /// [default: the running local mesh's (mastctl up), else 127.0.0.1:15014]
@@ -59,10 +60,7 @@ pub struct Args {
 pub fn run(args: &Args) -> anyhow::Result<i32> {
     let admin = match (&args.admin, &args.proxy) {
         (Some(a), _) => a.clone(),
-        (None, Some(p)) => super::proxy_status::admin_address(
-            &crate::local::mastd_address(args.mastd.as_deref()),
-            p,
-        )?,
+        (None, Some(p)) => admin_address(args.mastd.as_deref(), p)?,
         (None, None) => bail!("name a proxy (as proxy-status shows it) or give --admin ADDR"),
     };
     let dump: Value = http::get_json(&admin, "/config_dump").with_context(|| {
@@ -104,6 +102,28 @@ pub fn run(args: &Args) -> anyhow::Result<i32> {
         }
     }
     Ok(crate::exit::OK)
+}
+
+/// Where the admin interface of `proxy` listens, as mastd (`mastd`, else the local mesh's)
+/// knows it; `proxy` as [`proxy_name`] takes it.
+pub(crate) fn admin_address(mastd: Option<&str>, proxy: &str) -> anyhow::Result<String> {
+    let name = proxy_name(mastd, proxy);
+    super::proxy_status::admin_address(&crate::local::mastd_address(mastd), &name)
+}
+
+/// The proxy's name as proxy-status shows it: `proxy` itself, except that without `--mastd`
+/// a bare workload name of the running local mesh (`httpbin`) stands for
+/// `httpbin.<its namespace>`, as `mastctl exec` takes it.
+pub(crate) fn proxy_name(mastd: Option<&str>, proxy: &str) -> String {
+    let local = || {
+        if mastd.is_some() || proxy.contains('.') || proxy.contains('~') {
+            return None;
+        }
+        let (_, state) = crate::local::state::find(None).ok()?;
+        let w = state.workload(proxy).ok()?;
+        Some(format!("{}.{}", w.name, w.namespace))
+    };
+    local().unwrap_or_else(|| proxy.to_owned())
 }
 
 /// The config_dump entry whose `@type` ends with `suffix`.
@@ -432,6 +452,14 @@ fn endpoint_table(clusters: &Value) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn names_with_a_namespace_or_a_mastd_are_taken_as_given() {
+        assert_eq!(proxy_name(None, "httpbin.foo"), "httpbin.foo");
+        assert_eq!(proxy_name(Some("127.0.0.1:1"), "httpbin"), "httpbin");
+        let id = "sidecar~127.0.0.1~httpbin~foo";
+        assert_eq!(proxy_name(None, id), id);
+    }
 
     fn dump() -> Value {
         json!({"configs": [

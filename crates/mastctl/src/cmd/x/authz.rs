@@ -36,7 +36,8 @@ pub enum Action {
 /// `mastctl x authz check` arguments.
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
-    /// The workload (`name.namespace`, as proxy-status shows it) or its proxy id.
+    /// The workload (`name.namespace`, as proxy-status shows it; a bare name of the local
+    /// mesh's workloads) or its proxy id.
     pub workload: String,
     /// mastd's monitoring address, to find the proxy.
     /// [default: the running local mesh's (mastctl up), else 127.0.0.1:15014]
@@ -53,34 +54,32 @@ pub struct CheckArgs {
 /// Runs `mastctl x authz`.
 pub fn run(args: &Args) -> anyhow::Result<i32> {
     let Action::Check(a) = &args.action;
+    let workload = crate::cmd::proxy_config::proxy_name(a.mastd.as_deref(), &a.workload);
     let admin = match &a.admin {
         Some(addr) => addr.clone(),
-        None => crate::cmd::proxy_status::admin_address(
-            &crate::local::mastd_address(a.mastd.as_deref()),
-            &a.workload,
-        )?,
+        None => crate::cmd::proxy_config::admin_address(a.mastd.as_deref(), &workload)?,
     };
     let dump = http::get_json(&admin, "/config_dump").with_context(|| {
         format!("reading /config_dump from the proxy's admin interface at {admin}")
     })?;
-    println!("Checked the RBAC filters of {} ({admin}):", a.workload);
+    println!("Checked the RBAC filters of {workload} ({admin}):");
     print!("{}", rbac_table(&rbac_policies(&dump)));
     let dir = a.config_dir.clone().or_else(local_dir);
     if let Some(dir) = dir {
-        let (ns, labels) = node_identity(&dump, &a.workload);
+        let (ns, labels) = node_identity(&dump, &workload);
         println!();
         println!(
-            "AuthorizationPolicies in {} selecting {} (namespace {ns}):",
-            dir.display(),
-            a.workload
+            "AuthorizationPolicies in {} selecting {workload} (namespace {ns}):",
+            dir.display()
         );
         print!("{}", folder_table(&dir, &ns, labels.as_ref())?);
     }
     Ok(crate::exit::OK)
 }
 
+/// The running local mesh's folder: `$MAST_STATE_FILE`'s, else the most recent live one's.
 fn local_dir() -> Option<PathBuf> {
-    crate::local::state::latest().map(|(_, s)| s.dir)
+    crate::local::state::find(None).ok().map(|(_, s)| s.dir)
 }
 
 /// One row: (action, `name.namespace` of the policy) → number of rules.
