@@ -313,12 +313,7 @@ impl Mesh {
             if version != target.0 {
                 target = (version, Instant::now());
             }
-            let sync = self
-                .monitoring
-                .proxy_sync(node_id)
-                .await
-                .ok()
-                .flatten();
+            let sync = self.monitoring.proxy_sync(node_id).await.ok().flatten();
             if let Some(s) = &sync {
                 streak = if s.synced_at(version) { streak + 1 } else { 0 };
                 let unpushed = s.newest_sent().is_none_or(|v| v < version);

@@ -93,10 +93,8 @@ impl Workload {
         let mut process = tokio::task::spawn_blocking(move || ProxyProcess::start(options))
             .await?
             .with_context(|| format!("starting {name}'s sidecar"))?;
-        let reaper = Reaper::watch_and_remove(
-            process.guard_mut().pid(),
-            &[process.dir().to_path_buf()],
-        )?;
+        let reaper =
+            Reaper::watch_and_remove(process.guard_mut().pid(), &[process.dir().to_path_buf()])?;
         let outbound = process.outbound_addr();
         let inbound = spec.app_port.and_then(|p| process.inbound_addr(p));
         let node_id = process.ports().node_id.clone();
@@ -183,7 +181,9 @@ impl Workload {
     /// `default` secret's inline chain), when it has one.
     pub async fn certificate(&self) -> Option<String> {
         let admin = self.admin();
-        let r = mast_test_support::http_get_direct(admin, "/config_dump", &[]).await.ok()?;
+        let r = mast_test_support::http_get_direct(admin, "/config_dump", &[])
+            .await
+            .ok()?;
         let dump: serde_json::Value = serde_json::from_slice(&r.body).ok()?;
         let configs = dump.get("configs")?.as_array()?;
         configs
@@ -193,7 +193,9 @@ impl Workload {
             .find(|s| s.get("name").and_then(|n| n.as_str()) == Some("default"))
             .and_then(|s| {
                 s.pointer("/secret/tls_certificate/certificate_chain/inline_bytes")
-                    .or_else(|| s.pointer("/secret/tls_certificate/certificate_chain/inline_string"))
+                    .or_else(|| {
+                        s.pointer("/secret/tls_certificate/certificate_chain/inline_string")
+                    })
             })
             .and_then(|v| v.as_str())
             .map(str::to_owned)
@@ -202,6 +204,11 @@ impl Workload {
     /// The sidecar's last log lines and problems.
     pub fn log(&self) -> String {
         let p = self.process.lock();
-        format!("--- {} sidecar\n{}\n{}", self.spec.name, p.log_tail(), p.problems(40))
+        format!(
+            "--- {} sidecar\n{}\n{}",
+            self.spec.name,
+            p.log_tail(),
+            p.problems(40)
+        )
     }
 }

@@ -42,13 +42,24 @@ fn policy(name: &str, app: &str, body: &str) -> String {
 async fn allow_principal_lets_one_client_in(proxy: Proxy) {
     let mesh = shared(&MESH, proxy).await;
     let body = "  action: ALLOW\n  rules:\n  - from:\n    - source:\n        principals: [cluster.local/ns/default/sa/client]\n";
-    let (_app, _srv) = server(mesh, "allow-svc", &policy("allow-client", "allow-svc", body)).await;
+    let (_app, _srv) = server(
+        mesh,
+        "allow-svc",
+        &policy("allow-client", "allow-svc", body),
+    )
+    .await;
     let other = Workload::start(mesh, WorkloadSpec::client("intruder", "intruder"))
         .await
         .unwrap();
     mesh.wait_synced().await.unwrap();
     let ok = mesh.get("http://allow-svc/", &[]).await.unwrap();
-    assert_eq!(ok.status, 200, "the allowed client: {}{}", ok.text(), mesh.explain().await);
+    assert_eq!(
+        ok.status,
+        200,
+        "the allowed client: {}{}",
+        ok.text(),
+        mesh.explain().await
+    );
     let denied = other.get("http://allow-svc/", &[]).await.unwrap();
     assert!(
         denied.status == 403 && denied.text() == "RBAC: access denied",
@@ -60,14 +71,24 @@ async fn allow_principal_lets_one_client_in(proxy: Proxy) {
 
 async fn deny_on_a_path_prefix(proxy: Proxy) {
     let mesh = shared(&MESH, proxy).await;
-    let body = "  action: DENY\n  rules:\n  - to:\n    - operation:\n        paths: [\"/admin*\"]\n";
+    let body =
+        "  action: DENY\n  rules:\n  - to:\n    - operation:\n        paths: [\"/admin*\"]\n";
     let (_app, _srv) = server(mesh, "deny-svc", &policy("deny-admin", "deny-svc", body)).await;
     let admin = mesh.get("http://deny-svc/admin/users", &[]).await.unwrap();
-    assert_eq!(admin.status, 403, "{}{}", admin.text(), mesh.explain().await);
+    assert_eq!(
+        admin.status,
+        403,
+        "{}{}",
+        admin.text(),
+        mesh.explain().await
+    );
     let public = mesh.get("http://deny-svc/public", &[]).await.unwrap();
     assert_eq!(public.status, 200);
     // Istio normalises the path before matching: dot segments cannot sneak past the rule.
-    let sneaky = mesh.get("http://deny-svc/public/../admin/users", &[]).await.unwrap();
+    let sneaky = mesh
+        .get("http://deny-svc/public/../admin/users", &[])
+        .await
+        .unwrap();
     assert_eq!(sneaky.status, 403, "normalised path /admin/users is denied");
 }
 
@@ -75,19 +96,36 @@ async fn when_on_a_header(proxy: Proxy) {
     let mesh = shared(&MESH, proxy).await;
     let body = "  action: ALLOW\n  rules:\n  - when:\n    - key: request.headers[x-pass]\n      values: [let-me-in]\n";
     let (_app, _srv) = server(mesh, "when-svc", &policy("when-header", "when-svc", body)).await;
-    let with = mesh.get("http://when-svc/", &[("x-pass", "let-me-in")]).await.unwrap();
+    let with = mesh
+        .get("http://when-svc/", &[("x-pass", "let-me-in")])
+        .await
+        .unwrap();
     assert_eq!(with.status, 200, "{}{}", with.text(), mesh.explain().await);
     let without = mesh.get("http://when-svc/", &[]).await.unwrap();
     assert_eq!(without.status, 403);
-    let wrong = mesh.get("http://when-svc/", &[("x-pass", "nope")]).await.unwrap();
+    let wrong = mesh
+        .get("http://when-svc/", &[("x-pass", "nope")])
+        .await
+        .unwrap();
     assert_eq!(wrong.status, 403);
 }
 
 async fn empty_spec_denies_all_and_empty_rule_allows_all(proxy: Proxy) {
     let mesh = shared(&MESH, proxy).await;
-    let (_app, _srv) = server(mesh, "all-svc", &policy("deny-all", "all-svc", "  action: ALLOW\n")).await;
+    let (_app, _srv) = server(
+        mesh,
+        "all-svc",
+        &policy("deny-all", "all-svc", "  action: ALLOW\n"),
+    )
+    .await;
     let r = mesh.get("http://all-svc/", &[]).await.unwrap();
-    assert_eq!(r.status, 403, "an ALLOW policy without rules denies all: {}{}", r.text(), mesh.explain().await);
+    assert_eq!(
+        r.status,
+        403,
+        "an ALLOW policy without rules denies all: {}{}",
+        r.text(),
+        mesh.explain().await
+    );
     let allow_all = policy("allow-all", "all-svc", "  rules:\n  - {}\n");
     mesh.apply("all-policy.yaml", &allow_all).await.unwrap();
     // Both policies exist now; `rules: [{}]` matches every request, so it is allowed.
@@ -108,16 +146,34 @@ async fn jwt_valid_forged_missing(proxy: Proxy) {
     let (_app, _srv) = server(mesh, "jwt-svc", &ra).await;
     let token = issuer.token("alice", serde_json::json!({})).unwrap();
     let bearer = format!("Bearer {token}");
-    let valid = mesh.get("http://jwt-svc/", &[("authorization", &bearer)]).await.unwrap();
-    assert_eq!(valid.status, 200, "valid token: {}{}", valid.text(), mesh.explain().await);
-    let forged = forge(&token, &serde_json::json!({"iss": issuer.iss, "sub": "mallory", "exp": 4_000_000_000u64}));
+    let valid = mesh
+        .get("http://jwt-svc/", &[("authorization", &bearer)])
+        .await
+        .unwrap();
+    assert_eq!(
+        valid.status,
+        200,
+        "valid token: {}{}",
+        valid.text(),
+        mesh.explain().await
+    );
+    let forged = forge(
+        &token,
+        &serde_json::json!({"iss": issuer.iss, "sub": "mallory", "exp": 4_000_000_000u64}),
+    );
     let forged = mesh
-        .get("http://jwt-svc/", &[("authorization", &format!("Bearer {forged}"))])
+        .get(
+            "http://jwt-svc/",
+            &[("authorization", &format!("Bearer {forged}"))],
+        )
         .await
         .unwrap();
     assert_eq!(forged.status, 401, "forged token");
     let missing = mesh.get("http://jwt-svc/", &[]).await.unwrap();
-    assert_eq!(missing.status, 200, "no token passes RequestAuthentication alone");
+    assert_eq!(
+        missing.status, 200,
+        "no token passes RequestAuthentication alone"
+    );
     let require = policy(
         "require-jwt",
         "jwt-svc",
@@ -126,7 +182,10 @@ async fn jwt_valid_forged_missing(proxy: Proxy) {
     mesh.apply("jwt-require.yaml", &require).await.unwrap();
     let missing = mesh.get("http://jwt-svc/", &[]).await.unwrap();
     assert_eq!(missing.status, 403, "a policy asks for a request principal");
-    let valid = mesh.get("http://jwt-svc/", &[("authorization", &bearer)]).await.unwrap();
+    let valid = mesh
+        .get("http://jwt-svc/", &[("authorization", &bearer)])
+        .await
+        .unwrap();
     assert_eq!(valid.status, 200, "valid token with the policy");
 }
 
@@ -142,13 +201,18 @@ async fn jwks_uri_is_fetched_by_mastd(proxy: Proxy) {
         uri = jwks.url()
     );
     let (_app, _srv) = server(mesh, "jwturi-svc", &ra).await;
-    let token = issuer.token("bob", serde_json::json!({"team": "blue"})).unwrap();
+    let token = issuer
+        .token("bob", serde_json::json!({"team": "blue"}))
+        .unwrap();
     let bearer = format!("Bearer {token}");
     // mastd fetches the document when the rule appears and pushes it inlined: poll briefly.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let mut last = None;
     while std::time::Instant::now() < deadline {
-        let r = mesh.get("http://jwturi-svc/", &[("authorization", &bearer)]).await.unwrap();
+        let r = mesh
+            .get("http://jwturi-svc/", &[("authorization", &bearer)])
+            .await
+            .unwrap();
         if r.status == 200 {
             last = Some(r);
             break;
@@ -157,13 +221,26 @@ async fn jwks_uri_is_fetched_by_mastd(proxy: Proxy) {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     let r = last.unwrap();
-    assert_eq!(r.status, 200, "valid token via jwksUri ({} fetches): {}{}", jwks.hits(), r.text(), mesh.explain().await);
+    assert_eq!(
+        r.status,
+        200,
+        "valid token via jwksUri ({} fetches): {}{}",
+        jwks.hits(),
+        r.text(),
+        mesh.explain().await
+    );
     let payload = r.header("x-echo-x-jwt-payload").unwrap_or_default();
-    assert!(!payload.is_empty(), "outputPayloadToHeader sets x-jwt-payload");
+    assert!(
+        !payload.is_empty(),
+        "outputPayloadToHeader sets x-jwt-payload"
+    );
     let other = Issuer::new("https://uri-issuer.e2e.mast").unwrap();
     let foreign = other.token("bob", serde_json::json!({})).unwrap();
     let r = mesh
-        .get("http://jwturi-svc/", &[("authorization", &format!("Bearer {foreign}"))])
+        .get(
+            "http://jwturi-svc/",
+            &[("authorization", &format!("Bearer {foreign}"))],
+        )
         .await
         .unwrap();
     assert_eq!(r.status, 401, "a token signed by another key");
@@ -173,9 +250,12 @@ async fn tcp_deny_closes_the_connection(proxy: Proxy) {
     use mast_e2e::traffic::{connect_tunnel, exchange};
     let mesh = shared(&MESH, proxy).await;
     let app = mast_test_support::TcpEchoServer::start("tcp-v1").unwrap();
-    let sidecar = Workload::start(mesh, WorkloadSpec::server("tcpauthz-svc", "tcpauthz-svc", app.port()))
-        .await
-        .unwrap();
+    let sidecar = Workload::start(
+        mesh,
+        WorkloadSpec::server("tcpauthz-svc", "tcpauthz-svc", app.port()),
+    )
+    .await
+    .unwrap();
     let files = yaml::docs(&[
         yaml::service("tcpauthz-svc", &[("tcp", 9000)]),
         sidecar.entry("tcpauthz-svc", "tcp"),
@@ -189,17 +269,61 @@ async fn tcp_deny_closes_the_connection(proxy: Proxy) {
         let mut stream = connect_tunnel(mesh.outbound(), "tcpauthz-svc:9000", timeout)
             .await
             .map_err(|e| format!("{e:#}"))?;
-        exchange(&mut stream, b"ping\n", 12, timeout).await.map_err(|e| format!("{e:#}"))
+        exchange(&mut stream, b"ping\n", 12, timeout)
+            .await
+            .map_err(|e| format!("{e:#}"))
     };
     let before = echo().await;
-    assert_eq!(before.as_deref(), Ok(&b"tcp-v1\nping\n"[..]), "before the policy{}\n{}", mesh.explain().await, sidecar.log());
+    assert_eq!(
+        before.as_deref(),
+        Ok(&b"tcp-v1\nping\n"[..]),
+        "before the policy{}\n{}",
+        mesh.explain().await,
+        sidecar.log()
+    );
     let body = "  action: DENY\n  rules:\n  - from:\n    - source:\n        principals: [cluster.local/ns/default/sa/client]\n";
-    mesh.apply("tcpauthz-policy.yaml", &policy("tcp-deny", "tcpauthz-svc", body)).await.unwrap();
+    mesh.apply(
+        "tcpauthz-policy.yaml",
+        &policy("tcp-deny", "tcpauthz-svc", body),
+    )
+    .await
+    .unwrap();
     let after = echo().await;
     assert!(
         after.as_ref().is_ok_and(Vec::is_empty) || after.is_err(),
         "denied: the connection is closed without data, got {after:?}"
     );
+}
+
+async fn port_conditions_name_the_workload_port(proxy: Proxy) {
+    let mesh = shared(&MESH, proxy).await;
+    let app = EchoServer::start("port-svc").unwrap();
+    let port = app.port();
+    // `ports` names the port the workload listens on, whatever port the sidecar's own
+    // listener has (in ports capture they differ).
+    let body = format!(
+        "  action: DENY\n  rules:\n  - to:\n    - operation:\n        ports: [\"{port}\"]\n        paths: [\"/blocked*\"]\n  \
+         - to:\n    - operation:\n        ports: [\"1\"]\n        paths: [\"/other-port*\"]\n"
+    );
+    let sidecar = Workload::start(mesh, WorkloadSpec::server("port-svc", "port-svc", port))
+        .await
+        .unwrap();
+    let files = yaml::docs(&[
+        yaml::service("port-svc", &[("http", 80)]),
+        sidecar.entry("port-svc", "http"),
+        policy("port-deny", "port-svc", &body),
+    ]);
+    mesh.apply("port-svc.yaml", &files).await.unwrap();
+    let blocked = mesh.get("http://port-svc/blocked/x", &[]).await.unwrap();
+    assert_eq!(
+        blocked.status,
+        403,
+        "{}{}",
+        blocked.text(),
+        mesh.explain().await
+    );
+    let other = mesh.get("http://port-svc/other-port/x", &[]).await.unwrap();
+    assert_eq!(other.status, 200, "a rule for another port does not apply");
 }
 
 mast_e2e::both! {
@@ -210,4 +334,5 @@ mast_e2e::both! {
     jwt_valid_forged_missing,
     jwks_uri_is_fetched_by_mastd,
     tcp_deny_closes_the_connection,
+    port_conditions_name_the_workload_port,
 }

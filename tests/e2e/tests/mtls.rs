@@ -43,7 +43,9 @@ fn peer_authn(app: &str, mode: &str, port_level: &str) -> String {
 
 /// A plaintext request straight to the server's sidecar (a client without a sidecar).
 async fn plaintext(sidecar: &Workload) -> Result<u16, String> {
-    let addr = sidecar.inbound().expect("server sidecar has an inbound listener");
+    let addr = sidecar
+        .inbound()
+        .expect("server sidecar has an inbound listener");
     HttpRequest::get(&format!("http://{addr}/"))
         .timeout(Duration::from_secs(5))
         .direct(addr)
@@ -56,9 +58,14 @@ async fn strict_refuses_plaintext_and_lets_sidecars_in(proxy: Proxy) {
     let mesh = shared(&MESH, proxy).await;
     let (_app, sidecar) = server(mesh, "strict-svc", &peer_authn("strict-svc", "STRICT", "")).await;
     let r = mesh.get("http://strict-svc/", &[]).await.unwrap();
-    let xfcc = r.header("x-echo-x-forwarded-client-cert").unwrap_or("").to_owned();
+    let xfcc = r
+        .header("x-echo-x-forwarded-client-cert")
+        .unwrap_or("")
+        .to_owned();
     assert!(
-        r.status == 200 && r.trimmed() == "strict-svc" && xfcc.contains(&format!("URI={CLIENT_ID}")),
+        r.status == 200
+            && r.trimmed() == "strict-svc"
+            && xfcc.contains(&format!("URI={CLIENT_ID}")),
         "sidecar client: status {} body {:?} xfcc {xfcc:?}{}\n{}",
         r.status,
         r.text(),
@@ -93,7 +100,12 @@ async fn permissive_accepts_both(proxy: Proxy) {
 
 async fn disable_is_plaintext(proxy: Proxy) {
     let mesh = shared(&MESH, proxy).await;
-    let (_app, sidecar) = server(mesh, "disable-svc", &peer_authn("disable-svc", "DISABLE", "")).await;
+    let (_app, sidecar) = server(
+        mesh,
+        "disable-svc",
+        &peer_authn("disable-svc", "DISABLE", ""),
+    )
+    .await;
     // No DestinationRule needed: clients see the server's DISABLE (Istio's mTLS checker).
     let r = mesh.get("http://disable-svc/", &[]).await.unwrap();
     assert!(
@@ -109,10 +121,16 @@ async fn disable_is_plaintext(proxy: Proxy) {
 async fn port_level_mtls_overrides_the_workload_mode(proxy: Proxy) {
     let mesh = shared(&MESH, proxy).await;
     let app = EchoServer::start("portlevel-svc").unwrap();
-    let port_level = format!("  portLevelMtls:\n    {}:\n      mode: PERMISSIVE\n", app.port());
-    let sidecar = Workload::start(mesh, WorkloadSpec::server("portlevel-svc", "portlevel-svc", app.port()))
-        .await
-        .unwrap();
+    let port_level = format!(
+        "  portLevelMtls:\n    {}:\n      mode: PERMISSIVE\n",
+        app.port()
+    );
+    let sidecar = Workload::start(
+        mesh,
+        WorkloadSpec::server("portlevel-svc", "portlevel-svc", app.port()),
+    )
+    .await
+    .unwrap();
     let files = yaml::docs(&[
         yaml::service("portlevel-svc", &[("http", 80)]),
         sidecar.entry("portlevel-svc", "http"),
@@ -136,7 +154,9 @@ async fn namespace_strict_covers_every_workload(proxy: Proxy) {
     let (_app, sidecar) = server(&mesh, "ns-svc", pa).await;
     let r = mesh.get("http://ns-svc/", &[]).await.unwrap();
     assert!(
-        r.status == 200 && r.header("x-echo-x-forwarded-client-cert").is_some_and(|x| x.contains(CLIENT_ID)),
+        r.status == 200
+            && r.header("x-echo-x-forwarded-client-cert")
+                .is_some_and(|x| x.contains(CLIENT_ID)),
         "status {} xfcc {:?}{}",
         r.status,
         r.header("x-echo-x-forwarded-client-cert"),
@@ -147,7 +167,10 @@ async fn namespace_strict_covers_every_workload(proxy: Proxy) {
     let mesh_wide = "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata:\n  name: default\n  \
                      namespace: istio-system\nspec:\n  mtls:\n    mode: DISABLE\n";
     mesh.apply("mesh-pa.yaml", mesh_wide).await.unwrap();
-    assert!(plaintext(&sidecar).await.is_err(), "namespace STRICT still wins");
+    assert!(
+        plaintext(&sidecar).await.is_err(),
+        "namespace STRICT still wins"
+    );
 }
 
 mast_e2e::both! {

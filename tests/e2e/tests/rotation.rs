@@ -58,15 +58,32 @@ async fn start(proxy: Proxy, ttl: &str) -> (Mesh, EchoServer, Workload, Workload
 async fn rotation_under_load_fails_nothing(proxy: Proxy) {
     let (mesh, _app, server, client) = start(proxy, "4s").await;
     let first = client.get("http://rot-svc/", &[]).await.unwrap();
-    assert_eq!(first.status, 200, "{}{}", first.text(), mesh.explain().await);
+    assert_eq!(
+        first.status,
+        200,
+        "{}{}",
+        first.text(),
+        mesh.explain().await
+    );
     let mut seen = BTreeSet::new();
-    let (sent, failures) = steady_load(&client, "http://rot-svc/", 400, Duration::from_secs(12), async || {
-        if let Some(c) = server.certificate().await {
-            seen.insert(c);
-        }
-    })
+    let (sent, failures) = steady_load(
+        &client,
+        "http://rot-svc/",
+        400,
+        Duration::from_secs(12),
+        async || {
+            if let Some(c) = server.certificate().await {
+                seen.insert(c);
+            }
+        },
+    )
     .await;
-    assert!(failures.is_empty(), "{} of {sent} requests failed: {:?}", failures.len(), &failures[..failures.len().min(5)]);
+    assert!(
+        failures.is_empty(),
+        "{} of {sent} requests failed: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
     assert!(
         seen.len() >= 3,
         "the server's certificate rotated only {} times in {sent} requests",
@@ -79,8 +96,14 @@ async fn mastd_restart_keeps_mtls_working(proxy: Proxy) {
     let r = client.get("http://rot-svc/", &[]).await.unwrap();
     assert_eq!(r.status, 200, "{}{}", r.text(), mesh.explain().await);
     mesh.kill_mastd();
-    let (sent, failures) =
-        steady_load(&client, "http://rot-svc/", 40, Duration::from_secs(5), async || {}).await;
+    let (sent, failures) = steady_load(
+        &client,
+        "http://rot-svc/",
+        40,
+        Duration::from_secs(5),
+        async || {},
+    )
+    .await;
     assert!(failures.is_empty(), "without mastd: {failures:?} of {sent}");
     mesh.restart_mastd().await.unwrap();
     mesh.wait_synced().await.unwrap();
@@ -89,10 +112,25 @@ async fn mastd_restart_keeps_mtls_working(proxy: Proxy) {
         .await
         .unwrap();
     let r = late.get("http://rot-svc/", &[]).await.unwrap();
-    assert_eq!(r.status, 200, "new client after restart: {}{}", r.text(), late.log());
-    let (sent, failures) =
-        steady_load(&client, "http://rot-svc/", 40, Duration::from_secs(5), async || {}).await;
-    assert!(failures.is_empty(), "after the restart: {failures:?} of {sent}");
+    assert_eq!(
+        r.status,
+        200,
+        "new client after restart: {}{}",
+        r.text(),
+        late.log()
+    );
+    let (sent, failures) = steady_load(
+        &client,
+        "http://rot-svc/",
+        40,
+        Duration::from_secs(5),
+        async || {},
+    )
+    .await;
+    assert!(
+        failures.is_empty(),
+        "after the restart: {failures:?} of {sent}"
+    );
 }
 
 /// Runs `mastd ca rotate-root --phase <phase>` on the mesh's CA folder.
@@ -114,7 +152,13 @@ fn rotate_root(mesh: &Mesh, phase: &str) {
 async fn root_rotation_with_an_overlap_bundle_fails_nothing(proxy: Proxy) {
     let (mesh, _app, _server, client) = start(proxy, "4s").await;
     let first = client.get("http://rot-svc/", &[]).await.unwrap();
-    assert_eq!(first.status, 200, "{}{}", first.text(), mesh.explain().await);
+    assert_eq!(
+        first.status,
+        200,
+        "{}{}",
+        first.text(),
+        mesh.explain().await
+    );
     let old_root = std::fs::read_to_string(mesh.dir().join("mastd-ca/root-cert.pem")).unwrap();
     // add: both roots trusted, old one signs; switch: new one signs; drop: only the new one.
     // Each phase lasts over two refreshes of every certificate (4 s lifetime, refresh at 2 s).
@@ -122,12 +166,23 @@ async fn root_rotation_with_an_overlap_bundle_fails_nothing(proxy: Proxy) {
     let mut sent = 0;
     for phase in ["add", "switch", "drop"] {
         rotate_root(&mesh, phase);
-        let (n, f) =
-            steady_load(&client, "http://rot-svc/", 400, Duration::from_secs(7), async || {}).await;
+        let (n, f) = steady_load(
+            &client,
+            "http://rot-svc/",
+            400,
+            Duration::from_secs(7),
+            async || {},
+        )
+        .await;
         sent += n;
         failures.extend(f.into_iter().map(|f| format!("{phase}: {f}")));
     }
-    assert!(failures.is_empty(), "{} of {sent} failed: {:?}", failures.len(), &failures[..failures.len().min(5)]);
+    assert!(
+        failures.is_empty(),
+        "{} of {sent} failed: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
     let new_root = std::fs::read_to_string(mesh.dir().join("mastd-ca/root-cert.pem")).unwrap();
     assert_ne!(old_root, new_root, "the root changed");
     // A workload started now trusts only the new root and still reaches the server.

@@ -15,7 +15,8 @@ fn strong(line: &str) -> bool {
         return false;
     };
     line.contains("TLSv1.3")
-        || (name.starts_with("ECDHE-") && (name.contains("-GCM-") || name.contains("CHACHA20-POLY1305")))
+        || (name.starts_with("ECDHE-")
+            && (name.contains("-GCM-") || name.contains("CHACHA20-POLY1305")))
 }
 
 async fn strict_port_offers_only_modern_tls(proxy: Proxy) {
@@ -25,9 +26,12 @@ async fn strict_port_offers_only_modern_tls(proxy: Proxy) {
     };
     let mesh = Mesh::start(proxy, &[]).await.unwrap();
     let app = EchoServer::start("scan-svc").unwrap();
-    let server = Workload::start(&mesh, WorkloadSpec::server("scan-svc", "scan-svc", app.port()))
-        .await
-        .unwrap();
+    let server = Workload::start(
+        &mesh,
+        WorkloadSpec::server("scan-svc", "scan-svc", app.port()),
+    )
+    .await
+    .unwrap();
     let strict = "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata:\n  name: default\n  \
                   namespace: default\nspec:\n  mtls:\n    mode: STRICT\n";
     let files = yaml::docs(&[
@@ -40,7 +44,10 @@ async fn strict_port_offers_only_modern_tls(proxy: Proxy) {
     // sslscan writes to sockets the server may already have closed: run it with SIGPIPE
     // ignored (a shell's `trap "" PIPE` is inherited through exec), or it dies mid-scan.
     let out = tokio::process::Command::new("sh")
-        .args(["-c", "trap '' PIPE; exec \"$0\" --no-colour --no-heartbleed \"$1\""])
+        .args([
+            "-c",
+            "trap '' PIPE; exec \"$0\" --no-colour --no-heartbleed \"$1\"",
+        ])
         .arg(&sslscan)
         .arg(&target)
         .output()
@@ -55,7 +62,10 @@ async fn strict_port_offers_only_modern_tls(proxy: Proxy) {
     );
     let protocol = |name: &str| {
         text.lines()
-            .find(|l| l.trim_start().starts_with(name) && (l.contains("enabled") || l.contains("disabled")))
+            .find(|l| {
+                l.trim_start().starts_with(name)
+                    && (l.contains("enabled") || l.contains("disabled"))
+            })
             .map(|l| l.contains("enabled"))
     };
     for old in ["SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1"] {
@@ -67,7 +77,10 @@ async fn strict_port_offers_only_modern_tls(proxy: Proxy) {
         .lines()
         .filter(|l| l.starts_with("Accepted") || l.starts_with("Preferred"))
         .collect();
-    assert!(!accepted.is_empty(), "sslscan listed no accepted cipher:\n{text}");
+    assert!(
+        !accepted.is_empty(),
+        "sslscan listed no accepted cipher:\n{text}"
+    );
     let weak: Vec<&&str> = accepted.iter().filter(|l| !strong(l)).collect();
     assert!(weak.is_empty(), "weak suites accepted: {weak:?}\n{text}");
 }

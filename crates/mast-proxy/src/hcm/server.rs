@@ -31,16 +31,48 @@ const MIN_BUF: usize = 8192;
 /// The per-field overhead HTTP/2 adds to a header list's size (RFC 9113 §6.5.2).
 const H2_FIELD_OVERHEAD: usize = 32;
 
-/// Serves `io` until the client closes it, or until drained.
+/// What makes a connection drain.
+#[derive(Debug)]
+pub struct Drains {
+    /// The proxy drains (SIGTERM, `/drain_listeners`).
+    pub proxy: watch::Receiver<bool>,
+    /// The listener configuration the connection was accepted under was replaced or removed.
+    pub listener: Option<watch::Receiver<bool>>,
+}
+
+/// Serves `io` until the client closes it, or until the proxy drains.
 pub async fn serve<IO>(
     io: IO,
     env: Arc<Env>,
     hcm: Arc<HcmConfig>,
     conn: ConnInfo,
-    mut draining: watch::Receiver<bool>,
+    draining: watch::Receiver<bool>,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let drains = Drains {
+        proxy: draining,
+        listener: None,
+    };
+    serve_with(io, env, hcm, conn, drains).await;
+}
+
+/// Serves `io` until the client closes it, or until drained (HTTP/1: `Connection: close`
+/// after the response in progress, idle connections closed; HTTP/2: GOAWAY).
+pub async fn serve_with<IO>(
+    io: IO,
+    env: Arc<Env>,
+    hcm: Arc<HcmConfig>,
+    conn: ConnInfo,
+    drains: Drains,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let Drains {
+        proxy: mut draining,
+        listener,
+    } = drains;
+    let mut replaced = listener;
     let codec = hcm.codec;
     let max_buf = hcm.max_request_headers_bytes.max(MIN_BUF);
     let shared = Arc::new(ConnShared::default());
@@ -70,7 +102,7 @@ pub async fn serve<IO>(
     });
     let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(connection);
-    let mut drained = *draining.borrow();
+    let mut drained = *draining.borrow() || replaced.as_ref().is_some_and(|r| *r.borrow());
     if drained {
         connection.as_mut().graceful_shutdown();
     }
@@ -88,6 +120,27 @@ pub async fn serve<IO>(
                     connection.as_mut().graceful_shutdown();
                 }
             }
+            changed = listener_replaced(&mut replaced), if !drained && replaced.is_some() => {
+                if changed {
+                    drained = true;
+                    connection.as_mut().graceful_shutdown();
+                }
+            }
+        }
+    }
+}
+
+/// Waits for the listener's `replaced` flag: `true` once it is set; `false` (and stops
+/// watching) when the configuration went away without being replaced.
+async fn listener_replaced(replaced: &mut Option<watch::Receiver<bool>>) -> bool {
+    let Some(rx) = replaced else {
+        return false;
+    };
+    match rx.changed().await {
+        Ok(()) => *rx.borrow(),
+        Err(_) => {
+            *replaced = None;
+            false
         }
     }
 }

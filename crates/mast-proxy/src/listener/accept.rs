@@ -115,7 +115,7 @@ pub async fn serve(
             peer,
             tls: None,
         };
-        return dispatch(stream, chain, conn, env, &signals).await;
+        return dispatch(stream, chain, conn, env, &signals, &target).await;
     };
     match tls.accept(stream).await {
         Ok((stream, facts)) => {
@@ -124,7 +124,7 @@ pub async fn serve(
                 peer,
                 tls: Some(Arc::new(facts)),
             };
-            dispatch(stream, chain, conn, env, &signals).await;
+            dispatch(stream, chain, conn, env, &signals, &target).await;
         }
         Err(e) => {
             tracing::debug!(listener = %target.name, chain = %chain.name, %peer, error = %e, "downstream TLS handshake failed");
@@ -134,8 +134,14 @@ pub async fn serve(
 
 /// Runs the chain's network RBAC filters (a denied connection is closed), then its terminal
 /// filter.
-async fn dispatch<IO>(io: IO, chain: &FilterChain, conn: ConnInfo, env: Arc<Env>, signals: &Signals)
-where
+async fn dispatch<IO>(
+    io: IO,
+    chain: &FilterChain,
+    conn: ConnInfo,
+    env: Arc<Env>,
+    signals: &Signals,
+    listener: &ListenerConfig,
+) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     if let Some(denied) = chain.rbac.iter().find(|r| !r.allows_connection(&conn)) {
@@ -144,7 +150,11 @@ where
     }
     match &chain.filter {
         NetworkFilter::Http(config) => {
-            hcm::server::serve(io, env, Arc::clone(config), conn, signals.draining()).await;
+            let drains = hcm::server::Drains {
+                proxy: signals.draining(),
+                listener: Some(listener.replaced.subscribe()),
+            };
+            hcm::server::serve_with(io, env, Arc::clone(config), conn, drains).await;
         }
         NetworkFilter::Tcp(config) => {
             let config = Arc::clone(config);

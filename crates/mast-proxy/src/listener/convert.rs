@@ -59,6 +59,12 @@ pub struct ListenerConfig {
     pub default_chain: Option<FilterChain>,
     /// Traffic direction.
     pub direction: Direction,
+    /// A digest of the listener's proto: an update with the same digest changes nothing.
+    pub digest: u64,
+    /// Set when this configuration is replaced or removed: HTTP connections accepted under it
+    /// drain (as Envoy drains a listener's connections on update), so policies and routes
+    /// changed by the update reach every client soon.
+    pub replaced: tokio::sync::watch::Sender<bool>,
 }
 
 /// A filter chain: its match, its TLS termination, its network RBAC filters and its
@@ -155,6 +161,8 @@ impl ListenerConfig {
             ));
         }
         Ok(Self {
+            digest: digest(l),
+            replaced: tokio::sync::watch::Sender::new(false),
             name: l.name.clone(),
             address,
             bind: l.bind_to_port.as_ref().is_none_or(|b| b.value),
@@ -170,6 +178,15 @@ impl ListenerConfig {
             },
         })
     }
+}
+
+/// A digest of a listener's wire form (prost encodes deterministically; the typed configs
+/// inside are opaque bytes as sent).
+fn digest(l: &Listener) -> u64 {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    prost::Message::encode_to_vec(l).hash(&mut h);
+    h.finish()
 }
 
 fn socket_address(a: Option<&Address>) -> Result<SocketAddr, String> {

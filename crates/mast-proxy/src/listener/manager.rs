@@ -1,8 +1,11 @@
 //! The bound listeners: applying an LDS update binds new sockets first (a bind failure
 //! rejects the whole update and changes nothing), then swaps configurations in. A listener
 //! whose address is unchanged keeps its socket and gets the new configuration for new
-//! connections; connections in flight keep the configuration they started with. Removed
-//! listeners stop accepting; their connections finish.
+//! connections; connections in flight keep the configuration they started with, and HTTP
+//! ones drain (`Connection: close` after the response in progress, HTTP/2 GOAWAY), as Envoy
+//! drains a listener's connections on update, so the next request uses the new configuration.
+//! An update identical to the running listener (a state-of-the-world push re-sends every
+//! listener) changes nothing. Removed listeners stop accepting; their connections drain.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -64,14 +67,27 @@ impl ListenerManager {
 
     /// Applies LDS: `upserts` added or replaced, `removed` dropped.
     pub fn apply(&self, upserts: Vec<ListenerConfig>, removed: &[String]) -> Result<(), String> {
-        let mut configs = self.configs.lock().clone();
+        let old = self.configs.lock().clone();
+        let mut configs = old.clone();
         for name in removed {
             configs.remove(name);
         }
         for l in upserts {
-            configs.insert(l.name.clone(), Arc::new(l));
+            let same = old.get(&l.name).is_some_and(|o| o.digest == l.digest);
+            if !same {
+                configs.insert(l.name.clone(), Arc::new(l));
+            }
         }
-        self.reconcile(configs)
+        self.reconcile(configs.clone())?;
+        for (name, before) in &old {
+            let kept = configs
+                .get(name)
+                .is_some_and(|now| Arc::ptr_eq(now, before));
+            if !kept {
+                before.replaced.send_replace(true);
+            }
+        }
+        Ok(())
     }
 
     fn reconcile(&self, configs: HashMap<String, Arc<ListenerConfig>>) -> Result<(), String> {
