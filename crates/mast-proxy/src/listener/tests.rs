@@ -43,6 +43,8 @@ fn listener(
         chains,
         default_chain: default,
         direction: Direction::Outbound,
+        digest: 0,
+        replaced: tokio::sync::watch::Sender::new(false),
     }
 }
 
