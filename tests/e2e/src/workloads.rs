@@ -212,3 +212,40 @@ impl Workload {
         )
     }
 }
+
+/// A server `name`: an echo app answering `name`, its sidecar (service account `name`) and
+/// Service `name` (port 80, `http`) with the sidecar as its endpoint, plus `extra` YAML
+/// (policies) in the same file `<name>.yaml`; applied and synced.
+pub async fn echo_server(
+    mesh: &Mesh,
+    name: &str,
+    extra: &[String],
+) -> anyhow::Result<(mast_test_support::EchoServer, Workload)> {
+    let app = mast_test_support::EchoServer::start(name)?;
+    let sidecar = Workload::start(mesh, WorkloadSpec::server(name, name, app.port())).await?;
+    let mut parts = vec![
+        crate::yaml::service(name, &[("http", 80)]),
+        sidecar.entry(name, "http"),
+    ];
+    parts.extend(extra.iter().cloned());
+    mesh.apply(&format!("{name}.yaml"), &crate::yaml::docs(&parts))
+        .await?;
+    Ok((app, sidecar))
+}
+
+/// A workload-level PeerAuthentication `app` selecting `app: <app>` with mTLS `mode` and
+/// `port_level` YAML (`  portLevelMtls: …` lines, or empty).
+pub fn peer_authentication(app: &str, mode: &str, port_level: &str) -> String {
+    format!(
+        "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata:\n  name: {app}\n  \
+         namespace: {NAMESPACE}\nspec:\n  selector:\n    matchLabels:\n      app: {app}\n  mtls:\n    mode: {mode}\n{port_level}"
+    )
+}
+
+/// An AuthorizationPolicy `name` selecting `app: <app>` with `body` (YAML under `spec:`).
+pub fn authorization_policy(name: &str, app: &str, body: &str) -> String {
+    format!(
+        "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata:\n  name: {name}\n  \
+         namespace: {NAMESPACE}\nspec:\n  selector:\n    matchLabels:\n      app: {app}\n{body}"
+    )
+}

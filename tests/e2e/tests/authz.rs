@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use mast_e2e::jwt::{Issuer, JwksServer, forge};
+use mast_e2e::workloads::{authorization_policy, echo_server, peer_authentication};
 use mast_e2e::{Mesh, Proxy, SharedMesh, Workload, WorkloadSpec, shared, yaml};
 use mast_test_support::EchoServer;
 
@@ -14,29 +15,13 @@ static MESH: SharedMesh = SharedMesh::const_new();
 
 /// A server `name` (echo app + sidecar, STRICT mTLS) behind Service `name` with `policies`.
 async fn server(mesh: &Mesh, name: &str, policies: &str) -> (EchoServer, Workload) {
-    let app = EchoServer::start(name).unwrap();
-    let sidecar = Workload::start(mesh, WorkloadSpec::server(name, name, app.port()))
-        .await
-        .unwrap();
-    let files = yaml::docs(&[
-        yaml::service(name, &[("http", 80)]),
-        sidecar.entry(name, "http"),
-        format!(
-            "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata:\n  name: {name}\n  \
-             namespace: default\nspec:\n  selector:\n    matchLabels:\n      app: {name}\n  mtls:\n    mode: STRICT\n"
-        ),
-        policies.to_owned(),
-    ]);
-    mesh.apply(&format!("{name}.yaml"), &files).await.unwrap();
-    (app, sidecar)
+    let extra = [peer_authentication(name, "STRICT", ""), policies.to_owned()];
+    echo_server(mesh, name, &extra).await.unwrap()
 }
 
 /// An AuthorizationPolicy `name` selecting `app: <app>` with `body` (YAML under `spec:`).
 fn policy(name: &str, app: &str, body: &str) -> String {
-    format!(
-        "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata:\n  name: {name}\n  \
-         namespace: default\nspec:\n  selector:\n    matchLabels:\n      app: {app}\n{body}"
-    )
+    authorization_policy(name, app, body)
 }
 
 async fn allow_principal_lets_one_client_in(proxy: Proxy) {

@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use mast_e2e::workloads::{echo_server, peer_authentication};
 use mast_e2e::{Mesh, Proxy, SharedMesh, Workload, WorkloadSpec, shared, yaml};
 use mast_test_support::{EchoServer, HttpRequest};
 
@@ -16,29 +17,13 @@ static MESH: SharedMesh = SharedMesh::const_new();
 /// The identity of the mesh's client sidecar.
 const CLIENT_ID: &str = "spiffe://cluster.local/ns/default/sa/client";
 
-/// A server `name` (echo app + sidecar) behind Service `name` (port 80, `http`), with
-/// `extra` YAML (policies) in the same file; applied and synced.
+/// A server `name` (echo app + sidecar) behind Service `name` with `extra` YAML (policies).
 async fn server(mesh: &Mesh, name: &str, extra: &str) -> (EchoServer, Workload) {
-    let app = EchoServer::start(name).unwrap();
-    let sidecar = Workload::start(mesh, WorkloadSpec::server(name, name, app.port()))
-        .await
-        .unwrap();
-    let files = yaml::docs(&[
-        yaml::service(name, &[("http", 80)]),
-        sidecar.entry(name, "http"),
-        extra.to_owned(),
-    ]);
-    mesh.apply(&format!("{name}.yaml"), &files).await.unwrap();
-    (app, sidecar)
+    echo_server(mesh, name, &[extra.to_owned()]).await.unwrap()
 }
 
-/// A workload-level PeerAuthentication for `app` with `mtls` (YAML flow mapping body) and
-/// optional port-level settings.
 fn peer_authn(app: &str, mode: &str, port_level: &str) -> String {
-    format!(
-        "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata:\n  name: {app}\n  \
-         namespace: default\nspec:\n  selector:\n    matchLabels:\n      app: {app}\n  mtls:\n    mode: {mode}\n{port_level}"
-    )
+    peer_authentication(app, mode, port_level)
 }
 
 /// A plaintext request straight to the server's sidecar (a client without a sidecar).
