@@ -29,6 +29,7 @@ pub mod error;
 pub mod hcm;
 pub mod limits;
 pub mod listener;
+pub mod matcher;
 pub mod rbac;
 pub mod route;
 pub mod signals;

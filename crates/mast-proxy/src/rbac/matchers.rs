@@ -1,219 +1,47 @@
 //! The leaf matchers RBAC (and the JWT filter's rules) use, compiled once at conversion:
-//! `StringMatcher`, `HeaderMatcher` (route API), `CidrRange`, and `MetadataMatcher` /
+//! `StringMatcher` and `safe_regex` (re-exported from [`crate::matcher`]), `HeaderMatcher`
+//! (the shared one, reading a [`Subject`]), `CidrRange`, and `MetadataMatcher` /
 //! `ValueMatcher` over dynamic metadata held as JSON (a protobuf `Struct` maps onto it).
 
-use std::borrow::Cow;
 use std::net::IpAddr;
 
 use envoy_types::pb::envoy::config::core::v3::CidrRange;
 use envoy_types::pb::envoy::config::route::v3::HeaderMatcher;
-use envoy_types::pb::envoy::config::route::v3::header_matcher::HeaderMatchSpecifier;
 use envoy_types::pb::envoy::r#type::matcher::v3::metadata_matcher::path_segment::Segment;
-use envoy_types::pb::envoy::r#type::matcher::v3::string_matcher::MatchPattern;
 use envoy_types::pb::envoy::r#type::matcher::v3::value_matcher::MatchPattern as ValuePattern;
 use envoy_types::pb::envoy::r#type::matcher::v3::{
-    MetadataMatcher, RegexMatcher, StringMatcher, ValueMatcher, double_matcher, list_matcher,
+    MetadataMatcher, ValueMatcher, double_matcher, list_matcher,
 };
-use http::HeaderName;
-use regex::Regex;
 use serde_json::Value;
+
+use crate::matcher::{self, Pseudo};
+pub use crate::matcher::{StrMatch, full_regex};
 
 use super::{Failure, Metadata, Subject, fail, join};
 
-/// Compiles an RE2 pattern that must match the whole input (Envoy's `safe_regex`).
-pub(crate) fn full_regex(path: &str, r: &RegexMatcher) -> Result<Regex, Failure> {
-    Regex::new(&format!("^(?:{})$", r.regex))
-        .map_err(|e| fail(join(path, "regex"), format!("invalid regex: {e}")))
-}
-
-/// A compiled `StringMatcher`.
+/// A compiled route-API `HeaderMatcher` ([`matcher::HeaderMatch`] reading a [`Subject`]:
+/// `host` means `:authority`, empty pseudo-headers are absent).
 #[derive(Debug, Clone)]
-pub struct StrMatch {
-    pattern: Pattern,
-    ignore_case: bool,
-}
-
-#[derive(Debug, Clone)]
-enum Pattern {
-    Exact(Box<str>),
-    Prefix(Box<str>),
-    Suffix(Box<str>),
-    Contains(Box<str>),
-    Regex(Regex),
-}
-
-impl StrMatch {
-    /// Converts a `StringMatcher` found at `path`.
-    pub fn from_proto(path: &str, m: &StringMatcher) -> Result<Self, Failure> {
-        let pattern = match &m.match_pattern {
-            Some(MatchPattern::Exact(s)) => Pattern::Exact(s.as_str().into()),
-            Some(MatchPattern::Prefix(s)) => Pattern::Prefix(s.as_str().into()),
-            Some(MatchPattern::Suffix(s)) => Pattern::Suffix(s.as_str().into()),
-            Some(MatchPattern::Contains(s)) => Pattern::Contains(s.as_str().into()),
-            Some(MatchPattern::SafeRegex(r)) => {
-                Pattern::Regex(full_regex(&join(path, "safe_regex"), r)?)
-            }
-            Some(MatchPattern::Custom(_)) => {
-                return Err(fail(join(path, "custom"), "not supported by mast-proxy"));
-            }
-            None => return Err(fail(path, "no match_pattern")),
-        };
-        Ok(StrMatch {
-            pattern,
-            ignore_case: m.ignore_case,
-        })
-    }
-
-    fn plain(pattern: Pattern) -> Self {
-        StrMatch {
-            pattern,
-            ignore_case: false,
-        }
-    }
-
-    /// Whether `v` matches (`ignore_case` is ASCII and does not apply to regexes, as Envoy).
-    pub fn matches(&self, v: &str) -> bool {
-        let ic = self.ignore_case;
-        match &self.pattern {
-            Pattern::Exact(p) => eq(v, p, ic),
-            Pattern::Prefix(p) => v.get(..p.len()).is_some_and(|head| eq(head, p, ic)),
-            Pattern::Suffix(p) => v
-                .len()
-                .checked_sub(p.len())
-                .and_then(|start| v.get(start..))
-                .is_some_and(|tail| eq(tail, p, ic)),
-            Pattern::Contains(p) => contains(v.as_bytes(), p.as_bytes(), ic),
-            Pattern::Regex(r) => r.is_match(v),
-        }
-    }
-}
-
-fn eq(a: &str, b: &str, ignore_case: bool) -> bool {
-    if ignore_case {
-        a.eq_ignore_ascii_case(b)
-    } else {
-        a == b
-    }
-}
-
-fn contains(hay: &[u8], needle: &[u8], ignore_case: bool) -> bool {
-    needle.is_empty()
-        || hay.windows(needle.len()).any(|w| {
-            if ignore_case {
-                w.eq_ignore_ascii_case(needle)
-            } else {
-                w == needle
-            }
-        })
-}
-
-/// Where a header condition reads its value.
-#[derive(Debug, Clone)]
-enum Source {
-    Method,
-    Authority,
-    Scheme,
-    Path,
-    Named(HeaderName),
-}
-
-#[derive(Debug, Clone)]
-enum HeaderCond {
-    Present(bool),
-    Str(StrMatch),
-    Range(i64, i64),
-}
-
-/// A compiled route-API `HeaderMatcher` (several values are joined with `,`, as Envoy).
-#[derive(Debug, Clone)]
-pub struct HeaderMatch {
-    source: Source,
-    cond: HeaderCond,
-    invert: bool,
-    missing_as_empty: bool,
-}
+pub struct HeaderMatch(matcher::HeaderMatch);
 
 impl HeaderMatch {
     /// Converts a `HeaderMatcher` found at `path`.
-    #[allow(deprecated)]
     pub fn from_proto(path: &str, h: &HeaderMatcher) -> Result<Self, Failure> {
-        let source = match h.name.to_ascii_lowercase().as_str() {
-            ":method" => Source::Method,
-            ":authority" | "host" => Source::Authority,
-            ":scheme" => Source::Scheme,
-            ":path" => Source::Path,
-            n if n.starts_with(':') => {
-                return Err(fail(join(path, "name"), format!("pseudo-header {n:?}")));
-            }
-            n => Source::Named(
-                HeaderName::from_bytes(n.as_bytes())
-                    .map_err(|e| fail(join(path, "name"), format!("invalid header name: {e}")))?,
-            ),
-        };
-        let s = |p: Pattern| HeaderCond::Str(StrMatch::plain(p));
-        let cond = match &h.header_match_specifier {
-            Some(HeaderMatchSpecifier::PresentMatch(p)) => HeaderCond::Present(*p),
-            Some(HeaderMatchSpecifier::StringMatch(m)) => {
-                HeaderCond::Str(StrMatch::from_proto(&join(path, "string_match"), m)?)
-            }
-            Some(HeaderMatchSpecifier::ExactMatch(v)) => s(Pattern::Exact(v.as_str().into())),
-            Some(HeaderMatchSpecifier::SafeRegexMatch(r)) => s(Pattern::Regex(full_regex(
-                &join(path, "safe_regex_match"),
-                r,
-            )?)),
-            Some(HeaderMatchSpecifier::PrefixMatch(v)) => s(Pattern::Prefix(v.as_str().into())),
-            Some(HeaderMatchSpecifier::SuffixMatch(v)) => s(Pattern::Suffix(v.as_str().into())),
-            Some(HeaderMatchSpecifier::ContainsMatch(v)) => s(Pattern::Contains(v.as_str().into())),
-            Some(HeaderMatchSpecifier::RangeMatch(r)) => HeaderCond::Range(r.start, r.end),
-            None => HeaderCond::Present(true),
-        };
-        Ok(HeaderMatch {
-            source,
-            cond,
-            invert: h.invert_match,
-            missing_as_empty: h.treat_missing_header_as_empty,
-        })
+        matcher::HeaderMatch::from_proto(path, h, true).map(HeaderMatch)
     }
 
     /// Whether the request satisfies the condition.
     pub fn matches(&self, s: &Subject<'_>) -> bool {
-        let value = self.value(s);
-        if let HeaderCond::Present(p) = self.cond {
-            return (p == value.is_some()) != self.invert;
+        fn present(v: &str) -> Option<&str> {
+            (!v.is_empty()).then_some(v)
         }
-        let value = match value {
-            Some(v) => v,
-            None if self.missing_as_empty => Cow::Borrowed(""),
-            None => return false,
+        let pseudo = Pseudo {
+            method: present(s.method),
+            authority: present(s.authority),
+            scheme: present(s.scheme),
+            path: present(s.path),
         };
-        let ok = match &self.cond {
-            HeaderCond::Str(m) => m.matches(&value),
-            HeaderCond::Range(start, end) => {
-                value.parse::<i64>().is_ok_and(|n| *start <= n && n < *end)
-            }
-            HeaderCond::Present(_) => false,
-        };
-        ok != self.invert
-    }
-
-    fn value<'r>(&self, s: &Subject<'r>) -> Option<Cow<'r, str>> {
-        let pseudo = |v: &'r str| (!v.is_empty()).then_some(Cow::Borrowed(v));
-        let name = match &self.source {
-            Source::Method => return pseudo(s.method),
-            Source::Authority => return pseudo(s.authority),
-            Source::Scheme => return pseudo(s.scheme),
-            Source::Path => return pseudo(s.path),
-            Source::Named(n) => n,
-        };
-        let mut values = s.headers.get_all(name).iter();
-        let first = values.next()?;
-        let mut out = String::from_utf8_lossy(first.as_bytes());
-        for v in values {
-            let o = out.to_mut();
-            o.push(',');
-            o.push_str(&String::from_utf8_lossy(v.as_bytes()));
-        }
-        Some(out)
+        self.0.matches(&pseudo, s.headers)
     }
 }
 

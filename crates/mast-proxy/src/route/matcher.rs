@@ -1,9 +1,7 @@
 //! Route matching (`RouteMatch`): path (prefix, exact, safe_regex, path_separated_prefix,
-//! connect_matcher), case sensitivity, headers (with Envoy's `invert_match` and
-//! `treat_missing_header_as_empty`), query parameters and `grpc`. Everything is compiled at
-//! conversion; matching a request allocates only for multi-valued headers.
-
-use std::borrow::Cow;
+//! connect_matcher), case sensitivity, headers ([`crate::matcher::HeaderMatch`], shared with
+//! RBAC, reading the request's pseudo-headers), query parameters and `grpc`. Everything is
+//! compiled at conversion; matching a request allocates only for multi-valued headers.
 
 use envoy_types::pb::envoy::config::route::v3::header_matcher::HeaderMatchSpecifier;
 use envoy_types::pb::envoy::config::route::v3::query_parameter_matcher::QueryParameterMatchSpecifier;
@@ -11,100 +9,72 @@ use envoy_types::pb::envoy::config::route::v3::route_match::PathSpecifier;
 use envoy_types::pb::envoy::config::route::v3::{HeaderMatcher, QueryParameterMatcher, RouteMatch};
 use envoy_types::pb::envoy::r#type::matcher::v3::string_matcher::MatchPattern;
 use envoy_types::pb::envoy::r#type::matcher::v3::{RegexMatcher, StringMatcher};
-use http::HeaderName;
 use regex::Regex;
 
 use super::RequestHead;
 use super::proto::{Ctx, join, set};
 use crate::error::ConfigError;
+use crate::matcher::{self, Failure, HeaderMatch, Pseudo};
 
-/// Compiles an RE2 pattern that must match the whole input (Envoy's `safe_regex` semantics).
-pub(crate) fn full_regex(ctx: Ctx<'_>, path: &str, r: &RegexMatcher) -> Result<Regex, ConfigError> {
+/// A shared matcher's failure as this RouteConfiguration's error.
+fn config_err(ctx: Ctx<'_>) -> impl Fn(Failure) -> ConfigError + '_ {
+    move |(field, reason)| ctx.err(field, reason)
+}
+
+/// Refuses the deprecated `google_re2` engine options of the regex (if any) at `path`, as route
+/// tables always have (the shared matchers accept them for RBAC).
+fn deny_google_re2(ctx: Ctx<'_>, path: &str, r: Option<&RegexMatcher>) -> Result<(), ConfigError> {
     #[allow(deprecated)]
-    ctx.deny(path, &[("google_re2", r.engine_type.is_some())])?;
-    Regex::new(&format!("^(?:{})$", r.regex)).map_err(|e| {
-        ctx.err(
-            join(path, "regex"),
-            format!("invalid regex: {}", one_line(&e)),
-        )
-    })
+    let set = r.is_some_and(|r| r.engine_type.is_some());
+    ctx.deny(path, &[("google_re2", set)])
 }
 
-/// A compiled `StringMatcher`.
-#[derive(Debug, Clone)]
-pub(crate) struct StrMatch {
-    pattern: Pattern,
-    ignore_case: bool,
+/// The regex of a `StringMatcher`, if it is one.
+fn string_regex(m: &StringMatcher) -> Option<&RegexMatcher> {
+    match &m.match_pattern {
+        Some(MatchPattern::SafeRegex(r)) => Some(r),
+        _ => None,
+    }
 }
 
-#[derive(Debug, Clone)]
-enum Pattern {
-    Exact(Box<str>),
-    Prefix(Box<str>),
-    Suffix(Box<str>),
-    Contains(Box<str>),
-    Regex(Regex),
+/// Compiles a whole-input regex ([`matcher::full_regex`] without `google_re2`).
+fn full_regex(ctx: Ctx<'_>, path: &str, r: &RegexMatcher) -> Result<Regex, ConfigError> {
+    deny_google_re2(ctx, path, Some(r))?;
+    matcher::full_regex(path, r).map_err(config_err(ctx))
 }
+
+/// Converts a `HeaderMatcher` ([`HeaderMatch`] without `google_re2`; `host` is a header).
+#[allow(deprecated)]
+fn header_match(ctx: Ctx<'_>, path: &str, h: &HeaderMatcher) -> Result<HeaderMatch, ConfigError> {
+    match &h.header_match_specifier {
+        Some(HeaderMatchSpecifier::SafeRegexMatch(r)) => {
+            deny_google_re2(ctx, &join(path, "safe_regex_match"), Some(r))?;
+        }
+        Some(HeaderMatchSpecifier::StringMatch(m)) => {
+            deny_google_re2(ctx, &join(path, "string_match.safe_regex"), string_regex(m))?;
+        }
+        _ => {}
+    }
+    HeaderMatch::from_proto(path, h, false).map_err(config_err(ctx))
+}
+
+/// A compiled `StringMatcher` ([`matcher::StrMatch`] with route errors).
+#[derive(Debug, Clone)]
+pub(crate) struct StrMatch(matcher::StrMatch);
 
 impl StrMatch {
     /// Converts a `StringMatcher`.
     pub fn from_proto(ctx: Ctx<'_>, path: &str, m: &StringMatcher) -> Result<Self, ConfigError> {
-        let pattern = match &m.match_pattern {
-            Some(MatchPattern::Exact(s)) => Pattern::Exact(s.as_str().into()),
-            Some(MatchPattern::Prefix(s)) => Pattern::Prefix(s.as_str().into()),
-            Some(MatchPattern::Suffix(s)) => Pattern::Suffix(s.as_str().into()),
-            Some(MatchPattern::Contains(s)) => Pattern::Contains(s.as_str().into()),
-            Some(MatchPattern::SafeRegex(r)) => {
-                Pattern::Regex(full_regex(ctx, &join(path, "safe_regex"), r)?)
-            }
-            Some(MatchPattern::Custom(_)) => {
-                return Err(ctx.err(join(path, "custom"), "not supported by mast-proxy"));
-            }
-            None => return Err(ctx.err(path, "no match_pattern")),
-        };
-        Ok(StrMatch {
-            pattern,
-            ignore_case: m.ignore_case,
-        })
+        deny_google_re2(ctx, &join(path, "safe_regex"), string_regex(m))?;
+        matcher::StrMatch::from_proto(path, m)
+            .map(StrMatch)
+            .map_err(config_err(ctx))
     }
 
     /// Whether `v` matches (`ignore_case` is ASCII and has no effect on regexes, as in Envoy).
     pub fn matches(&self, v: &str) -> bool {
-        let ic = self.ignore_case;
-        match &self.pattern {
-            Pattern::Exact(p) => eq(v, p, ic),
-            Pattern::Prefix(p) => {
-                v.len() >= p.len() && v.is_char_boundary(p.len()) && eq(&v[..p.len()], p, ic)
-            }
-            Pattern::Suffix(p) => {
-                let start = v.len().wrapping_sub(p.len());
-                v.len() >= p.len() && v.is_char_boundary(start) && eq(&v[start..], p, ic)
-            }
-            Pattern::Contains(p) => contains(v.as_bytes(), p.as_bytes(), ic),
-            Pattern::Regex(r) => r.is_match(v),
-        }
+        self.0.matches(v)
     }
-}
-
-fn eq(a: &str, b: &str, ignore_case: bool) -> bool {
-    if ignore_case {
-        a.eq_ignore_ascii_case(b)
-    } else {
-        a == b
-    }
-}
-
-fn contains(hay: &[u8], needle: &[u8], ignore_case: bool) -> bool {
-    if needle.is_empty() {
-        return true;
-    }
-    hay.windows(needle.len()).any(|w| {
-        if ignore_case {
-            w.eq_ignore_ascii_case(needle)
-        } else {
-            w == needle
-        }
-    })
 }
 
 /// The path part of a request: up to the first `?` or `#`.
@@ -137,134 +107,6 @@ pub(crate) enum PathMatch {
     Regex(Regex),
     SeparatedPrefix(Box<str>),
     Connect,
-}
-
-/// Where a header condition reads its value.
-#[derive(Debug, Clone)]
-enum Source {
-    Method,
-    Authority,
-    Scheme,
-    Path,
-    Named(HeaderName),
-}
-
-#[derive(Debug, Clone)]
-enum HeaderCond {
-    Present(bool),
-    Str(StrMatch),
-    /// Deprecated `exact_match`: the empty string matches any value.
-    ExactOrAny(Box<str>),
-    Range(i64, i64),
-}
-
-/// A compiled `HeaderMatcher`.
-#[derive(Debug, Clone)]
-pub(crate) struct HeaderMatch {
-    source: Source,
-    cond: HeaderCond,
-    invert: bool,
-    missing_as_empty: bool,
-}
-
-impl HeaderMatch {
-    /// Converts a `HeaderMatcher` (also used by other filters).
-    #[allow(deprecated)]
-    pub fn from_proto(ctx: Ctx<'_>, path: &str, h: &HeaderMatcher) -> Result<Self, ConfigError> {
-        let source =
-            match h.name.to_ascii_lowercase().as_str() {
-                ":method" => Source::Method,
-                ":authority" => Source::Authority,
-                ":scheme" => Source::Scheme,
-                ":path" => Source::Path,
-                n if n.starts_with(':') => {
-                    return Err(ctx.err(
-                        join(path, "name"),
-                        format!("pseudo-header {n:?} is not supported"),
-                    ));
-                }
-                n => Source::Named(HeaderName::from_bytes(n.as_bytes()).map_err(|e| {
-                    ctx.err(join(path, "name"), format!("invalid header name: {e}"))
-                })?),
-            };
-        let cond = match &h.header_match_specifier {
-            Some(HeaderMatchSpecifier::PresentMatch(p)) => HeaderCond::Present(*p),
-            Some(HeaderMatchSpecifier::StringMatch(s)) => {
-                HeaderCond::Str(StrMatch::from_proto(ctx, &join(path, "string_match"), s)?)
-            }
-            Some(HeaderMatchSpecifier::ExactMatch(s)) => HeaderCond::ExactOrAny(s.as_str().into()),
-            Some(HeaderMatchSpecifier::SafeRegexMatch(r)) => {
-                let re = full_regex(ctx, &join(path, "safe_regex_match"), r)?;
-                HeaderCond::Str(StrMatch {
-                    pattern: Pattern::Regex(re),
-                    ignore_case: false,
-                })
-            }
-            Some(HeaderMatchSpecifier::PrefixMatch(s)) => HeaderCond::Str(StrMatch {
-                pattern: Pattern::Prefix(s.as_str().into()),
-                ignore_case: false,
-            }),
-            Some(HeaderMatchSpecifier::SuffixMatch(s)) => HeaderCond::Str(StrMatch {
-                pattern: Pattern::Suffix(s.as_str().into()),
-                ignore_case: false,
-            }),
-            Some(HeaderMatchSpecifier::ContainsMatch(s)) => HeaderCond::Str(StrMatch {
-                pattern: Pattern::Contains(s.as_str().into()),
-                ignore_case: false,
-            }),
-            Some(HeaderMatchSpecifier::RangeMatch(r)) => HeaderCond::Range(r.start, r.end),
-            // Envoy: no specifier means "present".
-            None => HeaderCond::Present(true),
-        };
-        Ok(HeaderMatch {
-            source,
-            cond,
-            invert: h.invert_match,
-            missing_as_empty: h.treat_missing_header_as_empty,
-        })
-    }
-
-    /// Whether the request satisfies the condition.
-    pub fn matches(&self, req: &RequestHead<'_>) -> bool {
-        let value = self.value(req);
-        if let HeaderCond::Present(p) = self.cond {
-            return (p == value.is_some()) != self.invert;
-        }
-        let value = match value {
-            Some(v) => v,
-            None if self.missing_as_empty => Cow::Borrowed(""),
-            None => return false,
-        };
-        let ok = match &self.cond {
-            HeaderCond::Str(m) => m.matches(&value),
-            HeaderCond::ExactOrAny(e) => e.is_empty() || **e == *value,
-            HeaderCond::Range(start, end) => {
-                value.parse::<i64>().is_ok_and(|n| *start <= n && n < *end)
-            }
-            HeaderCond::Present(_) => false,
-        };
-        ok != self.invert
-    }
-
-    /// The header's value; several values are joined with `,` as Envoy does.
-    fn value<'r>(&self, req: &RequestHead<'r>) -> Option<Cow<'r, str>> {
-        let name = match &self.source {
-            Source::Method => return Some(Cow::Borrowed(req.method.as_str())),
-            Source::Authority => return Some(Cow::Borrowed(req.authority)),
-            Source::Scheme => return Some(Cow::Borrowed(req.scheme)),
-            Source::Path => return (!req.path.is_empty()).then_some(Cow::Borrowed(req.path)),
-            Source::Named(n) => n,
-        };
-        let mut values = req.headers.get_all(name).iter();
-        let first = values.next()?;
-        let mut out = String::from_utf8_lossy(first.as_bytes());
-        for v in values {
-            let s = out.to_mut();
-            s.push(',');
-            s.push_str(&String::from_utf8_lossy(v.as_bytes()));
-        }
-        Some(out)
-    }
 }
 
 /// A compiled `QueryParameterMatcher`.
@@ -349,7 +191,7 @@ impl RouteMatcher {
         let headers = headers
             .iter()
             .enumerate()
-            .map(|(i, h)| HeaderMatch::from_proto(ctx, &format!("{path}.headers[{i}]"), h))
+            .map(|(i, h)| header_match(ctx, &format!("{path}.headers[{i}]"), h))
             .collect::<Result<_, _>>()?;
         let query = query_parameters
             .iter()
@@ -376,15 +218,27 @@ impl RouteMatcher {
         };
         path_ok
             && (!self.grpc || is_grpc(req))
-            && self.headers.iter().all(|h| h.matches(req))
+            && self.headers_match(req)
             && self.query.iter().all(|q| q.matches(req.path))
+    }
+
+    /// The header conditions; the pseudo-headers are always present except an empty `:path`.
+    fn headers_match(&self, req: &RequestHead<'_>) -> bool {
+        let pseudo = Pseudo {
+            method: Some(req.method.as_str()),
+            authority: Some(req.authority),
+            scheme: Some(req.scheme),
+            path: (!req.path.is_empty()).then_some(req.path),
+        };
+        self.headers.iter().all(|h| h.matches(&pseudo, req.headers))
     }
 
     fn path_matches(&self, m: &PathMatch, path: &str) -> bool {
         let cs = self.case_sensitive;
         match m {
             PathMatch::Prefix(p) => starts_with(path, p, cs),
-            PathMatch::Exact(p) => eq(path, p, !cs),
+            PathMatch::Exact(p) if cs => path == &**p,
+            PathMatch::Exact(p) => path.eq_ignore_ascii_case(p),
             PathMatch::Regex(r) => r.is_match(path),
             PathMatch::SeparatedPrefix(p) => {
                 starts_with(path, p, cs)
@@ -429,13 +283,4 @@ fn query_match(
         cond,
         present,
     })
-}
-
-/// An error message on one line (regex errors draw a caret diagram over several lines; a
-/// NACK's `error_detail` reads better without it).
-fn one_line(e: &dyn std::fmt::Display) -> String {
-    e.to_string()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
 }
