@@ -16,6 +16,7 @@ pub mod bundle;
 pub mod client;
 pub mod duration;
 pub mod files;
+pub mod kube_auth;
 pub mod manager;
 pub mod pb;
 pub mod reload;

@@ -1,7 +1,9 @@
 //! mastd's certificate authority: loads (or creates on first start) the CA from `--ca-dir`
 //! or a plug-in `--ca-cacerts` folder, serves `IstioCertificateService` next to ADS on the
 //! xDS port, reloads the CA files when they change (root rotation), and writes a local token
-//! for every LocalWorkload into `--local-tokens`.
+//! for every LocalWorkload into `--local-tokens`. Callers authenticate with a local token or,
+//! with `--kube-token-review` (on by default in a pod), a Kubernetes service-account token
+//! reviewed by the API server.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -11,6 +13,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use mast_ca::authority::{CaOptions, CertificateAuthority};
 use mast_ca::files::{ensure_dir, write_atomic};
+use mast_ca::kube_auth::{KubeAuthConfig, KubeTokenReviewAuthenticator};
 use mast_ca::server::{Authenticator, CaMetrics, CaService, LocalTokenAuthenticator, SharedCa};
 use mast_ca::token::TokenIssuer;
 use mast_config::Body;
@@ -89,12 +92,62 @@ pub async fn start(args: &Args) -> anyhow::Result<Ca> {
     );
     let shared = SharedCa::new(ca);
     mast_ca::reload::spawn_reloader(shared.clone(), signing_dir, opts, RELOAD_INTERVAL);
-    let auth: Vec<Arc<dyn Authenticator>> = vec![Arc::new(LocalTokenAuthenticator(tokens.clone()))];
+    let mut auth: Vec<Arc<dyn Authenticator>> =
+        vec![Arc::new(LocalTokenAuthenticator(tokens.clone()))];
+    if let Some(kube) = kube_authenticator(
+        args.kube_token_review,
+        KubeAuthConfig::in_cluster_available(),
+        KubeAuthConfig::in_cluster,
+    )? {
+        auth.push(kube);
+    }
     Ok(Ca {
         service: CaService::new(shared.clone(), auth),
         metrics: shared.metrics().clone(),
         tokens,
     })
+}
+
+/// `--kube-token-review`: whether the CA also accepts Kubernetes service-account tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum KubeTokenReview {
+    /// On when running in a pod (`KUBERNETES_SERVICE_HOST` set and the service-account token
+    /// and CA files present).
+    #[default]
+    Auto,
+    /// Always on; mastd fails to start outside a pod.
+    On,
+    /// Off: local tokens only.
+    Off,
+}
+
+/// The TokenReview authenticator `mode` asks for (`in_pod`: whether the in-cluster
+/// configuration is there; `config` reads it).
+fn kube_authenticator(
+    mode: KubeTokenReview,
+    in_pod: bool,
+    config: impl FnOnce() -> Result<KubeAuthConfig, mast_ca::kube_auth::KubeConfigError>,
+) -> anyhow::Result<Option<Arc<dyn Authenticator>>> {
+    if mode == KubeTokenReview::Off || (mode == KubeTokenReview::Auto && !in_pod) {
+        return Ok(None);
+    }
+    let built = config()
+        .and_then(KubeTokenReviewAuthenticator::new)
+        .context("--kube-token-review: the in-cluster API server configuration");
+    match built {
+        Ok(a) => {
+            tracing::info!(
+                api_server = a.api_server(),
+                "CA callers may authenticate with Kubernetes service-account tokens (TokenReview)"
+            );
+            Ok(Some(Arc::new(a)))
+        }
+        Err(e) if mode == KubeTokenReview::Auto => {
+            tracing::warn!("Kubernetes TokenReview is off: {e:#}");
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Writes `DIR/<namespace>/<name>.token` (0600) for every LocalWorkload, now and whenever
@@ -158,4 +211,41 @@ fn write_token(
         0o600,
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use mast_ca::kube_auth::{ClientToken, KubeConfigError};
+
+    use super::*;
+
+    fn not_in_pod() -> Result<KubeAuthConfig, KubeConfigError> {
+        Err(KubeConfigError::NotInCluster("KUBERNETES_SERVICE_HOST"))
+    }
+
+    fn pod() -> Result<KubeAuthConfig, KubeConfigError> {
+        let cert = rcgen::generate_simple_self_signed(vec!["10.96.0.1".to_owned()])
+            .map_err(|e| KubeConfigError::Tls(e.to_string()))?;
+        Ok(KubeAuthConfig::new(
+            "https://10.96.0.1:443",
+            cert.cert.pem(),
+            ClientToken::Static("t".into()),
+        ))
+    }
+
+    #[test]
+    fn kube_token_review_modes() -> anyhow::Result<()> {
+        use KubeTokenReview::{Auto, Off, On};
+        assert!(kube_authenticator(Off, true, pod)?.is_none());
+        assert!(kube_authenticator(Auto, false, pod)?.is_none());
+        let a = kube_authenticator(Auto, true, pod)?;
+        assert_eq!(a.map(|a| a.name()), Some("kube-token-review"));
+        assert!(kube_authenticator(On, false, pod)?.is_some());
+        // Auto with a broken in-cluster configuration: off with a warning; On: an error.
+        assert!(kube_authenticator(Auto, true, not_in_pod)?.is_none());
+        let err = kube_authenticator(On, false, not_in_pod).err();
+        let err = err.map(|e| format!("{e:#}")).unwrap_or_default();
+        assert!(err.contains("KUBERNETES_SERVICE_HOST is not set"), "{err}");
+        Ok(())
+    }
 }

@@ -81,6 +81,11 @@ pub struct Args {
     /// Write a CA token for every LocalWorkload to `DIR/<namespace>/<name>.token` (0600).
     #[arg(long, value_name = "DIR")]
     pub local_tokens: Option<PathBuf>,
+    /// Also authenticate CA callers with Kubernetes service-account tokens (a TokenReview,
+    /// audience `istio-ca`, sent to the API server with mastd's own service-account token).
+    /// `auto`: on when running in a pod.
+    #[arg(long, value_enum, env = "MAST_KUBE_TOKEN_REVIEW", default_value_t = ca::KubeTokenReview::Auto)]
+    pub kube_token_review: ca::KubeTokenReview,
 }
 
 fn main() -> anyhow::Result<()> {
