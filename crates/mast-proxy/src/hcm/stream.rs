@@ -60,9 +60,11 @@ pub async fn handle(
         parts.headers.insert("x-request-id", headers::request_id());
     }
     if !parts.headers.contains_key("x-forwarded-proto") {
+        // As Envoy: the downstream connection's scheme.
+        let scheme = if conn.tls.is_some() { "https" } else { "http" };
         parts
             .headers
-            .insert("x-forwarded-proto", HeaderValue::from_static("http"));
+            .insert("x-forwarded-proto", HeaderValue::from_static(scheme));
     }
     let outcome = route(&env, &hcm, conn, &mut parts, body, &mut entry).await;
     entry.status = outcome.response.status().as_u16();
