@@ -19,9 +19,13 @@
 //! 4. start-up: exec → first proxied 200 ([`startup`]);
 //! 5. optionally a `perf` profile of mast-proxy at 5,000 req/s ([`profile`]).
 //!
+//! With `--mtls`, the path of a meshed request instead: client → client sidecar → mutual TLS
+//! → server sidecar (STRICT) → upstream, and new TLS handshakes per second ([`mtls`]).
+//!
 //! ```text
 //! cargo build --release -p mastd -p mast-agent -p mast-proxy -p mast-bench
 //! target/release/proxy-bench --reps 3
+//! target/release/proxy-bench --mtls --reps 2 --duration 10 --throughput-duration 5
 //! ```
 
 #[path = "bounded.rs"]
@@ -30,6 +34,8 @@ mod bounded;
 mod load;
 #[path = "proxy/mesh.rs"]
 mod mesh;
+#[path = "proxy/mtls/mod.rs"]
+mod mtls;
 #[path = "proxy/phases.rs"]
 mod phases;
 #[path = "proxy/procs.rs"]
@@ -100,6 +106,22 @@ pub struct Args {
     /// Threads of the load generator's runtime.
     #[arg(long, default_value_t = 1)]
     pub client_threads: usize,
+    /// Benchmark sidecar-to-sidecar mutual TLS (client sidecar → server sidecar, STRICT)
+    /// instead of one sidecar hop.
+    #[arg(long)]
+    pub mtls: bool,
+    /// mTLS mode: seconds of each handshake run.
+    #[arg(long, default_value_t = 5)]
+    pub handshake_secs: u64,
+    /// mTLS mode: handshakes in flight at a time.
+    #[arg(long, default_value_t = 8)]
+    pub handshake_concurrency: usize,
+    /// mTLS mode: threads of the handshake client's own runtime.
+    #[arg(long, default_value_t = 2)]
+    pub handshake_threads: usize,
+    /// mTLS mode: at most this many connections per handshake run.
+    #[arg(long, default_value_t = 500_000)]
+    pub handshake_max: u64,
     /// Internal: run the upstream server.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -154,5 +176,8 @@ fn main() -> anyhow::Result<()> {
         .worker_threads(args.client_threads.max(1))
         .enable_all()
         .build()?;
+    if args.mtls {
+        return bounded::run(&runtime, RUN_LIMIT, mtls::run(args));
+    }
     bounded::run(&runtime, RUN_LIMIT, phases::run(args))
 }

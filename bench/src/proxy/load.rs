@@ -32,8 +32,10 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DRAIN: Duration = Duration::from_secs(12);
 /// The response body size the upstream sends.
 const BODY_LEN: usize = 1024;
-/// The Host / :authority of every request.
+/// The Host / :authority of every request (unless a mode names another service).
 pub const HOST: &str = "bench-svc";
+/// The URL requested (unless a mode names another service).
+pub const URL: &str = "http://bench-svc/";
 
 /// The protocol between the client and the target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -63,6 +65,16 @@ pub struct Endpoint {
     /// otherwise origin form (`GET /` with `Host: bench-svc`). HTTP/2 always carries
     /// `:authority bench-svc`.
     pub absolute: bool,
+    /// The service's URL, `http://<host>/` ([`URL`] unless a mode names another service).
+    pub url: &'static str,
+}
+
+impl Endpoint {
+    /// The host of [`Endpoint::url`].
+    pub fn host(&self) -> &'static str {
+        let rest = self.url.strip_prefix("http://").unwrap_or(self.url);
+        rest.split('/').next().unwrap_or(HOST)
+    }
 }
 
 /// What a run measured.
@@ -173,9 +185,9 @@ impl Conn {
 
     fn request(&self, ep: Endpoint) -> Request<Empty<Bytes>> {
         let builder = match self {
-            Self::H1(_) if ep.absolute => Request::get("http://bench-svc/").header("host", HOST),
-            Self::H1(_) => Request::get("/").header("host", HOST),
-            Self::H2(_) => Request::get("http://bench-svc/"),
+            Self::H1(_) if ep.absolute => Request::get(ep.url).header("host", ep.host()),
+            Self::H1(_) => Request::get("/").header("host", ep.host()),
+            Self::H2(_) => Request::get(ep.url),
         };
         builder.body(Empty::new()).unwrap_or_default()
     }
@@ -382,6 +394,7 @@ mod tests {
             let ep = Endpoint {
                 addr,
                 absolute: false,
+                url: URL,
             };
             let out = open_loop(ep, proto, 200, 4, Duration::from_millis(500))
                 .await

@@ -267,6 +267,7 @@ impl Sidecar {
         let ep = Endpoint {
             addr: self.process.outbound_addr(),
             absolute: true,
+            url: crate::load::URL,
         };
         Target {
             id: self.id,

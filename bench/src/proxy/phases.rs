@@ -107,10 +107,12 @@ impl Bench {
                 h1: load::Endpoint {
                     addr: upstream.h1,
                     absolute: false,
+                    url: load::URL,
                 },
                 h2: load::Endpoint {
                     addr: upstream.h2,
                     absolute: false,
+                    url: load::URL,
                 },
                 pid: upstream.pid(),
             });

@@ -65,14 +65,27 @@ pub(crate) async fn accept(listener: tokio::net::TcpListener, h2: bool) {
     }
 }
 
+/// The request header asking the upstream to echo what it received as
+/// `x-forwarded-client-cert` (the mTLS mode's check), and the response header carrying it.
+pub const ECHO_XFCC: &str = "x-echo-xfcc";
+
 async fn respond(
-    _request: Request<hyper::body::Incoming>,
+    request: Request<hyper::body::Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let mut response = Response::new(Full::new(Bytes::from_static(&BODY)));
-    response.headers_mut().insert(
+    let headers = response.headers_mut();
+    headers.insert(
         hyper::header::CONTENT_TYPE,
         hyper::header::HeaderValue::from_static("text/plain"),
     );
+    if request.headers().contains_key(ECHO_XFCC) {
+        let seen = request
+            .headers()
+            .get("x-forwarded-client-cert")
+            .cloned()
+            .unwrap_or_else(|| hyper::header::HeaderValue::from_static("none"));
+        headers.insert(ECHO_XFCC, seen);
+    }
     Ok(response)
 }
 
