@@ -43,6 +43,7 @@ pub fn diff(old: &MeshSnapshot, new: &MeshSnapshot) -> Change {
         && old.sidecars == new.sidecars
         && old.peer_authentications == new.peer_authentications
         && old.authorization_policies == new.authorization_policies
+        && old.dry_run_policies == new.dry_run_policies
         && old.request_authentications == new.request_authentications
         && old.target_ports == new.target_ports
         && old.services.len() == new.services.len();

@@ -16,6 +16,9 @@ use mast_core::Hostname;
 use super::{Config, DrIndex, MeshSnapshot, SnapshotOptions, TargetPort, kube, service_entry};
 use crate::service::{Endpoint, Service};
 
+/// Istio's annotation that makes an AuthorizationPolicy log only.
+const DRY_RUN_ANNOTATION: &str = "istio.io/dry-run";
+
 /// A Pod with the metadata the loader defaulted.
 #[derive(Clone, Copy)]
 pub(super) struct PodRef<'a> {
@@ -267,6 +270,16 @@ pub(super) fn build(
     snapshot.sidecars = configs(resources, Resource::as_sidecar);
     snapshot.peer_authentications = configs(resources, Resource::as_peer_authentication);
     snapshot.authorization_policies = configs(resources, Resource::as_authorization_policy);
+    snapshot.dry_run_policies = resources
+        .iter()
+        .filter(|r| r.as_authorization_policy().is_some())
+        .filter(|r| {
+            r.annotations()
+                .get(DRY_RUN_ANNOTATION)
+                .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        })
+        .map(|r| (r.namespace().to_owned(), r.name().to_owned()))
+        .collect();
     snapshot.request_authentications = configs(resources, Resource::as_request_authentication);
     snapshot.dr_index = DrIndex::build(&snapshot.destination_rules, &options);
     snapshot.source_labels_used = snapshot

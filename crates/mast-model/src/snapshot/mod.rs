@@ -137,6 +137,8 @@ pub struct MeshSnapshot {
     pub(crate) sidecars: Vec<Config<Sidecar>>,
     pub(crate) peer_authentications: Vec<Config<PeerAuthentication>>,
     pub(crate) authorization_policies: Vec<Config<AuthorizationPolicy>>,
+    /// AuthorizationPolicies annotated `istio.io/dry-run: "true"`, as (namespace, name).
+    pub(crate) dry_run_policies: std::collections::BTreeSet<(String, String)>,
     pub(crate) request_authentications: Vec<Config<RequestAuthentication>>,
     /// `targetPort` per (host, service port), when one was declared.
     pub(crate) target_ports: HashMap<(Hostname, u16), TargetPort>,
@@ -357,6 +359,13 @@ impl MeshSnapshot {
     /// Every AuthorizationPolicy, sorted by namespace then name.
     pub fn authorization_policies(&self) -> &[Config<AuthorizationPolicy>] {
         &self.authorization_policies
+    }
+
+    /// Whether an AuthorizationPolicy is annotated `istio.io/dry-run: "true"`: it is evaluated
+    /// and logged (RBAC shadow rules) but never decides.
+    pub fn is_dry_run(&self, policy: &Config<AuthorizationPolicy>) -> bool {
+        self.dry_run_policies
+            .contains(&(policy.namespace.clone(), policy.name.clone()))
     }
 
     /// Every RequestAuthentication, sorted by namespace then name.

@@ -22,6 +22,16 @@ pub(crate) const SHADOW_STAT_PREFIX: &str = "istio_dry_run_allow_";
 
 /// The HTTP RBAC filter enforcing `rules`.
 pub fn filter(rules: &Rules, shadow_prefix: bool) -> HttpFilter {
+    filter_with_shadow(Some(rules), None, shadow_prefix)
+}
+
+/// The HTTP RBAC filter enforcing `rules` (none: it enforces nothing) and evaluating `shadow`
+/// (dry-run policies) for stats and logs only.
+pub fn filter_with_shadow(
+    rules: Option<&Rules>,
+    shadow: Option<&Rules>,
+    shadow_prefix: bool,
+) -> HttpFilter {
     let head = HttpRbac {
         shadow_rules_stat_prefix: if shadow_prefix {
             SHADOW_STAT_PREFIX.to_owned()
@@ -30,7 +40,13 @@ pub fn filter(rules: &Rules, shadow_prefix: bool) -> HttpFilter {
         },
         ..Default::default()
     };
-    let value = pack::with_nested(&head, 1, &rules.encode());
+    let mut value = prost::Message::encode_to_vec(&head);
+    if let Some(rules) = rules {
+        pack::append_nested(&mut value, 1, &rules.encode());
+    }
+    if let Some(shadow) = shadow {
+        pack::append_nested(&mut value, 2, &shadow.encode());
+    }
     HttpFilter {
         name: HTTP_RBAC_FILTER.to_owned(),
         config_type: Some(http_filter::ConfigType::TypedConfig(pack::any::<HttpRbac>(
@@ -50,19 +66,10 @@ pub(crate) fn custom_filters(sel: &Selected<'_>) -> Vec<HttpFilter> {
 
 /// The AUDIT, DENY and ALLOW filters, in that order, for the actions present.
 /// `pinned_port`: see [`rbac::Rules::pin_destination_port`].
+/// Dry-run policies (`istio.io/dry-run`) go into their action's filter as shadow rules.
 pub(crate) fn filters(sel: &Selected<'_>, pinned_port: Option<u16>) -> Vec<HttpFilter> {
-    [
-        (&sel.audit, RbacAction::Log),
-        (&sel.deny, RbacAction::Deny),
-        (&sel.allow, RbacAction::Allow),
-    ]
-    .into_iter()
-    .filter_map(|(policies, action)| rbac::build(policies, action, false, false))
-    .map(|mut r| {
-        if let Some(port) = pinned_port {
-            r.pin_destination_port(port);
-        }
-        filter(&r, true)
-    })
-    .collect()
+    rbac::rule_sets(sel, false, pinned_port)
+        .into_iter()
+        .map(|(rules, shadow)| filter_with_shadow(rules.as_ref(), shadow.as_ref(), true))
+        .collect()
 }

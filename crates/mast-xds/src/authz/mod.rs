@@ -11,13 +11,14 @@
 //! matchers), `rbac` (one action's named policies), [`http`] / [`network`] (the filters), [`jwt`]
 //! (`jwt_authn` and the JWKS keys mastd must fetch).
 //!
+//! Dry-run policies (annotation `istio.io/dry-run: "true"`, ALLOW and DENY) become their
+//! action's filter's `shadow_rules`: evaluated and counted, never deciding.
+//!
 //! Deliberate differences from Istio, all because Mast targets upstream Envoy and has no
 //! istiod-only inputs:
 //! - Request principals and claims are read from `jwt_authn`'s own dynamic metadata
 //!   (`envoy.filters.http.jwt_authn` / `payload`), as current Istio does, and no
 //!   `istio_authn` filter is emitted.
-//! - The dry-run annotation (`istio.io/dry-run`) is not seen (a snapshot carries no
-//!   annotations): every policy is enforced.
 //! - Trust domain aliases are not applied to `principals` (one trust domain).
 //! - Root namespace DENY policies share the DENY filter (Istio's separate
 //!   `istio.authorization.deny.root` instance only matters for per-route overrides).

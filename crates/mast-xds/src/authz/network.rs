@@ -32,7 +32,27 @@ pub fn filter(rules: &Rules, shadow_prefix: bool) -> Filter {
         },
         ..Default::default()
     };
-    let value = pack::with_nested(&head, 1, &rules.encode());
+    filter_from(&head, Some(rules), None)
+}
+
+/// The network RBAC filter enforcing `rules` (none: nothing) with `shadow` (dry-run) rules.
+pub fn filter_with_shadow(rules: Option<&Rules>, shadow: Option<&Rules>) -> Filter {
+    let head = NetworkRbac {
+        stat_prefix: TCP_STAT_PREFIX.to_owned(),
+        shadow_rules_stat_prefix: SHADOW_STAT_PREFIX.to_owned(),
+        ..Default::default()
+    };
+    filter_from(&head, rules, shadow)
+}
+
+fn filter_from(head: &NetworkRbac, rules: Option<&Rules>, shadow: Option<&Rules>) -> Filter {
+    let mut value = prost::Message::encode_to_vec(head);
+    if let Some(rules) = rules {
+        pack::append_nested(&mut value, 1, &rules.encode());
+    }
+    if let Some(shadow) = shadow {
+        pack::append_nested(&mut value, 2, &shadow.encode());
+    }
     Filter {
         name: NETWORK_RBAC_FILTER.to_owned(),
         config_type: Some(filter::ConfigType::TypedConfig(pack::any::<NetworkRbac>(
@@ -45,18 +65,8 @@ pub fn filter(rules: &Rules, shadow_prefix: bool) -> Filter {
 /// `pinned_port`: see [`rbac::Rules::pin_destination_port`].
 pub(crate) fn filters(sel: &Selected<'_>, pinned_port: Option<u16>) -> Vec<Filter> {
     let custom = rbac::build(&sel.custom, RbacAction::Deny, true, true).map(|r| filter(&r, false));
-    let rest = [
-        (&sel.audit, RbacAction::Log),
-        (&sel.deny, RbacAction::Deny),
-        (&sel.allow, RbacAction::Allow),
-    ]
-    .into_iter()
-    .filter_map(|(policies, action)| rbac::build(policies, action, true, false))
-    .map(move |mut r| {
-        if let Some(port) = pinned_port {
-            r.pin_destination_port(port);
-        }
-        filter(&r, true)
-    });
+    let rest = rbac::rule_sets(sel, true, pinned_port)
+        .into_iter()
+        .map(|(rules, shadow)| filter_with_shadow(rules.as_ref(), shadow.as_ref()));
     custom.into_iter().chain(rest).collect()
 }

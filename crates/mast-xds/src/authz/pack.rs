@@ -41,13 +41,11 @@ pub(crate) fn with_sorted_map<M: Message, V: Message>(
     buf
 }
 
-/// `msg`'s encoding (with field `tag` left unset) followed by `nested` as field `tag`.
-pub(crate) fn with_nested<M: Message>(msg: &M, tag: u32, nested: &[u8]) -> Vec<u8> {
-    let mut buf = msg.encode_to_vec();
-    encode_key(tag, WireType::LengthDelimited, &mut buf);
-    encode_varint(nested.len() as u64, &mut buf);
+/// Appends `nested` (an encoded message) to `buf` as field `tag`.
+pub(crate) fn append_nested(buf: &mut Vec<u8>, tag: u32, nested: &[u8]) {
+    encode_key(tag, WireType::LengthDelimited, buf);
+    encode_varint(nested.len() as u64, buf);
     buf.extend_from_slice(nested);
-    buf
 }
 
 /// An `Any` of type `T` holding `value` (already encoded).

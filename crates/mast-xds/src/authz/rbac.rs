@@ -162,6 +162,35 @@ pub(crate) fn build(
     })
 }
 
+/// The (enforced, shadow) rule sets of the AUDIT, DENY and ALLOW filters, in that order,
+/// for the actions present: dry-run DENY and ALLOW policies are the shadow rules of their
+/// action's filter. `pinned_port`: see [`Rules::pin_destination_port`].
+pub(crate) fn rule_sets(
+    sel: &super::selection::Selected<'_>,
+    for_tcp: bool,
+    pinned_port: Option<u16>,
+) -> Vec<(Option<Rules>, Option<Rules>)> {
+    let none: Vec<&Config<AuthorizationPolicy>> = Vec::new();
+    [
+        (&sel.audit, &none, RbacAction::Log),
+        (&sel.deny, &sel.dry_deny, RbacAction::Deny),
+        (&sel.allow, &sel.dry_allow, RbacAction::Allow),
+    ]
+    .into_iter()
+    .filter_map(|(enforced, dry, action)| {
+        let pin = |mut r: Rules| {
+            if let Some(port) = pinned_port {
+                r.pin_destination_port(port);
+            }
+            r
+        };
+        let rules = build(enforced, action, for_tcp, false).map(pin);
+        let shadow = build(dry, action, for_tcp, false).map(pin);
+        (rules.is_some() || shadow.is_some()).then_some((rules, shadow))
+    })
+    .collect()
+}
+
 /// Logs, once per generation, that CUSTOM policies are enforced as DENY.
 pub(crate) fn warn_custom(policies: &[&Config<AuthorizationPolicy>]) {
     for c in policies {

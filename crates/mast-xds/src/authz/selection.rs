@@ -28,6 +28,10 @@ pub struct Selected<'a> {
     pub allow: Vec<&'a Config<AuthorizationPolicy>>,
     /// AUDIT policies.
     pub audit: Vec<&'a Config<AuthorizationPolicy>>,
+    /// DENY policies in dry-run (`istio.io/dry-run: "true"`): shadow rules only.
+    pub dry_deny: Vec<&'a Config<AuthorizationPolicy>>,
+    /// ALLOW policies in dry-run: shadow rules only.
+    pub dry_allow: Vec<&'a Config<AuthorizationPolicy>>,
 }
 
 impl Selected<'_> {
@@ -37,6 +41,8 @@ impl Selected<'_> {
             && self.deny.is_empty()
             && self.allow.is_empty()
             && self.audit.is_empty()
+            && self.dry_deny.is_empty()
+            && self.dry_allow.is_empty()
     }
 }
 
@@ -110,7 +116,10 @@ pub fn authorization_policies<'a>(snapshot: &'a MeshSnapshot, proxy: &ProxyNode)
         if !applies(root, &c.namespace, spec.selector.as_ref(), &r, proxy) {
             continue;
         }
+        let dry = snapshot.is_dry_run(c);
         match spec.action() {
+            Action::Allow if dry => out.dry_allow.push(c),
+            Action::Deny if dry => out.dry_deny.push(c),
             Action::Allow => out.allow.push(c),
             Action::Deny => out.deny.push(c),
             Action::Audit => out.audit.push(c),
