@@ -311,6 +311,23 @@ async fn port_conditions_name_the_workload_port(proxy: Proxy) {
     assert_eq!(other.status, 200, "a rule for another port does not apply");
 }
 
+async fn dry_run_policies_never_decide(proxy: Proxy) {
+    let mesh = shared(&MESH, proxy).await;
+    let dry = "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata:\n  name: dry-deny\n  \
+               namespace: default\n  annotations:\n    istio.io/dry-run: \"true\"\nspec:\n  selector:\n    \
+               matchLabels:\n      app: dry-svc\n  action: DENY\n  rules:\n  - to:\n    - operation:\n        paths: [\"/dry*\"]\n";
+    let enforced = policy(
+        "real-deny",
+        "dry-svc",
+        "  action: DENY\n  rules:\n  - to:\n    - operation:\n        paths: [\"/real*\"]\n",
+    );
+    let (_app, _srv) = server(mesh, "dry-svc", &yaml::docs(&[dry.to_owned(), enforced])).await;
+    let dry = mesh.get("http://dry-svc/dry/run", &[]).await.unwrap();
+    assert_eq!(dry.status, 200, "a dry-run DENY only logs: {}{}", dry.text(), mesh.explain().await);
+    let real = mesh.get("http://dry-svc/real/thing", &[]).await.unwrap();
+    assert_eq!(real.status, 403, "the enforced DENY beside it still decides");
+}
+
 mast_e2e::both! {
     allow_principal_lets_one_client_in,
     deny_on_a_path_prefix,
@@ -320,4 +337,5 @@ mast_e2e::both! {
     jwks_uri_is_fetched_by_mastd,
     tcp_deny_closes_the_connection,
     port_conditions_name_the_workload_port,
+    dry_run_policies_never_decide,
 }
