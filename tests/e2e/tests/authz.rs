@@ -323,9 +323,18 @@ async fn dry_run_policies_never_decide(proxy: Proxy) {
     );
     let (_app, _srv) = server(mesh, "dry-svc", &yaml::docs(&[dry.to_owned(), enforced])).await;
     let dry = mesh.get("http://dry-svc/dry/run", &[]).await.unwrap();
-    assert_eq!(dry.status, 200, "a dry-run DENY only logs: {}{}", dry.text(), mesh.explain().await);
+    assert_eq!(
+        dry.status,
+        200,
+        "a dry-run DENY only logs: {}{}",
+        dry.text(),
+        mesh.explain().await
+    );
     let real = mesh.get("http://dry-svc/real/thing", &[]).await.unwrap();
-    assert_eq!(real.status, 403, "the enforced DENY beside it still decides");
+    assert_eq!(
+        real.status, 403,
+        "the enforced DENY beside it still decides"
+    );
 }
 
 mast_e2e::both! {
