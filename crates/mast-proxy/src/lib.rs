@@ -27,6 +27,7 @@ pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod hcm;
+pub mod istio_stats;
 pub mod limits;
 pub mod listener;
 pub mod matcher;

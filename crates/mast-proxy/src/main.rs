@@ -48,6 +48,11 @@ async fn run(boot: Bootstrap) -> anyhow::Result<()> {
     let signals = Signals::new();
     let mut registry = prometheus_client::registry::Registry::default();
     let stats = mast_proxy::stats::ProxyStats::register(&mut registry);
+    let identity = mast_proxy::istio_stats::Identity::from_node(&boot.spec, &boot.node.id);
+    mast_proxy::istio_stats::install(mast_proxy::istio_stats::IstioStats::register(
+        &mut registry,
+        identity,
+    ));
     let env = Arc::new(Env {
         clusters: Arc::new(ClusterManager::new()),
         routes: Arc::new(RouteStore::new()),
@@ -126,7 +131,7 @@ mod admin {
     //! Starts the admin and health servers (bound before xDS starts, so their ports are
     //! taken when the ports file says so).
     use super::*;
-    use mast_proxy::admin::{AdminState, serve_admin_on, serve_health_on};
+    use mast_proxy::admin::{AdminState, serve_admin_on, serve_health_on, serve_prometheus_on};
 
     pub async fn start(
         boot: &Bootstrap,
@@ -147,6 +152,20 @@ mod admin {
             Arc::new(boot.clone()),
         );
         let health_state = state.clone();
+        if let Some(addr) = boot.prometheus {
+            // As the admin port, but a bind failure only loses the metrics port.
+            match tokio::net::TcpListener::bind(addr).await {
+                Ok(listener) => {
+                    let state = state.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = serve_prometheus_on(listener, state).await {
+                            tracing::error!(error = %e, "metrics server stopped");
+                        }
+                    });
+                }
+                Err(e) => tracing::warn!(%addr, error = %e, "cannot bind the metrics port"),
+            }
+        }
         tokio::spawn(async move {
             if let Err(e) = serve_admin_on(admin, state).await {
                 tracing::error!(error = %e, "admin server stopped");

@@ -108,6 +108,30 @@ pub async fn serve_admin_on(listener: TcpListener, state: AdminState) -> std::io
     serve(listener, state, admin).await
 }
 
+/// Serves Istio's metrics port (15090): `GET /stats/prometheus` (the admin's text) only,
+/// until shutdown.
+pub async fn serve_prometheus_on(listener: TcpListener, state: AdminState) -> std::io::Result<()> {
+    serve(listener, state, prometheus_only).await
+}
+
+fn prometheus_only(state: &AdminState, req: &Request<Incoming>) -> Response<Body> {
+    match req.uri().path() {
+        "/stats/prometheus" => prometheus(state),
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "unknown path; try /stats/prometheus\n",
+        ),
+    }
+}
+
+fn prometheus(state: &AdminState) -> Response<Body> {
+    respond(
+        StatusCode::OK,
+        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        stats::prometheus(&state.registry, &state.xds.cache()),
+    )
+}
+
 /// Binds `addr` and serves `/healthz/ready` until shutdown.
 pub async fn serve_health(addr: SocketAddr, state: AdminState) -> std::io::Result<()> {
     serve_health_on(TcpListener::bind(addr).await?, state).await
@@ -204,11 +228,7 @@ fn admin(state: &AdminState, req: &Request<Incoming>) -> Response<Body> {
         "/clusters" if param(req, "format") == Some("json") => json(&dump::clusters_json(state)),
         "/clusters" => text(StatusCode::OK, dump::clusters_plain(state)),
         "/server_info" => json(&dump::server_info(state)),
-        "/stats/prometheus" => respond(
-            StatusCode::OK,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            stats::prometheus(&state.registry, &state.xds.cache()),
-        ),
+        "/stats/prometheus" => prometheus(state),
         "/stats" => plain_stats(state, req),
         "/quitquitquit" | "/drain_listeners" | "/healthcheck/fail" if !post => text(
             StatusCode::METHOD_NOT_ALLOWED,

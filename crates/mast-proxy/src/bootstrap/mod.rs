@@ -109,6 +109,10 @@ pub struct Args {
     /// mode; 0: pick a free port).
     #[arg(long, env = "MAST_HEALTH_PORT", default_value_t = 15021)]
     pub health_port: u16,
+    /// Istio's metrics port (`/stats/prometheus`; 0.0.0.0 in iptables mode, 127.0.0.1 in
+    /// ports mode) [default: 15090 in iptables mode, off in ports mode; 0: pick a free port].
+    #[arg(long, env = "MAST_PROMETHEUS_PORT")]
+    pub prometheus_port: Option<u16>,
     /// Worker threads.
     #[arg(long, env = "MAST_CONCURRENCY", default_value_t = 2)]
     pub concurrency: usize,
@@ -159,6 +163,8 @@ pub struct Bootstrap {
     pub admin: SocketAddr,
     /// The health address (0.0.0.0 in iptables mode, 127.0.0.1 in ports mode).
     pub health: SocketAddr,
+    /// Istio's metrics address (`/stats/prometheus`), when served.
+    pub prometheus: Option<SocketAddr>,
     /// Worker threads (at least 1).
     pub workers: usize,
     /// Where to write the ports file.
@@ -214,7 +220,16 @@ impl Args {
             wanted.push(self.outbound_port.unwrap_or(0));
             wanted.extend(self.inbound_ports.iter().map(|(_, l)| *l));
         }
+        let prometheus = match (ports_mode, self.prometheus_port) {
+            (_, Some(port)) => Some(port),
+            (false, None) => Some(ports::PROMETHEUS),
+            (true, None) => None,
+        };
+        if let Some(port) = prometheus {
+            wanted.push(port);
+        }
         let chosen = ports::plan(&wanted)?;
+        let prometheus = prometheus.and(chosen.last().copied());
         let (admin, health) = (chosen[0], chosen[1]);
         let (capture, outbound, inbound) = if ports_mode {
             let inbound: BTreeMap<u16, u16> = self
@@ -248,6 +263,7 @@ impl Args {
             xds: self.xds_address,
             admin: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), admin),
             health: SocketAddr::new(IpAddr::V4(health_ip), health),
+            prometheus: prometheus.map(|p| SocketAddr::new(IpAddr::V4(health_ip), p)),
             workers: self.concurrency,
             ports_file: self.ports_file,
             drain: self.drain_duration,

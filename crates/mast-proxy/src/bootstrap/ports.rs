@@ -14,6 +14,8 @@ use super::BootstrapError;
 pub const IPTABLES_OUTBOUND: u16 = 15001;
 /// Istio's inbound capture port (iptables mode).
 pub const IPTABLES_INBOUND: u16 = 15006;
+/// Istio's metrics port (`/stats/prometheus`), served by default in iptables mode.
+pub const PROMETHEUS: u16 = 15090;
 
 /// Replaces each 0 in `ports` by a distinct free port on 127.0.0.1. Explicit ports must be
 /// distinct; picked sockets are held until all are chosen so no two picks are equal.
@@ -55,8 +57,9 @@ fn pick(taken: &mut BTreeSet<u16>, held: &mut Vec<TcpListener>) -> Result<u16, B
 
 impl super::Bootstrap {
     /// The ports file's JSON: the agent's keys (`admin`, `outbound` — 15001 in iptables mode —,
-    /// `inbound` {"APP": N}, `capture_mode`, `node_id`) plus `health`, `pid` and `envoy_pid`
-    /// (this process, so a harness written for the agent finds it too).
+    /// `inbound` {"APP": N}, `capture_mode`, `node_id`) plus `health`, `prometheus` (when
+    /// served), `pid` and `envoy_pid` (this process, so a harness written for the agent
+    /// finds it too).
     pub fn ports_json(&self) -> Value {
         let inbound: serde_json::Map<String, Value> = self
             .inbound
@@ -69,7 +72,7 @@ impl super::Bootstrap {
             ("iptables", IPTABLES_OUTBOUND)
         };
         let pid = std::process::id();
-        json!({
+        let mut out = json!({
             "admin": self.admin.port(),
             "health": self.health.port(),
             "outbound": outbound,
@@ -78,7 +81,11 @@ impl super::Bootstrap {
             "node_id": self.node.id,
             "pid": pid,
             "envoy_pid": pid,
-        })
+        });
+        if let Some(p) = self.prometheus {
+            out["prometheus"] = json!(p.port());
+        }
+        out
     }
 
     /// Writes [`Self::ports_json`] to `path` atomically (a temporary file renamed over it).

@@ -269,3 +269,23 @@ async fn secret_manager_feeds_the_secret_store() {
     );
     handle.shutdown();
 }
+
+#[test]
+fn prometheus_port_defaults_to_15090_in_iptables_mode_and_off_in_ports_mode() {
+    let base = ["--workload", "w", "--admin-port", "0", "--health-port", "0"];
+    let b = parse(&base).resolve().unwrap();
+    assert_eq!(b.prometheus.map(|a| a.port()), Some(15090));
+    assert!(b.prometheus.unwrap().ip().is_unspecified());
+    assert!(b.ports_json().get("prometheus").is_some());
+    let mut ports = base.to_vec();
+    ports.extend(["--capture-mode", "ports"]);
+    let b = parse(&ports).resolve().unwrap();
+    assert_eq!(b.prometheus, None);
+    assert!(b.ports_json().get("prometheus").is_none());
+    ports.extend(["--prometheus-port", "0"]);
+    let b = parse(&ports).resolve().unwrap();
+    let p = b.prometheus.unwrap();
+    assert!(p.ip().is_loopback());
+    assert!(![0, b.admin.port(), b.health.port(), b.outbound].contains(&p.port()));
+    assert_eq!(b.ports_json()["prometheus"], serde_json::json!(p.port()));
+}

@@ -110,6 +110,8 @@ pub async fn forward(
     }
     dest.request_headers.apply(&mut head);
     route.request_headers.apply(&mut head);
+    let mesh = cluster.config().transports.any_tls();
+    crate::istio_stats::http::outbound_request(&dest.cluster, mesh, &mut head);
     let authority = match dest.host_rewrite.as_ref().or(fwd.host_rewrite.as_ref()) {
         Some(h) => h.to_str().unwrap_or(&req.authority).to_owned(),
         None => req.authority.clone(),
@@ -157,6 +159,7 @@ pub async fn forward(
     entry.upstream_time = Some(elapsed);
     let switching = response.status() == http::StatusCode::SWITCHING_PROTOCOLS;
     headers::strip_hop_by_hop(response.headers_mut(), switching && on_upgrade.is_some());
+    crate::istio_stats::http::upstream_response(&mut response);
     response.headers_mut().insert(
         "x-envoy-upstream-service-time",
         HeaderValue::from(elapsed as u64),

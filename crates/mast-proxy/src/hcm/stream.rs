@@ -48,6 +48,8 @@ pub async fn handle(
     let start = Instant::now();
     let (mut parts, incoming) = req.into_parts();
     let (body, received) = Counted::request(incoming);
+    let istio =
+        crate::istio_stats::http::Tracker::start(&hcm.stat_prefix, &conn.tls, &mut parts.headers);
     let mut entry = Entry {
         start: Some(SystemTime::now()),
         method: parts.method.to_string(),
@@ -70,6 +72,16 @@ pub async fn handle(
     entry.status = outcome.response.status().as_u16();
     entry.flags.insert(outcome.flags);
     entry.details = outcome.details;
+    let response = match istio {
+        Some(t) => t.finish(
+            outcome.response,
+            entry.upstream_cluster.as_deref(),
+            &entry.authority,
+            entry.flags,
+            Arc::clone(&received),
+        ),
+        None => outcome.response,
+    };
     entry.request_id = header_string(&parts.headers, "x-request-id");
     entry.user_agent = header_string(&parts.headers, "user-agent");
     entry.forwarded_for = header_string(&parts.headers, "x-forwarded-for");
@@ -79,7 +91,7 @@ pub async fn handle(
         start,
         received,
     });
-    Ok(Counted::response(outcome.response, log))
+    Ok(Counted::response(response, log))
 }
 
 fn count_hcm(

@@ -23,6 +23,7 @@ where
         tracing::debug!(cluster = name, "tcp_proxy: no such cluster");
         return;
     };
+    let mut istio = crate::istio_stats::tcp::Conn::open(name);
     let mut previous = Vec::new();
     for _ in 0..config.max_connect_attempts {
         let ctx = LbContext {
@@ -41,7 +42,13 @@ where
         };
         match endpoint.connect().await {
             Ok(mut upstream) => {
+                if let Some(c) = &mut istio {
+                    c.connected();
+                }
                 let copied = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                if let (Some(c), Ok((received, sent))) = (&mut istio, &copied) {
+                    c.bytes(*received, *sent);
+                }
                 tracing::trace!(cluster = name, ?copied, "tcp_proxy: closed");
                 return;
             }

@@ -1,0 +1,310 @@
+//! The HTTP hooks: [`Tracker::start`] when a request arrives (reads and strips the peer's
+//! metadata on inbound listeners), [`outbound_request`] / [`upstream_response`] in the
+//! router (send ours upstream, read and strip the server's), and [`Tracker::finish`] on the
+//! response, whose body then records the request's metrics when it ends.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{HeaderMap, Response};
+use http_body::{Body as HttpBody, Frame, SizeHint};
+
+use super::cache::{self, HttpHandles, HttpKey};
+use super::identity::Workload;
+use super::peer::{METADATA, METADATA_ID};
+use super::{IstioStats, UNKNOWN, global};
+use crate::body::{self, Body, BoxError};
+use crate::hcm::flags::Flags;
+use crate::tls::SharedPeerTls;
+
+/// The server's metadata, carried from the router to [`Tracker::finish`] in the
+/// response's extensions.
+#[derive(Debug, Clone)]
+pub struct UpstreamPeer(pub Arc<Workload>);
+
+/// Adds this proxy's metadata to a request for `cluster` when it goes to the mesh: an
+/// `outbound|…` cluster that may use (Istio's auto m)TLS (`mesh`), so that plaintext
+/// services outside the mesh never see it.
+pub fn outbound_request(cluster: &str, mesh: bool, head: &mut HeaderMap) {
+    if let Some(stats) = global() {
+        outbound_request_in(stats, cluster, mesh, head);
+    }
+}
+
+pub(super) fn outbound_request_in(
+    stats: &IstioStats,
+    cluster: &str,
+    mesh: bool,
+    head: &mut HeaderMap,
+) {
+    if !mesh || !cluster.starts_with("outbound|") {
+        return;
+    }
+    head.insert(METADATA_ID, stats.identity.id_header.clone());
+    head.insert(METADATA, stats.identity.metadata_header.clone());
+}
+
+/// Reads and strips the server's metadata from an upstream response.
+pub fn upstream_response(response: &mut Response<Body>) {
+    if let Some(stats) = global() {
+        upstream_response_in(stats, response);
+    }
+}
+
+pub(super) fn upstream_response_in(stats: &IstioStats, response: &mut Response<Body>) {
+    let headers = response.headers_mut();
+    headers.remove(METADATA_ID);
+    let Some(value) = headers.remove(METADATA) else {
+        return;
+    };
+    if let Some(peer) = super::peer::lookup(value.as_bytes(), &stats.identity.trust_domain) {
+        response.extensions_mut().insert(UpstreamPeer(peer));
+    }
+}
+
+/// One request being measured.
+#[derive(Debug)]
+pub struct Tracker {
+    stats: &'static IstioStats,
+    inbound: bool,
+    peer: Option<Arc<Workload>>,
+    tls: SharedPeerTls,
+    grpc: bool,
+    exchanged: bool,
+    start: Instant,
+}
+
+/// Whether the request is gRPC (`content-type: application/grpc…`).
+fn is_grpc(headers: &HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+}
+
+impl Tracker {
+    /// Starts measuring a request on the connection manager with `stat_prefix` (`inbound…`
+    /// is the server side); on the server side the client's metadata headers are read and
+    /// removed. `None` when no metrics are installed.
+    pub fn start(stat_prefix: &str, tls: &SharedPeerTls, headers: &mut HeaderMap) -> Option<Self> {
+        Some(Self::start_in(global()?, stat_prefix, tls, headers))
+    }
+
+    pub(super) fn start_in(
+        stats: &'static IstioStats,
+        stat_prefix: &str,
+        tls: &SharedPeerTls,
+        headers: &mut HeaderMap,
+    ) -> Self {
+        let inbound = super::is_inbound(stat_prefix);
+        let mut peer = None;
+        let mut exchanged = false;
+        if inbound {
+            exchanged = headers.remove(METADATA_ID).is_some();
+            if let Some(v) = headers.remove(METADATA) {
+                exchanged = true;
+                peer = super::peer::lookup(v.as_bytes(), &stats.identity.trust_domain);
+            }
+        }
+        Self {
+            stats,
+            inbound,
+            peer,
+            tls: if inbound { tls.clone() } else { None },
+            grpc: is_grpc(headers),
+            exchanged,
+            start: Instant::now(),
+        }
+    }
+
+    /// Wraps the response so that its end records the metrics. `cluster` is the upstream
+    /// cluster (if routed), `authority` the request's, `received` the request body's byte
+    /// counter. On the server side, answers the client's metadata with this proxy's.
+    pub fn finish(
+        mut self,
+        mut response: Response<Body>,
+        cluster: Option<&str>,
+        authority: &str,
+        flags: Flags,
+        received: Arc<AtomicU64>,
+    ) -> Response<Body> {
+        if self.inbound {
+            if self.exchanged {
+                let h = response.headers_mut();
+                h.insert(METADATA_ID, self.stats.identity.id_header.clone());
+                h.insert(METADATA, self.stats.identity.metadata_header.clone());
+            }
+        } else if let Some(UpstreamPeer(p)) = response.extensions_mut().remove::<UpstreamPeer>() {
+            self.peer = Some(p);
+        }
+        let grpc_in_headers = grpc_status(response.headers());
+        let code = response.status().as_u16();
+        let handles = if !self.grpc || grpc_in_headers.is_some() {
+            Some(self.handles(cluster, authority, code, grpc_in_headers, flags))
+        } else {
+            None
+        };
+        let deferred = handles.is_none().then(|| {
+            Box::new(Deferred {
+                service: service(cluster, authority).to_owned(),
+                code,
+                flags,
+            })
+        });
+        let pending = Pending {
+            tracker: self,
+            handles,
+            deferred,
+            received,
+            sent: 0,
+        };
+        response.map(|inner| {
+            body::boxed(Recorded {
+                inner,
+                pending: Some(pending),
+            })
+        })
+    }
+
+    fn handles(
+        &self,
+        cluster: Option<&str>,
+        authority: &str,
+        code: u16,
+        grpc: Option<u32>,
+        flags: Flags,
+    ) -> HttpHandles {
+        let principal = self
+            .tls
+            .as_deref()
+            .and_then(|t| t.peer_uri_sans.first())
+            .map_or(UNKNOWN, String::as_str);
+        let security = match (self.inbound, &self.tls) {
+            (false, _) => UNKNOWN,
+            (true, Some(t)) if t.principal().is_some() => "mutual_tls",
+            (true, _) => "none",
+        };
+        let key = HttpKey {
+            inbound: self.inbound,
+            peer: self.peer.as_ref(),
+            principal,
+            service: service(cluster, authority),
+            protocol: if self.grpc { "grpc" } else { "http" },
+            code,
+            grpc: if self.grpc { grpc } else { None },
+            flags,
+            security,
+        };
+        cache::http(self.stats, key)
+    }
+}
+
+/// The destination service host: the cluster's host part, else the authority's host.
+fn service<'a>(cluster: Option<&'a str>, authority: &'a str) -> &'a str {
+    if let Some((host, _, _)) = cluster.and_then(super::service_of_cluster) {
+        return host;
+    }
+    match authority.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !h.ends_with(']') => h,
+        _ => authority,
+    }
+}
+
+fn grpc_status(h: &HeaderMap) -> Option<u32> {
+    h.get("grpc-status")?.to_str().ok()?.parse().ok()
+}
+
+/// Labels still to resolve when a gRPC status arrives in the trailers.
+#[derive(Debug)]
+struct Deferred {
+    service: String,
+    code: u16,
+    flags: Flags,
+}
+
+#[derive(Debug)]
+struct Pending {
+    tracker: Tracker,
+    handles: Option<HttpHandles>,
+    deferred: Option<Box<Deferred>>,
+    received: Arc<AtomicU64>,
+    sent: u64,
+}
+
+impl Pending {
+    fn record(self, trailers_status: Option<u32>) {
+        let handles = match (self.handles, self.deferred) {
+            (Some(h), _) => h,
+            (None, Some(d)) => {
+                let flags = d.flags;
+                self.tracker
+                    .handles(None, &d.service, d.code, trailers_status, flags)
+            }
+            (None, None) => return,
+        };
+        handles.requests.inc();
+        let ms = self.tracker.start.elapsed().as_secs_f64() * 1000.0;
+        handles.duration.observe(ms);
+        handles
+            .request_bytes
+            .observe(self.received.load(Ordering::Relaxed) as f64);
+        handles.response_bytes.observe(self.sent as f64);
+    }
+}
+
+/// The response body that records the request when it ends or is dropped.
+struct Recorded {
+    inner: Body,
+    pending: Option<Pending>,
+}
+
+impl Drop for Recorded {
+    fn drop(&mut self) {
+        if let Some(p) = self.pending.take() {
+            p.record(None);
+        }
+    }
+}
+
+impl HttpBody for Recorded {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    if let Some(p) = &mut self.pending {
+                        p.sent += data.len() as u64;
+                    }
+                } else if let Some(trailers) = frame.trailers_ref()
+                    && let Some(p) = self.pending.take()
+                {
+                    p.record(grpc_status(trailers));
+                }
+            }
+            Poll::Ready(None) => {
+                if let Some(p) = self.pending.take() {
+                    p.record(None);
+                }
+            }
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
