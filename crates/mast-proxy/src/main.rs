@@ -133,16 +133,19 @@ mod admin {
     use super::*;
     use mast_proxy::admin::{AdminState, serve_admin_on, serve_health_on, serve_prometheus_on};
 
+    /// The socket kept for `addr` when the proxy picked that port itself, else a new bind.
+    use mast_proxy::listener::reserved::bind;
+
     pub async fn start(
         boot: &Bootstrap,
         xds: &Arc<XdsClient>,
         signals: &Signals,
         registry: Arc<prometheus_client::registry::Registry>,
     ) -> anyhow::Result<()> {
-        let admin = tokio::net::TcpListener::bind(boot.admin)
+        let admin = bind(boot.admin)
             .await
             .with_context(|| format!("binding the admin port {}", boot.admin))?;
-        let health = tokio::net::TcpListener::bind(boot.health)
+        let health = bind(boot.health)
             .await
             .with_context(|| format!("binding the health port {}", boot.health))?;
         let state = AdminState::new(
@@ -154,7 +157,7 @@ mod admin {
         let health_state = state.clone();
         if let Some(addr) = boot.prometheus {
             // As the admin port, but a bind failure only loses the metrics port.
-            match tokio::net::TcpListener::bind(addr).await {
+            match bind(addr).await {
                 Ok(listener) => {
                     let state = state.clone();
                     tokio::spawn(async move {

@@ -100,7 +100,7 @@ fn server_state(state: &AdminState) -> &'static str {
 
 /// Binds `addr` and serves the admin API until shutdown.
 pub async fn serve_admin(addr: SocketAddr, state: AdminState) -> std::io::Result<()> {
-    serve_admin_on(TcpListener::bind(addr).await?, state).await
+    serve_admin_on(crate::listener::reserved::bind(addr).await?, state).await
 }
 
 /// Serves the admin API on a bound listener until shutdown.
@@ -134,7 +134,7 @@ fn prometheus(state: &AdminState) -> Response<Body> {
 
 /// Binds `addr` and serves `/healthz/ready` until shutdown.
 pub async fn serve_health(addr: SocketAddr, state: AdminState) -> std::io::Result<()> {
-    serve_health_on(TcpListener::bind(addr).await?, state).await
+    serve_health_on(crate::listener::reserved::bind(addr).await?, state).await
 }
 
 /// Serves `/healthz/ready` on a bound listener until shutdown.

@@ -18,7 +18,9 @@ pub const IPTABLES_INBOUND: u16 = 15006;
 pub const PROMETHEUS: u16 = 15090;
 
 /// Replaces each 0 in `ports` by a distinct free port on 127.0.0.1. Explicit ports must be
-/// distinct; picked sockets are held until all are chosen so no two picks are equal.
+/// distinct; picked sockets are held until all are chosen so no two picks are equal, and the
+/// chosen ones stay bound ([`crate::listener::reserved`]) until the admin server or the
+/// listener manager serves them, so no other process can be handed the same port meanwhile.
 pub(super) fn plan(ports: &[u16]) -> Result<Vec<u16>, BootstrapError> {
     let mut taken = BTreeSet::new();
     for port in ports.iter().copied().filter(|p| *p != 0) {
@@ -34,6 +36,12 @@ pub(super) fn plan(ports: &[u16]) -> Result<Vec<u16>, BootstrapError> {
             continue;
         }
         out.push(pick(&mut taken, &mut held)?);
+    }
+    for listener in held {
+        let chosen = listener.local_addr().is_ok_and(|a| out.contains(&a.port()));
+        if chosen {
+            crate::listener::reserved::keep(listener);
+        }
     }
     Ok(out)
 }

@@ -156,6 +156,9 @@ impl ListenerManager {
 }
 
 fn bind(address: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    if let Some(kept) = super::reserved::take(address) {
+        return Ok(kept);
+    }
     let domain = socket2::Domain::for_address(address);
     let socket = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
     socket.set_reuse_address(true)?;
