@@ -61,6 +61,11 @@ async fn strict_refuses_plaintext_and_lets_sidecars_in(proxy: Proxy) {
         xfcc.contains("By=spiffe://cluster.local/ns/default/sa/strict-svc"),
         "the server's own identity is XFCC's By: {xfcc:?}"
     );
+    assert!(
+        r.header("x-echo-x-envoy-peer-metadata").is_none()
+            && r.header("x-echo-x-envoy-peer-metadata-id").is_none(),
+        "the peer metadata exchange headers never reach the application"
+    );
     let direct = plaintext(&sidecar).await;
     assert!(
         direct.is_err(),

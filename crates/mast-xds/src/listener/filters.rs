@@ -282,6 +282,9 @@ pub fn hcm_filter(spec: HcmSpec) -> Filter {
 
 /// The inline route configuration of an inbound HTTP chain: `inbound|<port>||` with one
 /// virtual host `inbound|http|<port>` for `*`, routing `/` to the cluster with no timeout.
+/// Istio's HTTP peer metadata exchange headers.
+pub const PEER_METADATA_HEADERS: [&str; 2] = ["x-envoy-peer-metadata", "x-envoy-peer-metadata-id"];
+
 pub fn inbound_route_config(port: u16, cluster: &str) -> RouteConfiguration {
     let action = RouteAction {
         cluster_specifier: Some(ClusterSpecifier::Cluster(cluster.to_owned())),
@@ -299,6 +302,12 @@ pub fn inbound_route_config(port: u16, cluster: &str) -> RouteConfiguration {
             ..Default::default()
         }),
         action: Some(Action::Route(action)),
+        // Istio's peer metadata exchange headers never reach the application (an Envoy
+        // sidecar has no exchange filter to consume them; mast-proxy reads them first).
+        request_headers_to_remove: PEER_METADATA_HEADERS
+            .iter()
+            .map(|h| (*h).to_owned())
+            .collect(),
         ..Default::default()
     };
     RouteConfiguration {
