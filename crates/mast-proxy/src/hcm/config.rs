@@ -49,6 +49,9 @@ pub struct HcmConfig {
     pub codec: Codec,
     /// `stat_prefix`.
     pub stat_prefix: String,
+    /// The listener it runs on receives traffic for its own workload (`traffic_direction:
+    /// INBOUND`): Istio's metrics are reported as `reporter="destination"`.
+    pub inbound: bool,
     /// The routes.
     pub routes: RouteSource,
     /// `envoy.filters.http.fault` is in the chain.
@@ -129,6 +132,7 @@ impl HcmConfig {
         let mut config = Self {
             codec,
             stat_prefix: h.stat_prefix.clone(),
+            inbound: false,
             routes,
             fault: false,
             cors: false,

@@ -1,5 +1,5 @@
 //! Request/response header chores of the connection manager: hop-by-hop headers, the
-//! request id, `x-forwarded-proto`, and RFC 3986 path normalisation.
+//! request id and `x-forwarded-proto` (path normalisation is [`super::normalize`]).
 
 use http::{HeaderMap, HeaderName, HeaderValue, header};
 
@@ -81,63 +81,9 @@ pub fn request_id() -> HeaderValue {
     HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static("-"))
 }
 
-/// RFC 3986 §5.2.4 dot-segment removal on the path (the query is kept as is), and
-/// optionally merging adjacent slashes. Returns None when the path is unchanged.
-pub fn normalize(path_and_query: &str, merge_slashes: bool) -> Option<String> {
-    let (path, query) = match path_and_query.find('?') {
-        Some(i) => path_and_query.split_at(i),
-        None => (path_and_query, ""),
-    };
-    let needs = path.contains("/.") || (merge_slashes && path.contains("//"));
-    if !needs || !path.starts_with('/') {
-        return None;
-    }
-    let mut out: Vec<&str> = Vec::new();
-    let segments: Vec<&str> = path[1..].split('/').collect();
-    let last = segments.len().saturating_sub(1);
-    let mut trailing = false;
-    for (i, seg) in segments.iter().enumerate() {
-        match *seg {
-            "." => trailing = i == last,
-            ".." => {
-                out.pop();
-                trailing = i == last;
-            }
-            "" if merge_slashes && i != last => {}
-            s => {
-                out.push(s);
-                trailing = false;
-            }
-        }
-    }
-    let mut result = String::with_capacity(path_and_query.len());
-    for s in &out {
-        result.push('/');
-        result.push_str(s);
-    }
-    if result.is_empty() || trailing {
-        result.push('/');
-    }
-    result.push_str(query);
-    (result != path_and_query).then_some(result)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn normalizes_dot_segments_and_keeps_query() {
-        assert_eq!(
-            normalize("/a/./b/../c?x=/../", false).as_deref(),
-            Some("/a/c?x=/../")
-        );
-        assert_eq!(normalize("/a/b/..", false).as_deref(), Some("/a/"));
-        assert_eq!(normalize("/../../x", false).as_deref(), Some("/x"));
-        assert_eq!(normalize("/a//b", true).as_deref(), Some("/a/b"));
-        assert_eq!(normalize("/a//b", false), None);
-        assert_eq!(normalize("/plain/path", false), None);
-    }
 
     #[test]
     fn strips_hop_by_hop_but_keeps_te_trailers() {

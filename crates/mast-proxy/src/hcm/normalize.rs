@@ -280,6 +280,28 @@ mod tests {
         }
     }
 
+    #[test]
+    fn normalizes_dot_segments_and_keeps_query() {
+        assert_eq!(
+            normalize("/a/./b/../c?x=/../", BASE),
+            Normalized::Changed("/a/c?x=/../".into())
+        );
+        assert_eq!(
+            normalize("/a/b/..", BASE),
+            Normalized::Changed("/a/".into())
+        );
+        assert_eq!(
+            normalize("/../../x", BASE),
+            Normalized::Changed("/x".into())
+        );
+        assert_eq!(
+            normalize("/a//b", MERGE),
+            Normalized::Changed("/a/b".into())
+        );
+        assert_eq!(normalize("/a//b", BASE), Normalized::Unchanged);
+        assert_eq!(normalize("/plain/path", BASE), Normalized::Unchanged);
+    }
+
     /// istio/istio tests/integration/security/normalization_test.go, mode by mode.
     #[test]
     fn istio_normalization_table() {

@@ -49,7 +49,7 @@ pub async fn handle(
     let (mut parts, incoming) = req.into_parts();
     let (body, received) = Counted::request(incoming);
     let istio =
-        crate::istio_stats::http::Tracker::start(&hcm.stat_prefix, &conn.tls, &mut parts.headers);
+        crate::istio_stats::http::Tracker::start(hcm.inbound, &conn.tls, &mut parts.headers);
     let mut entry = Entry {
         start: Some(SystemTime::now()),
         method: parts.method.to_string(),

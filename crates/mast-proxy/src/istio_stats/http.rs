@@ -86,20 +86,19 @@ fn is_grpc(headers: &HeaderMap) -> bool {
 }
 
 impl Tracker {
-    /// Starts measuring a request on the connection manager with `stat_prefix` (`inbound…`
-    /// is the server side); on the server side the client's metadata headers are read and
+    /// Starts measuring a request on a connection manager of an `inbound` listener (the
+    /// server side) or an outbound one; on the server side the client's metadata headers are read and
     /// removed. `None` when no metrics are installed.
-    pub fn start(stat_prefix: &str, tls: &SharedPeerTls, headers: &mut HeaderMap) -> Option<Self> {
-        Some(Self::start_in(global()?, stat_prefix, tls, headers))
+    pub fn start(inbound: bool, tls: &SharedPeerTls, headers: &mut HeaderMap) -> Option<Self> {
+        Some(Self::start_in(global()?, inbound, tls, headers))
     }
 
     pub(super) fn start_in(
         stats: &'static IstioStats,
-        stat_prefix: &str,
+        inbound: bool,
         tls: &SharedPeerTls,
         headers: &mut HeaderMap,
     ) -> Self {
-        let inbound = super::is_inbound(stat_prefix);
         let mut peer = None;
         let mut exchanged = false;
         if inbound {

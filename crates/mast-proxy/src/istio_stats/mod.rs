@@ -210,8 +210,9 @@ pub fn global() -> Option<&'static IstioStats> {
     GLOBAL.get()
 }
 
-/// The `reporter` of a listener: `destination` for inbound (`inbound…` stat prefix,
-/// `inbound|…` or `InboundPassthroughCluster…` cluster), else `source`.
+/// The `reporter` of a TCP proxy: `destination` when it forwards to the workload (`inbound|…`
+/// or `InboundPassthroughCluster…` cluster), else `source`. (HTTP reads the listener's
+/// `traffic_direction`.)
 pub fn is_inbound(prefix_or_cluster: &str) -> bool {
     prefix_or_cluster.starts_with("inbound") || prefix_or_cluster.starts_with("InboundPassthrough")
 }

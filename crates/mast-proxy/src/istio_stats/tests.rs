@@ -124,7 +124,7 @@ async fn server_side_reads_strips_and_answers_the_metadata_exchange() {
         peer_uri_sans: vec!["spiffe://cluster.local/ns/default/sa/sleep".into()],
         ..Default::default()
     }));
-    let t = Tracker::start_in(server, "inbound_0.0.0.0_8080", &tls, &mut headers);
+    let t = Tracker::start_in(server, true, &tls, &mut headers);
     assert!(headers.is_empty(), "stripped before the app: {headers:?}");
     let received = Arc::new(AtomicU64::new(3));
     let r = t.finish(
@@ -186,7 +186,7 @@ async fn server_side_reads_strips_and_answers_the_metadata_exchange() {
 async fn plaintext_inbound_without_exchange_is_none_and_unknown() {
     let (server, registry) = stats(identity("server-1", "server", "v2", "server"));
     let mut headers = HeaderMap::new();
-    let t = Tracker::start_in(server, "inbound_0.0.0.0_8080", &None, &mut headers);
+    let t = Tracker::start_in(server, true, &None, &mut headers);
     let r = t.finish(
         with_body(StatusCode::NOT_FOUND, ""),
         None,
@@ -242,7 +242,7 @@ async fn client_side_sends_metadata_and_labels_the_server_from_its_answer() {
         upstream.headers()
     );
     let mut req = HeaderMap::new();
-    let t = Tracker::start_in(client, "outbound_0.0.0.0_80", &None, &mut req);
+    let t = Tracker::start_in(client, false, &None, &mut req);
     let r = t.finish(
         upstream,
         Some(cluster),
@@ -252,7 +252,7 @@ async fn client_side_sends_metadata_and_labels_the_server_from_its_answer() {
     );
     drain(r).await;
     // A local 503 (no healthy upstream): no peer answered.
-    let t = Tracker::start_in(client, "outbound_0.0.0.0_80", &None, &mut req);
+    let t = Tracker::start_in(client, false, &None, &mut req);
     let r = t.finish(
         with_body(StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream"),
         Some(cluster),
@@ -301,7 +301,7 @@ async fn grpc_status_comes_from_the_trailers() {
         ::http::header::CONTENT_TYPE,
         HeaderValue::from_static("application/grpc"),
     );
-    let t = Tracker::start_in(client, "outbound_0.0.0.0_80", &None, &mut req);
+    let t = Tracker::start_in(client, false, &None, &mut req);
     let mut trailers = HeaderMap::new();
     trailers.insert("grpc-status", HeaderValue::from_static("14"));
     let frames: Vec<Result<http_body::Frame<Bytes>, crate::body::BoxError>> = vec![

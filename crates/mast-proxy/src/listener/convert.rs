@@ -143,16 +143,17 @@ impl ListenerConfig {
                 "matcher-based chain selection is not supported".into(),
             ));
         }
+        let inbound = l.traffic_direction == 1;
         let chains = l
             .filter_chains
             .iter()
             .enumerate()
-            .map(|(i, c)| convert_chain(c, &l.name, &format!("filter_chains[{i}]"), store))
+            .map(|(i, c)| convert_chain(c, &l.name, &format!("filter_chains[{i}]"), store, inbound))
             .collect::<Result<Vec<_>, _>>()?;
         let default_chain = l
             .default_filter_chain
             .as_ref()
-            .map(|c| convert_chain(c, &l.name, "default_filter_chain", store))
+            .map(|c| convert_chain(c, &l.name, "default_filter_chain", store, inbound))
             .transpose()?;
         if chains.is_empty() && default_chain.is_none() {
             return Err(err(
@@ -209,11 +210,14 @@ fn socket_address(a: Option<&Address>) -> Result<SocketAddr, String> {
     Ok(SocketAddr::new(ip, port))
 }
 
+/// `inbound`: the listener's `traffic_direction` is INBOUND (its HTTP connection managers
+/// report Istio's metrics as `reporter="destination"`).
 fn convert_chain(
     c: &PbChain,
     listener: &str,
     at: &str,
     store: &Arc<SecretStore>,
+    inbound: bool,
 ) -> Result<FilterChain, ConfigError> {
     let err = |field: String, reason: String| ConfigError::new(KIND, listener, field, reason);
     let matcher = c
@@ -252,7 +256,7 @@ fn convert_chain(
         rbac.push(Arc::new(filter));
     }
     let field = format!("{at}.filters[{}]", leading.len());
-    let filter = terminal_filter(terminal, &field).map_err(|(f, r)| err(f, r))?;
+    let filter = terminal_filter(terminal, &field, inbound).map_err(|(f, r)| err(f, r))?;
     Ok(FilterChain {
         name: c.name.clone(),
         matcher,
@@ -274,6 +278,7 @@ fn typed(
 fn terminal_filter(
     f: &envoy_types::pb::envoy::config::listener::v3::Filter,
     field: &str,
+    inbound: bool,
 ) -> Result<NetworkFilter, (String, String)> {
     let any = typed(f).map_err(|r| (format!("{field}.typed_config"), r))?;
     let at = |f: &str| format!("{field}.typed_config{f}");
@@ -281,7 +286,9 @@ fn terminal_filter(
         HCM_TYPE => {
             let hcm = HttpConnectionManager::decode(any.value.as_slice())
                 .map_err(|e| (at(""), e.to_string()))?;
-            let config = HcmConfig::from_proto(&hcm).map_err(|(f, r)| (at(&format!(".{f}")), r))?;
+            let mut config =
+                HcmConfig::from_proto(&hcm).map_err(|(f, r)| (at(&format!(".{f}")), r))?;
+            config.inbound = inbound;
             Ok(NetworkFilter::Http(Arc::new(config)))
         }
         TCP_TYPE => {

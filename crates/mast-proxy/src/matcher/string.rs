@@ -74,6 +74,19 @@ impl StrMatch {
         }
     }
 
+    /// The value of an `exact` matcher.
+    pub fn exact(&self) -> Option<&str> {
+        match &self.pattern {
+            Pattern::Exact(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// Whether comparisons ignore ASCII case.
+    pub fn ignore_case(&self) -> bool {
+        self.ignore_case
+    }
+
     /// Whether `v` matches (`ignore_case` is ASCII and does not apply to regexes, as in Envoy).
     pub fn matches(&self, v: &str) -> bool {
         let ic = self.ignore_case;
@@ -88,6 +101,21 @@ impl StrMatch {
             Pattern::Contains(p) => contains(v.as_bytes(), p.as_bytes(), ic),
             Pattern::Regex(r) => r.is_match(v),
         }
+    }
+}
+
+/// Equal when they match the same way (regexes compare by their source).
+impl PartialEq for StrMatch {
+    fn eq(&self, other: &Self) -> bool {
+        let same = match (&self.pattern, &other.pattern) {
+            (Pattern::Exact(a), Pattern::Exact(b))
+            | (Pattern::Prefix(a), Pattern::Prefix(b))
+            | (Pattern::Suffix(a), Pattern::Suffix(b))
+            | (Pattern::Contains(a), Pattern::Contains(b)) => a == b,
+            (Pattern::Regex(a), Pattern::Regex(b)) => a.as_str() == b.as_str(),
+            _ => false,
+        };
+        same && self.ignore_case == other.ignore_case
     }
 }
 

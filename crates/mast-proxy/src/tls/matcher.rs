@@ -3,9 +3,10 @@
 //! SANs as Envoy does: the certificate is accepted when any matcher matches any SAN of its type.
 
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::SubjectAltNameMatcher;
-use envoy_types::pb::envoy::r#type::matcher::v3::{StringMatcher, string_matcher::MatchPattern};
+use envoy_types::pb::envoy::r#type::matcher::v3::StringMatcher;
 
 use super::peer::Sans;
+use crate::matcher::StrMatch;
 
 /// Which SANs a matcher looks at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,45 +23,14 @@ pub enum SanKind {
     Ip,
 }
 
-/// A string pattern.
-#[derive(Debug, Clone)]
-pub enum Pattern {
-    /// Equal.
-    Exact(String),
-    /// Starts with.
-    Prefix(String),
-    /// Ends with.
-    Suffix(String),
-    /// Contains.
-    Contains(String),
-    /// Matches the whole value.
-    Regex(regex::Regex),
-}
-
-/// One SAN matcher.
-#[derive(Debug, Clone)]
+/// One SAN matcher: a string matcher ([`StrMatch`], shared with routes and RBAC) on the SANs
+/// of one type.
+#[derive(Debug, Clone, PartialEq)]
 pub struct SanMatcher {
     /// The SAN type.
     pub kind: SanKind,
-    /// The pattern.
-    pub pattern: Pattern,
-    /// Case-insensitive comparison (patterns are stored lower-case).
-    pub ignore_case: bool,
-}
-
-impl PartialEq for SanMatcher {
-    fn eq(&self, other: &Self) -> bool {
-        let p = |m: &Pattern| match m {
-            Pattern::Exact(s) => (0, s.clone()),
-            Pattern::Prefix(s) => (1, s.clone()),
-            Pattern::Suffix(s) => (2, s.clone()),
-            Pattern::Contains(s) => (3, s.clone()),
-            Pattern::Regex(r) => (4, r.as_str().to_owned()),
-        };
-        self.kind == other.kind
-            && self.ignore_case == other.ignore_case
-            && p(&self.pattern) == p(&other.pattern)
-    }
+    /// The string matcher.
+    pub pattern: StrMatch,
 }
 
 impl SanMatcher {
@@ -75,69 +45,29 @@ impl SanMatcher {
             _ => return Err("san_type is required".into()),
         };
         let matcher = m.matcher.as_ref().ok_or("matcher is required")?;
-        Self::with(kind, matcher)
+        Self::with(kind, matcher, "matcher")
     }
 
     /// An untyped (deprecated) matcher: any SAN type.
     pub fn any(m: &StringMatcher) -> Result<Self, String> {
-        Self::with(SanKind::Any, m)
+        Self::with(SanKind::Any, m, "")
     }
 
-    fn with(kind: SanKind, m: &StringMatcher) -> Result<Self, String> {
-        let case = |s: &str| {
-            if m.ignore_case {
-                s.to_ascii_lowercase()
+    fn with(kind: SanKind, m: &StringMatcher, path: &str) -> Result<Self, String> {
+        let pattern = StrMatch::from_proto(path, m).map_err(|(field, reason)| {
+            if field.is_empty() {
+                reason
             } else {
-                s.to_owned()
+                format!("{field}: {reason}")
             }
-        };
-        let pattern = match &m.match_pattern {
-            Some(MatchPattern::Exact(s)) => Pattern::Exact(case(s)),
-            Some(MatchPattern::Prefix(s)) => Pattern::Prefix(case(s)),
-            Some(MatchPattern::Suffix(s)) => Pattern::Suffix(case(s)),
-            Some(MatchPattern::Contains(s)) => Pattern::Contains(case(s)),
-            Some(MatchPattern::SafeRegex(r)) => {
-                let text = format!("^(?:{})$", r.regex);
-                let re = regex::RegexBuilder::new(&text)
-                    .case_insensitive(m.ignore_case)
-                    .build()
-                    .map_err(|e| format!("bad regex: {e}"))?;
-                Pattern::Regex(re)
-            }
-            _ => {
-                return Err(
-                    "only exact, prefix, suffix, contains and safe_regex are supported".into(),
-                );
-            }
-        };
-        Ok(Self {
-            kind,
-            pattern,
-            ignore_case: m.ignore_case,
-        })
-    }
-
-    fn matches_value(&self, value: &str) -> bool {
-        let lowered;
-        let v = if self.ignore_case && !matches!(self.pattern, Pattern::Regex(_)) {
-            lowered = value.to_ascii_lowercase();
-            lowered.as_str()
-        } else {
-            value
-        };
-        match &self.pattern {
-            Pattern::Exact(s) => v == s,
-            Pattern::Prefix(s) => v.starts_with(s.as_str()),
-            Pattern::Suffix(s) => v.ends_with(s.as_str()),
-            Pattern::Contains(s) => v.contains(s.as_str()),
-            Pattern::Regex(r) => r.is_match(v),
-        }
+        })?;
+        Ok(Self { kind, pattern })
     }
 
     /// Whether this matcher matches one of `sans`. DNS matchers also accept a wildcard SAN
     /// (`*.example.com`) covering an exact pattern, as Envoy does.
     pub fn matches(&self, sans: &Sans) -> bool {
-        let check = |list: &[String]| list.iter().any(|s| self.matches_value(s));
+        let check = |list: &[String]| list.iter().any(|s| self.pattern.matches(s));
         match self.kind {
             SanKind::Uri => check(&sans.uri),
             SanKind::Email => check(&sans.email),
@@ -150,12 +80,21 @@ impl SanMatcher {
     }
 
     fn wildcard(&self, san: &str) -> bool {
-        let (Pattern::Exact(want), Some(suffix)) = (&self.pattern, san.strip_prefix('*')) else {
+        let (Some(want), Some(suffix)) = (self.pattern.exact(), san.strip_prefix('*')) else {
             return false;
         };
-        want.ends_with(suffix)
-            && want.len() > suffix.len()
-            && !want[..want.len() - suffix.len()].contains('.')
+        let Some(cut) = want.len().checked_sub(suffix.len()).filter(|c| *c > 0) else {
+            return false;
+        };
+        let (Some(head), Some(tail)) = (want.get(..cut), want.get(cut..)) else {
+            return false;
+        };
+        let same = if self.pattern.ignore_case() {
+            tail.eq_ignore_ascii_case(suffix)
+        } else {
+            tail == suffix
+        };
+        same && !head.contains('.')
     }
 }
 
