@@ -14,4 +14,7 @@ pub mod snapshot;
 pub use diff::{Change, diff};
 pub use proxy::{CaptureMode, NodeType, ProxyNode, ProxyNodeError};
 pub use service::{Endpoint, Protocol, Resolution, Service, ServicePort};
-pub use snapshot::{Config, InboundPort, MeshSnapshot, OutboundPolicy, SnapshotOptions};
+pub use snapshot::{
+    Config, InboundPort, MeshSnapshot, OutboundPolicy, SnapshotOptions, TraceCollector,
+    TracingOptions,
+};

@@ -36,6 +36,9 @@ enum Command {
     Up(cmd::up::Args),
     /// Run a command as if inside a local workload (its sidecar as HTTP proxy).
     Exec(cmd::exec::Args),
+    /// Print and open a dashboard: Mast's (service graph), Prometheus, a proxy's admin.
+    #[command(alias = "d")]
+    Dashboard(cmd::dashboard::Args),
     /// Demo programs: `echo` (an echo server), `load` (a constant-rate load generator).
     X(cmd::x::Args),
 }
@@ -68,6 +71,7 @@ fn main() {
         Command::ProxyConfig(args) => cmd::proxy_config::run(&args),
         Command::Up(args) => cmd::up::run(&args),
         Command::Exec(args) => cmd::exec::run(&args),
+        Command::Dashboard(args) => cmd::dashboard::run(&args),
         Command::X(args) => cmd::x::run(&args),
     };
     match result {

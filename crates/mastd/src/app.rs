@@ -34,12 +34,20 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "config loaded"
     );
 
+    let dashboard_listener = crate::dashboard::bind(args.dashboard_addr.as_deref()).await?;
+    let dashboard_addr = dashboard_listener
+        .as_ref()
+        .and_then(|l| l.local_addr().ok());
     let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(MeshSnapshot::default()));
     let options = SnapshotOptions {
         root_namespace: args.root_namespace.clone(),
         domain_suffix: args.domain_suffix.clone(),
+        tracing: crate::dashboard::tracing_options(&args, dashboard_addr)?,
         ..SnapshotOptions::default()
     };
+    if let Some(t) = &options.tracing {
+        tracing::info!(collector = ?t.collector, sampling_percent = f64::from(t.sampling_bp) / 100.0, "tracing");
+    }
     let jwks = crate::jwks::JwksResolver::spawn(crate::jwks::JwksConfig::new()?);
     tokio::spawn(crate::snapshots::run(
         store.subscribe(),
@@ -67,13 +75,31 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             store.subscribe(),
         ));
     }
+    let folder_list: Arc<[std::path::PathBuf]> = files.dirs().into();
+    let dashboard = dashboard_listener.map(|l| {
+        let d = mast_dashboard::Dashboard::start(
+            mast_dashboard::Sources {
+                store: store.clone(),
+                snapshots: snapshot_rx.clone(),
+                xds: xds.clone(),
+                folders: folder_list.clone(),
+            },
+            mast_dashboard::Options {
+                prometheus: args.prometheus.clone(),
+                trace_capacity: args.trace_capacity,
+                ..mast_dashboard::Options::default()
+            },
+        );
+        (l, d)
+    });
     let monitor = monitoring::Monitor::new(
         store.clone(),
         snapshot_rx,
         xds.clone(),
         ca.as_ref().map(|c| &c.metrics),
     )
-    .with_folders(files.dirs());
+    .with_folders(files.dirs())
+    .with_dashboard(dashboard_addr.map(|a| format!("http://{a}/")));
     let monitoring_listener = tokio::net::TcpListener::bind(args.monitoring_addr)
         .await
         .with_context(|| format!("binding the monitoring address {}", args.monitoring_addr))?;
@@ -88,6 +114,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         monitor,
         stopped(stop_rx.clone()),
     ));
+    let dashboard_task = dashboard.map(|(listener, d)| {
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(url = %format!("http://{addr}/"), "dashboard listening");
+        }
+        tokio::spawn(mast_dashboard::serve(listener, d, stopped(stop_rx.clone())))
+    });
     let xds_listener = tokio::net::TcpListener::bind(args.xds_addr)
         .await
         .with_context(|| format!("binding the xDS address {}", args.xds_addr))?;
@@ -103,6 +135,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let _ = stop_tx.send(true);
     xds_task.await?.context("xDS server")?;
     monitoring_task.await?.context("monitoring server")?;
+    if let Some(t) = dashboard_task {
+        t.await?.context("dashboard server")?;
+    }
     drop(files);
     Ok(())
 }

@@ -5,6 +5,7 @@
 mod app;
 mod ca;
 mod commands;
+mod dashboard;
 mod folders;
 mod jwks;
 mod monitoring;
@@ -86,6 +87,30 @@ pub struct Args {
     /// `auto`: on when running in a pod.
     #[arg(long, value_enum, env = "MAST_KUBE_TOKEN_REVIEW", default_value_t = ca::KubeTokenReview::Auto)]
     pub kube_token_review: ca::KubeTokenReview,
+    /// Address of the dashboard (and the local span collector); `off` disables both.
+    /// Default 127.0.0.1:20001 (Kiali's port); when that default is taken, mastd runs
+    /// without a dashboard and says so.
+    #[arg(long, env = "MAST_DASHBOARD_ADDR", value_name = "ADDR|off")]
+    pub dashboard_addr: Option<String>,
+    /// A Prometheus (`http://host:port`) the dashboard queries instead of scraping the
+    /// proxies itself.
+    #[arg(long, env = "MAST_PROMETHEUS", value_name = "URL")]
+    pub prometheus: Option<String>,
+    /// Share of requests that start a trace, in percent (Istio's default 1; 0 turns tracing
+    /// off).
+    #[arg(long, default_value_t = 1.0, value_parser = dashboard::parse_percent)]
+    pub trace_sampling: f64,
+    /// Send spans to this Zipkin-compatible collector (Jaeger, Zipkin: `HOST:PORT`, posted to
+    /// `/api/v2/spans`). Default: mastd's own collector on the dashboard address.
+    #[arg(long, value_name = "HOST:PORT", conflicts_with = "trace_otlp")]
+    pub trace_zipkin: Option<String>,
+    /// Send spans to this OpenTelemetry collector over OTLP/HTTP (`HOST:PORT`, posted to
+    /// `/v1/traces`).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub trace_otlp: Option<String>,
+    /// How many traces the local collector keeps.
+    #[arg(long, default_value_t = 1000)]
+    pub trace_capacity: usize,
 }
 
 fn main() -> anyhow::Result<()> {

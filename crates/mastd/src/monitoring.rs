@@ -33,6 +33,8 @@ pub struct Monitor {
     config_gauges: ConfigGauges,
     /// The config folders, in rank order.
     folders: Arc<[PathBuf]>,
+    /// The dashboard's URL, when it runs.
+    dashboard: Option<String>,
 }
 
 /// Gauges about the served configuration, refreshed on every scrape.
@@ -79,12 +81,19 @@ impl Monitor {
             registry: Arc::new(registry),
             config_gauges: gauges,
             folders: Arc::from(Vec::new()),
+            dashboard: None,
         }
     }
 
     /// The watched config folders, listed with their files on `/debug/configz`.
     pub fn with_folders(mut self, folders: Vec<PathBuf>) -> Self {
         self.folders = folders.into();
+        self
+    }
+
+    /// Records where the dashboard listens (`/debug/endpointz`).
+    pub fn with_dashboard(mut self, url: Option<String>) -> Self {
+        self.dashboard = url;
         self
     }
 }
@@ -99,6 +108,7 @@ pub async fn serve(
         .route("/metrics", get(metrics))
         .route("/version", get(version))
         .route("/debug/syncz", get(syncz))
+        .route("/debug/endpointz", get(endpointz))
         .route("/debug/configz", get(configz))
         .route("/debug/config_dump", get(config_dump))
         .with_state(monitor);
@@ -155,6 +165,11 @@ struct Sync {
 fn control_plane_name() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     format!("mastd-{}", host.trim())
+}
+
+/// Where mastd's other servers listen (`mastctl up` reads the dashboard's URL here).
+async fn endpointz(State(m): State<Monitor>) -> Json<Value> {
+    Json(json!({ "dashboard": m.dashboard }))
 }
 
 async fn syncz(State(m): State<Monitor>) -> Json<Vec<Sync>> {

@@ -55,6 +55,38 @@ pub struct SnapshotOptions {
     /// Translation inlines them (Istio's istiod does the same); a URI missing here has not
     /// been fetched (yet).
     pub jwks: Arc<std::collections::BTreeMap<String, String>>,
+    /// Tracing (Istio's `meshConfig.defaultConfig.tracing` and `pilot.traceSampling`): where
+    /// proxies send spans and how many requests start a trace. `None`: no tracing configured.
+    pub tracing: Option<TracingOptions>,
+}
+
+/// Where the proxies export spans, and the sampling rate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TracingOptions {
+    /// Share of requests that start a sampled trace, in basis points (10000 = 100 %,
+    /// 100 = Istio's default 1 %).
+    pub sampling_bp: u32,
+    /// The collector.
+    pub collector: TraceCollector,
+}
+
+/// A span collector the proxies reach through a cluster of their own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TraceCollector {
+    /// Zipkin v2 JSON (`POST <path>`, normally `/api/v2/spans`): Jaeger, Zipkin, mastd.
+    Zipkin {
+        /// `host:port` (an IP or a DNS name).
+        address: String,
+        /// The HTTP path spans are posted to.
+        path: String,
+    },
+    /// OTLP over HTTP (`POST <path>`, normally `/v1/traces`, protobuf body).
+    Otlp {
+        /// `host:port` (an IP or a DNS name).
+        address: String,
+        /// The HTTP path spans are posted to.
+        path: String,
+    },
 }
 
 impl Default for SnapshotOptions {
@@ -63,6 +95,7 @@ impl Default for SnapshotOptions {
             root_namespace: mast_core::DEFAULT_ROOT_NAMESPACE.into(),
             domain_suffix: mast_core::DEFAULT_DOMAIN_SUFFIX.into(),
             jwks: Arc::default(),
+            tracing: None,
         }
     }
 }

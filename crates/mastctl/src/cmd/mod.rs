@@ -1,6 +1,7 @@
 //! One module per `mastctl` verb.
 
 pub mod analyze;
+pub mod dashboard;
 pub mod exec;
 pub mod proxy_config;
 pub mod proxy_status;

@@ -24,8 +24,11 @@ pub struct State {
     pub pid: u32,
     /// The control plane.
     pub mastd: MastdState,
-    /// The dashboard URL.
+    /// The dashboard URL (empty until mastd reports it, or when it runs none).
     pub dashboard: String,
+    /// The Prometheus URL, with `mastctl up --prometheus`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<String>,
     /// The folder of generated WorkloadEntries.
     pub generated: PathBuf,
     /// Every workload, by `name.namespace`.
@@ -255,6 +258,7 @@ mod tests {
             pid: 1,
             mastd: MastdState::default(),
             dashboard: String::new(),
+            prometheus: None,
             generated: "/g".into(),
             workloads: vec![WorkloadState {
                 name: "client".into(),

@@ -14,9 +14,6 @@ use crate::local::entry;
 use crate::local::spec::{Key, LocalSpec};
 use crate::local::state::{self, State, WorkloadState};
 
-/// The dashboard's address (the dashboard arrives with issue 7).
-pub const DASHBOARD: &str = "http://127.0.0.1:20001";
-
 /// A running workload's entry: its spec, its sidecar's inbound listener, the `ports:` written.
 type Entry = (LocalSpec, u16, BTreeMap<String, u16>);
 
@@ -185,8 +182,18 @@ impl Mesh {
                 w.status.clone(),
             ]);
         }
+        let dashboard = if s.dashboard.is_empty() {
+            "(none: mastd could not open it; see its log)"
+        } else {
+            s.dashboard.as_str()
+        };
+        let prometheus = s
+            .prometheus
+            .as_ref()
+            .map(|u| format!("prometheus: {u}\n"))
+            .unwrap_or_default();
         format!(
-            "{}\nmastd:     xDS {}  monitoring http://{}/metrics\ndashboard: {DASHBOARD} (arrives with issue 7)\nstate:     {}\n",
+            "{}\nmastd:     xDS {}  monitoring http://{}/metrics\ndashboard: {dashboard}\n{prometheus}state:     {}\n",
             t.render(),
             s.mastd.xds,
             s.mastd.monitoring,

@@ -54,6 +54,18 @@ impl PortPlan {
         }
     }
 
+    /// mastd's `--dashboard-addr`: N+2 with `--port-base`; else Kiali's 20001 when free,
+    /// any free port otherwise (mastd tries them in order and reports the one it bound).
+    pub fn dashboard(&self) -> anyhow::Result<String> {
+        match self.base {
+            Some(n) => Ok(format!(
+                "127.0.0.1:{}",
+                n.checked_add(2).context("--port-base is too high")?
+            )),
+            None => Ok("127.0.0.1:20001,127.0.0.1:0".into()),
+        }
+    }
+
     /// The next block: the lowest free slot with `--port-base`; else the sidecar picks its
     /// ports, except the inbound listener, chosen here so that the workload's WorkloadEntry
     /// can name it before the sidecar starts.

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 
 use super::Args;
 use super::config::{self, Folder};
-use super::mesh::{DASHBOARD, Mesh};
+use super::mesh::Mesh;
 use super::ports::PortPlan;
 use super::proc::{self, Proc, say};
 use super::sidecar;
@@ -57,8 +57,12 @@ pub async fn run(args: &Args) -> anyhow::Result<i32> {
     let generated = mesh.generated.clone();
     let mastd = match sidecar::start_mastd(
         &[&args.dir, &generated],
-        &snapshot.mastd.xds,
-        &snapshot.mastd.monitoring,
+        &sidecar::MastdOptions {
+            xds: snapshot.mastd.xds.clone(),
+            monitoring: snapshot.mastd.monitoring.clone(),
+            dashboard: plan.dashboard()?,
+            prometheus: snapshot.prometheus.clone(),
+        },
         &mesh.run_dir,
     )
     .await
@@ -70,7 +74,11 @@ pub async fn run(args: &Args) -> anyhow::Result<i32> {
         }
     };
     let pid = mastd.pid;
-    mesh.with_state(|s| s.mastd.pid = Some(pid));
+    let dashboard = sidecar::dashboard_url(&snapshot.mastd.monitoring).await;
+    mesh.with_state(|s| {
+        s.mastd.pid = Some(pid);
+        s.dashboard = dashboard.unwrap_or_default();
+    });
     let (tx, mut events) = mpsc::unbounded_channel();
     let (servers_tx, servers_settled) = tokio::sync::watch::channel(false);
     let ctx = Arc::new(Ctx {
@@ -157,7 +165,8 @@ fn prepare(args: &Args, abs: &Path, plan: &PortPlan) -> anyhow::Result<Mesh> {
             xds: format!("127.0.0.1:{xds}"),
             monitoring: format!("127.0.0.1:{monitoring}"),
         },
-        dashboard: DASHBOARD.into(),
+        dashboard: String::new(),
+        prometheus: None,
         generated,
         workloads: Vec::new(),
     };

@@ -58,23 +58,46 @@ pub fn tokens_dir(run_dir: &Path) -> PathBuf {
     run_dir.join("tokens")
 }
 
+/// mastd's addresses and options in a local mesh.
+#[derive(Debug, Clone)]
+pub struct MastdOptions {
+    /// xDS address.
+    pub xds: String,
+    /// Monitoring address.
+    pub monitoring: String,
+    /// `--dashboard-addr` (may list fallbacks).
+    pub dashboard: String,
+    /// A Prometheus the dashboard queries (`mastctl up --prometheus`).
+    pub prometheus: Option<String>,
+}
+
 /// Starts mastd serving `dirs`, its CA in `run_dir`, and waits until its xDS port accepts
-/// connections.
+/// connections. Every request is traced (the demo's 100 %), spans going to mastd's own
+/// collector, shown by the dashboard.
 pub async fn start_mastd(
     dirs: &[&Path],
-    xds: &str,
-    monitoring: &str,
+    opts: &MastdOptions,
     run_dir: &Path,
 ) -> anyhow::Result<Proc> {
+    let (xds, monitoring) = (opts.xds.as_str(), opts.monitoring.as_str());
     let mut cmd = command(&binary("mastd"));
     for dir in dirs {
         cmd.arg("--config-dir").arg(dir);
     }
     cmd.args(["--xds-addr", xds, "--monitoring-addr", monitoring])
+        .args([
+            "--dashboard-addr",
+            &opts.dashboard,
+            "--trace-sampling",
+            "100",
+        ])
         .arg("--ca-dir")
         .arg(ca_dir(run_dir))
         .arg("--local-tokens")
         .arg(tokens_dir(run_dir));
+    if let Some(url) = &opts.prometheus {
+        cmd.args(["--prometheus", url]);
+    }
     let mut mastd = proc::spawn(
         cmd,
         "mastd",
@@ -93,6 +116,23 @@ pub async fn start_mastd(
         if Instant::now() > deadline {
             mastd.stop(Duration::from_secs(2), false).await;
             bail!("mastd did not listen on {xds} within {MASTD_TIMEOUT:?}");
+        }
+    }
+}
+
+/// The dashboard URL mastd reports on its monitoring server (`None` when it runs none or
+/// does not answer).
+pub async fn dashboard_url(monitoring: &str) -> Option<String> {
+    let addr = monitoring.to_owned();
+    let answer =
+        tokio::task::spawn_blocking(move || crate::http::get_json(&addr, "/debug/endpointz"))
+            .await
+            .ok()?;
+    match answer {
+        Ok(v) => v["dashboard"].as_str().map(str::to_owned),
+        Err(e) => {
+            tracing::warn!("cannot read the dashboard address from mastd: {e:#}");
+            None
         }
     }
 }
