@@ -48,11 +48,13 @@ async fn run(boot: Bootstrap) -> anyhow::Result<()> {
     let signals = Signals::new();
     let mut registry = prometheus_client::registry::Registry::default();
     let stats = mast_proxy::stats::ProxyStats::register(&mut registry);
-    let identity = mast_proxy::istio_stats::Identity::from_node(&boot.spec, &boot.node.id);
-    mast_proxy::istio_stats::install(mast_proxy::istio_stats::IstioStats::register(
-        &mut registry,
-        identity,
-    ));
+    if boot.istio_metrics {
+        let identity = mast_proxy::istio_stats::Identity::from_node(&boot.spec, &boot.node.id);
+        mast_proxy::istio_stats::install(mast_proxy::istio_stats::IstioStats::register(
+            &mut registry,
+            identity,
+        ));
+    }
     let env = Arc::new(Env {
         clusters: Arc::new(ClusterManager::new()),
         routes: Arc::new(RouteStore::new()),

@@ -113,6 +113,10 @@ pub struct Args {
     /// ports mode) [default: 15090 in iptables mode, off in ports mode; 0: pick a free port].
     #[arg(long, env = "MAST_PROMETHEUS_PORT")]
     pub prometheus_port: Option<u16>,
+    /// Record Istio's standard metrics (`istio_requests_total`, …) and exchange peer
+    /// metadata (`--istio-metrics=false`: off, as for measuring their cost).
+    #[arg(long, env = "MAST_ISTIO_METRICS", default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub istio_metrics: bool,
     /// Worker threads.
     #[arg(long, env = "MAST_CONCURRENCY", default_value_t = 2)]
     pub concurrency: usize,
@@ -188,6 +192,8 @@ pub struct Bootstrap {
     pub ca_token_file: Option<PathBuf>,
     /// The requested certificate validity.
     pub cert_ttl: Duration,
+    /// Istio's standard metrics are recorded.
+    pub istio_metrics: bool,
 }
 
 impl Bootstrap {
@@ -268,6 +274,7 @@ impl Args {
             ports_file: self.ports_file,
             drain: self.drain_duration,
             max_connections: self.max_connections,
+            istio_metrics: self.istio_metrics,
             delta: !self.sotw,
             ports_mode,
             outbound,
