@@ -8,6 +8,7 @@
 
 mod up_support;
 
+use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::time::Duration;
 
@@ -37,6 +38,101 @@ fn answers(up: &Up, count: usize, header: Option<&str>) -> Vec<String> {
 
 fn share(answers: &[String], of: &str) -> f64 {
     answers.iter().filter(|a| *a == of).count() as f64 / answers.len().max(1) as f64
+}
+
+/// GETs `path` from 127.0.0.1:`port` (HTTP/1.0, so the answer ends with the connection).
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+/// Sums the samples of `metric` whose labels include every `want` pair, by the value of
+/// label `by`.
+fn sum_by(text: &str, metric: &str, want: &[(&str, &str)], by: &str) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix(metric).and_then(|r| r.strip_prefix('{')) else {
+            continue;
+        };
+        let Some((labels, value)) = rest.rsplit_once("} ") else {
+            continue;
+        };
+        let has = |k: &str, v: &str| labels.contains(&format!("{k}=\"{v}\""));
+        if !want.iter().all(|(k, v)| has(k, v)) {
+            continue;
+        }
+        let key = labels
+            .split(',')
+            .find_map(|kv| kv.strip_prefix(&format!("{by}=\"")))
+            .map(|v| v.trim_end_matches('"').to_owned())
+            .unwrap_or_default();
+        *out.entry(key).or_insert(0.0) += value.trim().parse::<f64>().unwrap_or(0.0);
+    }
+    out
+}
+
+/// Istio's standard metrics on the sidecars (mast-proxy): the client's `reporter="source"`
+/// counters show the 80/20 split by destination workload (and the matching
+/// `destination_service`), and nginx-1's
+/// `reporter="destination"` counters show the client over mutual TLS.
+fn istio_metrics_show_the_split(up: &Up) {
+    let admin = |name: &str| up.workload(name)["admin"].as_u64().unwrap() as u16;
+    let client = http_get(admin("client"), "/stats/prometheus");
+    let by_workload = sum_by(
+        &client,
+        "istio_requests_total",
+        &[
+            ("reporter", "source"),
+            ("source_workload", "client"),
+            // As Istio reports it: the service of the cluster the route chose (the example's
+            // VirtualService for nginx-svc routes to nginx-svc-1 and nginx-svc-2).
+            ("destination_app", "nginx"),
+            ("response_code", "200"),
+        ],
+        "destination_workload",
+    );
+    let (one, two) = (
+        by_workload.get("nginx-1").copied().unwrap_or(0.0),
+        by_workload.get("nginx-2").copied().unwrap_or(0.0),
+    );
+    let share = one / (one + two).max(1.0);
+    let by_service = sum_by(
+        &client,
+        "istio_requests_total",
+        &[("reporter", "source"), ("destination_workload", "nginx-2")],
+        "destination_service",
+    );
+    assert!(
+        by_service.contains_key("nginx-svc-2.default.svc.cluster.local"),
+        "nginx-2's requests are reported for its service: {by_service:?}"
+    );
+    assert!(
+        one + two >= 400.0 && (share - 0.8).abs() <= 0.08,
+        "client's istio_requests_total by destination_workload: {by_workload:?}"
+    );
+    let server = http_get(admin("nginx-1"), "/stats/prometheus");
+    let inbound = sum_by(
+        &server,
+        "istio_requests_total",
+        &[
+            ("reporter", "destination"),
+            ("source_workload", "client"),
+            ("destination_workload", "nginx-1"),
+            ("connection_security_policy", "mutual_tls"),
+        ],
+        "source_principal",
+    );
+    assert!(
+        inbound
+            .get("spiffe://cluster.local/ns/default/sa/client")
+            .is_some_and(|n| *n >= one * 0.9),
+        "nginx-1's reporter=destination counters: {inbound:?} (client sent {one})"
+    );
 }
 
 fn copy_example(dir: &Dir) {
@@ -76,6 +172,9 @@ fn canary(up_args: &[&str], env: &[(&str, &OsStr)]) {
         &split[..split.len().min(20)],
         up.stderr()
     );
+    if !up_args.contains(&"envoy") {
+        istio_metrics_show_the_split(&up);
+    }
     let jicki = answers(&up, 20, Some("jicki"));
     assert!(
         jicki.iter().all(|a| a == "hello nginx-3"),
