@@ -217,6 +217,8 @@ async fn istio_metrics_on_both_sidecars() {
         "reporter=\"destination\"",
         "request_protocol=\"tcp\"",
         "response_flags=\"-\"",
+        "connection_security_policy=\"none\"",
+        "destination_workload=\"server\"",
     ];
     let text = wait_sample(
         server_metrics,

@@ -109,8 +109,74 @@ fn lb_endpoint(e: &mast_model::Endpoint, mtls: bool) -> LbEndpoint {
         })),
         health_status: HealthStatus::Healthy as i32,
         load_balancing_weight: Some(pb::u32_value(e.weight.max(1))),
-        metadata: mtls.then(tls_mode_metadata),
+        metadata: endpoint_metadata(e, mtls),
     }
+}
+
+/// The endpoint's metadata: `tlsMode` for auto mTLS, and Istio's workload metadata
+/// (`filter_metadata.istio.workload = "<name>;<namespace>;<canonical service>;<canonical
+/// revision>;<cluster>"`, as istiod writes it) that proxies label metrics with when the
+/// peer does not exchange its own.
+fn endpoint_metadata(e: &mast_model::Endpoint, mtls: bool) -> Option<Metadata> {
+    let mut md = if mtls {
+        tls_mode_metadata()
+    } else {
+        Metadata::default()
+    };
+    if !e.workload.is_empty() {
+        let text = format!(
+            "{};{};{};{};{}",
+            e.workload,
+            e.namespace,
+            canonical_service(&e.labels, &e.workload),
+            canonical_revision(&e.labels),
+            DEFAULT_CLUSTER_ID
+        );
+        let value = Value {
+            kind: Some(Kind::StringValue(text)),
+        };
+        md.filter_metadata.insert(
+            ISTIO_METADATA_KEY.to_owned(),
+            Struct {
+                fields: [("workload".to_owned(), value)].into_iter().collect(),
+            },
+        );
+    }
+    (!md.filter_metadata.is_empty()).then_some(md)
+}
+
+/// The endpoint metadata namespace of Istio's workload metadata.
+pub const ISTIO_METADATA_KEY: &str = "istio";
+/// The cluster id endpoints are labelled with (Istio's default).
+const DEFAULT_CLUSTER_ID: &str = "Kubernetes";
+
+/// Istio's canonical service of a workload: its `service.istio.io/canonical-name`,
+/// `app.kubernetes.io/name` or `app` label, else its name.
+pub fn canonical_service<'a>(
+    labels: &'a std::collections::BTreeMap<String, String>,
+    workload: &'a str,
+) -> &'a str {
+    [
+        "service.istio.io/canonical-name",
+        "app.kubernetes.io/name",
+        "app",
+    ]
+    .iter()
+    .find_map(|k| labels.get(*k))
+    .map_or(workload, String::as_str)
+}
+
+/// Istio's canonical revision: `service.istio.io/canonical-revision`,
+/// `app.kubernetes.io/version` or `version`, else `latest`.
+pub fn canonical_revision(labels: &std::collections::BTreeMap<String, String>) -> &str {
+    [
+        "service.istio.io/canonical-revision",
+        "app.kubernetes.io/version",
+        "version",
+    ]
+    .iter()
+    .find_map(|k| labels.get(*k))
+    .map_or("latest", String::as_str)
 }
 
 /// The endpoint metadata namespace cluster transport socket matches read.
@@ -275,6 +341,31 @@ mod tests {
         );
         assert_eq!(s.fields.len(), 1);
         assert!(eps[1].metadata.is_none());
+    }
+
+    #[test]
+    fn workload_endpoints_carry_istio_workload_metadata() {
+        let mut e = ep("10.0.0.1", "v2", 1);
+        e.workload = "reviews-v2".into();
+        let md = lb_endpoint(&e, false).metadata.unwrap();
+        let workload = &md.filter_metadata[ISTIO_METADATA_KEY].fields["workload"];
+        assert_eq!(
+            workload.kind,
+            Some(Kind::StringValue(
+                "reviews-v2;default;reviews;v2;Kubernetes".into()
+            ))
+        );
+        assert!(!md.filter_metadata.contains_key(TRANSPORT_SOCKET_MATCH_KEY));
+        // No workload name (a ServiceEntry address): no Istio metadata, none at all.
+        assert!(
+            lb_endpoint(&ep("10.0.0.2", "v1", 1), false)
+                .metadata
+                .is_none()
+        );
+        let labels = BTreeMap::from([("service.istio.io/canonical-name".into(), "c".into())]);
+        assert_eq!(canonical_service(&labels, "w"), "c");
+        assert_eq!(canonical_service(&BTreeMap::new(), "w"), "w");
+        assert_eq!(canonical_revision(&BTreeMap::new()), "latest");
     }
 
     #[test]

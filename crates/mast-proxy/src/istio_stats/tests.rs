@@ -340,13 +340,14 @@ async fn grpc_status_comes_from_the_trailers() {
 #[test]
 fn tcp_connections_and_bytes() {
     let (s, registry) = stats(identity("client", "client", "v1", "sleep"));
-    let mut c = tcp::Conn::open_in(s, "outbound|5432||db.default.svc.cluster.local");
-    c.connected();
+    let mut c = tcp::Conn::open_in(s, "outbound|5432||db.default.svc.cluster.local", &None);
+    c.connected(None);
     c.bytes(10, 20);
     drop(c);
     drop(tcp::Conn::open_in(
         s,
         "outbound|5432||db.default.svc.cluster.local",
+        &None,
     ));
     let text = scrape(registry);
     let ok = [
@@ -385,5 +386,83 @@ fn tcp_connections_and_bytes() {
     assert!(
         !text.contains("response_code"),
         "TCP has no response code: {text}"
+    );
+}
+
+#[test]
+fn tcp_peers_from_endpoint_metadata_and_mutual_tls() {
+    use envoy_types::pb::envoy::config::core::v3::Metadata;
+    use envoy_types::pb::google::protobuf::{Struct, Value, value::Kind};
+    let (s, registry) = stats(identity("db-v1", "db", "v1", "db"));
+    // Client side: the endpoint's Istio workload metadata names the destination.
+    let md = Metadata {
+        filter_metadata: [(
+            "istio".to_owned(),
+            Struct {
+                fields: [(
+                    "workload".to_owned(),
+                    Value {
+                        kind: Some(Kind::StringValue(
+                            "cache-v2;data;cache;v2;Kubernetes".into(),
+                        )),
+                    },
+                )]
+                .into_iter()
+                .collect(),
+            },
+        )]
+        .into_iter()
+        .collect(),
+        ..Default::default()
+    };
+    let mut c = tcp::Conn::open_in(s, "outbound|6379||cache.data.svc.cluster.local", &None);
+    c.connected(Some(&md));
+    drop(c);
+    // Server side: the client's principal from mutual TLS, and plaintext as `none`.
+    let tls = Some(std::sync::Arc::new(crate::tls::PeerTls {
+        peer_uri_sans: vec!["spiffe://cluster.local/ns/default/sa/sleep".into()],
+        ..Default::default()
+    }));
+    let mut c = tcp::Conn::open_in(s, "inbound|5432||", &tls);
+    c.connected(None);
+    drop(c);
+    let mut c = tcp::Conn::open_in(s, "inbound|5432||", &None);
+    c.connected(None);
+    drop(c);
+    let text = scrape(registry);
+    let outbound = [
+        "reporter=\"source\"",
+        "destination_workload=\"cache-v2\"",
+        "destination_workload_namespace=\"data\"",
+        "destination_canonical_service=\"cache\"",
+        "destination_canonical_revision=\"v2\"",
+        "destination_service=\"cache.data.svc.cluster.local\"",
+        "connection_security_policy=\"unknown\"",
+    ];
+    assert_eq!(
+        sample(&text, "istio_tcp_connections_opened_total", &outbound).as_deref(),
+        Some("1"),
+        "{text}"
+    );
+    let mtls = [
+        "reporter=\"destination\"",
+        "source_principal=\"spiffe://cluster.local/ns/default/sa/sleep\"",
+        "destination_workload=\"db-v1\"",
+        "connection_security_policy=\"mutual_tls\"",
+    ];
+    assert_eq!(
+        sample(&text, "istio_tcp_connections_closed_total", &mtls).as_deref(),
+        Some("1"),
+        "{text}"
+    );
+    let plain = [
+        "reporter=\"destination\"",
+        "source_principal=\"unknown\"",
+        "connection_security_policy=\"none\"",
+    ];
+    assert_eq!(
+        sample(&text, "istio_tcp_connections_opened_total", &plain).as_deref(),
+        Some("1"),
+        "{text}"
     );
 }

@@ -158,7 +158,7 @@ async fn dispatch<IO>(
         }
         NetworkFilter::Tcp(config) => {
             let config = Arc::clone(config);
-            crate::tcp::proxy(io, &env, &config, conn.local).await;
+            crate::tcp::proxy(io, &env, &config, conn.local, &conn.tls).await;
         }
     }
 }

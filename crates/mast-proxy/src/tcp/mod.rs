@@ -14,8 +14,13 @@ use crate::cluster::LbContext;
 use crate::hcm::Env;
 
 /// Proxies `client` (a connection to `original_dst`) to the configured cluster.
-pub async fn proxy<IO>(mut client: IO, env: &Env, config: &TcpProxyConfig, original_dst: SocketAddr)
-where
+pub async fn proxy<IO>(
+    mut client: IO,
+    env: &Env,
+    config: &TcpProxyConfig,
+    original_dst: SocketAddr,
+    tls: &crate::tls::SharedPeerTls,
+) where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
     let name = config.pick(fastrand::u64(..));
@@ -23,7 +28,7 @@ where
         tracing::debug!(cluster = name, "tcp_proxy: no such cluster");
         return;
     };
-    let mut istio = crate::istio_stats::tcp::Conn::open(name);
+    let mut istio = crate::istio_stats::tcp::Conn::open(name, tls);
     let mut previous = Vec::new();
     for _ in 0..config.max_connect_attempts {
         let ctx = LbContext {
@@ -43,7 +48,7 @@ where
         match endpoint.connect().await {
             Ok(mut upstream) => {
                 if let Some(c) = &mut istio {
-                    c.connected();
+                    c.connected(endpoint.metadata().as_deref());
                 }
                 let copied = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
                 if let (Some(c), Ok((received, sent))) = (&mut istio, &copied) {
