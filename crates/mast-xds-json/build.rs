@@ -21,6 +21,7 @@ const PROTO_DIRS: &[&str] = &[
     "envoy/config/endpoint/v3",
     "envoy/config/listener/v3",
     "envoy/config/route/v3",
+    "envoy/config/trace/v3",
     "envoy/extensions/access_loggers/file/v3",
     "envoy/extensions/access_loggers/stream/v3",
     "envoy/extensions/clusters/dynamic_forward_proxy/v3",

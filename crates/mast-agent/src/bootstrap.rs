@@ -5,6 +5,13 @@
 //! TLS contexts name to get the workload's certificates (`default`, `ROOTCA`) by SDS.
 //! Everything else comes over xDS.
 //!
+//! `stats_config` keeps Envoy's default tags and adds one: Envoy's default `envoy.cluster_name`
+//! stops at the first dot, so `cluster.outbound|80||nginx-svc.default.svc.cluster.local.upstream_rq_total`
+//! would become `envoy_cluster_default_svc_cluster_local_upstream_rq_total{envoy_cluster_name="outbound|80||nginx-svc"}`.
+//! The extra tag (Istio's bootstrap regex for its `cluster_name` tag) takes the whole name up to
+//! `.svc.cluster.local`; written without a literal prefix, it runs before the default one,
+//! which Envoy then skips as a duplicate (logging "Skipping duplicate tag" now and then).
+//!
 //! The same text serves `mast-agent`, `mastctl proxy-config bootstrap` and tests; it is
 //! built as JSON and rendered as YAML. `initial_fetch_timeout` bounds how long Envoy waits
 //! for its first CDS and then its first LDS answer before going LIVE without them (so with
@@ -228,6 +235,7 @@ impl Bootstrap {
                 "lds_config": ads_source,
             },
             "static_resources": {"clusters": self.static_clusters()},
+            "stats_config": stats_config(),
         })
     }
 
@@ -272,6 +280,18 @@ impl Bootstrap {
         })?;
         Ok(path)
     }
+}
+
+/// The tag that names a cluster whole in its stats, even with dots in its name (see the
+/// module doc).
+pub const CLUSTER_NAME_TAG_REGEX: &str = r"^(?:cluster)\.((.+?(\..+?\.svc\.cluster\.local)?)\.)";
+
+/// Envoy's default tags plus [`CLUSTER_NAME_TAG_REGEX`] as `envoy.cluster_name`.
+fn stats_config() -> Value {
+    json!({
+        "use_all_default_tags": true,
+        "stats_tags": [{"tag_name": "envoy.cluster_name", "regex": CLUSTER_NAME_TAG_REGEX}],
+    })
 }
 
 /// HTTP/2 for a gRPC cluster.
@@ -419,6 +439,15 @@ mod tests {
                 .len(),
             1
         );
+    }
+
+    #[test]
+    fn stats_tag_names_clusters_whole() {
+        let j = ports_bootstrap().to_json();
+        let tag = &j["stats_config"]["stats_tags"][0];
+        assert_eq!(tag["tag_name"], "envoy.cluster_name");
+        assert_eq!(tag["regex"], CLUSTER_NAME_TAG_REGEX);
+        assert_eq!(j["stats_config"]["use_all_default_tags"], true);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! works).
 
 use anyhow::Context as _;
+use mast_agent::metrics::AgentMetrics;
 use mast_agent::sds::Pending;
 use mast_ca::bundle::SharedBundle;
 use mast_ca::manager::{SecretConfig, SecretHandle, SecretManager};
@@ -24,8 +25,9 @@ pub struct Certificates {
     _empty: Option<watch::Sender<SharedBundle>>,
 }
 
-/// Starts getting the workload's certificate as `identity` says (on the current runtime).
-pub fn start(identity: &IdentityConfig) -> anyhow::Result<Certificates> {
+/// Starts getting the workload's certificate as `identity` says (on the current runtime);
+/// each certificate's expiry goes to `metrics`.
+pub fn start(identity: &IdentityConfig, metrics: &AgentMetrics) -> anyhow::Result<Certificates> {
     let Some(token_file) = &identity.token_file else {
         info!("no --ca-token-file: the workload has no certificate (TLS that needs one fails)");
         let (tx, rx) = watch::channel(None);
@@ -50,7 +52,7 @@ pub fn start(identity: &IdentityConfig) -> anyhow::Result<Certificates> {
         token_file = %token_file.display(),
         "getting the workload certificate"
     );
-    tokio::spawn(log_certificates(handle.subscribe()));
+    tokio::spawn(log_certificates(handle.subscribe(), metrics.clone()));
     Ok(Certificates {
         bundles: handle.subscribe(),
         pending: Pending::Wait,
@@ -59,12 +61,13 @@ pub fn start(identity: &IdentityConfig) -> anyhow::Result<Certificates> {
     })
 }
 
-/// Logs each certificate as it arrives.
-async fn log_certificates(mut bundles: watch::Receiver<SharedBundle>) {
+/// Logs each certificate as it arrives and records its expiry.
+async fn log_certificates(mut bundles: watch::Receiver<SharedBundle>, metrics: AgentMetrics) {
     while bundles.changed().await.is_ok() {
         let Some(bundle) = bundles.borrow_and_update().clone() else {
             continue;
         };
+        metrics.cert_expires(bundle.not_after);
         let left = bundle.seconds_left(std::time::SystemTime::now());
         info!(
             identity = %bundle.identity,

@@ -3,6 +3,7 @@
 //! bootstrap written there, and Envoy's command line.
 
 use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use clap::{Parser, ValueEnum};
 use mast_agent::bootstrap::{AdsApi, Bootstrap, NodeSpec, XdsAddress};
 use mast_agent::duration::parse_duration;
 use mast_agent::envoy::EnvoyCommand;
+use mast_agent::metrics::ISTIO_AGENT_PORT;
 use mast_agent::ports::{CaptureRequest, PortPlan, plan_ports};
 use mast_agent::sds::SDS_SOCKET;
 use mast_model::{NodeType, ProxyNode};
@@ -97,6 +99,12 @@ pub struct Args {
     /// Envoy's admin port on 127.0.0.1 (0: pick a free port).
     #[arg(long, env = "MAST_ADMIN_PORT", default_value_t = 15000)]
     pub admin_port: u16,
+
+    /// Istio's agent port: `/stats/prometheus` (Envoy's stats merged with the agent's own)
+    /// and `/healthz/ready`; 0.0.0.0 in iptables mode, 127.0.0.1 in ports mode
+    /// [default: 15020 in iptables mode, off in ports mode; 0: pick a free port].
+    #[arg(long, env = "MAST_METRICS_PORT")]
+    pub metrics_port: Option<u16>,
 
     /// The Envoy binary (default: `envoy` on PATH).
     #[arg(long, env = "MAST_ENVOY", default_value = "envoy")]
@@ -203,6 +211,8 @@ pub struct AgentConfig {
     pub bootstrap: Bootstrap,
     /// The ports chosen.
     pub plan: PortPlan,
+    /// Where the metrics port listens, when served.
+    pub metrics_addr: Option<SocketAddr>,
     /// How Envoy is run.
     pub envoy: EnvoyCommand,
     /// The work dir, and whether the agent created it (and so removes it).
@@ -224,7 +234,19 @@ impl Args {
     pub fn resolve(self) -> anyhow::Result<AgentConfig> {
         let node = self.node_spec()?;
         let capture = self.capture_request()?;
-        let plan = plan_ports(self.admin_port, &capture)?;
+        let metrics_port = match (&capture, self.metrics_port) {
+            (_, Some(port)) => Some(port),
+            (CaptureRequest::Iptables, None) => Some(ISTIO_AGENT_PORT),
+            (CaptureRequest::Ports { .. }, None) => None,
+        };
+        let plan = plan_ports(self.admin_port, metrics_port, &capture)?;
+        let metrics_ip = match capture {
+            CaptureRequest::Iptables => Ipv4Addr::UNSPECIFIED,
+            CaptureRequest::Ports { .. } => Ipv4Addr::LOCALHOST,
+        };
+        let metrics_addr = plan
+            .metrics
+            .map(|p| SocketAddr::new(IpAddr::V4(metrics_ip), p));
         let xds: XdsAddress = self.xds_address.parse()?;
         let identity = IdentityConfig {
             ca_address: self
@@ -282,6 +304,7 @@ impl Args {
         Ok(AgentConfig {
             bootstrap,
             plan,
+            metrics_addr,
             envoy,
             work_dir,
             temporary_work_dir,
@@ -390,6 +413,28 @@ mod tests {
         assert_eq!(spec.cluster(), "ingress.istio-system");
         assert_eq!(spec.ip, "10.1.2.3");
         assert!(Args::parse_from(["mast-agent"]).node_spec().is_err());
+    }
+
+    #[test]
+    fn metrics_port_follows_mast_proxys_prometheus_port_rules() {
+        let resolve = |extra: &[&str]| {
+            let dir = std::env::temp_dir().join(format!(
+                "mast-agent-cli-{}-{}",
+                std::process::id(),
+                extra.len()
+            ));
+            let mut argv = vec!["mast-agent", "--workload", "a", "--admin-port", "0"];
+            argv.extend_from_slice(extra);
+            argv.extend(["--work-dir", dir.to_str().unwrap()]);
+            let config = Args::parse_from(argv).resolve().unwrap();
+            let _ = std::fs::remove_dir_all(&dir);
+            config.metrics_addr
+        };
+        let iptables = resolve(&[]).unwrap();
+        assert_eq!(iptables.to_string(), "0.0.0.0:15020");
+        assert_eq!(resolve(&["--capture-mode", "ports"]), None);
+        let picked = resolve(&["--capture-mode", "ports", "--metrics-port", "0"]).unwrap();
+        assert!(picked.ip().is_loopback() && picked.port() != 0, "{picked}");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! - [`ports`]: choosing the sidecar's ports and the ports file reporting them;
 //! - [`envoy`]: Envoy's command line, the running process, offline validation;
 //! - [`admin`]: a client for Envoy's admin API (`/ready`, drain, quit);
+//! - [`metrics`]: the metrics port (Istio's 15020): Envoy's stats merged with the agent's;
 //! - [`restart`]: the back-off and budget for restarting a dead Envoy;
 //! - [`duration`]: durations on the command line and in Envoy's JSON;
 //! - [`sds`]: the Secret Discovery Service serving the workload's certificates to Envoy.
@@ -13,6 +14,7 @@ pub mod admin;
 pub mod bootstrap;
 pub mod duration;
 pub mod envoy;
+pub mod metrics;
 pub mod ports;
 pub mod restart;
 pub mod sds;

@@ -1,7 +1,8 @@
 //! `mast-agent`: runs Envoy as a Mast sidecar or gateway. This file only parses flags, sets
 //! up logging (`MAST_LOG`, default `info`, to stderr) and maps the outcome to an exit code;
 //! [`cli`] resolves the flags, [`certs`] gets the workload's certificate, the SDS server
-//! (`mast_agent::sds`) serves it to Envoy, and [`supervise`] runs Envoy.
+//! (`mast_agent::sds`) serves it to Envoy, [`supervise`] runs Envoy, and the metrics port
+//! (`mast_agent::metrics`) serves Envoy's stats merged with the agent's.
 
 mod certs;
 mod cli;
@@ -11,6 +12,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
+use mast_agent::metrics::{AgentMetrics, MetricsServer};
 use mast_agent::sds::SdsServer;
 use tracing::{error, info, warn};
 
@@ -25,7 +27,7 @@ async fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     let args = cli::Args::parse();
-    let config = match args.resolve() {
+    let mut config = match args.resolve() {
         Ok(config) => config,
         Err(e) => {
             error!("{e:#}");
@@ -39,7 +41,9 @@ async fn main() -> ExitCode {
         admin = config.plan.admin,
         "starting envoy"
     );
-    let certificates = match certs::start(&config.identity) {
+    let metrics = AgentMetrics::new();
+    let metrics_task = start_metrics(&mut config, &metrics).await;
+    let certificates = match certs::start(&config.identity, &metrics) {
         Ok(c) => c,
         Err(e) => {
             error!("{e:#}");
@@ -54,11 +58,12 @@ async fn main() -> ExitCode {
         }
     };
     let (stop_sds, sds_stopped) = tokio::sync::oneshot::channel::<()>();
-    let sds = SdsServer::new(certificates.bundles.clone(), certificates.pending);
+    let sds = SdsServer::new(certificates.bundles.clone(), certificates.pending)
+        .with_metrics(metrics.clone());
     let sds = tokio::spawn(sds.serve(listener, async {
         let _ = sds_stopped.await;
     }));
-    let code = match supervise::run(&config).await {
+    let code = match supervise::run(&config, &metrics).await {
         Ok(code) => code,
         Err(e) => {
             error!("{e:#}");
@@ -71,10 +76,35 @@ async fn main() -> ExitCode {
         Err(_) => warn!("SDS server did not stop in time"),
         _ => {}
     }
+    if let Some(task) = metrics_task {
+        task.abort();
+    }
     let _ = std::fs::remove_file(&config.sds_socket);
     drop(certificates);
     if code == 0 && config.temporary_work_dir {
         let _ = std::fs::remove_dir_all(&config.work_dir);
     }
     ExitCode::from(code)
+}
+
+/// Binds and serves the metrics port when asked for. A port that cannot be bound is not
+/// fatal (Envoy still runs): the agent says so and the ports file leaves `prometheus` out.
+async fn start_metrics(
+    config: &mut cli::AgentConfig,
+    metrics: &AgentMetrics,
+) -> Option<tokio::task::JoinHandle<std::io::Result<()>>> {
+    let addr = config.metrics_addr?;
+    match tokio::net::TcpListener::bind(addr).await {
+        Ok(listener) => {
+            info!(%addr, "serving merged metrics on /stats/prometheus");
+            let server = MetricsServer::new(config.plan.admin, metrics.clone());
+            Some(tokio::spawn(mast_agent::metrics::serve(listener, server)))
+        }
+        Err(e) => {
+            warn!(%addr, "cannot listen on the metrics port ({e}): metrics are not served");
+            config.plan.metrics = None;
+            config.metrics_addr = None;
+            None
+        }
+    }
 }

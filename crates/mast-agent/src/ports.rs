@@ -1,6 +1,6 @@
 //! The ports a sidecar uses and how it reports them: choosing free ports for the ones given
-//! as 0, and the ports file (`{"admin":N,"outbound":N,"inbound":{"<app>":N},…}`) the agent
-//! writes when Envoy is ready and removes when it is not.
+//! as 0, and the ports file (`{"admin":N,"outbound":N,"inbound":{"<app>":N},"prometheus":N,…}`)
+//! the agent writes when Envoy is ready and removes when it is not.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::TcpListener;
@@ -54,14 +54,21 @@ pub struct PortPlan {
     pub admin: u16,
     /// The capture mode with its ports.
     pub capture: CaptureMode,
+    /// The agent's metrics port (merged `/stats/prometheus`, `/healthz/ready`), when served.
+    pub metrics: Option<u16>,
 }
 
 /// Replaces every 0 by a distinct free port. Explicit ports are checked for duplicates
 /// first; picked sockets are held until every port is chosen, so no two are the same.
-pub fn plan_ports(admin: u16, capture: &CaptureRequest) -> Result<PortPlan, PortsError> {
+/// `metrics` is the agent's metrics port (`None`: not served).
+pub fn plan_ports(
+    admin: u16,
+    metrics: Option<u16>,
+    capture: &CaptureRequest,
+) -> Result<PortPlan, PortsError> {
     let mut explicit = BTreeSet::new();
     let mut apps = BTreeSet::new();
-    let requested = match capture {
+    let mut requested = match capture {
         CaptureRequest::Iptables => vec![admin],
         CaptureRequest::Ports { outbound, inbound } => {
             for (app, _) in inbound {
@@ -75,6 +82,7 @@ pub fn plan_ports(admin: u16, capture: &CaptureRequest) -> Result<PortPlan, Port
                 .collect()
         }
     };
+    requested.extend(metrics);
     for port in requested.into_iter().filter(|p| *p != 0) {
         if !explicit.insert(port) {
             return Err(PortsError::Duplicate(port));
@@ -99,7 +107,15 @@ pub fn plan_ports(admin: u16, capture: &CaptureRequest) -> Result<PortPlan, Port
             }
         }
     };
-    Ok(PortPlan { admin, capture })
+    let metrics = match metrics {
+        Some(port) => Some(picker.resolve(port)?),
+        None => None,
+    };
+    Ok(PortPlan {
+        admin,
+        capture,
+        metrics,
+    })
 }
 
 /// Picks free ports, holding each until dropped so the next pick differs.
@@ -146,7 +162,8 @@ pub struct PortsReport {
 impl PortsReport {
     /// The JSON form: `admin`, `outbound` (15001 in iptables mode), `inbound` (application
     /// port → listener port; empty in iptables mode), `capture_mode`, `envoy_pid`,
-    /// `node_id`, `work_dir`.
+    /// `node_id`, `work_dir`, and `prometheus` (the metrics port, as mast-proxy names its
+    /// metrics port) when served.
     pub fn to_json(&self) -> Value {
         let (mode, outbound, inbound) = match &self.plan.capture {
             CaptureMode::Iptables => ("iptables", IPTABLES_OUTBOUND, BTreeMap::new()),
@@ -156,7 +173,7 @@ impl PortsReport {
             .into_iter()
             .map(|(a, l)| (a.to_string(), l))
             .collect();
-        json!({
+        let mut out = json!({
             "admin": self.plan.admin,
             "outbound": outbound,
             "inbound": inbound,
@@ -164,7 +181,11 @@ impl PortsReport {
             "envoy_pid": self.envoy_pid,
             "node_id": self.node_id,
             "work_dir": self.work_dir,
-        })
+        });
+        if let Some(port) = self.plan.metrics {
+            out["prometheus"] = json!(port);
+        }
+        out
     }
 
     /// Writes the file atomically (a temporary file renamed over it), so a reader never
@@ -201,13 +222,14 @@ mod tests {
             outbound: 0,
             inbound: vec![(9080, 0), (9090, 15107)],
         };
-        let plan = plan_ports(0, &req).unwrap();
+        let plan = plan_ports(0, Some(0), &req).unwrap();
         let CaptureMode::Ports { outbound, inbound } = &plan.capture else {
             panic!("ports mode")
         };
         assert_eq!(inbound[&9090], 15107);
-        let all = BTreeSet::from([plan.admin, *outbound, inbound[&9080], 15107]);
-        assert_eq!(all.len(), 4);
+        let metrics = plan.metrics.unwrap();
+        let all = BTreeSet::from([plan.admin, *outbound, inbound[&9080], 15107, metrics]);
+        assert_eq!(all.len(), 5);
         assert!(!all.contains(&0));
     }
 
@@ -218,7 +240,7 @@ mod tests {
             inbound: vec![(9080, 15101)],
         };
         assert!(matches!(
-            plan_ports(15000, &req),
+            plan_ports(15000, None, &req),
             Err(PortsError::Duplicate(15101))
         ));
         let req = CaptureRequest::Ports {
@@ -226,7 +248,7 @@ mod tests {
             inbound: vec![(9080, 0), (9080, 0)],
         };
         assert!(matches!(
-            plan_ports(15000, &req),
+            plan_ports(15000, None, &req),
             Err(PortsError::Duplicate(9080))
         ));
     }
@@ -239,6 +261,7 @@ mod tests {
                 outbound: 15101,
                 inbound: BTreeMap::from([(9080, 15106)]),
             },
+            metrics: Some(15020),
         };
         let report = PortsReport {
             plan,
@@ -251,13 +274,16 @@ mod tests {
         assert_eq!(j["outbound"], 15101);
         assert_eq!(j["inbound"]["9080"], 15106);
         assert_eq!(j["capture_mode"], "ports");
+        assert_eq!(j["prometheus"], 15020);
         let iptables = PortsReport {
             plan: PortPlan {
                 admin: 1,
                 capture: CaptureMode::Iptables,
+                metrics: None,
             },
             ..report
         };
         assert_eq!(iptables.to_json()["outbound"], 15001);
+        assert!(iptables.to_json().get("prometheus").is_none());
     }
 }

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use mast_agent::admin::AdminClient;
 use mast_agent::envoy::{EnvoyProcess, log_tail};
+use mast_agent::metrics::AgentMetrics;
 use mast_agent::ports::{PortsReport, remove_ports_file};
 use mast_agent::restart::{RestartBudget, RestartPolicy};
 use tokio::signal::unix::{Signal, SignalKind, signal};
@@ -57,8 +58,9 @@ enum Ended {
     Exited(std::process::ExitStatus),
 }
 
-/// Runs Envoy until asked to stop or out of restarts; returns the agent's exit code.
-pub async fn run(config: &AgentConfig) -> anyhow::Result<u8> {
+/// Runs Envoy until asked to stop or out of restarts (each restart counted in `metrics`);
+/// returns the agent's exit code.
+pub async fn run(config: &AgentConfig, metrics: &AgentMetrics) -> anyhow::Result<u8> {
     let mut signals = Signals::new()?;
     let mut budget = RestartBudget::new(RestartPolicy::default());
     loop {
@@ -90,6 +92,7 @@ pub async fn run(config: &AgentConfig) -> anyhow::Result<u8> {
                 return Ok(0);
             }
         }
+        metrics.envoy_restarted();
     }
 }
 

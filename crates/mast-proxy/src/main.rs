@@ -55,6 +55,20 @@ async fn run(boot: Bootstrap) -> anyhow::Result<()> {
             identity,
         ));
     }
+    mast_proxy::trace::install(
+        mast_proxy::trace::LocalNode {
+            id: boot.node.id.clone(),
+            cluster: boot.node.cluster.clone(),
+            zone: boot
+                .node
+                .locality
+                .as_ref()
+                .map(|l| l.zone.clone())
+                .unwrap_or_default(),
+            ip: boot.spec.ip.parse().ok(),
+        },
+        mast_proxy::trace::stats::TraceStats::register(&mut registry),
+    );
     let env = Arc::new(Env {
         clusters: Arc::new(ClusterManager::new()),
         routes: Arc::new(RouteStore::new()),

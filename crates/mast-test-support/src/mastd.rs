@@ -70,6 +70,10 @@ pub struct MastdOptions {
     pub monitoring_addr: SocketAddr,
     /// mastd's output goes here (appended, so a restart keeps the first run's log).
     pub log: PathBuf,
+    /// More arguments. By default `--dashboard-addr off`: tests that run at the same time do
+    /// not compete for the dashboard's port 20001 (nor send spans to one another's
+    /// collector); a test of the dashboard or tracing replaces it.
+    pub extra_args: Vec<String>,
 }
 
 impl MastdOptions {
@@ -85,6 +89,7 @@ impl MastdOptions {
             xds_addr: SocketAddr::from(([127, 0, 0, 1], xds)),
             monitoring_addr: SocketAddr::from(([127, 0, 0, 1], monitoring)),
             log,
+            extra_args: vec!["--dashboard-addr".into(), "off".into()],
         })
     }
 }
@@ -141,6 +146,7 @@ impl MastdProcess {
             .arg(options.monitoring_addr.to_string())
             .arg("--ca-dir")
             .arg(options.ca_dir())
+            .args(&options.extra_args)
             .env("MAST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())

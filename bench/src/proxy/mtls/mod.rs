@@ -147,6 +147,8 @@ async fn start_mastd(
         xds_addr: SocketAddr::from(([127, 0, 0, 1], free_port())),
         monitoring_addr: SocketAddr::from(([127, 0, 0, 1], free_port())),
         log: root.join("mastd.log"),
+        // No dashboard (no scraping) and so no tracing: the proxies are measured alone.
+        extra_args: vec!["--dashboard-addr".into(), "off".into()],
     };
     MastdProcess::start(&options)
         .await

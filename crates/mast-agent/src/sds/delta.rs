@@ -140,7 +140,14 @@ impl Stream {
             count = resources.len(),
             "pushing secrets (delta)"
         );
-        let _ = tx.send(Ok(response(resources, server.next_nonce()))).await;
+        let names: Vec<String> = resources.iter().map(|r| r.name.clone()).collect();
+        if tx
+            .send(Ok(response(resources, server.next_nonce())))
+            .await
+            .is_ok()
+        {
+            server.pushed(names.iter().map(String::as_str));
+        }
     }
 }
 

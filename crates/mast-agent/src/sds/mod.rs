@@ -48,6 +48,8 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::{ReceiverStream, UnixListenerStream};
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::metrics::AgentMetrics;
+
 /// The socket's file name in the agent's work dir.
 pub const SDS_SOCKET: &str = "sds.sock";
 /// The bootstrap's static cluster that reaches the socket (Istio's name).
@@ -192,6 +194,7 @@ pub struct SdsServer {
     bundles: watch::Receiver<SharedBundle>,
     pending: Pending,
     nonces: Arc<AtomicU64>,
+    metrics: Option<AgentMetrics>,
 }
 
 impl SdsServer {
@@ -201,6 +204,22 @@ impl SdsServer {
             bundles,
             pending,
             nonces: Arc::new(AtomicU64::new(0)),
+            metrics: None,
+        }
+    }
+
+    /// The same server, counting the secrets it pushes in `metrics`.
+    pub fn with_metrics(self, metrics: AgentMetrics) -> Self {
+        Self {
+            metrics: Some(metrics),
+            ..self
+        }
+    }
+
+    /// Counts secrets sent to Envoy.
+    fn pushed<'a>(&self, names: impl IntoIterator<Item = &'a str>) {
+        if let Some(m) = &self.metrics {
+            names.into_iter().for_each(|n| m.sds_pushed(n));
         }
     }
 

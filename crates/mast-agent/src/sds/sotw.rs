@@ -151,6 +151,8 @@ impl Stream {
         );
         self.sent = Some(out.version_info.clone());
         self.nonce = nonce;
-        let _ = tx.send(Ok(out)).await;
+        if tx.send(Ok(out)).await.is_ok() {
+            server.pushed(secrets.iter().map(|s| s.name.as_str()));
+        }
     }
 }

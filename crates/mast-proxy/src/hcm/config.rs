@@ -95,6 +95,8 @@ pub struct HcmConfig {
     pub max_request_headers_bytes: usize,
     /// Maximum number of request headers (Envoy's default 100).
     pub max_headers_count: usize,
+    /// `tracing`: spans and trace propagation, when set.
+    pub tracing: Option<Arc<crate::trace::TraceConfig>>,
 }
 
 type Failure = (String, String);
@@ -176,6 +178,12 @@ impl HcmConfig {
                 .as_ref()
                 .and_then(|o| o.max_headers_count)
                 .map_or(100, |c| c.value as usize),
+            tracing: h
+                .tracing
+                .as_ref()
+                .map(|t| crate::trace::TraceConfig::from_proto(t, &h.stat_prefix).map(Arc::new))
+                .transpose()
+                .map_err(|(f, r)| fail(&format!("tracing.{f}"), r))?,
         };
         config.filters(h)?;
         if let Some(o) = &h.common_http_protocol_options {

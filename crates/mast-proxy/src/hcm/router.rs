@@ -110,6 +110,7 @@ pub async fn forward(
     }
     dest.request_headers.apply(&mut head);
     route.request_headers.apply(&mut head);
+    crate::trace::inject(&req.parts.extensions, &mut head);
     let mesh = cluster.config().transports.any_tls();
     crate::istio_stats::http::outbound_request(&dest.cluster, mesh, &mut head);
     let authority = match dest.host_rewrite.as_ref().or(fwd.host_rewrite.as_ref()) {
@@ -261,11 +262,15 @@ async fn attempt_all(
         previous.push(addr);
         let can_retry = attempt < retries && matches!(payload, Payload::Replay(_));
         let failure = match result {
-            Ok(response) => {
+            Ok(mut response) => {
                 endpoint.report(Outcome::Status(response.status().as_u16()));
                 let retriable = policy
                     .is_some_and(|p| p.retry_on_response(response.status(), response.headers()));
                 if !(retriable && can_retry && take_retry(cluster, &mut retry_guards)) {
+                    crate::istio_stats::http::upstream_endpoint(
+                        &mut response,
+                        endpoint.metadata().as_deref(),
+                    );
                     return Ok((response, addr));
                 }
                 None

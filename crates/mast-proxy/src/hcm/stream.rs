@@ -68,6 +68,9 @@ pub async fn handle(
             .headers
             .insert("x-forwarded-proto", HeaderValue::from_static(scheme));
     }
+    if let Some(tracing) = &hcm.tracing {
+        crate::trace::start(tracing, hcm.inbound, conn.peer, &mut parts);
+    }
     let outcome = route(&env, &hcm, conn, &mut parts, body, &mut entry).await;
     entry.status = outcome.response.status().as_u16();
     entry.flags.insert(outcome.flags);
@@ -82,6 +85,11 @@ pub async fn handle(
         ),
         None => outcome.response,
     };
+    let response = if hcm.tracing.is_some() {
+        finish_span(&env, &entry, &received, &mut parts, response)
+    } else {
+        response
+    };
     entry.request_id = header_string(&parts.headers, "x-request-id");
     entry.user_agent = header_string(&parts.headers, "user-agent");
     entry.forwarded_for = header_string(&parts.headers, "x-forwarded-for");
@@ -92,6 +100,24 @@ pub async fn handle(
         received,
     });
     Ok(Counted::response(response, log))
+}
+
+/// Completes the request's span (when it has one) with the outcome in `entry`.
+fn finish_span(
+    env: &Env,
+    entry: &Entry,
+    received: &Arc<std::sync::atomic::AtomicU64>,
+    parts: &mut http::request::Parts,
+    response: Response<Body>,
+) -> Response<Body> {
+    let done = crate::trace::Finish {
+        status: entry.status,
+        flags: entry.flags,
+        upstream_cluster: entry.upstream_cluster.as_deref(),
+        upstream_host: entry.upstream_host,
+        received: Arc::clone(received),
+    };
+    crate::trace::finish(&mut parts.extensions, done, &env.clusters, response)
 }
 
 fn count_hcm(
@@ -193,6 +219,9 @@ async fn filters(
     size_limit: usize,
     entry: &mut Entry,
 ) -> Local {
+    if hcm.tracing.is_some() {
+        crate::trace::set_operation(&mut parts.extensions, route.decorator.as_deref());
+    }
     let cors = route.cors.as_ref().filter(|_| hcm.cors);
     if let Some(cors) = cors
         && let Preflight::Respond(status, h) = cors.preflight(&parts.method, &parts.headers)

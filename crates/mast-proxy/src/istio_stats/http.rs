@@ -48,6 +48,30 @@ pub(super) fn outbound_request_in(
     head.insert(METADATA, stats.identity.metadata_header.clone());
 }
 
+/// Before the server's own metadata is read: the workload the chosen endpoint's Istio
+/// metadata names, for servers that exchange none (Envoy sidecars, plaintext). Costs a
+/// lookup only when the response carries no exchanged metadata.
+pub fn upstream_endpoint(
+    response: &mut Response<Body>,
+    metadata: Option<&envoy_types::pb::envoy::config::core::v3::Metadata>,
+) {
+    if global().is_some() {
+        upstream_endpoint_in(response, metadata);
+    }
+}
+
+pub(super) fn upstream_endpoint_in(
+    response: &mut Response<Body>,
+    metadata: Option<&envoy_types::pb::envoy::config::core::v3::Metadata>,
+) {
+    if response.headers().contains_key(METADATA) {
+        return;
+    }
+    if let Some(peer) = metadata.and_then(super::peer::endpoint_lookup) {
+        response.extensions_mut().insert(UpstreamPeer(peer));
+    }
+}
+
 /// Reads and strips the server's metadata from an upstream response.
 pub fn upstream_response(response: &mut Response<Body>) {
     if let Some(stats) = global() {

@@ -98,3 +98,34 @@ pub fn lookup(value: &[u8], trust_domain: &str) -> Option<Arc<Workload>> {
         Some(w)
     })
 }
+
+thread_local! {
+    static ENDPOINTS: RefCell<HashMap<Box<str>, Arc<Workload>>> = RefCell::new(HashMap::new());
+}
+
+/// The workload an endpoint's Istio metadata (`istio.workload`) names, parsed once per
+/// thread.
+pub fn endpoint_lookup(
+    metadata: &envoy_types::pb::envoy::config::core::v3::Metadata,
+) -> Option<Arc<Workload>> {
+    let value = metadata
+        .filter_metadata
+        .get("istio")?
+        .fields
+        .get("workload")?;
+    let Some(Kind::StringValue(text)) = &value.kind else {
+        return None;
+    };
+    ENDPOINTS.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some(w) = cache.get(text.as_str()) {
+            return Some(Arc::clone(w));
+        }
+        let w = Arc::new(super::tcp::endpoint_workload(metadata)?);
+        if cache.len() >= 1024 {
+            cache.clear();
+        }
+        cache.insert(text.as_str().into(), Arc::clone(&w));
+        Some(w)
+    })
+}

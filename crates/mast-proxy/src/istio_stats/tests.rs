@@ -11,7 +11,7 @@ use bytes::Bytes;
 use http_body_util::BodyExt as _;
 use prometheus_client::registry::Registry;
 
-use super::http::{Tracker, outbound_request_in, upstream_response_in};
+use super::http::{Tracker, outbound_request_in, upstream_endpoint_in, upstream_response_in};
 use super::peer::{METADATA, METADATA_ID};
 use super::*;
 use crate::bootstrap::{Capture, NodeSpec};
@@ -462,6 +462,86 @@ fn tcp_peers_from_endpoint_metadata_and_mutual_tls() {
     ];
     assert_eq!(
         sample(&text, "istio_tcp_connections_opened_total", &plain).as_deref(),
+        Some("1"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn client_side_labels_a_server_that_exchanges_nothing_from_its_endpoint() {
+    use envoy_types::pb::envoy::config::core::v3::Metadata;
+    use envoy_types::pb::google::protobuf::{Struct, Value, value::Kind};
+    let (client, registry) = stats(identity("client", "client", "v1", "sleep"));
+    let cluster = "outbound|80||nginx-svc.default.svc.cluster.local";
+    let md = Metadata {
+        filter_metadata: [(
+            "istio".to_owned(),
+            Struct {
+                fields: [(
+                    "workload".to_owned(),
+                    Value {
+                        kind: Some(Kind::StringValue(
+                            "nginx-2;default;nginx;v2;Kubernetes".into(),
+                        )),
+                    },
+                )]
+                .into_iter()
+                .collect(),
+            },
+        )]
+        .into_iter()
+        .collect(),
+        ..Default::default()
+    };
+    // An Envoy sidecar answers without metadata: the endpoint's names the workload.
+    let mut upstream = with_body(StatusCode::OK, "ok");
+    upstream_endpoint_in(&mut upstream, Some(&md));
+    upstream_response_in(client, &mut upstream);
+    let mut req = HeaderMap::new();
+    let t = Tracker::start_in(client, false, &None, &mut req);
+    drain(t.finish(
+        upstream,
+        Some(cluster),
+        "nginx-svc",
+        Flags::NONE,
+        Arc::new(AtomicU64::new(0)),
+    ))
+    .await;
+    // A server that exchanges its metadata wins over the endpoint's.
+    let server = identity("server-1", "server", "v3", "server");
+    let mut upstream = with_body(StatusCode::OK, "ok");
+    upstream
+        .headers_mut()
+        .insert(METADATA, server.metadata_header.clone());
+    upstream_endpoint_in(&mut upstream, Some(&md));
+    upstream_response_in(client, &mut upstream);
+    let t = Tracker::start_in(client, false, &None, &mut req);
+    drain(t.finish(
+        upstream,
+        Some(cluster),
+        "nginx-svc",
+        Flags::NONE,
+        Arc::new(AtomicU64::new(0)),
+    ))
+    .await;
+    let text = scrape(registry);
+    let from_endpoint = [
+        "reporter=\"source\"",
+        "destination_workload=\"nginx-2\"",
+        "destination_canonical_revision=\"v2\"",
+        "destination_principal=\"unknown\"",
+    ];
+    assert_eq!(
+        sample(&text, "istio_requests_total", &from_endpoint).as_deref(),
+        Some("1"),
+        "{text}"
+    );
+    let exchanged = [
+        "destination_workload=\"server-1\"",
+        "destination_version=\"v3\"",
+    ];
+    assert_eq!(
+        sample(&text, "istio_requests_total", &exchanged).as_deref(),
         Some("1"),
         "{text}"
     );

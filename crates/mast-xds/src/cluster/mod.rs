@@ -8,7 +8,8 @@
 //!   `InboundPassthroughCluster`;
 //! - the traffic policy mapping: [`policy`] (port-level and subset merging), [`lb`], [`pool`]
 //!   (circuit breakers and connection settings), [`outlier`], [`tls`]; [`draft`] holds a
-//!   cluster with its upstream HTTP protocol options while it is built.
+//!   cluster with its upstream HTTP protocol options while it is built;
+//! - [`trace`]: the span collector's cluster (`zipkin` / `opentelemetry`) when tracing is on.
 //!
 //! What is emitted field by field is listed in `docs/xds-subset.md`.
 
@@ -21,6 +22,7 @@ pub(crate) mod pb;
 mod policy;
 mod pool;
 mod tls;
+pub mod trace;
 
 #[cfg(test)]
 mod tests;
@@ -61,6 +63,9 @@ pub fn clusters_part(snapshot: &MeshSnapshot, proxy: &ProxyNode, part: Part) -> 
             all.push(local::passthrough());
             if forward_proxy::enabled(proxy, snapshot.outbound_policy(proxy)) {
                 all.push(local::forward_proxy());
+            }
+            if let Some(options) = &snapshot.options.tracing {
+                all.extend(trace::collector_cluster(options));
             }
         }
         Part::Own => {

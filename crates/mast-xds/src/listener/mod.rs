@@ -11,6 +11,7 @@
 //! - **ports**: `mast_outbound` (127.0.0.1, an HTTP proxy on RDS route `mast_outbound`) and one
 //!   `mast_inbound_<app port>` listener per inbound port the agent was given.
 //!
+//! With tracing configured, every HTTP connection manager gets Envoy's `tracing` ([`trace`]).
 //! Gateways (`router` nodes) get no listeners yet: they come with a later issue.
 //! What exactly is emitted is written down in `docs/xds-subset.md`.
 
@@ -19,6 +20,7 @@ mod filters;
 mod inbound;
 mod l4;
 mod outbound;
+pub mod trace;
 
 pub(crate) use l4::StaticMatch;
 
@@ -86,7 +88,11 @@ pub fn listeners_part(snapshot: &MeshSnapshot, proxy: &ProxyNode, part: Part) ->
         ),
     }
     .with_snapshot(snapshot);
-    build_part(&inputs, part)
+    let mut out = build_part(&inputs, part);
+    if let Some(options) = &snapshot.options.tracing {
+        trace::apply(&mut out, options, proxy, part);
+    }
+    out
 }
 
 /// Everything listener generation reads, gathered from the snapshot for one proxy.

@@ -7,12 +7,14 @@
 //! Parts: [`config`] reads the folder, [`ports`] allocates ports, [`sidecar`] starts mastd
 //! and sidecars, [`proc`] runs child processes, [`supervisor`] runs one workload,
 //! [`mesh`] holds the shared state (state file, generated entries, table), [`watch`]
-//! notices edits, [`runner`] ties them together.
+//! notices edits, [`prometheus`] runs Prometheus with `--prometheus`, [`runner`] ties them
+//! together.
 
 mod config;
 mod mesh;
 mod ports;
 mod proc;
+mod prometheus;
 mod runner;
 mod sidecar;
 mod supervisor;
@@ -44,6 +46,14 @@ pub struct Args {
     /// $XDG_RUNTIME_DIR/mast or /tmp/mast-<uid>).
     #[arg(long, value_name = "F")]
     pub state_file: Option<PathBuf>,
+    /// Also run Prometheus (on a free port, or N+3 with --port-base): it scrapes mastd and
+    /// every sidecar every 5 s and evaluates Istio's recording rules; its URL is in the
+    /// table and the state file.
+    #[arg(long)]
+    pub prometheus: bool,
+    /// The Prometheus binary (with --prometheus).
+    #[arg(long, value_name = "PATH", default_value = "prometheus")]
+    pub prometheus_bin: PathBuf,
 }
 
 /// Runs the mesh until Ctrl-C (or, with `--exit-with-jobs`, until the jobs are done).

@@ -18,6 +18,7 @@ use super::config::{self, Folder};
 use super::mesh::Mesh;
 use super::ports::PortPlan;
 use super::proc::{self, Proc, say};
+use super::prometheus;
 use super::sidecar;
 use super::supervisor::{self, Ctx, Event, Handle};
 use super::watch::{POLL, Watch};
@@ -51,8 +52,18 @@ pub async fn run(args: &Args) -> anyhow::Result<i32> {
         .map(|s| s.proxy.unwrap_or(args.proxy))
         .collect();
     sidecar::check_binaries(&kinds)?;
+    if args.prometheus {
+        prometheus::check_binary(&args.prometheus_bin)?;
+    }
     let mut plan = PortPlan::new(args.port_base);
     let mesh = Arc::new(prepare(args, &abs, &plan)?);
+    let mut prom = match prometheus::start_for(args, &mesh).await {
+        Ok(p) => p,
+        Err(e) => {
+            mesh.clean_up();
+            return Err(e);
+        }
+    };
     let snapshot = mesh.snapshot();
     let generated = mesh.generated.clone();
     let mastd = match sidecar::start_mastd(
@@ -120,13 +131,23 @@ pub async fn run(args: &Args) -> anyhow::Result<i32> {
                     break code;
                 }
             }
+            status = prometheus::exited(&mut prom) => {
+                say(format!("prometheus {}; the mesh goes on without it", status.map(|s| proc::describe(&s)).unwrap_or_default()));
+                prom = None;
+            }
             _ = tick.tick() => {
                 if watch.changed() {
                     run.reload(&args.dir, &mut plan).await;
                 }
+                if let Some(p) = prom.as_mut() {
+                    p.refresh(&run.ctx.mesh.snapshot(), run.handles.values().map(|h| &h.spec));
+                }
             }
         }
     };
+    if let Some(p) = prom {
+        p.stop().await;
+    }
     run.shutdown(mastd, &mut sigint).await;
     Ok(code)
 }

@@ -214,7 +214,12 @@ pub fn start_sidecar(
     }
     match kind {
         ProxyKind::Mast => cmd.args(["--health-port", &block.health.to_string()]),
-        ProxyKind::Envoy => cmd.arg("--work-dir").arg(&files.work_dir),
+        // The agent's merged metrics (Envoy's and its own) and readiness, Istio's 15020, on
+        // the block's health port.
+        ProxyKind::Envoy => cmd
+            .arg("--work-dir")
+            .arg(&files.work_dir)
+            .args(["--metrics-port", &block.health.to_string()]),
     };
     let prefix = format!("[{} sidecar] ", spec.key.name);
     proc::spawn(
