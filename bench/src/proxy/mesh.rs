@@ -96,6 +96,9 @@ pub enum Kind {
     Envoy,
     /// Client → mast-proxy → upstream.
     Mast,
+    /// mast-proxy with Istio's standard metrics off (`--istio-metrics=false`), to measure
+    /// their cost (`--mtls --only mast,mast-nometrics`).
+    MastNoMetrics,
 }
 
 impl Kind {
@@ -105,6 +108,7 @@ impl Kind {
             Self::Direct => "direct",
             Self::Envoy => "envoy",
             Self::Mast => "mast",
+            Self::MastNoMetrics => "mast-nometrics",
         }
     }
 
@@ -113,7 +117,7 @@ impl Kind {
         match self {
             Self::Direct => None,
             Self::Envoy => Some(ProxyKind::Envoy),
-            Self::Mast => Some(ProxyKind::Mast),
+            Self::Mast | Self::MastNoMetrics => Some(ProxyKind::Mast),
         }
     }
 }
@@ -133,6 +137,7 @@ impl fmt::Display for TargetId {
             Kind::Direct => f.write_str("direct"),
             Kind::Envoy => write!(f, "envoy-c{}", self.workers),
             Kind::Mast => write!(f, "mast-c{}", self.workers),
+            Kind::MastNoMetrics => write!(f, "mast-nometrics-c{}", self.workers),
         }
     }
 }
@@ -218,6 +223,10 @@ pub fn sidecar_options(
         Kind::Envoy => {
             options.binary = Some(tools.agent.clone());
             options.envoy = tools.envoy.clone();
+        }
+        Kind::MastNoMetrics => {
+            options.binary = Some(tools.proxy.clone());
+            options = options.args(["--istio-metrics=false"]);
         }
         _ => options.binary = Some(tools.proxy.clone()),
     }

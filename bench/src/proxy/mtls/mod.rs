@@ -60,7 +60,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     };
     let mut report = Report::new(&args, loadavg());
     let upstream = Upstream::spawn().await?;
-    let kinds: Vec<Kind> = [Kind::Envoy, Kind::Mast]
+    let kinds: Vec<Kind> = [Kind::Envoy, Kind::Mast, Kind::MastNoMetrics]
         .into_iter()
         .filter(|k| args.wants(k.name()))
         .collect();

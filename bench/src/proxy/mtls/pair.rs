@@ -33,6 +33,7 @@ pub fn host(kind: Kind) -> &'static str {
     match kind {
         Kind::Envoy => "mtls-envoy",
         Kind::Mast => "mtls-mast",
+        Kind::MastNoMetrics => "mtls-mast-nometrics",
         Kind::Direct => crate::load::HOST,
     }
 }
@@ -42,6 +43,7 @@ pub fn url(kind: Kind) -> &'static str {
     match kind {
         Kind::Envoy => "http://mtls-envoy/",
         Kind::Mast => "http://mtls-mast/",
+        Kind::MastNoMetrics => "http://mtls-mast-nometrics/",
         Kind::Direct => crate::load::URL,
     }
 }

@@ -448,5 +448,6 @@ fn label(kind: Kind) -> &'static str {
         Kind::Direct => "direct",
         Kind::Envoy => "Envoy pair",
         Kind::Mast => "mast-proxy pair",
+        Kind::MastNoMetrics => "mast-proxy pair, Istio metrics off",
     }
 }
