@@ -44,6 +44,7 @@ macro_rules! asset {
 /// The files, `index.html` first.
 static ASSETS: &[Asset] = &[
     asset!("index.html", "index.html", HTML),
+    asset!("boot.js", "boot.js", JS),
     asset!("app.js", "app.js", JS),
     asset!("api.js", "api.js", JS),
     asset!("graph.js", "graph.js", JS),
@@ -126,7 +127,10 @@ fn respond(index: usize, request: &HeaderMap) -> Response {
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(CSP),
         );
-        h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+        h.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        );
     }
     response
 }
@@ -149,11 +153,7 @@ mod tests {
         assert_eq!(header(&page, header::CONTENT_TYPE), HTML);
         assert_eq!(header(&page, header::CACHE_CONTROL), "no-cache");
         assert!(header(&page, header::CONTENT_SECURITY_POLICY).contains("default-src 'self'"));
-        for (name, ty) in [
-            ("app.js", JS),
-            ("style.css", CSS),
-            ("cytoscape.min.js", JS),
-        ] {
+        for (name, ty) in [("app.js", JS), ("style.css", CSS), ("cytoscape.min.js", JS)] {
             let r = file(Path(name.to_owned()), HeaderMap::new()).await;
             assert_eq!(r.status(), StatusCode::OK, "{name}");
             assert_eq!(header(&r, header::CONTENT_TYPE), ty, "{name}");
@@ -191,7 +191,11 @@ mod tests {
                     .chars()
                     .take_while(|c| c.is_ascii_alphanumeric() || "._-".contains(*c))
                     .collect();
-                assert!(names.contains(&name.as_str()), "{} refers to {name}", a.name);
+                assert!(
+                    names.contains(&name.as_str()),
+                    "{} refers to {name}",
+                    a.name
+                );
             }
             for part in text.split("from './").skip(1) {
                 let name = part.split('\'').next().unwrap_or_default();
