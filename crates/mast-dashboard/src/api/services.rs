@@ -127,7 +127,19 @@ fn service(view: &View, svc: &Service, messages: &[MessageJson]) -> ServiceJson 
     let host = svc.hostname.to_string();
     let (rps, error_rate, health) = view.rates(&service_id(&host));
     let eps = svc.endpoints.values().flatten();
-    let addresses: BTreeSet<&str> = eps.clone().map(|e| e.address.as_str()).collect();
+    // Endpoints of the port that has most (every port lists the same instances); distinct by
+    // address and port, as a local mesh runs every workload on 127.0.0.1.
+    let endpoints = svc
+        .endpoints
+        .values()
+        .map(|port| {
+            port.iter()
+                .map(|e| (e.address.as_str(), e.port))
+                .collect::<BTreeSet<_>>()
+                .len()
+        })
+        .max()
+        .unwrap_or(0);
     let workloads: BTreeSet<String> = eps
         .filter(|e| !e.workload.is_empty())
         .map(|e| format!("{}/{}", e.namespace, e.workload))
@@ -151,7 +163,7 @@ fn service(view: &View, svc: &Service, messages: &[MessageJson]) -> ServiceJson 
                 protocol: protocol_name(p.protocol),
             })
             .collect(),
-        endpoints: addresses.len(),
+        endpoints,
         workloads: workloads.into_iter().collect(),
         rps,
         error_rate,
