@@ -31,6 +31,7 @@ pub mod istio_stats;
 pub mod limits;
 pub mod listener;
 pub mod matcher;
+pub mod metered;
 pub mod rbac;
 pub mod route;
 pub mod signals;

@@ -92,6 +92,7 @@ impl ProxyStats {
             "Routes to unknown clusters",
             s.no_cluster.clone(),
         );
+        registry.register("istio_build", "Istio component build info", build_info());
         s
     }
 
@@ -116,6 +117,26 @@ impl ProxyStats {
             cache.insert((key.0, cluster.to_owned()), counter);
         });
     }
+}
+
+/// `istio_build{component="proxy",tag=<version>} 1`, as Istio's proxies report it (Istio's
+/// mesh dashboard lists components by version from it).
+fn build_info() -> Family<BuildLabels, prometheus_client::metrics::gauge::Gauge> {
+    let family = Family::<BuildLabels, prometheus_client::metrics::gauge::Gauge>::default();
+    family
+        .get_or_create(&BuildLabels {
+            component: "proxy",
+            tag: env!("CARGO_PKG_VERSION"),
+        })
+        .set(1);
+    family
+}
+
+/// `istio_build` labels.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct BuildLabels {
+    component: &'static str,
+    tag: &'static str,
 }
 
 /// A per-thread cache of counter handles by (family, cluster), so counting allocates and

@@ -44,14 +44,12 @@ use envoy_types::pb::envoy::r#type::v3::Percent;
 use envoy_types::pb::google::protobuf::{BoolValue, Duration as PbDuration};
 use envoy_types::util::pack_any;
 use http_body_util::{BodyExt as _, Full};
+use mast_otlp::{ExportTraceServiceRequest, SPAN_KIND_CLIENT, SPAN_KIND_SERVER, Span};
 use mast_proxy::cluster::ClusterManager;
 use mast_proxy::config::{CLUSTER, LISTENER, Proxy, RouteStore};
 use mast_proxy::hcm::Env;
 use mast_proxy::signals::Signals;
 use mast_proxy::stats::ProxyStats;
-use mast_proxy::trace::otlp::{
-    ExportTraceServiceRequest, SPAN_KIND_CLIENT, SPAN_KIND_SERVER, Span,
-};
 use mast_proxy::xds::{Handler, Resource, Update};
 use mast_test_support::{EchoServer, HttpRequest, free_port};
 use parking_lot::Mutex;
@@ -496,7 +494,7 @@ async fn opentelemetry_continues_w3c_and_exports_otlp() {
             .and_then(|a| a.value.clone())
             .and_then(|v| v.value)
     };
-    use mast_proxy::trace::otlp::Value as V;
+    use mast_otlp::Value as V;
     assert_eq!(
         tag(client, "http.status_code"),
         Some(V::StringValue("200".into()))

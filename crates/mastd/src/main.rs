@@ -5,6 +5,7 @@
 mod app;
 mod ca;
 mod commands;
+mod config_events;
 mod dashboard;
 mod folders;
 mod jwks;

@@ -58,6 +58,7 @@ impl Monitor {
         if let Some(ca) = ca {
             ca.register(&mut registry);
         }
+        crate::config_events::start(&store, &mut registry);
         let gauges = ConfigGauges::default();
         registry.register(
             "mast_config_rejected",

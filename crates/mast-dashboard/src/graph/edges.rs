@@ -338,26 +338,18 @@ fn reporting(traffic: &Traffic) -> BTreeSet<(String, String)> {
 /// What Envoy sidecars counted inbound, per workload (requests, else bytes).
 fn envoy_inbound(traffic: &Traffic) -> HashMap<(String, String), f64> {
     let mut out: HashMap<(String, String), f64> = HashMap::new();
-    let inbound = |origin: Origin, reporter: Reporter| {
-        origin == Origin::Envoy && reporter == Reporter::Destination
+    let mut add = |origin: Origin, reporter: Reporter, d: &Peer, rate: f64| {
+        if origin == Origin::Envoy && reporter == Reporter::Destination {
+            *out.entry((d.namespace.clone(), d.workload.clone()))
+                .or_default() += rate;
+        }
     };
-    for s in traffic
-        .http
-        .iter()
-        .filter(|s| inbound(s.key.origin, s.key.reporter))
-    {
-        let d = &s.key.destination;
-        *out.entry((d.namespace.clone(), d.workload.clone()))
-            .or_default() += s.rps;
+    for s in &traffic.http {
+        add(s.key.origin, s.key.reporter, &s.key.destination, s.rps);
     }
-    for s in traffic
-        .tcp
-        .iter()
-        .filter(|s| inbound(s.key.origin, s.key.reporter))
-    {
-        let d = &s.key.destination;
-        *out.entry((d.namespace.clone(), d.workload.clone()))
-            .or_default() += s.bytes_per_second;
+    for s in &traffic.tcp {
+        let rate = s.bytes_per_second;
+        add(s.key.origin, s.key.reporter, &s.key.destination, rate);
     }
     out
 }

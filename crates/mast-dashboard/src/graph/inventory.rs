@@ -43,6 +43,16 @@ impl WorkloadInfo {
             .proxy_kind(&self.namespace, &self.name)
             .or_else(|| self.proxies.first().map(kind_from_version))
     }
+
+    /// Takes `labels` and `service_account` where still unknown (the first source wins).
+    fn fill(&mut self, labels: &BTreeMap<String, String>, service_account: &str) {
+        if self.labels.is_empty() {
+            self.labels.clone_from(labels);
+        }
+        if self.service_account.is_empty() {
+            service_account.clone_into(&mut self.service_account);
+        }
+    }
 }
 
 /// mast-proxy reports Mast's own version as its user agent version; anything else is Envoy.
@@ -66,12 +76,7 @@ pub fn inventory(
             continue;
         }
         let w = entry(&mut out, &p.namespace, &p.workload);
-        if w.labels.is_empty() {
-            w.labels.clone_from(&p.labels);
-        }
-        if w.service_account.is_empty() {
-            w.service_account.clone_from(&p.service_account);
-        }
+        w.fill(&p.labels, &p.service_account);
         w.proxies.push(s.clone());
     }
     for svc in snapshot.services() {
@@ -80,12 +85,7 @@ pub fn inventory(
                 continue;
             }
             let w = entry(&mut out, &ep.namespace, &ep.workload);
-            if w.labels.is_empty() {
-                w.labels.clone_from(&ep.labels);
-            }
-            if w.service_account.is_empty() {
-                w.service_account.clone_from(&ep.service_account);
-            }
+            w.fill(&ep.labels, &ep.service_account);
             w.services.insert(svc.hostname.to_string());
         }
     }

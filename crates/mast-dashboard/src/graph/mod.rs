@@ -95,6 +95,24 @@ pub struct Node {
     pub rps: f64,
 }
 
+impl Node {
+    /// An idle node without labels, parent or proxy.
+    fn new(id: String, kind: NodeKind, name: String, namespace: String) -> Self {
+        Self {
+            id,
+            kind,
+            name,
+            namespace,
+            app: None,
+            version: None,
+            parent: None,
+            health: Health::Idle,
+            proxy: None,
+            rps: 0.0,
+        }
+    }
+}
+
 /// One edge.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -221,17 +239,18 @@ fn workload_node(
         (Some(a), Some(_)) => Some(app_id(namespace, a)),
         _ => None,
     };
+    let id = workload_id(namespace, name);
     Node {
-        id: workload_id(namespace, name),
-        kind: NodeKind::Workload,
-        name: name.to_owned(),
-        namespace: namespace.to_owned(),
         app,
         version,
         parent,
-        health: Health::Idle,
         proxy,
-        rps: 0.0,
+        ..Node::new(
+            id,
+            NodeKind::Workload,
+            name.to_owned(),
+            namespace.to_owned(),
+        )
     }
 }
 
@@ -245,18 +264,7 @@ fn service_node(host: &str, snapshot: &MeshSnapshot) -> Node {
             (name, parts.next().unwrap_or("").to_owned())
         }
     };
-    Node {
-        id: service_id(host),
-        kind: NodeKind::Service,
-        name,
-        namespace,
-        app: None,
-        version: None,
-        parent: None,
-        health: Health::Idle,
-        proxy: None,
-        rps: 0.0,
-    }
+    Node::new(service_id(host), NodeKind::Service, name, namespace)
 }
 
 /// A node only traffic mentions: an unknown peer, a service without endpoints, or a
@@ -275,18 +283,12 @@ fn node_for(id: &str, set: &EdgeSet<'_>, snapshot: &MeshSnapshot, traffic: &Traf
         let kind = traffic.proxy_kind(&p.namespace, &p.workload);
         return workload_node(&p.namespace, &p.workload, &labels, kind);
     }
-    Node {
-        id: UNKNOWN_ID.to_owned(),
-        kind: NodeKind::Unknown,
-        name: UNKNOWN.to_owned(),
-        namespace: String::new(),
-        app: None,
-        version: None,
-        parent: None,
-        health: Health::Idle,
-        proxy: None,
-        rps: 0.0,
-    }
+    Node::new(
+        UNKNOWN_ID.to_owned(),
+        NodeKind::Unknown,
+        UNKNOWN.to_owned(),
+        String::new(),
+    )
 }
 
 /// Rates, health and the app boxes.
@@ -310,17 +312,12 @@ fn finish_nodes(nodes: &mut BTreeMap<String, Node>, edges: &[Edge]) {
         let (Some(parent), Some(app)) = (&n.parent, &n.app) else {
             continue;
         };
-        let a = apps.entry(parent.clone()).or_insert_with(|| Node {
-            id: parent.clone(),
-            kind: NodeKind::App,
-            name: app.clone(),
-            namespace: n.namespace.clone(),
-            app: Some(app.clone()),
-            version: None,
-            parent: None,
-            health: Health::Idle,
-            proxy: None,
-            rps: 0.0,
+        let a = apps.entry(parent.clone()).or_insert_with(|| {
+            let (name, namespace) = (app.clone(), n.namespace.clone());
+            Node {
+                app: Some(app.clone()),
+                ..Node::new(parent.clone(), NodeKind::App, name, namespace)
+            }
         });
         a.rps += n.rps;
         a.health = a.health.max(n.health);

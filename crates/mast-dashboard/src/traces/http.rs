@@ -7,10 +7,11 @@ use axum::body::Bytes;
 use axum::extract::{FromRef, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use mast_otlp::{ExportTracePartialSuccess, ExportTraceServiceResponse, RpcStatus};
 use prost::Message;
 use serde::Deserialize;
 
-use super::otlp::{self, ExportTracePartialSuccess, ExportTraceServiceResponse, RpcStatus};
+use super::otlp;
 use super::store::{TraceQuery, TraceStore};
 use super::{otlp_json, zipkin};
 
@@ -72,7 +73,7 @@ async fn post_otlp(State(store): State<TraceStore>, headers: HeaderMap, body: By
     let request = if json {
         otlp_json::parse(&body).map_err(|e| e.to_string())
     } else {
-        otlp::ExportTraceServiceRequest::decode(body.as_ref())
+        mast_otlp::ExportTraceServiceRequest::decode(body.as_ref())
             .map_err(|e| format!("not an OTLP ExportTraceServiceRequest: {e}"))
     };
     let request = match request {

@@ -1,198 +1,25 @@
-//! OTLP/HTTP traces (`POST /v1/traces`): the few `opentelemetry.proto` messages the
-//! collector reads, written by hand with prost (field numbers as in
-//! `opentelemetry/proto/collector/trace/v1/trace_service.proto` and the messages it uses;
-//! fields the collector does not read are skipped on decoding), and their conversion into
-//! [`Span`]s. The JSON mapping is in [`super::otlp_json`].
-//!
-//! Hand-written rather than the `opentelemetry-proto` crate: that crate always pulls in the
-//! OpenTelemetry SDK, a dozen crates the collector does not need.
+//! OTLP/HTTP traces (`POST /v1/traces`): the shared [`mast_otlp`] messages (an
+//! `ExportTraceServiceRequest` decoded from protobuf, or from JSON by [`super::otlp_json`])
+//! converted into the collector's [`Span`]s.
 
 use std::collections::BTreeMap;
 
 use base64::Engine as _;
+use mast_otlp::{
+    AnyValue, ExportTraceServiceRequest, SPAN_KIND_CLIENT, SPAN_KIND_CONSUMER, SPAN_KIND_INTERNAL,
+    SPAN_KIND_PRODUCER, SPAN_KIND_SERVER, STATUS_CODE_ERROR, Span as OtlpSpan, Value,
+};
 
 use super::model::{Span, hex};
-
-/// `opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest`.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct ExportTraceServiceRequest {
-    /// Spans, grouped by the resource that produced them.
-    #[prost(message, repeated, tag = "1")]
-    pub resource_spans: Vec<ResourceSpans>,
-}
-
-/// `opentelemetry.proto.collector.trace.v1.ExportTraceServiceResponse`.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct ExportTraceServiceResponse {
-    /// Set when some spans were rejected.
-    #[prost(message, optional, tag = "1")]
-    pub partial_success: Option<ExportTracePartialSuccess>,
-}
-
-/// `opentelemetry.proto.collector.trace.v1.ExportTracePartialSuccess`.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct ExportTracePartialSuccess {
-    /// How many spans were rejected.
-    #[prost(int64, tag = "1")]
-    pub rejected_spans: i64,
-    /// Why.
-    #[prost(string, tag = "2")]
-    pub error_message: String,
-}
-
-/// `opentelemetry.proto.trace.v1.ResourceSpans`.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct ResourceSpans {
-    /// The producer (its attributes hold `service.name`).
-    #[prost(message, optional, tag = "1")]
-    pub resource: Option<Resource>,
-    /// Spans, grouped by instrumentation scope.
-    #[prost(message, repeated, tag = "2")]
-    pub scope_spans: Vec<ScopeSpans>,
-}
-
-/// `opentelemetry.proto.resource.v1.Resource`.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct Resource {
-    /// Attributes (`service.name`, …).
-    #[prost(message, repeated, tag = "1")]
-    pub attributes: Vec<KeyValue>,
-}
-
-/// `opentelemetry.proto.trace.v1.ScopeSpans`.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct ScopeSpans {
-    /// The spans.
-    #[prost(message, repeated, tag = "2")]
-    pub spans: Vec<OtlpSpan>,
-}
-
-/// `opentelemetry.proto.trace.v1.Span`.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct OtlpSpan {
-    /// 16 bytes.
-    #[prost(bytes = "vec", tag = "1")]
-    pub trace_id: Vec<u8>,
-    /// 8 bytes.
-    #[prost(bytes = "vec", tag = "2")]
-    pub span_id: Vec<u8>,
-    /// 8 bytes, empty for a root span.
-    #[prost(bytes = "vec", tag = "4")]
-    pub parent_span_id: Vec<u8>,
-    /// The operation.
-    #[prost(string, tag = "5")]
-    pub name: String,
-    /// `SpanKind`: 0 unspecified, 1 internal, 2 server, 3 client, 4 producer, 5 consumer.
-    #[prost(int32, tag = "6")]
-    pub kind: i32,
-    /// Start, ns since the epoch.
-    #[prost(fixed64, tag = "7")]
-    pub start_time_unix_nano: u64,
-    /// End, ns since the epoch.
-    #[prost(fixed64, tag = "8")]
-    pub end_time_unix_nano: u64,
-    /// Attributes.
-    #[prost(message, repeated, tag = "9")]
-    pub attributes: Vec<KeyValue>,
-    /// Status.
-    #[prost(message, optional, tag = "15")]
-    pub status: Option<Status>,
-}
-
-/// `opentelemetry.proto.trace.v1.Status`.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct Status {
-    /// A description of the error.
-    #[prost(string, tag = "2")]
-    pub message: String,
-    /// `StatusCode`: 0 unset, 1 ok, 2 error.
-    #[prost(int32, tag = "3")]
-    pub code: i32,
-}
-
-/// `opentelemetry.proto.common.v1.KeyValue`.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct KeyValue {
-    /// The key.
-    #[prost(string, tag = "1")]
-    pub key: String,
-    /// The value.
-    #[prost(message, optional, tag = "2")]
-    pub value: Option<AnyValue>,
-}
-
-/// `opentelemetry.proto.common.v1.AnyValue`.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct AnyValue {
-    /// The value.
-    #[prost(oneof = "Value", tags = "1, 2, 3, 4, 5, 6, 7")]
-    pub value: Option<Value>,
-}
-
-/// The `AnyValue.value` oneof.
-#[derive(Clone, PartialEq, prost::Oneof)]
-pub enum Value {
-    /// `string_value`.
-    #[prost(string, tag = "1")]
-    StringValue(String),
-    /// `bool_value`.
-    #[prost(bool, tag = "2")]
-    BoolValue(bool),
-    /// `int_value`.
-    #[prost(int64, tag = "3")]
-    IntValue(i64),
-    /// `double_value`.
-    #[prost(double, tag = "4")]
-    DoubleValue(f64),
-    /// `array_value`.
-    #[prost(message, tag = "5")]
-    ArrayValue(ArrayValue),
-    /// `kvlist_value`.
-    #[prost(message, tag = "6")]
-    KvlistValue(KeyValueList),
-    /// `bytes_value`.
-    #[prost(bytes = "vec", tag = "7")]
-    BytesValue(Vec<u8>),
-}
-
-/// `opentelemetry.proto.common.v1.ArrayValue`.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct ArrayValue {
-    /// The values.
-    #[prost(message, repeated, tag = "1")]
-    pub values: Vec<AnyValue>,
-}
-
-/// `opentelemetry.proto.common.v1.KeyValueList`.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct KeyValueList {
-    /// The entries.
-    #[prost(message, repeated, tag = "1")]
-    pub values: Vec<KeyValue>,
-}
-
-/// `google.rpc.Status`: the body of an OTLP/HTTP error response.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct RpcStatus {
-    /// A `google.rpc.Code` (3: INVALID_ARGUMENT).
-    #[prost(int32, tag = "1")]
-    pub code: i32,
-    /// The reason.
-    #[prost(string, tag = "2")]
-    pub message: String,
-}
-
-/// `StatusCode` ERROR.
-const STATUS_ERROR: i32 = 2;
 
 /// The dashboard's name of a `SpanKind`.
 fn kind_name(kind: i32) -> &'static str {
     match kind {
-        1 => "INTERNAL",
-        2 => "SERVER",
-        3 => "CLIENT",
-        4 => "PRODUCER",
-        5 => "CONSUMER",
+        SPAN_KIND_INTERNAL => "INTERNAL",
+        SPAN_KIND_SERVER => "SERVER",
+        SPAN_KIND_CLIENT => "CLIENT",
+        SPAN_KIND_PRODUCER => "PRODUCER",
+        SPAN_KIND_CONSUMER => "CONSUMER",
         _ => "UNSPECIFIED",
     }
 }
@@ -289,7 +116,10 @@ fn convert(s: OtlpSpan, service: &str) -> Result<Span, String> {
             )
         })
         .collect();
-    let error = s.status.as_ref().is_some_and(|st| st.code == STATUS_ERROR);
+    let error = s
+        .status
+        .as_ref()
+        .is_some_and(|st| st.code == STATUS_CODE_ERROR);
     if let Some(st) = s.status.as_ref().filter(|st| !st.message.is_empty()) {
         tags.insert("otel.status_description".into(), st.message.clone());
     }
@@ -310,14 +140,8 @@ fn convert(s: OtlpSpan, service: &str) -> Result<Span, String> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use mast_otlp::{KeyValue, KeyValueList, Resource, ResourceSpans, ScopeSpans, Status};
     use prost::Message;
-
-    pub(crate) fn kv(key: &str, value: Value) -> KeyValue {
-        KeyValue {
-            key: key.into(),
-            value: Some(AnyValue { value: Some(value) }),
-        }
-    }
 
     /// A client span from `client.default` and its server child from `nginx-1.default`, as
     /// an exporter sends them (one resource per service).
@@ -334,28 +158,34 @@ pub(crate) mod tests {
             start_time_unix_nano: start,
             end_time_unix_nano: start + 2_000_000,
             attributes: vec![
-                kv(
+                KeyValue::new(
                     "http.status_code",
                     Value::StringValue(if error { "503" } else { "200" }.into()),
                 ),
-                kv("retries", Value::IntValue(2)),
-                kv(
+                KeyValue::new("retries", Value::IntValue(2)),
+                KeyValue::new(
                     "peer",
                     Value::KvlistValue(KeyValueList {
-                        values: vec![kv("ok", Value::BoolValue(true))],
+                        values: vec![KeyValue::new("ok", Value::BoolValue(true))],
                     }),
                 ),
             ],
             status: error.then(|| Status {
                 message: "upstream reset".into(),
-                code: STATUS_ERROR,
+                code: STATUS_CODE_ERROR,
             }),
+            ..OtlpSpan::default()
         };
         let resource = |name: &str, spans| ResourceSpans {
             resource: Some(Resource {
-                attributes: vec![kv("service.name", Value::StringValue(name.into()))],
+                attributes: vec![KeyValue::string("service.name", name)],
+                ..Resource::default()
             }),
-            scope_spans: vec![ScopeSpans { spans }],
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..ScopeSpans::default()
+            }],
+            ..ResourceSpans::default()
         };
         ExportTraceServiceRequest {
             resource_spans: vec![

@@ -1,15 +1,15 @@
 //! OTLP's JSON encoding (`Content-Type: application/json`): the protobuf JSON mapping with
 //! OTLP's exceptions: camelCase keys, trace and span ids as hex strings (not base64), enums as
 //! integers (names are accepted too), 64-bit integers as strings or numbers, `bytesValue` in
-//! base64. Decoded into the same messages as the protobuf body ([`super::otlp`]).
+//! base64. Decoded into the same [`mast_otlp`] messages as the protobuf body (converted by
+//! [`super::otlp`]).
 
 use base64::Engine as _;
-use serde::Deserialize;
-
-use super::otlp::{
-    AnyValue, ArrayValue, ExportTraceServiceRequest, KeyValue, KeyValueList, OtlpSpan, Resource,
-    ResourceSpans, ScopeSpans, Status, Value,
+use mast_otlp::{
+    AnyValue, ArrayValue, ExportTraceServiceRequest, KeyValue, KeyValueList, Resource,
+    ResourceSpans, SPAN_KIND_NAMES, STATUS_CODE_NAMES, ScopeSpans, Span as OtlpSpan, Status, Value,
 };
+use serde::Deserialize;
 
 /// Why a JSON body was refused.
 #[derive(Debug, thiserror::Error)]
@@ -152,16 +152,6 @@ impl JEnum {
     }
 }
 
-const SPAN_KINDS: [&str; 6] = [
-    "SPAN_KIND_UNSPECIFIED",
-    "SPAN_KIND_INTERNAL",
-    "SPAN_KIND_SERVER",
-    "SPAN_KIND_CLIENT",
-    "SPAN_KIND_PRODUCER",
-    "SPAN_KIND_CONSUMER",
-];
-const STATUS_CODES: [&str; 3] = ["STATUS_CODE_UNSET", "STATUS_CODE_OK", "STATUS_CODE_ERROR"];
-
 /// Parses an OTLP JSON `ExportTraceServiceRequest`.
 pub fn parse(body: &[u8]) -> Result<ExportTraceServiceRequest, OtlpJsonError> {
     let j: JRequest = serde_json::from_slice(body)?;
@@ -174,14 +164,19 @@ pub fn parse(body: &[u8]) -> Result<ExportTraceServiceRequest, OtlpJsonError> {
                 .into_iter()
                 .map(|ss| {
                     let spans = ss.spans.into_iter().map(span).collect::<Result<_, _>>()?;
-                    Ok(ScopeSpans { spans })
+                    Ok(ScopeSpans {
+                        spans,
+                        ..ScopeSpans::default()
+                    })
                 })
                 .collect::<Result<_, OtlpJsonError>>()?;
             Ok(ResourceSpans {
                 resource: rs.resource.map(|r| Resource {
                     attributes: r.attributes.into_iter().map(key_value).collect(),
+                    ..Resource::default()
                 }),
                 scope_spans: spans,
+                ..ResourceSpans::default()
             })
         })
         .collect::<Result<_, OtlpJsonError>>()?;
@@ -194,14 +189,15 @@ fn span(s: JSpan) -> Result<OtlpSpan, OtlpJsonError> {
         span_id: unhex(&s.span_id, "spanId")?,
         parent_span_id: unhex(&s.parent_span_id, "parentSpanId")?,
         name: s.name,
-        kind: s.kind.map_or(0, |k| k.value(&SPAN_KINDS)),
+        kind: s.kind.map_or(0, |k| k.value(&SPAN_KIND_NAMES)),
         start_time_unix_nano: s.start_time_unix_nano.map_or(0, |v| v.unsigned()),
         end_time_unix_nano: s.end_time_unix_nano.map_or(0, |v| v.unsigned()),
         attributes: s.attributes.into_iter().map(key_value).collect(),
         status: s.status.map(|st| Status {
             message: st.message,
-            code: st.code.map_or(0, |c| c.value(&STATUS_CODES)),
+            code: st.code.map_or(0, |c| c.value(&STATUS_CODE_NAMES)),
         }),
+        ..OtlpSpan::default()
     })
 }
 

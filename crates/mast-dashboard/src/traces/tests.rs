@@ -6,10 +6,10 @@ use axum::http::{Request, StatusCode, header};
 use http_body_util::{BodyExt as _, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use mast_otlp::{ExportTraceServiceResponse, RpcStatus};
 use prost::Message;
 use serde_json::{Value, json};
 
-use super::otlp::{ExportTraceServiceResponse, RpcStatus};
 use super::{TraceStore, collector};
 
 type Body = Full<Bytes>;

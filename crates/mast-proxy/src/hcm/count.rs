@@ -1,6 +1,6 @@
 //! Body wrappers that count bytes for the access log: the request body counts what the
-//! client sent; the response body counts what was sent and writes the access log line when
-//! it ends or is dropped (the client went away).
+//! client sent; the response body (a [`Metered`] body) counts what was sent and writes the
+//! access log line when it ends or is dropped (the client went away).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -14,7 +14,8 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use hyper::body::Incoming;
 
 use super::access_log::{AccessLog, Entry};
-use crate::body::{self, Body, BoxError};
+use crate::body::{self, Body};
+use crate::metered::{End, Metered, OnEnd};
 
 /// Counts the bytes of a body into a shared counter.
 #[derive(Debug)]
@@ -40,13 +41,7 @@ impl Counted<Body> {
     pub fn response(response: Response<Body>, log: Option<ResponseLog>) -> Response<Body> {
         match log {
             None => response,
-            Some(log) => response.map(|inner| {
-                body::boxed(Logged {
-                    inner,
-                    sent: 0,
-                    log: Some(log),
-                })
-            }),
+            Some(log) => Metered::wrap(response, log),
         }
     }
 }
@@ -93,63 +88,20 @@ pub struct ResponseLog {
     pub received: Arc<AtomicU64>,
 }
 
-struct Logged {
-    inner: Body,
-    sent: u64,
-    log: Option<ResponseLog>,
-}
-
-impl Logged {
-    fn finish(&mut self) {
-        if let Some(mut l) = self.log.take() {
-            l.entry.bytes_sent = self.sent;
-            l.entry.bytes_received = l.received.load(Ordering::Relaxed);
-            l.entry.duration = l.start.elapsed();
-            l.log.log(&l.entry);
-        }
-    }
-}
-
-impl Drop for Logged {
-    fn drop(&mut self) {
-        let ended = self.inner.is_end_stream();
-        if let Some(l) = &mut self.log
-            && !ended
+/// Writes the access log line when the response body ends; a body dropped before its end
+/// marks the request `DC` (downstream connection termination).
+impl OnEnd for ResponseLog {
+    fn end(mut self, sent: u64, end: End<'_>) {
+        if let End::Dropped(inner) = end
+            && !inner.is_end_stream()
         {
-            l.entry
+            self.entry
                 .flags
                 .insert(super::flags::Flags::DOWNSTREAM_CONNECTION_TERMINATION);
         }
-        self.finish();
-    }
-}
-
-impl HttpBody for Logged {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        match &polled {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref() {
-                    self.sent += data.len() as u64;
-                }
-            }
-            Poll::Ready(None) => self.finish(),
-            _ => {}
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        self.entry.bytes_sent = sent;
+        self.entry.bytes_received = self.received.load(Ordering::Relaxed);
+        self.entry.duration = self.start.elapsed();
+        self.log.log(&self.entry);
     }
 }

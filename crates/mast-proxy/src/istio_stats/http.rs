@@ -3,22 +3,19 @@
 //! router (send ours upstream, read and strip the server's), and [`Tracker::finish`] on the
 //! response, whose body then records the request's metrics when it ends.
 
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll};
 use std::time::Instant;
 
-use bytes::Bytes;
 use http::{HeaderMap, Response};
-use http_body::{Body as HttpBody, Frame, SizeHint};
 
 use super::cache::{self, HttpHandles, HttpKey};
 use super::identity::Workload;
 use super::peer::{METADATA, METADATA_ID};
 use super::{IstioStats, UNKNOWN, global};
-use crate::body::{self, Body, BoxError};
+use crate::body::Body;
 use crate::hcm::flags::Flags;
+use crate::metered::{End, Metered, OnEnd};
 use crate::tls::SharedPeerTls;
 
 /// The server's metadata, carried from the router to [`Tracker::finish`] in the
@@ -182,14 +179,8 @@ impl Tracker {
             handles,
             deferred,
             received,
-            sent: 0,
         };
-        response.map(|inner| {
-            body::boxed(Recorded {
-                inner,
-                pending: Some(pending),
-            })
-        })
+        Metered::wrap(response, pending)
     }
 
     fn handles(
@@ -254,11 +245,24 @@ struct Pending {
     handles: Option<HttpHandles>,
     deferred: Option<Box<Deferred>>,
     received: Arc<AtomicU64>,
-    sent: u64,
+}
+
+/// Records the request when its response body ends or is dropped; a gRPC status in the
+/// trailers ends it there.
+impl OnEnd for Pending {
+    const AT_TRAILERS: bool = true;
+
+    fn end(self, sent: u64, end: End<'_>) {
+        let trailers_status = match end {
+            End::Trailers(trailers) => grpc_status(trailers),
+            End::Complete | End::Dropped(_) => None,
+        };
+        self.record(sent, trailers_status);
+    }
 }
 
 impl Pending {
-    fn record(self, trailers_status: Option<u32>) {
+    fn record(self, sent: u64, trailers_status: Option<u32>) {
         let handles = match (self.handles, self.deferred) {
             (Some(h), _) => h,
             (None, Some(d)) => {
@@ -274,60 +278,6 @@ impl Pending {
         handles
             .request_bytes
             .observe(self.received.load(Ordering::Relaxed) as f64);
-        handles.response_bytes.observe(self.sent as f64);
-    }
-}
-
-/// The response body that records the request when it ends or is dropped.
-struct Recorded {
-    inner: Body,
-    pending: Option<Pending>,
-}
-
-impl Drop for Recorded {
-    fn drop(&mut self) {
-        if let Some(p) = self.pending.take() {
-            p.record(None);
-        }
-    }
-}
-
-impl HttpBody for Recorded {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        match &polled {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref() {
-                    if let Some(p) = &mut self.pending {
-                        p.sent += data.len() as u64;
-                    }
-                } else if let Some(trailers) = frame.trailers_ref()
-                    && let Some(p) = self.pending.take()
-                {
-                    p.record(grpc_status(trailers));
-                }
-            }
-            Poll::Ready(None) => {
-                if let Some(p) = self.pending.take() {
-                    p.record(None);
-                }
-            }
-            _ => {}
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        handles.response_bytes.observe(sent as f64);
     }
 }

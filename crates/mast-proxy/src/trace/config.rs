@@ -5,12 +5,10 @@
 //! metadata and formatter tags, other tracers) are refused.
 
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::http_connection_manager::Tracing;
 use envoy_types::pb::envoy::r#type::tracing::v3::custom_tag::Type as TagType;
 use envoy_types::pb::envoy::r#type::v3::Percent;
-use envoy_types::pb::google::protobuf::Duration as PbDuration;
 use http::HeaderName;
 
 use super::decision::Sampling;
@@ -64,15 +62,6 @@ pub struct TraceConfig {
     pub counters: HcmCounters,
     /// The exporter, started with the first sampled span.
     reporter: OnceLock<Option<Arc<Reporter>>>,
-}
-
-/// A protobuf duration, `None` when zero or unset.
-pub fn duration(d: Option<&PbDuration>) -> Option<Duration> {
-    let d = d?;
-    let secs = u64::try_from(d.seconds).ok()?;
-    let nanos = u32::try_from(d.nanos).ok()?;
-    let d = Duration::new(secs, nanos);
-    (!d.is_zero()).then_some(d)
 }
 
 /// A `Percent` (0–100) in basis points; absent → 100 %.

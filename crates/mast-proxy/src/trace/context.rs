@@ -124,23 +124,7 @@ pub fn extract_b3(h: &HeaderMap) -> Incoming {
     let (Some(trace), Some(span)) = (get(h, B3_TRACE_ID), get(h, B3_SPAN_ID)) else {
         return sampled.map_or(Incoming::None, Incoming::Sampled);
     };
-    let (Some(trace_id), Some(span_id)) = (trace_id(trace), hex_u64(span, 16)) else {
-        return Incoming::Invalid;
-    };
-    let parent_id = match get(h, B3_PARENT_ID) {
-        None => None,
-        Some(p) => match hex_u64(p, 16) {
-            Some(p) => Some(p),
-            None => return Incoming::Invalid,
-        },
-    };
-    Incoming::Context(SpanContext {
-        trace_id,
-        span_id,
-        parent_id,
-        sampled,
-        tracestate: None,
-    })
+    b3_context(trace, span, get(h, B3_PARENT_ID), sampled)
 }
 
 /// `b3: {traceid}-{spanid}[-{sampling}[-{parentspanid}]]`, or `b3: {sampling}` alone.
@@ -152,26 +136,32 @@ fn b3_single(v: &str) -> Incoming {
     let (Some(trace), Some(span)) = (parts.next(), parts.next()) else {
         return Incoming::Invalid;
     };
-    let (Some(trace_id), Some(span_id)) = (trace_id(trace), hex_u64(span, 16)) else {
-        return Incoming::Invalid;
-    };
-    let sampled = match parts.next() {
-        None => None,
-        Some(s) => match b3_sampled(s) {
-            Some(s) => Some(s),
-            None => return Incoming::Invalid,
-        },
-    };
-    let parent_id = match parts.next() {
-        None => None,
-        Some(p) => match hex_u64(p, 16) {
-            Some(p) => Some(p),
-            None => return Incoming::Invalid,
-        },
-    };
+    let (sampled, parent) = (parts.next(), parts.next());
     if parts.next().is_some() {
         return Incoming::Invalid;
     }
+    let Some(sampled) = optional(sampled, b3_sampled) else {
+        return Incoming::Invalid;
+    };
+    b3_context(trace, span, parent, sampled)
+}
+
+/// An optional field: `Some(None)` when absent, `None` when present but malformed.
+fn optional<T>(field: Option<&str>, parse: impl FnOnce(&str) -> Option<T>) -> Option<Option<T>> {
+    match field {
+        None => Some(None),
+        Some(s) => parse(s).map(Some),
+    }
+}
+
+/// The B3 context of these ids (either form); any malformed id makes it invalid.
+fn b3_context(trace: &str, span: &str, parent: Option<&str>, sampled: Option<bool>) -> Incoming {
+    let (Some(trace_id), Some(span_id)) = (trace_id(trace), hex_u64(span, 16)) else {
+        return Incoming::Invalid;
+    };
+    let Some(parent_id) = optional(parent, |p| hex_u64(p, 16)) else {
+        return Incoming::Invalid;
+    };
     Incoming::Context(SpanContext {
         trace_id,
         span_id,

@@ -1,170 +1,13 @@
-//! OTLP/HTTP protobuf (`POST /v1/traces`, `application/x-protobuf`): the few
-//! `opentelemetry.proto` messages an `ExportTraceServiceRequest` of spans needs, written with
-//! prost by hand (field numbers as `opentelemetry/proto/{collector/trace,trace,common,
-//! resource}/v1`), since the `opentelemetry-proto` crate always brings the whole
-//! OpenTelemetry SDK. Collectors (and tests) decode them with the same types.
+//! OTLP/HTTP protobuf export (`POST /v1/traces`, `application/x-protobuf`): finished spans
+//! as an `ExportTraceServiceRequest` of the shared [`mast_otlp`] messages (which collectors
+//! and tests decode with).
+
+use mast_otlp::{
+    ExportTraceServiceRequest, InstrumentationScope, KeyValue, Resource, ResourceSpans,
+    SPAN_KIND_CLIENT, SPAN_KIND_SERVER, STATUS_CODE_ERROR, ScopeSpans, Span, Status,
+};
 
 use super::record::{FinishedSpan, Kind};
-
-/// `opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest`.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct ExportTraceServiceRequest {
-    /// The spans, grouped by resource.
-    #[prost(message, repeated, tag = "1")]
-    pub resource_spans: Vec<ResourceSpans>,
-}
-
-/// `opentelemetry.proto.trace.v1.ResourceSpans`.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct ResourceSpans {
-    /// The resource (service) the spans come from.
-    #[prost(message, optional, tag = "1")]
-    pub resource: Option<Resource>,
-    /// The spans, grouped by instrumentation scope.
-    #[prost(message, repeated, tag = "2")]
-    pub scope_spans: Vec<ScopeSpans>,
-    /// Schema URL.
-    #[prost(string, tag = "3")]
-    pub schema_url: String,
-}
-
-/// `opentelemetry.proto.resource.v1.Resource`.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct Resource {
-    /// Attributes (`service.name`, …).
-    #[prost(message, repeated, tag = "1")]
-    pub attributes: Vec<KeyValue>,
-    /// Attributes dropped.
-    #[prost(uint32, tag = "2")]
-    pub dropped_attributes_count: u32,
-}
-
-/// `opentelemetry.proto.trace.v1.ScopeSpans`.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct ScopeSpans {
-    /// The instrumentation scope.
-    #[prost(message, optional, tag = "1")]
-    pub scope: Option<InstrumentationScope>,
-    /// The spans.
-    #[prost(message, repeated, tag = "2")]
-    pub spans: Vec<Span>,
-    /// Schema URL.
-    #[prost(string, tag = "3")]
-    pub schema_url: String,
-}
-
-/// `opentelemetry.proto.common.v1.InstrumentationScope`.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct InstrumentationScope {
-    /// Name.
-    #[prost(string, tag = "1")]
-    pub name: String,
-    /// Version.
-    #[prost(string, tag = "2")]
-    pub version: String,
-}
-
-/// `opentelemetry.proto.trace.v1.Span` (events and links left out).
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct Span {
-    /// 16 bytes.
-    #[prost(bytes = "vec", tag = "1")]
-    pub trace_id: Vec<u8>,
-    /// 8 bytes.
-    #[prost(bytes = "vec", tag = "2")]
-    pub span_id: Vec<u8>,
-    /// W3C `tracestate`.
-    #[prost(string, tag = "3")]
-    pub trace_state: String,
-    /// 8 bytes, empty for a root span.
-    #[prost(bytes = "vec", tag = "4")]
-    pub parent_span_id: Vec<u8>,
-    /// Operation name.
-    #[prost(string, tag = "5")]
-    pub name: String,
-    /// `SpanKind`: 2 server, 3 client.
-    #[prost(int32, tag = "6")]
-    pub kind: i32,
-    /// Start, ns since the epoch.
-    #[prost(fixed64, tag = "7")]
-    pub start_time_unix_nano: u64,
-    /// End, ns since the epoch.
-    #[prost(fixed64, tag = "8")]
-    pub end_time_unix_nano: u64,
-    /// Attributes (the span's tags).
-    #[prost(message, repeated, tag = "9")]
-    pub attributes: Vec<KeyValue>,
-    /// Status.
-    #[prost(message, optional, tag = "15")]
-    pub status: Option<Status>,
-    /// W3C trace flags (bit 0: sampled).
-    #[prost(fixed32, tag = "16")]
-    pub flags: u32,
-}
-
-/// `SpanKind` SERVER.
-pub const SPAN_KIND_SERVER: i32 = 2;
-/// `SpanKind` CLIENT.
-pub const SPAN_KIND_CLIENT: i32 = 3;
-/// `Status.StatusCode` ERROR.
-pub const STATUS_CODE_ERROR: i32 = 2;
-
-/// `opentelemetry.proto.trace.v1.Status`.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct Status {
-    /// Message.
-    #[prost(string, tag = "2")]
-    pub message: String,
-    /// Code: 0 unset, 1 ok, 2 error.
-    #[prost(int32, tag = "3")]
-    pub code: i32,
-}
-
-/// `opentelemetry.proto.common.v1.KeyValue`.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct KeyValue {
-    /// Key.
-    #[prost(string, tag = "1")]
-    pub key: String,
-    /// Value.
-    #[prost(message, optional, tag = "2")]
-    pub value: Option<AnyValue>,
-}
-
-/// `opentelemetry.proto.common.v1.AnyValue` (scalars only).
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct AnyValue {
-    /// The value.
-    #[prost(oneof = "Value", tags = "1, 2, 3, 4")]
-    pub value: Option<Value>,
-}
-
-/// `AnyValue.value`.
-#[derive(Clone, PartialEq, prost::Oneof)]
-pub enum Value {
-    /// A string.
-    #[prost(string, tag = "1")]
-    StringValue(String),
-    /// A boolean.
-    #[prost(bool, tag = "2")]
-    BoolValue(bool),
-    /// An integer.
-    #[prost(int64, tag = "3")]
-    IntValue(i64),
-    /// A double.
-    #[prost(double, tag = "4")]
-    DoubleValue(f64),
-}
-
-/// A string attribute.
-pub fn attribute(key: impl Into<String>, value: impl Into<String>) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue {
-            value: Some(Value::StringValue(value.into())),
-        }),
-    }
-}
 
 /// The resource and scope every span of one tracer shares.
 #[derive(Debug, Clone, Default)]
@@ -180,8 +23,8 @@ fn span(s: &FinishedSpan) -> Span {
     let mut attributes: Vec<KeyValue> = Vec::with_capacity(s.tags.len());
     for (k, v) in &s.tags {
         match attributes.iter_mut().find(|a| a.key == *k) {
-            Some(a) => *a = attribute(k.as_ref(), v.as_str()),
-            None => attributes.push(attribute(k.as_ref(), v.as_str())),
+            Some(a) => *a = KeyValue::string(k.as_ref(), v.as_str()),
+            None => attributes.push(KeyValue::string(k.as_ref(), v.as_str())),
         }
     }
     let start = s.start_us.saturating_mul(1000);

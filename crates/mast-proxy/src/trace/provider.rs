@@ -253,7 +253,7 @@ fn http_service(s: &HttpService) -> Result<Collector, Failure> {
         cluster: cluster.clone(),
         path,
         headers,
-        timeout: super::config::duration(uri.timeout.as_ref()).unwrap_or(DEFAULT_TIMEOUT),
+        timeout: crate::hcm::config::duration(uri.timeout.as_ref()).unwrap_or(DEFAULT_TIMEOUT),
     })
 }
 

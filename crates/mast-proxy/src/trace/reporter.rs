@@ -12,6 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Uri, header};
 use http_body_util::BodyExt as _;
+use mast_otlp::{InstrumentationScope, KeyValue};
 use parking_lot::Mutex;
 use prometheus_client::metrics::counter::Counter;
 use tokio::sync::mpsc;
@@ -100,19 +101,19 @@ impl Reporter {
 fn shared(o: &OpenTelemetry) -> otlp::Shared {
     let mut resource = Vec::new();
     if o.service_name_attribute {
-        resource.push(otlp::attribute("service.name", o.service_name.as_str()));
+        resource.push(KeyValue::string("service.name", o.service_name.as_str()));
     }
     if o.sdk_attributes {
-        resource.push(otlp::attribute("telemetry.sdk.language", "rust"));
-        resource.push(otlp::attribute("telemetry.sdk.name", "mast-proxy"));
-        resource.push(otlp::attribute(
+        resource.push(KeyValue::string("telemetry.sdk.language", "rust"));
+        resource.push(KeyValue::string("telemetry.sdk.name", "mast-proxy"));
+        resource.push(KeyValue::string(
             "telemetry.sdk.version",
             env!("CARGO_PKG_VERSION"),
         ));
     }
     otlp::Shared {
         resource,
-        scope: o.scope.then(|| otlp::InstrumentationScope {
+        scope: o.scope.then(|| InstrumentationScope {
             name: "mast-proxy".to_owned(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
         }),

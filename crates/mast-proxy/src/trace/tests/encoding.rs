@@ -1,10 +1,14 @@
 //! The wire formats: Zipkin v2 JSON's shape, and OTLP protobuf decoding back to the span.
 
+use mast_otlp::{
+    ExportTraceServiceRequest, KeyValue, SPAN_KIND_CLIENT, SPAN_KIND_SERVER, STATUS_CODE_ERROR,
+    Value as V,
+};
 use serde_json::Value;
 
 use crate::trace::LocalNode;
 use crate::trace::context::TraceId;
-use crate::trace::otlp::{self, ExportTraceServiceRequest};
+use crate::trace::otlp;
 use crate::trace::record::{FinishedSpan, Kind};
 
 fn sample(kind: Kind, parent: Option<u64>, status: &str) -> FinishedSpan {
@@ -75,7 +79,7 @@ fn zipkin_v2_json_shape() {
 #[test]
 fn otlp_decodes_back() {
     let shared = otlp::Shared {
-        resource: vec![otlp::attribute("service.name", "client.default")],
+        resource: vec![KeyValue::string("service.name", "client.default")],
         scope: None,
     };
     let spans = [
@@ -89,7 +93,7 @@ fn otlp_decodes_back() {
     assert_eq!(attr.key, "service.name");
     assert_eq!(
         attr.value.as_ref().unwrap().value,
-        Some(otlp::Value::StringValue("client.default".into()))
+        Some(V::StringValue("client.default".into()))
     );
     let got = &rs.scope_spans[0].spans;
     assert_eq!(got.len(), 2);
@@ -103,15 +107,15 @@ fn otlp_decodes_back() {
     );
     assert_eq!(c.span_id, 0xa2fb_4a1d_1a96_d312u64.to_be_bytes());
     assert_eq!(c.parent_span_id, 0x20u64.to_be_bytes());
-    assert_eq!(c.kind, otlp::SPAN_KIND_CLIENT);
+    assert_eq!(c.kind, SPAN_KIND_CLIENT);
     assert_eq!(c.start_time_unix_nano, 1_700_000_000_000_000_000);
     assert_eq!(c.end_time_unix_nano - c.start_time_unix_nano, 1_234_000);
     assert_eq!(c.trace_state, "k=v");
     assert!(c.status.is_none());
     assert!(c.attributes.iter().any(|a| a.key == "http.status_code"
-        && a.value.as_ref().unwrap().value == Some(otlp::Value::StringValue("200".into()))));
+        && a.value.as_ref().unwrap().value == Some(V::StringValue("200".into()))));
     let s = &got[1];
-    assert_eq!(s.kind, otlp::SPAN_KIND_SERVER);
+    assert_eq!(s.kind, SPAN_KIND_SERVER);
     assert!(s.parent_span_id.is_empty());
-    assert_eq!(s.status.as_ref().unwrap().code, otlp::STATUS_CODE_ERROR);
+    assert_eq!(s.status.as_ref().unwrap().code, STATUS_CODE_ERROR);
 }

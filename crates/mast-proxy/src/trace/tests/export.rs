@@ -15,6 +15,7 @@ use envoy_types::pb::google::protobuf::{Duration as PbDuration, UInt32Value};
 use http_body_util::{BodyExt as _, Full};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use mast_otlp::ExportTraceServiceRequest;
 use parking_lot::Mutex;
 use serde_json::Value;
 
@@ -22,7 +23,6 @@ use super::*;
 use crate::cluster::{ClusterConfig, ClusterManager};
 use crate::hcm::flags::Flags;
 use crate::trace::context::TraceId;
-use crate::trace::otlp::ExportTraceServiceRequest;
 use crate::trace::record::{FinishedSpan, Kind};
 use crate::trace::reporter::Reporter;
 
@@ -211,7 +211,7 @@ async fn opentelemetry_exports_otlp_protobuf() {
     let span = &req.resource_spans[0].scope_spans[0].spans[0];
     let hex: String = span.trace_id.iter().map(|b| format!("{b:02x}")).collect();
     assert_eq!(hex, traceparent[3..35]);
-    assert_eq!(span.kind, crate::trace::otlp::SPAN_KIND_CLIENT);
+    assert_eq!(span.kind, mast_otlp::SPAN_KIND_CLIENT);
     assert_eq!(span.name, "svc:8080/*");
 }
 
