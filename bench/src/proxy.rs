@@ -70,7 +70,8 @@ pub struct Args {
     /// Seconds of each closed-loop throughput run (default 10; 2 with --quick).
     #[arg(long)]
     pub throughput_duration: Option<u64>,
-    /// Targets: any of direct, envoy, mast (comma-separated).
+    /// Targets: any of direct, envoy, mast (comma-separated); with `--mtls` also
+    /// mast-nometrics (a mast-proxy pair with Istio's metrics off).
     #[arg(long, value_delimiter = ',', default_value = "direct,envoy,mast")]
     pub only: Vec<String>,
     /// Proxy worker threads (`--concurrency`) for the latency phases.

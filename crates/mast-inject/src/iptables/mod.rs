@@ -1,0 +1,1 @@
+//! istio-iptables' traffic capture rules: flags, the generated nat table, apply and cleanup.
