@@ -410,6 +410,42 @@ impl CertificateAuthority {
         Ok(out)
     }
 
+    /// A serving certificate for mastd's own TLS listeners (xDS and CA on 15012, the
+    /// webhooks on 15017): a new ECDSA P-256 key and a leaf with `dns_names` as DNS SANs
+    /// (server and client auth), signed by the mesh CA, so that proxies trusting the mesh root
+    /// verify mastd as they verify each other. Returns (chain PEM leaf first with the
+    /// intermediates, key PEM, roots PEM).
+    pub fn issue_serving(
+        &self,
+        dns_names: &[String],
+        ttl: Duration,
+    ) -> Result<(String, String, String), SignError> {
+        let internal = |e: rcgen::Error| SignError::Internal(e.to_string());
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(internal)?;
+        let mut params = CertificateParams::new(dns_names.to_vec()).map_err(internal)?;
+        params.distinguished_name = DistinguishedName::new();
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        params.use_authority_key_identifier_extension = true;
+        let now = SystemTime::now();
+        params.not_before = (now - BACKDATE).into();
+        params.not_after = (now + self.effective_ttl(ttl)).into();
+        params.serial_number = Some(random_serial());
+        let leaf = params.signed_by(&key, &self.issuer).map_err(internal)?;
+        let mut chain = leaf.pem();
+        for c in &self.chain {
+            chain.push_str(c);
+        }
+        Ok((chain, key.serialize_pem(), self.roots_pem.clone()))
+    }
+
     /// Makes a key and a certificate for `identity` directly (no CSR round trip): for tests
     /// and for tools that need a workload bundle without mastd.
     pub fn issue_bundle(

@@ -123,6 +123,32 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let xds_listener = tokio::net::TcpListener::bind(args.xds_addr)
         .await
         .with_context(|| format!("binding the xDS address {}", args.xds_addr))?;
+    let tls_task = match (&args.xds_tls_addr, &ca) {
+        (None, _) => None,
+        (Some(addr), None) => {
+            anyhow::bail!("--xds-tls-addr {addr} needs the certificate authority (give --ca-dir)")
+        }
+        (Some(addr), Some(c)) => {
+            let names: Vec<String> = args
+                .xds_tls_dns_names
+                .split(',')
+                .map(|n| n.trim().to_owned())
+                .filter(|n| !n.is_empty())
+                .collect();
+            let acceptor =
+                crate::xds_tls::acceptor(c.shared.clone(), names, args.cert_default_ttl)?;
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding the xDS TLS address {addr}"))?;
+            Some(tokio::spawn(serve_grpc_tls(
+                listener,
+                acceptor,
+                xds.clone(),
+                Some(c.service.clone()),
+                stopped(stop_rx.clone()),
+            )))
+        }
+    };
     let xds_task = tokio::spawn(serve_grpc(
         xds_listener,
         xds,
@@ -134,6 +160,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
     xds_task.await?.context("xDS server")?;
+    if let Some(t) = tls_task {
+        t.await?.context("xDS TLS server")?;
+    }
     monitoring_task.await?.context("monitoring server")?;
     if let Some(t) = dashboard_task {
         t.await?.context("dashboard server")?;
@@ -167,6 +196,41 @@ async fn serve_grpc(
         tracing::info!(%addr, ca = ca.is_some(), "xDS server listening");
     }
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    serve_incoming(incoming, xds, ca, shutdown).await
+}
+
+/// Serves ADS and the CA over TLS (`--xds-tls-addr`, istiod's 15012) until `shutdown`.
+async fn serve_grpc_tls(
+    listener: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    xds: XdsServer,
+    ca: Option<mast_ca::server::CaService>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "xDS and CA over TLS listening");
+    }
+    let incoming = crate::xds_tls::incoming(listener, acceptor);
+    serve_incoming(incoming, xds, ca, shutdown).await
+}
+
+/// The gRPC services on one stream of connections.
+async fn serve_incoming<I, IO, IE>(
+    incoming: I,
+    xds: XdsServer,
+    ca: Option<mast_ca::server::CaService>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()>
+where
+    I: futures::Stream<Item = Result<IO, IE>>,
+    IO: tokio::io::AsyncRead
+        + tokio::io::AsyncWrite
+        + tonic::transport::server::Connected
+        + Unpin
+        + Send
+        + 'static,
+    IE: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let router = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))

@@ -33,6 +33,8 @@ pub struct Ca {
     pub metrics: CaMetrics,
     /// The token issuer (local tokens).
     pub tokens: TokenIssuer,
+    /// The signing CA (mastd's own serving certificates).
+    pub shared: SharedCa,
 }
 
 /// `$XDG_STATE_HOME/mast/ca`, else `~/.local/state/mast/ca`.
@@ -105,6 +107,7 @@ pub async fn start(args: &Args) -> anyhow::Result<Ca> {
         service: CaService::new(shared.clone(), auth),
         metrics: shared.metrics().clone(),
         tokens,
+        shared,
     })
 }
 

@@ -11,6 +11,7 @@ mod folders;
 mod jwks;
 mod monitoring;
 mod snapshots;
+mod xds_tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -45,6 +46,13 @@ pub struct Args {
     /// Address of the xDS (ADS) gRPC server.
     #[arg(long, env = "MAST_XDS_ADDR", default_value = "127.0.0.1:15010")]
     pub xds_addr: SocketAddr,
+    /// Also serve xDS and the CA over TLS here (istiod's 15012, for proxies in other pods);
+    /// the certificate comes from the mesh CA. Off unless given.
+    #[arg(long, env = "MAST_XDS_TLS_ADDR")]
+    pub xds_tls_addr: Option<SocketAddr>,
+    /// DNS names of mastd's serving certificate on `--xds-tls-addr` (comma-separated).
+    #[arg(long, default_value = xds_tls::DEFAULT_DNS_NAMES)]
+    pub xds_tls_dns_names: String,
     /// Address of the monitoring server (`/metrics`, `/version`, `/debug/*`).
     #[arg(long, env = "MAST_MONITORING_ADDR", default_value = "127.0.0.1:15014")]
     pub monitoring_addr: SocketAddr,
