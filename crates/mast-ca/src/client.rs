@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use tonic::codegen::http;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::{GrpcMethod, Status};
 
 use crate::pb::{
@@ -33,27 +33,28 @@ pub struct CaClient {
 
 /// `host:port` → `http://host:port`; URLs are kept.
 pub fn ca_uri(address: &str) -> String {
-    if address.contains("://") {
-        address.to_owned()
-    } else {
-        format!("http://{address}")
-    }
+    crate::channel::uri_of(address)
 }
 
 impl CaClient {
     /// A client for `address` (`host:port` or `http://host:port`). Connects on first use
     /// and reconnects after failures.
     pub fn new(address: &str) -> Result<Self, AddressError> {
-        let endpoint = Endpoint::from_shared(ca_uri(address))
-            .map_err(|e| AddressError {
-                address: address.to_owned(),
-                reason: e.to_string(),
-            })?
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(CALL_TIMEOUT)
-            .tcp_nodelay(true);
+        Self::with_roots(address, None)
+    }
+
+    /// A client for `address`; `https://host:port` (istiod's 15012) is TLS verified against
+    /// `roots_pem`.
+    pub fn with_roots(address: &str, roots_pem: Option<&str>) -> Result<Self, AddressError> {
+        let channel =
+            crate::channel::channel(address, roots_pem, Some(CALL_TIMEOUT)).map_err(|e| {
+                AddressError {
+                    address: e.address,
+                    reason: e.reason,
+                }
+            })?;
         Ok(Self {
-            inner: tonic::client::Grpc::new(endpoint.connect_lazy()),
+            inner: tonic::client::Grpc::new(channel),
         })
     }
 

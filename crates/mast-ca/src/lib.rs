@@ -13,6 +13,7 @@
 
 pub mod authority;
 pub mod bundle;
+pub mod channel;
 pub mod client;
 pub mod duration;
 pub mod files;

@@ -42,6 +42,8 @@ pub struct SecretConfig {
     pub trust_domain: String,
     /// The validity asked for.
     pub ttl: Duration,
+    /// The mesh root to verify an `https://` CA address against (istiod's 15012).
+    pub ca_root_cert: Option<PathBuf>,
 }
 
 impl SecretConfig {
@@ -59,7 +61,15 @@ impl SecretConfig {
             service_account: service_account.to_owned(),
             trust_domain: mast_core::DEFAULT_TRUST_DOMAIN.to_owned(),
             ttl: DEFAULT_CERT_TTL,
+            ca_root_cert: None,
         }
+    }
+
+    /// Verifies an `https://` CA address against the root in `file`.
+    #[must_use]
+    pub fn with_ca_root_cert(mut self, file: Option<PathBuf>) -> Self {
+        self.ca_root_cert = file;
+        self
     }
 
     /// Asks for `ttl` instead of 24 h.
@@ -96,6 +106,14 @@ pub enum ManagerError {
     /// The CA address is unusable.
     #[error(transparent)]
     Address(#[from] AddressError),
+    /// The root certificate file cannot be read.
+    #[error("reading the CA root certificate {path}: {source}")]
+    RootCert {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// Starts secret managers.
@@ -107,7 +125,17 @@ impl SecretManager {
     /// Tokio runtime (panics outside one, as `tokio::spawn`). Errors only for a bad config.
     pub fn spawn(config: SecretConfig) -> Result<SecretHandle, ManagerError> {
         let identity = config.identity()?;
-        let client = CaClient::new(&config.ca_address)?;
+        let roots =
+            match &config.ca_root_cert {
+                Some(path) => Some(std::fs::read_to_string(path).map_err(|source| {
+                    ManagerError::RootCert {
+                        path: path.clone(),
+                        source,
+                    }
+                })?),
+                None => None,
+            };
+        let client = CaClient::with_roots(&config.ca_address, roots.as_deref())?;
         let (tx, rx) = watch::channel(None);
         let last_error = Arc::new(Mutex::new(None));
         let worker = Worker {

@@ -77,6 +77,8 @@ pub trait Handler: Send + Sync + 'static {
 /// The ADS client.
 pub struct XdsClient {
     address: String,
+    /// The mesh root an `https://` address is verified against (istiod's 15012).
+    roots_pem: Option<String>,
     node: Node,
     delta: bool,
     handler: Arc<dyn Handler>,
@@ -96,6 +98,13 @@ impl std::fmt::Debug for XdsClient {
 }
 
 impl XdsClient {
+    /// Verifies an `https://` control plane against `roots_pem` (the mesh root).
+    #[must_use]
+    pub fn with_root_cert(mut self, roots_pem: Option<String>) -> Self {
+        self.roots_pem = roots_pem;
+        self
+    }
+
     /// A client for the ADS server at `address` (`host:port` or `http://host:port`).
     pub fn new(
         address: impl Into<String>,
@@ -111,6 +120,7 @@ impl XdsClient {
         };
         Self {
             address,
+            roots_pem: None,
             node,
             delta,
             handler,

@@ -36,6 +36,17 @@ impl<'a> Session<'a> {
     pub(super) async fn connect(
         &self,
     ) -> Result<AggregatedDiscoveryServiceClient<Channel>, Status> {
+        if self.client.address.starts_with("https://") {
+            let channel = mast_ca::channel::channel(
+                &self.client.address,
+                self.client.roots_pem.as_deref(),
+                None,
+            )
+            .map_err(|e| Status::invalid_argument(format!("bad xDS address: {e}")))?;
+            return Ok(AggregatedDiscoveryServiceClient::new(channel)
+                .max_decoding_message_size(usize::MAX)
+                .max_encoding_message_size(usize::MAX));
+        }
         let endpoint = Endpoint::from_shared(self.client.address.clone())
             .map_err(|e| Status::invalid_argument(format!("bad xDS address: {e}")))?
             .connect_timeout(Duration::from_secs(5))
