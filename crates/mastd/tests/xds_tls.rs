@@ -125,6 +125,27 @@ async fn xds_over_tls_with_a_certificate_from_the_mesh_ca() {
         "clusters over TLS: {names:?}"
     );
 
+    // The CA over the same TLS port, as a sidecar in a pod asks for its certificate
+    // (`https://` address, mesh root, bearer token).
+    let token = std::fs::read_to_string(mastd.token_file("default", "reviews").unwrap()).unwrap();
+    let mut ca =
+        mast_ca::client::CaClient::with_roots(&format!("https://localhost:{port}"), Some(&roots))
+            .unwrap();
+    let id = mast_core::SpiffeId::new("cluster.local", "default", "reviews").unwrap();
+    let chain = ca
+        .create_certificate(
+            mast_ca::pb::IstioCertificateRequest {
+                csr: mast_ca::authority::make_csr(&id).unwrap().1,
+                validity_duration: 3600,
+                metadata: None,
+            },
+            Some(&token),
+        )
+        .await
+        .expect("a certificate over TLS")
+        .cert_chain;
+    assert!(chain.len() >= 2, "{chain:?}");
+
     // A client trusting another root is refused by its own verification.
     let other = rcgen::generate_simple_self_signed(vec!["other".to_owned()]).unwrap();
     let refused = ads_over_tls(
