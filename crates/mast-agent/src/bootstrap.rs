@@ -1,6 +1,7 @@
 //! The Envoy bootstrap a sidecar or gateway starts from: the node (id, cluster and Istio's
 //! metadata keys, which `mast_model::ProxyNode` reads back), the admin listener on
-//! 127.0.0.1, ADS to the control plane over an h2 `xds_cluster`, with CDS and LDS
+//! 127.0.0.1, ADS to the control plane over an h2 `xds_cluster` (TLS verified against the
+//! mesh root for an `https://` address, as istiod's 15012), with CDS and LDS
 //! through ADS, and the static cluster `sds-grpc` (h2 over the agent's Unix socket) that
 //! TLS contexts name to get the workload's certificates (`default`, `ROOTCA`) by SDS.
 //! Everything else comes over xDS.
@@ -57,13 +58,18 @@ pub enum BootstrapError {
     },
 }
 
-/// Where the control plane's ADS server listens.
+/// Where the control plane's ADS server listens: `host:port`, `http://host:port`, or
+/// `https://host:port` (TLS).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct XdsAddress {
     /// An IP address (a STATIC cluster) or a host name (STRICT_DNS).
     pub host: String,
     /// The port.
     pub port: u16,
+    /// `https://`: the connection is TLS, verified against [`XdsAddress::root_cert`].
+    pub tls: bool,
+    /// The mesh root certificate file Envoy verifies the control plane with (TLS only).
+    pub root_cert: Option<PathBuf>,
 }
 
 impl FromStr for XdsAddress {
@@ -71,7 +77,16 @@ impl FromStr for XdsAddress {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bad = || BootstrapError::BadXdsAddress(s.to_owned());
-        let (host, port) = s.rsplit_once(':').ok_or_else(bad)?;
+        let (tls, rest) = match s.split_once("://") {
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("https") => (true, rest),
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => (false, rest),
+            Some(_) => return Err(bad()),
+            None => (false, s),
+        };
+        let (host, port) = rest
+            .trim_end_matches('/')
+            .rsplit_once(':')
+            .ok_or_else(bad)?;
         let host = host.trim_start_matches('[').trim_end_matches(']');
         let port = port.parse().map_err(|_| bad())?;
         if host.is_empty() {
@@ -80,7 +95,37 @@ impl FromStr for XdsAddress {
         Ok(Self {
             host: host.to_owned(),
             port,
+            tls,
+            root_cert: None,
         })
+    }
+}
+
+impl XdsAddress {
+    /// The `xds_cluster`'s transport socket: an `UpstreamTlsContext` with SNI the host
+    /// (none for an IP), ALPN h2, the mesh root as trusted CA and the host as the SAN the
+    /// control plane's certificate must carry.
+    fn tls_socket(&self, is_ip: bool) -> Value {
+        let root = self.root_cert.as_deref().map(Path::display);
+        let san_type = if is_ip { "IP_ADDRESS" } else { "DNS" };
+        let mut context = json!({
+            "common_tls_context": {
+                "alpn_protocols": ["h2"],
+                "validation_context": {
+                    "trusted_ca": {"filename": root.map(|r| r.to_string())},
+                    "match_typed_subject_alt_names": [
+                        {"san_type": san_type, "matcher": {"exact": self.host}},
+                    ],
+                },
+            },
+        });
+        context["@type"] = json!(
+            "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
+        );
+        if !is_ip {
+            context["sni"] = json!(self.host);
+        }
+        json!({"name": "envoy.transport_sockets.tls", "typed_config": context})
     }
 }
 
@@ -261,6 +306,9 @@ impl Bootstrap {
         });
         if !is_ip {
             cluster["dns_lookup_family"] = json!("V4_PREFERRED");
+        }
+        if self.xds.tls {
+            cluster["transport_socket"] = self.xds.tls_socket(is_ip);
         }
         cluster
     }

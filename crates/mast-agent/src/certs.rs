@@ -44,7 +44,8 @@ pub fn start(identity: &IdentityConfig, metrics: &AgentMetrics) -> anyhow::Resul
         &identity.namespace,
         &identity.service_account,
     )
-    .with_ttl(identity.ttl);
+    .with_ttl(identity.ttl)
+    .with_ca_root_cert(identity.ca_root_cert.clone());
     let handle = SecretManager::spawn(config).context("cannot start the certificate manager")?;
     info!(
         identity = %handle.identity(),

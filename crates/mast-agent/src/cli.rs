@@ -30,9 +30,16 @@ use mast_model::{NodeType, ProxyNode};
     after_help = "The agent logs to stderr; MAST_LOG sets its level (a tracing filter, default info)."
 )]
 pub struct Args {
-    /// The control plane's xDS (ADS) address, host:port.
+    /// The control plane's xDS (ADS) address: host:port or http://host:port (plaintext,
+    /// mastd's 15010), https://host:port (TLS verified against --xds-root-cert; istiod's
+    /// 15012).
     #[arg(long, env = "MAST_XDS_ADDRESS", default_value = "127.0.0.1:15010")]
     pub xds_address: String,
+
+    /// The mesh root certificate (PEM) that verifies an https:// xDS address (Envoy's
+    /// `xds_cluster` trusts it).
+    #[arg(long, env = "MAST_XDS_ROOT_CERT")]
+    pub xds_root_cert: Option<PathBuf>,
 
     /// Use incremental xDS (ADS DELTA_GRPC) instead of state of the world (GRPC).
     #[arg(long, env = "MAST_DELTA")]
@@ -139,9 +146,15 @@ pub struct Args {
     #[arg(long, env = "MAST_DRAIN_DURATION", default_value = "5s", value_parser = parse_duration)]
     pub drain_duration: Duration,
 
-    /// The CA's address, host:port (Istio's CreateCertificate API) [default: --xds-address].
+    /// The CA's address, host:port or https://host:port (Istio's CreateCertificate API)
+    /// [default: --xds-address].
     #[arg(long, env = "MAST_CA_ADDRESS")]
     pub ca_address: Option<String>,
+
+    /// The mesh root certificate (PEM) that verifies an https:// CA address [default:
+    /// --xds-root-cert].
+    #[arg(long, env = "MAST_CA_ROOT_CERT")]
+    pub ca_root_cert: Option<PathBuf>,
 
     /// The token file authenticating the workload to the CA. Without it the workload gets
     /// no certificate: TLS that needs one fails, plaintext works.
@@ -151,6 +164,19 @@ pub struct Args {
     /// The validity requested for the workload certificate (renewed at half life).
     #[arg(long, env = "MAST_CERT_TTL", default_value = "24h", value_parser = mast_ca::duration::parse_duration)]
     pub cert_ttl: Duration,
+
+    /// Something else than running Envoy.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// `mast-agent <command>`: what the agent does instead of running Envoy.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Writes istio-iptables' traffic capture rules into this network namespace (what the
+    /// `istio-init` container runs; Istio's flags), prints them (--dry-run) or removes them
+    /// (--cleanup).
+    Iptables(mast_iptables::IptablesArgs),
 }
 
 /// `--type`.
@@ -189,11 +215,36 @@ fn parse_inbound(text: &str) -> Result<(u16, u16), String> {
     Ok((app, listen))
 }
 
+/// Whether `address` asks for TLS.
+fn is_https(address: &str) -> bool {
+    address
+        .get(..8)
+        .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
+}
+
+/// The root file an `https://` address needs: given, readable and holding a certificate.
+fn need_root(address: &str, root: Option<&PathBuf>, flag: &str) -> anyhow::Result<PathBuf> {
+    let Some(root) = root else {
+        bail!("{address}: an https:// address needs the mesh root certificate: give {flag}");
+    };
+    let text = std::fs::read_to_string(root)
+        .with_context(|| format!("the mesh root certificate {}", root.display()))?;
+    if !text.contains("-----BEGIN CERTIFICATE-----") {
+        bail!(
+            "the mesh root certificate {}: no PEM certificate in it",
+            root.display()
+        );
+    }
+    Ok(root.clone())
+}
+
 /// How the workload gets its certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdentityConfig {
     /// The CA's address.
     pub ca_address: String,
+    /// The mesh root verifying an `https://` CA address.
+    pub ca_root_cert: Option<PathBuf>,
     /// The token file (none: no certificate).
     pub token_file: Option<PathBuf>,
     /// The requested validity.
@@ -247,21 +298,7 @@ impl Args {
         let metrics_addr = plan
             .metrics
             .map(|p| SocketAddr::new(IpAddr::V4(metrics_ip), p));
-        let xds: XdsAddress = self.xds_address.parse()?;
-        let identity = IdentityConfig {
-            ca_address: self
-                .ca_address
-                .clone()
-                .unwrap_or_else(|| self.xds_address.clone()),
-            token_file: self.ca_token_file.clone(),
-            ttl: self.cert_ttl,
-            namespace: node.namespace.clone(),
-            service_account: node
-                .service_account
-                .clone()
-                .filter(|sa| !sa.is_empty())
-                .unwrap_or_else(|| "default".into()),
-        };
+        let (xds, identity) = self.control_plane(&node)?;
         let (work_dir, temporary_work_dir) = match self.work_dir {
             Some(dir) => (std::path::absolute(&dir).unwrap_or(dir), false),
             None => (
@@ -313,6 +350,44 @@ impl Args {
             sds_socket,
             identity,
         })
+    }
+
+    /// The xDS address (with its root for `https://`) and where the certificate comes from.
+    fn control_plane(&self, node: &NodeSpec) -> anyhow::Result<(XdsAddress, IdentityConfig)> {
+        let mut xds: XdsAddress = self.xds_address.parse()?;
+        let ca_address = self
+            .ca_address
+            .clone()
+            .unwrap_or_else(|| self.xds_address.clone());
+        let ca_root_cert = self.ca_root_cert.clone().or(self.xds_root_cert.clone());
+        if xds.tls {
+            let root = need_root(
+                &self.xds_address,
+                self.xds_root_cert.as_ref(),
+                "--xds-root-cert (MAST_XDS_ROOT_CERT)",
+            )?;
+            xds.root_cert = Some(std::path::absolute(&root).unwrap_or(root));
+        }
+        if is_https(&ca_address) {
+            need_root(
+                &ca_address,
+                ca_root_cert.as_ref(),
+                "--ca-root-cert (MAST_CA_ROOT_CERT) or --xds-root-cert",
+            )?;
+        }
+        let identity = IdentityConfig {
+            ca_address,
+            ca_root_cert,
+            token_file: self.ca_token_file.clone(),
+            ttl: self.cert_ttl,
+            namespace: node.namespace.clone(),
+            service_account: node
+                .service_account
+                .clone()
+                .filter(|sa| !sa.is_empty())
+                .unwrap_or_else(|| "default".into()),
+        };
+        Ok((xds, identity))
     }
 
     fn node_spec(&self) -> anyhow::Result<NodeSpec> {
@@ -457,5 +532,43 @@ mod tests {
                 inbound: vec![(9080, 15106), (9090, 0)]
             }
         );
+    }
+
+    #[test]
+    fn iptables_subcommand_takes_istio_iptables_flags() {
+        let args = Args::parse_from([
+            "mast-agent",
+            "iptables",
+            "-p",
+            "15001",
+            "-z",
+            "15006",
+            "-u",
+            "1337",
+            "-m",
+            "REDIRECT",
+            "-i",
+            "*",
+            "-x",
+            "",
+            "-b",
+            "*",
+            "-d",
+            "15090,15021,15020",
+        ]);
+        let Some(Command::Iptables(flags)) = &args.command else {
+            panic!("not the iptables subcommand: {args:?}");
+        };
+        let config = flags.to_config().unwrap();
+        assert_eq!(config.inbound_ports_exclude, [15090, 15021, 15020]);
+        assert!(!flags.dry_run && !flags.cleanup);
+        let cleanup = Args::parse_from(["mast-agent", "iptables", "--cleanup"]);
+        assert!(matches!(&cleanup.command, Some(Command::Iptables(f)) if f.cleanup));
+        let plain = Args::parse_from(["mast-agent", "--workload", "a"]);
+        assert!(
+            plain.command.is_none(),
+            "no subcommand: runs Envoy as before"
+        );
+        assert!(Args::try_parse_from(["mast-agent", "iptables", "--envoy-port"]).is_err());
     }
 }

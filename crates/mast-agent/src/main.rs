@@ -6,6 +6,7 @@
 
 mod certs;
 mod cli;
+mod iptables;
 mod supervise;
 
 use std::io::IsTerminal;
@@ -27,6 +28,9 @@ async fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     let args = cli::Args::parse();
+    if let Some(cli::Command::Iptables(flags)) = &args.command {
+        return iptables::run(flags);
+    }
     let mut config = match args.resolve() {
         Ok(config) => config,
         Err(e) => {

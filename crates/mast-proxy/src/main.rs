@@ -26,6 +26,9 @@ fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
+    if let Some(mast_proxy::bootstrap::Command::Init(init)) = &args.command {
+        std::process::exit(mast_proxy::bootstrap::run_init(init));
+    }
     let boot = args.resolve().context("resolving the bootstrap")?;
     mast_proxy::limits::conn::set_global_max(boot.max_connections);
     // One worker: a current-thread runtime (no cross-thread queues or wake-ups), as Envoy
@@ -79,12 +82,15 @@ async fn run(boot: Bootstrap) -> anyhow::Result<()> {
         mast_proxy::bootstrap::start_secret_manager(&boot, mast_proxy::tls::SecretStore::global())
             .context("starting the secret manager")?;
     let proxy = Arc::new(Proxy::new(env, signals.clone()));
-    let xds = Arc::new(XdsClient::new(
-        boot.xds_uri(),
-        boot.node.clone(),
-        boot.delta,
-        Arc::clone(&proxy) as Arc<dyn mast_proxy::xds::Handler>,
-    ));
+    let xds = Arc::new(
+        XdsClient::new(
+            boot.xds_uri(),
+            boot.node.clone(),
+            boot.delta,
+            Arc::clone(&proxy) as Arc<dyn mast_proxy::xds::Handler>,
+        )
+        .with_root_cert(boot.xds_root_pem.clone()),
+    );
     tokio::spawn(Arc::clone(&xds).run(signals.shutdown()));
     admin::start(&boot, &xds, &signals, Arc::new(registry)).await?;
     tracing::info!(node = %boot.node.id, xds = %boot.xds, "mast-proxy started");

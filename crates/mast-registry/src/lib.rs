@@ -21,8 +21,12 @@
 
 pub mod error;
 pub mod files;
+#[cfg(feature = "k8s")]
+pub mod kube;
 pub mod store;
 
+#[cfg(feature = "k8s")]
+pub use crate::kube::{KubeOptions, KubeSource, KubeSourceError, KubeSourceHandle};
 pub use error::RegistryError;
 pub use files::{FilesOptions, FilesSource, FilesSourceHandle};
 pub use store::{Change, ConfigStore, StoreState};

@@ -28,6 +28,7 @@ pub mod echo;
 pub mod grpc;
 pub mod h2c;
 pub mod keepalive;
+pub mod kube;
 mod launch;
 pub mod locate;
 pub mod mastd;

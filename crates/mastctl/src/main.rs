@@ -41,6 +41,23 @@ enum Command {
     Dashboard(cmd::dashboard::Args),
     /// Demo programs: `echo` (an echo server), `load` (a constant-rate load generator).
     X(cmd::x::Args),
+    /// Inject the sidecar (istio-init, istio-proxy) into Kubernetes workload YAML.
+    #[command(name = "kube-inject")]
+    KubeInject(cmd::kube_inject::Args),
+    /// Applies a Mast manifest, installing or reconfiguring Mast on a cluster.
+    #[command(alias = "apply")]
+    Install(cmd::install::apply::Args),
+    /// Installs a new Mast control plane revision beside the current one.
+    Upgrade(cmd::install::apply::Args),
+    /// Uninstalls Mast from a cluster.
+    Uninstall(cmd::install::uninstall::Args),
+    /// Verifies the Mast installation in a cluster.
+    #[command(name = "verify-install")]
+    VerifyInstall(cmd::install::verify::Args),
+    /// Commands related to Mast manifests.
+    Manifest(cmd::install::manifest::Args),
+    /// Commands related to Mast configuration profiles.
+    Profile(cmd::install::profile::Args),
 }
 
 fn main() {
@@ -73,6 +90,13 @@ fn main() {
         Command::Exec(args) => cmd::exec::run(&args),
         Command::Dashboard(args) => cmd::dashboard::run(&args),
         Command::X(args) => cmd::x::run(&args),
+        Command::KubeInject(args) => cmd::kube_inject::run(&args),
+        Command::Install(args) => cmd::install::apply::run(&args),
+        Command::Upgrade(args) => cmd::install::apply::run_upgrade(&args),
+        Command::Uninstall(args) => cmd::install::uninstall::run(&args),
+        Command::VerifyInstall(args) => cmd::install::verify::run(&args),
+        Command::Manifest(args) => cmd::install::manifest::run(&args),
+        Command::Profile(args) => cmd::install::profile::run(&args),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -1,4 +1,5 @@
-//! Wiring: the files registry (one source per config folder) feeds the snapshot builder, whose snapshots the ADS server
+//! Wiring: the files registry (one source per config folder) and, with `--registry
+//! kubernetes`, the Kubernetes source feed the snapshot builder, whose snapshots the ADS server
 //! serves; the monitoring server reads all three. Runs until SIGTERM or Ctrl-C, then closes
 //! every xDS stream (proxies keep their last configuration) and exits.
 
@@ -19,13 +20,16 @@ use crate::monitoring;
 /// Runs mastd until a shutdown signal.
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let store = ConfigStore::new();
-    let files = {
-        let (dirs, store) = (args.config_dirs.clone(), store.clone());
-        let load = LoadOptions {
-            default_namespace: args.default_namespace.clone(),
-        };
-        tokio::task::spawn_blocking(move || Folders::start(&dirs, &store, &load)).await??
+    let load = LoadOptions {
+        default_namespace: args.default_namespace.clone(),
     };
+    let files = if args.config_dirs.is_empty() && args.registry == crate::Registry::Kubernetes {
+        None
+    } else {
+        let (dirs, store, load) = (args.config_dirs.clone(), store.clone(), load.clone());
+        Some(tokio::task::spawn_blocking(move || Folders::start(&dirs, &store, &load)).await??)
+    };
+    let _kube = kube_source(&args, &store, load).await?;
     let initial = store.current();
     tracing::info!(
         dirs = ?args.config_dirs,
@@ -75,7 +79,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             store.subscribe(),
         ));
     }
-    let folder_list: Arc<[std::path::PathBuf]> = files.dirs().into();
+    let folder_list: Arc<[std::path::PathBuf]> =
+        files.as_ref().map(Folders::dirs).unwrap_or_default().into();
     let dashboard = dashboard_listener.map(|l| {
         let d = mast_dashboard::Dashboard::start(
             mast_dashboard::Sources {
@@ -98,7 +103,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         xds.clone(),
         ca.as_ref().map(|c| &c.metrics),
     )
-    .with_folders(files.dirs())
+    .with_folders(files.as_ref().map(Folders::dirs).unwrap_or_default())
     .with_dashboard(dashboard_addr.map(|a| format!("http://{a}/")));
     let monitoring_listener = tokio::net::TcpListener::bind(args.monitoring_addr)
         .await
@@ -135,8 +140,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 .map(|n| n.trim().to_owned())
                 .filter(|n| !n.is_empty())
                 .collect();
-            let acceptor =
-                crate::xds_tls::acceptor(c.shared.clone(), names, args.cert_default_ttl)?;
+            let acceptor = crate::xds_tls::acceptor(
+                c.shared.clone(),
+                names,
+                args.cert_default_ttl,
+                crate::xds_tls::ALPN_GRPC,
+            )?;
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("binding the xDS TLS address {addr}"))?;
@@ -149,6 +158,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             )))
         }
     };
+    let shared_ca = ca.as_ref().map(|c| c.shared.clone());
+    let _webhook_task = crate::webhook::spawn(&args, shared_ca, stopped(stop_rx.clone())).await?;
     let xds_task = tokio::spawn(serve_grpc(
         xds_listener,
         xds,
@@ -267,4 +278,53 @@ async fn shutdown_signal() {
         () = ctrl_c => {}
         () = term => {}
     }
+}
+
+/// With `--registry kubernetes`: watches the API server (from `--kubeconfig`, else
+/// `KUBECONFIG`, `~/.kube/config` or in-cluster) into `store`, after the folders' sources,
+/// and waits (at most 60 s) until every kind is listed once.
+#[cfg(feature = "k8s")]
+async fn kube_source(
+    args: &Args,
+    store: &ConfigStore,
+    load: LoadOptions,
+) -> anyhow::Result<Option<mast_registry::KubeSourceHandle>> {
+    if args.registry != crate::Registry::Kubernetes {
+        return Ok(None);
+    }
+    let config = match &args.kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("reading the kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await
+                .with_context(|| format!("using the kubeconfig {}", path.display()))?
+        }
+        None => kube::Config::infer().await.context(
+            "finding the Kubernetes API server (give --kubeconfig, set KUBECONFIG, or run in a pod)",
+        )?,
+    };
+    let url = config.cluster_url.clone();
+    let client = kube::Client::try_from(config).context("making the Kubernetes client")?;
+    let opts = mast_registry::KubeOptions {
+        load,
+        source: args.config_dirs.len(),
+        ..mast_registry::KubeOptions::default()
+    };
+    let handle = mast_registry::KubeSource::start(client, store.clone(), opts)
+        .await
+        .with_context(|| format!("watching Kubernetes at {url}"))?;
+    if !handle.wait_synced(Duration::from_secs(60)).await {
+        tracing::warn!(pending = ?handle.pending(), "serving before every Kubernetes kind is listed");
+    }
+    Ok(Some(handle))
+}
+
+/// Without the `k8s` feature, `--registry kubernetes` is refused.
+#[cfg(not(feature = "k8s"))]
+async fn kube_source(args: &Args, _: &ConfigStore, _: LoadOptions) -> anyhow::Result<Option<()>> {
+    if args.registry == crate::Registry::Kubernetes {
+        anyhow::bail!("this mastd was built without Kubernetes support (cargo feature k8s)");
+    }
+    Ok(None)
 }

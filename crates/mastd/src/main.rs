@@ -11,6 +11,7 @@ mod folders;
 mod jwks;
 mod monitoring;
 mod snapshots;
+mod webhook;
 mod xds_tls;
 
 use std::net::SocketAddr;
@@ -40,9 +41,19 @@ pub struct Args {
     pub command: Option<commands::Command>,
     /// Folder of Istio and Kubernetes YAML to serve; edits are picked up live. Repeat it to
     /// serve several folders: a resource defined in two of them is reported and taken from
-    /// the folder given first.
-    #[arg(long = "config-dir", env = "MAST_CONFIG_DIR", required = true)]
+    /// the folder given first. Required with `--registry files`; optional with
+    /// `kubernetes` (the folders' definitions then win over the cluster's).
+    #[arg(long = "config-dir", env = "MAST_CONFIG_DIR")]
     pub config_dirs: Vec<PathBuf>,
+    /// Where services and configuration come from: `files` (the `--config-dir` folders)
+    /// or `kubernetes` (watch the API server: Services, EndpointSlices, Pods, Namespaces
+    /// and the Istio CRDs).
+    #[arg(long, env = "MAST_REGISTRY", value_enum, default_value_t = Registry::Files)]
+    pub registry: Registry,
+    /// The kubeconfig for `--registry kubernetes`. Default: `KUBECONFIG`, then
+    /// `~/.kube/config`, then the pod's service account (in-cluster).
+    #[arg(long, env = "MAST_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
     /// Address of the xDS (ADS) gRPC server.
     #[arg(long, env = "MAST_XDS_ADDR", default_value = "127.0.0.1:15010")]
     pub xds_addr: SocketAddr,
@@ -53,6 +64,10 @@ pub struct Args {
     /// DNS names of mastd's serving certificate on `--xds-tls-addr` (comma-separated).
     #[arg(long, default_value = xds_tls::DEFAULT_DNS_NAMES)]
     pub xds_tls_dns_names: String,
+    /// Address of the sidecar injection and validation webhooks (HTTPS, `/inject`,
+    /// `/validate`; istiod's 15017), or `off` [default: 0.0.0.0:15017 in a pod, else off].
+    #[arg(long, env = "MAST_WEBHOOK_ADDR", value_name = "ADDR|off")]
+    pub webhook_addr: Option<String>,
     /// Address of the monitoring server (`/metrics`, `/version`, `/debug/*`).
     #[arg(long, env = "MAST_MONITORING_ADDR", default_value = "127.0.0.1:15014")]
     pub monitoring_addr: SocketAddr,
@@ -120,6 +135,15 @@ pub struct Args {
     /// How many traces the local collector keeps.
     #[arg(long, default_value_t = 1000)]
     pub trace_capacity: usize,
+}
+
+/// Where mastd reads services and configuration from.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registry {
+    /// The `--config-dir` folders.
+    Files,
+    /// The Kubernetes API server (needs the `k8s` cargo feature).
+    Kubernetes,
 }
 
 fn main() -> anyhow::Result<()> {

@@ -47,8 +47,19 @@ fn issue(ca: &SharedCa, names: &[String], ttl: Duration) -> anyhow::Result<Certi
     CertifiedKey::from_der(certs, key, &provider).context("loading the serving certificate")
 }
 
-/// A TLS acceptor whose certificate mastd's CA issues and renews (at half of `ttl`).
-pub fn acceptor(ca: SharedCa, names: Vec<String>, ttl: Duration) -> anyhow::Result<TlsAcceptor> {
+/// ALPN of the gRPC port: HTTP/2 only.
+pub const ALPN_GRPC: &[&[u8]] = &[b"h2"];
+/// ALPN of the webhook port: the API server may speak either.
+pub const ALPN_HTTP: &[&[u8]] = &[b"h2", b"http/1.1"];
+
+/// A TLS acceptor offering `alpn`, whose certificate mastd's CA issues and renews (at half of
+/// `ttl`).
+pub fn acceptor(
+    ca: SharedCa,
+    names: Vec<String>,
+    ttl: Duration,
+    alpn: &[&[u8]],
+) -> anyhow::Result<TlsAcceptor> {
     let resolver = Arc::new(Resolver(ArcSwap::from_pointee(issue(&ca, &names, ttl)?)));
     let renew = Arc::clone(&resolver);
     tokio::spawn(async move {
@@ -69,7 +80,7 @@ pub fn acceptor(ca: SharedCa, names: Vec<String>, ttl: Duration) -> anyhow::Resu
         .context("TLS versions")?
         .with_no_client_auth()
         .with_cert_resolver(resolver);
-    config.alpn_protocols = vec![b"h2".to_vec()];
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 

@@ -10,6 +10,7 @@ mod ports;
 mod secrets;
 #[cfg(test)]
 mod tests;
+mod tls;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -22,6 +23,7 @@ use envoy_types::pb::envoy::config::core::v3::Node;
 pub use node::{Capture, NodeSpec, ProxyType, json_to_struct};
 pub use ports::{IPTABLES_INBOUND, IPTABLES_OUTBOUND, remove_ports_file};
 pub use secrets::start_secret_manager;
+pub use tls::is_https;
 
 /// Why the flags do not make a bootstrap.
 #[derive(Debug, thiserror::Error)]
@@ -42,8 +44,24 @@ pub enum BootstrapError {
     #[error("cannot find a free port on 127.0.0.1: {0}")]
     NoFreePort(std::io::Error),
     /// The xDS address is not host:port.
-    #[error("xDS address {0:?} is not host:port")]
+    #[error("xDS address {0:?} is not host:port, http://host:port or https://host:port")]
     BadXdsAddress(String),
+    /// An `https://` address without the root that verifies it.
+    #[error("{address}: an https:// address needs the mesh root certificate: give {flag}")]
+    NoRootCert {
+        /// The address.
+        address: String,
+        /// The flag to give.
+        flag: &'static str,
+    },
+    /// The root certificate file is unusable.
+    #[error("the mesh root certificate {path}: {reason}")]
+    RootCert {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// `--concurrency 0`.
     #[error("--concurrency must be at least 1")]
     NoWorkers,
@@ -54,9 +72,14 @@ pub enum BootstrapError {
 #[command(name = "mast-proxy", version, about, long_about = None,
     after_help = "Logs go to stderr; MAST_LOG sets the level (a tracing filter, default info).")]
 pub struct Args {
-    /// The control plane's xDS (ADS) address, host:port.
+    /// The control plane's xDS (ADS) address: host:port or http://host:port (plaintext,
+    /// mastd's 15010), https://host:port (TLS verified against --xds-root-cert; istiod's
+    /// 15012).
     #[arg(long, env = "MAST_XDS_ADDRESS", default_value = "127.0.0.1:15010")]
     pub xds_address: String,
+    /// The mesh root certificate (PEM) that verifies an https:// xDS address.
+    #[arg(long, env = "MAST_XDS_ROOT_CERT")]
+    pub xds_root_cert: Option<PathBuf>,
     /// Use state-of-the-world ADS instead of incremental (delta).
     #[arg(long, env = "MAST_SOTW")]
     pub sotw: bool,
@@ -133,9 +156,14 @@ pub struct Args {
     #[arg(long, env = "MAST_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
 
-    /// The CA (Istio's `IstioCertificateService`), host:port [default: the xDS address].
+    /// The CA (Istio's `IstioCertificateService`), host:port or https://host:port
+    /// [default: the xDS address].
     #[arg(long, env = "MAST_CA_ADDRESS")]
     pub ca_address: Option<String>,
+    /// The mesh root certificate (PEM) that verifies an https:// CA address [default:
+    /// --xds-root-cert].
+    #[arg(long, env = "MAST_CA_ROOT_CERT")]
+    pub ca_root_cert: Option<PathBuf>,
     /// The token file authenticating certificate requests. Without it the proxy gets no
     /// certificate: TLS chains that need one fail their handshakes; plaintext works.
     #[arg(long, env = "MAST_CA_TOKEN_FILE")]
@@ -143,6 +171,35 @@ pub struct Args {
     /// The requested certificate validity (Go syntax: 24h, 90m, 1h30m, 2d).
     #[arg(long, env = "MAST_CERT_TTL", default_value = "24h", value_parser = mast_ca::duration::parse_duration)]
     pub cert_ttl: Duration,
+    /// Something else than proxying.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// `mast-proxy <command>`: what the binary does instead of proxying.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Writes istio-iptables' traffic capture rules into this network namespace (what the
+    /// `istio-init` container runs; Istio's flags), prints them (--dry-run) or removes them
+    /// (--cleanup).
+    Init(mast_iptables::IptablesArgs),
+}
+
+/// Runs `mast-proxy init`; the process exit code: 0 done, 2 bad flags, 1 iptables failed
+/// (the error, naming the failing command and its output, is logged).
+pub fn run_init(args: &mast_iptables::IptablesArgs) -> i32 {
+    use mast_iptables::{RunError, SystemRunner, cli};
+    match cli::run(args, &SystemRunner, &mut std::io::stdout()) {
+        Ok(_) => 0,
+        Err(e) => {
+            tracing::error!("{e}");
+            if matches!(e, RunError::Config(_)) {
+                2
+            } else {
+                1
+            }
+        }
+    }
 }
 
 /// `--capture-mode`.
@@ -161,8 +218,12 @@ pub struct Bootstrap {
     pub node: Node,
     /// The parts the node was built from.
     pub spec: NodeSpec,
-    /// The control plane, `host:port`.
+    /// The control plane: `host:port`, `http://host:port` or `https://host:port`.
     pub xds: String,
+    /// The mesh root (PEM text) verifying an `https://` control plane.
+    pub xds_root_pem: Option<String>,
+    /// The file it was read from.
+    pub xds_root_cert: Option<PathBuf>,
     /// The admin address (127.0.0.1).
     pub admin: SocketAddr,
     /// The health address (0.0.0.0 in iptables mode, 127.0.0.1 in ports mode).
@@ -186,8 +247,10 @@ pub struct Bootstrap {
     /// Ports mode: (application port, listener port), by application port; empty in
     /// iptables mode (inbound capture is on [`IPTABLES_INBOUND`]).
     pub inbound: Vec<(u16, u16)>,
-    /// The CA address, `host:port`.
+    /// The CA address, `host:port` or a URL.
     pub ca_address: String,
+    /// The mesh root file verifying an `https://` CA address.
+    pub ca_root_cert: Option<PathBuf>,
     /// The CA token file; `None`: no certificates.
     pub ca_token_file: Option<PathBuf>,
     /// The requested certificate validity.
@@ -197,9 +260,14 @@ pub struct Bootstrap {
 }
 
 impl Bootstrap {
-    /// The control plane as a URI for tonic: `http://host:port`.
+    /// The control plane as a URI for tonic: `http://host:port` for a bare `host:port`,
+    /// URLs as given.
     pub fn xds_uri(&self) -> String {
-        format!("http://{}", self.xds)
+        if self.xds.contains("://") {
+            self.xds.clone()
+        } else {
+            format!("http://{}", self.xds)
+        }
     }
 }
 
@@ -258,6 +326,12 @@ impl Args {
             .ca_address
             .clone()
             .unwrap_or_else(|| self.xds_address.clone());
+        let roots = tls::resolve(
+            &self.xds_address,
+            &ca_address,
+            self.xds_root_cert.as_deref(),
+            self.ca_root_cert.as_deref(),
+        )?;
         let health_ip = if ports_mode {
             Ipv4Addr::LOCALHOST
         } else {
@@ -267,6 +341,9 @@ impl Args {
             node: spec.to_node(admin),
             spec,
             xds: self.xds_address,
+            xds_root_pem: roots.xds_pem,
+            xds_root_cert: roots.xds_file,
+            ca_root_cert: roots.ca_file,
             admin: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), admin),
             health: SocketAddr::new(IpAddr::V4(health_ip), health),
             prometheus: prometheus.map(|p| SocketAddr::new(IpAddr::V4(health_ip), p)),
@@ -331,7 +408,14 @@ impl Args {
 
 fn check_xds_address(text: &str) -> Result<(), BootstrapError> {
     let bad = || BootstrapError::BadXdsAddress(text.to_owned());
-    let (host, port) = text.rsplit_once(':').ok_or_else(bad)?;
+    let rest = match text.split_once("://") {
+        Some((scheme, rest)) if ["http", "https"].contains(&&*scheme.to_ascii_lowercase()) => {
+            rest.trim_end_matches('/')
+        }
+        Some(_) => return Err(bad()),
+        None => text,
+    };
+    let (host, port) = rest.rsplit_once(':').ok_or_else(bad)?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
     if host.is_empty() || port.parse::<u16>().is_err() {
         return Err(bad());

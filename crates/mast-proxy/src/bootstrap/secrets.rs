@@ -26,7 +26,8 @@ pub fn start_secret_manager(
         &boot.spec.namespace,
         sa,
     )
-    .with_ttl(boot.cert_ttl);
+    .with_ttl(boot.cert_ttl)
+    .with_ca_root_cert(boot.ca_root_cert.clone());
     let handle = SecretManager::spawn(config)?;
     tracing::info!(identity = %handle.identity(), ca = %boot.ca_address, "secret manager started");
     store.attach(handle.subscribe());

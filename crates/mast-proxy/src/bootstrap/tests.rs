@@ -289,3 +289,59 @@ fn prometheus_port_defaults_to_15090_in_iptables_mode_and_off_in_ports_mode() {
     assert!(![0, b.admin.port(), b.health.port(), b.outbound].contains(&p.port()));
     assert_eq!(b.ports_json()["prometheus"], serde_json::json!(p.port()));
 }
+
+#[test]
+fn https_addresses_need_a_readable_mesh_root() {
+    let dir = mast_test_support::TempDir::new("mast-proxy-roots").unwrap();
+    let root = dir.join("root-cert.pem");
+    let cert = rcgen::generate_simple_self_signed(vec!["mastd".to_owned()]).unwrap();
+    std::fs::write(&root, cert.cert.pem()).unwrap();
+    let root_arg = root.display().to_string();
+    let base = ["--workload", "w", "--admin-port", "0", "--health-port", "0"];
+    let with = |extra: &[&str]| {
+        let mut all = base.to_vec();
+        all.extend_from_slice(extra);
+        parse(&all).resolve()
+    };
+    let xds = "https://mastd.mast-system.svc:15012";
+    let err = with(&["--xds-address", xds]).unwrap_err().to_string();
+    assert!(
+        err.contains("--xds-root-cert") && err.contains(xds),
+        "{err}"
+    );
+    let b = with(&["--xds-address", xds, "--xds-root-cert", &root_arg]).unwrap();
+    assert_eq!(b.xds_uri(), xds);
+    assert_eq!(b.xds_root_pem.as_deref(), Some(&*cert.cert.pem()));
+    assert_eq!(b.ca_address, xds, "the CA defaults to the xDS address");
+    assert_eq!(b.ca_root_cert.as_deref(), Some(&*root), "and to its root");
+    let missing = dir.join("absent.pem");
+    let err = with(&[
+        "--xds-address",
+        xds,
+        "--xds-root-cert",
+        &missing.display().to_string(),
+    ])
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains(&missing.display().to_string()), "{err}");
+    let err = with(&["--ca-address", xds]).unwrap_err().to_string();
+    assert!(err.contains("--ca-root-cert"), "{err}");
+    let other = dir.join("other.pem");
+    std::fs::write(&other, "not a certificate").unwrap();
+    let err = with(&[
+        "--ca-address",
+        xds,
+        "--ca-root-cert",
+        &other.display().to_string(),
+    ])
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("other.pem") && err.contains("no PEM certificate"),
+        "{err}"
+    );
+    let b = with(&["--xds-address", "http://127.0.0.1:15010"]).unwrap();
+    assert_eq!(b.xds_uri(), "http://127.0.0.1:15010");
+    assert_eq!(with(&[]).unwrap().xds_uri(), "http://127.0.0.1:15010");
+    assert!(with(&["--xds-address", "ftp://a:1"]).is_err());
+}

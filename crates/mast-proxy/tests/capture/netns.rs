@@ -5,10 +5,11 @@
 //!  lo 127.0.0.1                                     lo
 //!  mcw<pid> 10.99.0.1/24  <------ veth ------>      mcr<pid> 10.99.0.2/24, 10.99.0.3/24
 //!  default via 10.99.0.2                            (upstreams and the inbound client)
-//!  iptables nat: Istio's rules, proxy uid/gid 1337
+//!  iptables nat: written by the sidecar binary
 //! ```
 //!
-//! The rules are those `istio-iptables` writes for a sidecar capturing all inbound ports:
+//! The pod's nat table is written by the sidecar binary itself (`mast-proxy init` or
+//! `mast-agent iptables` with [`SIDECAR_FLAGS`]), as the `istio-init` container does:
 //! PREROUTING → ISTIO_INBOUND → REDIRECT to 15006; OUTPUT → ISTIO_OUTPUT: traffic from
 //! 127.0.0.6 and the proxy's own uid/gid returns (except the proxy calling its own pod
 //! address, which goes to 15006), other loopback traffic returns, the rest → REDIRECT to 15001.
@@ -23,36 +24,29 @@ pub const POD_IP: &str = "10.99.0.1";
 /// The network side's addresses.
 pub const REMOTE_IPS: [&str; 2] = ["10.99.0.2", "10.99.0.3"];
 
-/// Istio's nat table for a sidecar (`istio-iptables -p 15001 -z 15006 -u 1337 -g 1337
-/// -i '*' -b '*'`).
-pub const ISTIO_NAT: &str = "*nat
-:ISTIO_INBOUND - [0:0]
-:ISTIO_IN_REDIRECT - [0:0]
-:ISTIO_OUTPUT - [0:0]
-:ISTIO_REDIRECT - [0:0]
--A PREROUTING -p tcp -j ISTIO_INBOUND
--A OUTPUT -p tcp -j ISTIO_OUTPUT
--A ISTIO_INBOUND -p tcp --dport 15008 -j RETURN
--A ISTIO_INBOUND -p tcp --dport 15090 -j RETURN
--A ISTIO_INBOUND -p tcp --dport 15021 -j RETURN
--A ISTIO_INBOUND -p tcp --dport 15020 -j RETURN
--A ISTIO_INBOUND -p tcp -j ISTIO_IN_REDIRECT
--A ISTIO_IN_REDIRECT -p tcp -j REDIRECT --to-ports 15006
--A ISTIO_OUTPUT -s 127.0.0.6/32 -o lo -j RETURN
--A ISTIO_OUTPUT ! -d 127.0.0.1/32 -o lo -p tcp -m tcp ! --dport 15008 -m owner --uid-owner 1337 -j ISTIO_IN_REDIRECT
--A ISTIO_OUTPUT -o lo -m owner ! --uid-owner 1337 -j RETURN
--A ISTIO_OUTPUT -m owner --uid-owner 1337 -j RETURN
--A ISTIO_OUTPUT ! -d 127.0.0.1/32 -o lo -p tcp -m tcp ! --dport 15008 -m owner --gid-owner 1337 -j ISTIO_IN_REDIRECT
--A ISTIO_OUTPUT -o lo -m owner ! --gid-owner 1337 -j RETURN
--A ISTIO_OUTPUT -m owner --gid-owner 1337 -j RETURN
--A ISTIO_OUTPUT -d 127.0.0.1/32 -j RETURN
--A ISTIO_OUTPUT -j ISTIO_REDIRECT
--A ISTIO_REDIRECT -p tcp -j REDIRECT --to-ports 15001
-COMMIT
-";
+/// istio-iptables' flags as Istio's injector passes them to `istio-init` (sidecar
+/// capturing all inbound ports but the proxy's own, all outbound destinations).
+pub const SIDECAR_FLAGS: [&str; 16] = [
+    "-p",
+    "15001",
+    "-z",
+    "15006",
+    "-u",
+    "1337",
+    "-m",
+    "REDIRECT",
+    "-i",
+    "*",
+    "-x",
+    "",
+    "-b",
+    "*",
+    "-d",
+    "15090,15021,15020",
+];
 
 /// Why the test cannot run here, if it cannot.
-pub fn unavailable() -> Option<String> {
+pub fn unavailable(binaries: &[&str]) -> Option<String> {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let root = status
         .lines()
@@ -62,14 +56,14 @@ pub fn unavailable() -> Option<String> {
     if !root {
         return Some("not root (network namespaces and iptables need it)".into());
     }
-    for program in ["ip", "iptables", "iptables-restore"] {
+    for program in ["ip", "iptables", "iptables-save", "iptables-restore"] {
         if find_program(program).is_none() {
             return Some(format!(
                 "`{program}` is not installed (apt-get install iptables iproute2)"
             ));
         }
     }
-    for binary in ["mastd", "mast-proxy"] {
+    for binary in binaries {
         if mast_test_support::cargo_bin(binary).is_none() {
             return Some(format!(
                 "{binary} is not built (cargo build --workspace --bins)"
@@ -126,11 +120,11 @@ pub struct Sandbox {
 impl Sandbox {
     /// Creates the namespaces. `Err` from the very first step means the machine does not
     /// allow network namespaces (a container without CAP_SYS_ADMIN).
-    pub fn create() -> Result<Self, (bool, String)> {
+    pub fn create(tag: char) -> Result<Self, (bool, String)> {
         let id = std::process::id();
         let mut sandbox = Self {
-            pod: format!("mcw{id}"),
-            remote: format!("mcr{id}"),
+            pod: format!("mcw{id}{tag}"),
+            remote: format!("mcr{id}{tag}"),
             created: Vec::new(),
         };
         ip(&["netns", "add", &sandbox.pod]).map_err(|e| (true, e))?;
@@ -171,33 +165,25 @@ impl Sandbox {
                 &remote,
             ])?;
         }
-        self.iptables()
+        Ok(())
     }
 
-    fn iptables(&self) -> Result<(), String> {
-        use std::io::Write as _;
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &self.pod, "iptables-restore"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("iptables-restore: {e}"))?;
-        if let Some(mut stdin) = child.stdin.take() {
-            stdin
-                .write_all(ISTIO_NAT.as_bytes())
-                .map_err(|e| format!("iptables-restore: {e}"))?;
-        }
-        let out = child
-            .wait_with_output()
-            .map_err(|e| format!("iptables-restore: {e}"))?;
+    /// Runs `program args` in the pod's namespace; its output, or why it failed.
+    pub fn exec(&self, program: &Path, args: &[&str]) -> Result<String, String> {
+        let shown = format!("{} {}", program.display(), args.join(" "));
+        let out = in_ns(&self.pod, program)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("{shown}: {e}"))?;
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         if out.status.success() {
-            Ok(())
+            Ok(stdout)
         } else {
             Err(format!(
-                "iptables-restore in {}: {}",
-                self.pod,
-                String::from_utf8_lossy(&out.stderr).trim()
+                "{shown}: {}\n{stdout}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
             ))
         }
     }

@@ -1,6 +1,7 @@
 //! The pod side of the capture test (runs inside the pod namespace, as root): the local
-//! application, mastd, mast-proxy as uid/gid 1337 in iptables capture mode, the helpers that
-//! probe from the network side and as another uid, and the assertions.
+//! application, mastd, the sidecar ([`Sidecar`]: mast-proxy, or Envoy run by mast-agent) as
+//! uid/gid 1337 in iptables capture mode, the helpers that probe from the network side, as
+//! another uid and as the proxy's uid, and the assertions.
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::os::unix::process::CommandExt as _;
@@ -14,6 +15,7 @@ use serde_json::Value;
 use super::netns::{POD_IP, PROXY_UID, in_ns};
 use super::probe::{self, Helper};
 use super::servers;
+use super::sidecar::{Sidecar, envoy_executable};
 
 /// A uid that is neither root nor the proxy's.
 const USER_UID: u32 = 1000;
@@ -89,7 +91,7 @@ struct Logs(PathBuf);
 impl Drop for Logs {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            for name in ["proxy.err", "proxy.log", "mastd.log"] {
+            for name in ["proxy.err", "proxy.log", "agent/envoy.log", "mastd.log"] {
                 let text = std::fs::read_to_string(self.0.join(name)).unwrap_or_default();
                 let tail: Vec<&str> = text.lines().rev().take(60).collect();
                 eprintln!("---- {name} (last lines)");
@@ -118,8 +120,8 @@ fn runnable_by_anyone(path: &Path, dir: &Path) -> PathBuf {
     copy
 }
 
-fn start_proxy(dir: &Path, xds: std::net::SocketAddr) -> ProcessGuard {
-    let binary = cargo_bin("mast-proxy").expect("mast-proxy is built");
+fn start_sidecar(sidecar: Sidecar, dir: &Path, xds: std::net::SocketAddr) -> ProcessGuard {
+    let binary = cargo_bin(sidecar.binary()).expect("the sidecar binary is built");
     let binary = runnable_by_anyone(&binary, dir);
     let log = std::fs::File::create(dir.join("proxy.log")).expect("proxy.log");
     let err = std::fs::File::create(dir.join("proxy.err")).expect("proxy.err");
@@ -144,23 +146,35 @@ fn start_proxy(dir: &Path, xds: std::net::SocketAddr) -> ProcessGuard {
         ])
         .args(["--drain-duration", "0"])
         .arg("--ports-file")
-        .arg(dir.join("ports.json"))
+        .arg(dir.join("ports.json"));
+    if sidecar == Sidecar::Envoy {
+        let envoy = runnable_by_anyone(&envoy_executable(), dir);
+        command
+            .arg("--envoy")
+            .arg(envoy)
+            .arg("--work-dir")
+            .arg(dir.join("agent"));
+    }
+    command
         .env("MAST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(err)
         .uid(PROXY_UID)
         .gid(PROXY_UID);
-    ProcessGuard::spawn(&mut command).expect("start mast-proxy")
+    ProcessGuard::spawn(&mut command).expect("start the sidecar")
 }
 
 fn wait_ready(proxy: &mut ProcessGuard, dir: &Path) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !dir.join("ports.json").exists() {
         if let Ok(Some(status)) = proxy.try_wait() {
-            panic!("mast-proxy exited with {status} before it was ready");
+            panic!("the sidecar exited with {status} before it was ready");
         }
-        assert!(Instant::now() < deadline, "mast-proxy not ready within 30s");
+        assert!(
+            Instant::now() < deadline,
+            "the sidecar is not ready within 30s"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -182,7 +196,7 @@ fn assert_http(what: &str, answer: &Value, body: &str, checks: &[(&str, &str)]) 
 }
 
 /// The whole scenario; panics on the first failed expectation.
-pub fn run(remote_ns: &str) {
+pub fn run(remote_ns: &str, sidecar: Sidecar) {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let dir = TempDir::new("mast-capture").expect("temp dir");
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).expect("chmod");
@@ -202,7 +216,7 @@ pub fn run(remote_ns: &str) {
     let _mastd = runtime
         .block_on(MastdProcess::start(&options))
         .expect("mastd");
-    let mut proxy = start_proxy(dir.path(), options.xds_addr);
+    let mut proxy = start_sidecar(sidecar, dir.path(), options.xds_addr);
     wait_ready(&mut proxy, dir.path());
 
     let exe = std::env::current_exe().expect("the test binary");
@@ -210,24 +224,83 @@ pub fn run(remote_ns: &str) {
         "network-side",
         helper_command(in_ns(remote_ns, &exe), "remote"),
     );
-    let mut user = Command::new(runnable_by_anyone(&exe, dir.path()));
-    user.uid(USER_UID).gid(USER_UID);
-    let mut user = Helper::start("other-uid", helper_command(user, "client"));
+    let exe_for_all = runnable_by_anyone(&exe, dir.path());
+    let as_uid = |uid: u32| {
+        let mut command = Command::new(&exe_for_all);
+        command.uid(uid).gid(uid);
+        helper_command(command, "client")
+    };
+    let mut user = Helper::start("other-uid", as_uid(USER_UID));
+    let mut proxy_uid = Helper::start("proxy-uid", as_uid(PROXY_UID));
     let ask = |command: &str| runtime.block_on(probe::run(command));
 
     outbound(&ask, &mut user);
+    not_captured(&mut proxy_uid);
     inbound(&ask, &mut remote);
     let clusters = [
         "outbound|80||echo.default.svc.cluster.local",
         "PassthroughCluster",
         "inbound|9080||",
     ];
-    let read_log = || std::fs::read_to_string(dir.join("proxy.log")).unwrap_or_default();
-    let logged = mast_test_support::wait_for(
-        || clusters.iter().all(|c| read_log().contains(c)),
-        Duration::from_secs(3),
+    match sidecar {
+        Sidecar::MastProxy => {
+            let read_log = || std::fs::read_to_string(dir.join("proxy.log")).unwrap_or_default();
+            let logged = mast_test_support::wait_for(
+                || clusters.iter().all(|c| read_log().contains(c)),
+                Duration::from_secs(3),
+            );
+            assert!(logged, "the access log names {clusters:?}:\n{}", read_log());
+        }
+        Sidecar::Envoy => {
+            let stats = envoy_stats("upstream_cx_total");
+            for cluster in clusters {
+                let used = stats.lines().any(|l| {
+                    l.strip_prefix(&format!("cluster.{cluster}.upstream_cx_total: "))
+                        .and_then(|n| n.trim().parse::<u64>().ok())
+                        .is_some_and(|n| n > 0)
+                });
+                assert!(used, "Envoy's cluster {cluster} made connections:\n{stats}");
+            }
+        }
+    }
+}
+
+/// Envoy's admin `/stats?filter=<filter>` (the admin port is 15000 on 127.0.0.1; root's
+/// loopback traffic is not captured).
+fn envoy_stats(filter: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", 15000)).expect("Envoy admin");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    write!(
+        stream,
+        "GET /stats?filter={filter} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .expect("ask Envoy's admin");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("Envoy's stats");
+    answer
+}
+
+/// The proxy's own uid is not captured: its HTTP call to a known HTTP port goes straight
+/// to the destination (no proxy header), so the proxy's upstream calls do not loop.
+fn not_captured(proxy_uid: &mut Helper) {
+    let direct = proxy_uid.ask("http 10.99.0.3:80 http://10.99.0.3/as-proxy-uid");
+    assert_http(
+        "HTTP from the proxy's uid 1337 (not captured)",
+        &direct,
+        "outside",
+        &[
+            ("x-echo-local", "10.99.0.3:80"),
+            ("x-echo-peer", "10.99.0.1:"),
+        ],
     );
-    assert!(logged, "the access log names {clusters:?}:\n{}", read_log());
+    assert_eq!(
+        header(&direct, "x-envoy-upstream-service-time"),
+        "",
+        "uid 1337 is not captured: {direct}"
+    );
 }
 
 /// `command` re-running this test binary as a probe helper.

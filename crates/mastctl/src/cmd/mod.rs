@@ -3,6 +3,8 @@
 pub mod analyze;
 pub mod dashboard;
 pub mod exec;
+pub mod install;
+pub mod kube_inject;
 pub mod proxy_config;
 pub mod proxy_status;
 mod table;

@@ -1,1 +1,0 @@
-//! istio-iptables' traffic capture rules: flags, the generated nat table, apply and cleanup.
