@@ -196,6 +196,17 @@ fn args(s: &Settings, has_ca: bool) -> Vec<String> {
         "--dashboard-addr".to_string(),
         dashboard.to_string(),
     ];
+    // istiod's 15012 (xDS and CA over TLS, for the sidecars) and 15017 (the webhooks), with a
+    // certificate from the mesh CA for this revision's Service names.
+    let svc = format!("mastd{}.{}.svc", s.suffix(), s.namespace);
+    a.extend([
+        "--xds-tls-addr".to_string(),
+        "0.0.0.0:15012".to_string(),
+        "--webhook-addr".to_string(),
+        "0.0.0.0:15017".to_string(),
+        "--xds-tls-dns-names".to_string(),
+        format!("{svc},{svc}.cluster.local,istiod.istio-system.svc"),
+    ]);
     a.extend(["--ca-dir".to_string(), CA_DIR.to_string()]);
     if has_ca {
         a.extend(["--ca-cacerts".to_string(), CACERTS_DIR.to_string()]);
