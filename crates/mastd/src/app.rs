@@ -311,6 +311,7 @@ async fn kube_source(
         source: args.config_dirs.len(),
         ..mast_registry::KubeOptions::default()
     };
+    crate::kube_status::spawn(client.clone(), store.clone());
     let handle = mast_registry::KubeSource::start(client, store.clone(), opts)
         .await
         .with_context(|| format!("watching Kubernetes at {url}"))?;

@@ -9,6 +9,8 @@ mod config_events;
 mod dashboard;
 mod folders;
 mod jwks;
+#[cfg(feature = "k8s")]
+mod kube_status;
 mod monitoring;
 mod snapshots;
 mod webhook;

@@ -129,6 +129,42 @@ async fn cluster_objects_become_the_sidecars_configuration() {
     })
     .await;
 
+    // Analyzer results go back to the resource's status (istiod's status controller): a
+    // VirtualService routing to a host no service has gets IST0101.
+    emulator
+        .put(json!({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+            "metadata": {"name": "lost", "namespace": "default"},
+            "spec": {"hosts": ["lost"], "http": [{"route": [{"destination": {"host": "nowhere"}}]}]}}))
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let vs = emulator
+            .get(
+                "networking.istio.io/v1",
+                "VirtualService",
+                "default",
+                "lost",
+            )
+            .unwrap();
+        let codes: Vec<&str> = vs["status"]["validationMessages"]
+            .as_array()
+            .map(|m| {
+                m.iter()
+                    .filter_map(|v| v["type"]["code"].as_str())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if codes.contains(&"IST0101") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no IST0101 in the VirtualService's status: {}",
+            vs["status"]
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
     // A dropped watch and expired history: mastd re-lists and keeps serving.
     emulator.hold_watches(true);
     emulator.drop_watches();

@@ -1,0 +1,118 @@
+//! Analyzer results written back to the Istio resources that come from Kubernetes
+//! (`status.validationMessages`, as istiod's status controller does): after every change of
+//! the configuration (debounced), mastd runs the analyzers over it and one replica — the holder
+//! of the `mast-status-leader` Lease in its namespace — writes what changed
+//! ([`mast_registry::kube::status::StatusWriter`]).
+
+use std::time::Duration;
+
+use mast_analyze::Message;
+use mast_config::diag::Level;
+use mast_registry::ConfigStore;
+use mast_registry::kube::status::{LeaseConfig, Messages, StatusWriter, ValidationMessage};
+
+/// The Lease that elects the status writer.
+const LEASE: &str = "mast-status-leader";
+/// Quiet time before analyzing a burst of changes.
+const DEBOUNCE: Duration = Duration::from_secs(1);
+
+/// Starts writing analyzer results for `store`'s Kubernetes resources.
+pub fn spawn(client: kube::Client, store: ConfigStore) {
+    let namespace = std::env::var("POD_NAMESPACE")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "mast-system".to_owned());
+    let identity = std::env::var("POD_NAME")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| format!("mastd-{}", std::process::id()));
+    let writer = StatusWriter::new(
+        client,
+        LeaseConfig {
+            namespace,
+            name: LEASE.to_owned(),
+            identity,
+            duration: Duration::from_secs(30),
+        },
+    );
+    tokio::spawn(async move {
+        let mut rx = store.subscribe();
+        loop {
+            let state = rx.borrow_and_update().clone();
+            let found = tokio::task::spawn_blocking(move || {
+                messages(&mast_analyze::analyze(
+                    &state.resources,
+                    &[],
+                    &mast_analyze::Options::default(),
+                ))
+            })
+            .await
+            .unwrap_or_default();
+            match writer.write(&found).await {
+                Ok(Some(n)) if n > 0 => tracing::info!(resources = n, "wrote analyzer status"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!("cannot write analyzer status: {e}"),
+            }
+            if rx.changed().await.is_err() {
+                return;
+            }
+            tokio::time::sleep(DEBOUNCE).await;
+        }
+    });
+}
+
+/// Analyzer messages by resource, in Istio's status shape.
+fn messages(found: &[Message]) -> Messages {
+    let mut out = Messages::new();
+    for m in found {
+        let Some(r) = &m.resource else { continue };
+        let level = match m.kind.level {
+            Level::Error => "ERROR",
+            Level::Warning => "WARNING",
+            Level::Info => "INFO",
+        };
+        out.entry((r.kind.clone(), r.namespace.clone(), r.name.clone()))
+            .or_default()
+            .push(ValidationMessage {
+                code: m.kind.code.to_owned(),
+                name: m.kind.name.to_owned(),
+                level: level.to_owned(),
+            });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_group_by_resource_in_istio_levels() {
+        let vs = mast_config::diag::ResourceRef {
+            kind: "VirtualService".into(),
+            namespace: "default".into(),
+            name: "reviews".into(),
+        };
+        let found = [
+            Message::unplaced(
+                mast_analyze::messages::REFERENCED_RESOURCE_NOT_FOUND,
+                vs.clone(),
+                "gateway missing",
+            ),
+            Message::unplaced(
+                mast_analyze::messages::REFERENCED_RESOURCE_NOT_FOUND,
+                vs,
+                "host missing",
+            ),
+        ];
+        let out = messages(&found);
+        let list = &out[&(
+            "VirtualService".to_owned(),
+            "default".to_owned(),
+            "reviews".to_owned(),
+        )];
+        assert_eq!(list.len(), 2);
+        assert_eq!(list[0].code, "IST0101");
+        assert_eq!(list[0].level, "ERROR");
+    }
+}
