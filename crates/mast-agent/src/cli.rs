@@ -156,6 +156,11 @@ pub struct Args {
     #[arg(long, env = "MAST_CA_ROOT_CERT")]
     pub ca_root_cert: Option<PathBuf>,
 
+    /// The application's probes the metrics port runs under /app-health/ (Istio's JSON,
+    /// written by the injector).
+    #[arg(long, env = "ISTIO_KUBE_APP_PROBERS", hide = true)]
+    pub app_probers: Option<String>,
+
     /// The token file authenticating the workload to the CA. Without it the workload gets
     /// no certificate: TLS that needs one fails, plaintext works.
     #[arg(long, env = "MAST_CA_TOKEN_FILE")]
@@ -278,6 +283,8 @@ pub struct AgentConfig {
     pub sds_socket: PathBuf,
     /// Where the certificate comes from.
     pub identity: IdentityConfig,
+    /// The application probes served on the metrics port.
+    pub app_probers: mast_probe::AppProbers,
 }
 
 impl Args {
@@ -299,6 +306,10 @@ impl Args {
             .metrics
             .map(|p| SocketAddr::new(IpAddr::V4(metrics_ip), p));
         let (xds, identity) = self.control_plane(&node)?;
+        let app_probers = match self.app_probers.as_deref() {
+            Some(text) => mast_probe::AppProbers::parse(text)?,
+            None => mast_probe::AppProbers::default(),
+        };
         let (work_dir, temporary_work_dir) = match self.work_dir {
             Some(dir) => (std::path::absolute(&dir).unwrap_or(dir), false),
             None => (
@@ -349,6 +360,7 @@ impl Args {
             drain: self.drain_duration,
             sds_socket,
             identity,
+            app_probers,
         })
     }
 

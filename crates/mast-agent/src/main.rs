@@ -101,7 +101,9 @@ async fn start_metrics(
     match tokio::net::TcpListener::bind(addr).await {
         Ok(listener) => {
             info!(%addr, "serving merged metrics on /stats/prometheus");
-            let server = MetricsServer::new(config.plan.admin, metrics.clone());
+            let probers = std::sync::Arc::new(std::mem::take(&mut config.app_probers));
+            let server =
+                MetricsServer::new(config.plan.admin, metrics.clone()).with_probers(probers);
             Some(tokio::spawn(mast_agent::metrics::serve(listener, server)))
         }
         Err(e) => {

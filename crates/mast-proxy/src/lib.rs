@@ -36,6 +36,7 @@ pub mod rbac;
 pub mod route;
 pub mod signals;
 pub mod stats;
+pub mod status;
 pub mod tcp;
 pub mod tls;
 pub mod trace;

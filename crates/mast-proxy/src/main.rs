@@ -201,6 +201,29 @@ mod admin {
                 tracing::error!(error = %e, "health server stopped");
             }
         });
+        start_status(boot, signals).await;
         Ok(())
+    }
+
+    /// The status port (Istio's 15020), when asked for; a bind failure loses only it.
+    async fn start_status(boot: &Bootstrap, signals: &Signals) {
+        let Some(addr) = boot.status else { return };
+        let listener = match bind(addr).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(%addr, error = %e, "cannot bind the status port");
+                return;
+            }
+        };
+        let state = mast_proxy::status::StatusState {
+            signals: signals.clone(),
+            admin: boot.admin,
+            probers: Arc::new(boot.app_probers.clone()),
+        };
+        tokio::spawn(async move {
+            if let Err(e) = mast_proxy::status::serve_status_on(listener, state).await {
+                tracing::error!(error = %e, "status server stopped");
+            }
+        });
     }
 }

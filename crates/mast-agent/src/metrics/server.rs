@@ -1,7 +1,10 @@
 //! The HTTP/1.1 server of the metrics port: `GET /stats/prometheus` (Envoy's admin stats
-//! merged with the agent's, text format 0.0.4) and `GET /healthz/ready` (Envoy's `/ready`).
+//! merged with the agent's, text format 0.0.4), `GET /healthz/ready` (Envoy's `/ready`) and
+//! Istio's application probes `GET /app-health/<container>/<readyz|livez|startupz>`
+//! ([`mast_probe`], from `ISTIO_KUBE_APP_PROBERS`).
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -26,6 +29,7 @@ const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
 pub struct MetricsServer {
     admin: AdminClient,
     metrics: AgentMetrics,
+    probers: Arc<mast_probe::AppProbers>,
 }
 
 impl MetricsServer {
@@ -34,7 +38,15 @@ impl MetricsServer {
         Self {
             admin: AdminClient::new(admin_port).with_timeout(ENVOY_TIMEOUT),
             metrics,
+            probers: Arc::default(),
         }
+    }
+
+    /// Also answers the application probes in `probers`.
+    #[must_use]
+    pub fn with_probers(mut self, probers: Arc<mast_probe::AppProbers>) -> Self {
+        self.probers = probers;
+        self
     }
 
     /// The merged text: Envoy's stats then the agent's. When Envoy does not answer, the
@@ -65,7 +77,14 @@ impl MetricsServer {
         if req.method() != Method::GET && req.method() != Method::HEAD {
             return plain(StatusCode::METHOD_NOT_ALLOWED, "GET only\n".into());
         }
-        match req.uri().path() {
+        let path = req.uri().path();
+        if let Some(answer) = self.probers.answer(path, req.headers()).await {
+            let mut resp = Response::new(Full::new(answer.body));
+            *resp.status_mut() =
+                StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY);
+            return resp;
+        }
+        match path {
             "/stats/prometheus" | "/metrics" => {
                 let body = self.merged().await;
                 let mut resp = plain(StatusCode::OK, body);
@@ -85,7 +104,8 @@ impl MetricsServer {
             },
             _ => plain(
                 StatusCode::NOT_FOUND,
-                "unknown path; try /stats/prometheus or /healthz/ready\n".into(),
+                "unknown path; try /stats/prometheus, /healthz/ready or /app-health/<container>/readyz\n"
+                    .into(),
             ),
         }
     }

@@ -62,6 +62,9 @@ pub enum BootstrapError {
         /// What is wrong.
         reason: String,
     },
+    /// `ISTIO_KUBE_APP_PROBERS` is malformed.
+    #[error(transparent)]
+    AppProbers(#[from] mast_probe::ConfigError),
     /// `--concurrency 0`.
     #[error("--concurrency must be at least 1")]
     NoWorkers,
@@ -136,6 +139,16 @@ pub struct Args {
     /// ports mode) [default: 15090 in iptables mode, off in ports mode; 0: pick a free port].
     #[arg(long, env = "MAST_PROMETHEUS_PORT")]
     pub prometheus_port: Option<u16>,
+    /// Istio's status port (pilot-agent's 15020): `/healthz/ready`, `/stats/prometheus` and
+    /// the application probes `/app-health/<container>/<readyz|livez|startupz>` (0.0.0.0 in
+    /// iptables mode, 127.0.0.1 in ports mode) [default: 15020 in iptables mode, off in
+    /// ports mode; 0: pick a free port].
+    #[arg(long, env = "MAST_STATUS_PORT")]
+    pub status_port: Option<u16>,
+    /// The application's probes the status port runs (Istio's JSON, written by the
+    /// injector).
+    #[arg(long, env = "ISTIO_KUBE_APP_PROBERS", hide = true)]
+    pub app_probers: Option<String>,
     /// Record Istio's standard metrics (`istio_requests_total`, …) and exchange peer
     /// metadata (`--istio-metrics=false`: off, as for measuring their cost).
     #[arg(long, env = "MAST_ISTIO_METRICS", default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
@@ -230,6 +243,10 @@ pub struct Bootstrap {
     pub health: SocketAddr,
     /// Istio's metrics address (`/stats/prometheus`), when served.
     pub prometheus: Option<SocketAddr>,
+    /// Istio's status port, when served.
+    pub status: Option<SocketAddr>,
+    /// The application probes it runs.
+    pub app_probers: mast_probe::AppProbers,
     /// Worker threads (at least 1).
     pub workers: usize,
     /// Where to write the ports file.
@@ -299,11 +316,22 @@ impl Args {
             (false, None) => Some(ports::PROMETHEUS),
             (true, None) => None,
         };
-        if let Some(port) = prometheus {
-            wanted.push(port);
-        }
+        let status = match (ports_mode, self.status_port) {
+            (_, Some(port)) => Some(port),
+            (false, None) => Some(ports::STATUS),
+            (true, None) => None,
+        };
+        let first_extra = wanted.len();
+        wanted.extend(prometheus.iter().chain(status.iter()).copied());
         let chosen = ports::plan(&wanted)?;
-        let prometheus = prometheus.and(chosen.last().copied());
+        let mut extra = chosen[first_extra..].iter().copied();
+        let prometheus = prometheus.and_then(|_| extra.next());
+        let status = status.and_then(|_| extra.next());
+        let chosen = &chosen[..first_extra];
+        let app_probers = match self.app_probers.as_deref() {
+            Some(text) => mast_probe::AppProbers::parse(text)?,
+            None => mast_probe::AppProbers::default(),
+        };
         let (admin, health) = (chosen[0], chosen[1]);
         let (capture, outbound, inbound) = if ports_mode {
             let inbound: BTreeMap<u16, u16> = self
@@ -347,6 +375,8 @@ impl Args {
             admin: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), admin),
             health: SocketAddr::new(IpAddr::V4(health_ip), health),
             prometheus: prometheus.map(|p| SocketAddr::new(IpAddr::V4(health_ip), p)),
+            status: status.map(|p| SocketAddr::new(IpAddr::V4(health_ip), p)),
+            app_probers,
             workers: self.concurrency,
             ports_file: self.ports_file,
             drain: self.drain_duration,

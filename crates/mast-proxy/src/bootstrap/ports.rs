@@ -16,6 +16,8 @@ pub const IPTABLES_OUTBOUND: u16 = 15001;
 pub const IPTABLES_INBOUND: u16 = 15006;
 /// Istio's metrics port (`/stats/prometheus`), served by default in iptables mode.
 pub const PROMETHEUS: u16 = 15090;
+/// Istio's status port (pilot-agent's), served by default in iptables mode.
+pub const STATUS: u16 = 15020;
 
 /// Replaces each 0 in `ports` by a distinct free port on 127.0.0.1. Explicit ports must be
 /// distinct; picked sockets are held until all are chosen so no two picks are equal, and the
@@ -65,8 +67,8 @@ fn pick(taken: &mut BTreeSet<u16>, held: &mut Vec<TcpListener>) -> Result<u16, B
 
 impl super::Bootstrap {
     /// The ports file's JSON: the agent's keys (`admin`, `outbound` — 15001 in iptables mode —,
-    /// `inbound` {"APP": N}, `capture_mode`, `node_id`) plus `health`, `prometheus` (when
-    /// served), `pid` and `envoy_pid` (this process, so a harness written for the agent
+    /// `inbound` {"APP": N}, `capture_mode`, `node_id`) plus `health`, `prometheus` and
+    /// `status` (when served), `pid` and `envoy_pid` (this process, so a harness written for the agent
     /// finds it too).
     pub fn ports_json(&self) -> Value {
         let inbound: serde_json::Map<String, Value> = self
@@ -92,6 +94,9 @@ impl super::Bootstrap {
         });
         if let Some(p) = self.prometheus {
             out["prometheus"] = json!(p.port());
+        }
+        if let Some(p) = self.status {
+            out["status"] = json!(p.port());
         }
         out
     }

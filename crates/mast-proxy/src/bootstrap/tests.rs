@@ -345,3 +345,36 @@ fn https_addresses_need_a_readable_mesh_root() {
     assert_eq!(with(&[]).unwrap().xds_uri(), "http://127.0.0.1:15010");
     assert!(with(&["--xds-address", "ftp://a:1"]).is_err());
 }
+
+#[test]
+fn status_port_defaults_to_15020_in_iptables_mode_and_off_in_ports_mode() {
+    let base = ["--workload", "w", "--admin-port", "0", "--health-port", "0"];
+    let b = parse(&base).resolve().unwrap();
+    assert_eq!(b.status.map(|a| a.port()), Some(15020));
+    assert!(b.status.unwrap().ip().is_unspecified());
+    assert_eq!(b.ports_json()["status"], 15020);
+    assert_eq!(b.prometheus.map(|a| a.port()), Some(15090));
+    let mut ports = base.to_vec();
+    ports.extend(["--capture-mode", "ports"]);
+    let b = parse(&ports).resolve().unwrap();
+    assert_eq!(b.status, None);
+    assert!(b.ports_json().get("status").is_none());
+    ports.extend(["--status-port", "0", "--prometheus-port", "0"]);
+    let b = parse(&ports).resolve().unwrap();
+    let (s, p) = (b.status.unwrap(), b.prometheus.unwrap());
+    assert!(s.ip().is_loopback());
+    assert!(![0, p.port(), b.admin.port(), b.health.port(), b.outbound].contains(&s.port()));
+    assert_eq!(b.ports_json()["status"], serde_json::json!(s.port()));
+    ports.extend([
+        "--app-probers",
+        r#"{"/app-health/a/readyz": {"tcpSocket": {"port": 80}}}"#,
+    ]);
+    let b = parse(&ports).resolve().unwrap();
+    assert!(b.app_probers.get("/app-health/a/readyz").is_some());
+    let bad = parse(&["--workload", "w", "--app-probers", "{"]).resolve();
+    let err = bad.unwrap_err().to_string();
+    assert!(
+        err.starts_with("ISTIO_KUBE_APP_PROBERS: not valid JSON"),
+        "{err}"
+    );
+}
