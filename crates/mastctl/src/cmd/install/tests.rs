@@ -258,7 +258,7 @@ fn revision_suffixes_names_and_selects_namespaces_by_rev() {
     assert_eq!(
         gw.pointer("/spec/template/spec/containers/0/env/0/value")
             .unwrap(),
-        "mastd-canary.mast-system.svc:15010"
+        "https://mastd-canary.mast-system.svc:15012"
     );
     let d = objects(&[]);
     let wh = find(&d, "MutatingWebhookConfiguration", "istio-sidecar-injector");

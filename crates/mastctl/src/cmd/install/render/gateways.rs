@@ -68,6 +68,9 @@ fn token_volume() -> Value {
         "audience": "istio-ca", "expirationSeconds": 43200, "path": "istio-token"}}]}})
 }
 
+/// The mesh root (ConfigMap `istio-ca-root-cert`, mounted as in injected pods).
+const ROOT_CERT_FILE: &str = "/var/run/secrets/istio/root-cert.pem";
+
 /// mast-proxy's settings (`MAST_*`), the node identity from the downward API.
 fn env(s: &Settings, g: &Gateway) -> Value {
     let labels_csv: Vec<String> = g
@@ -75,10 +78,12 @@ fn env(s: &Settings, g: &Gateway) -> Value {
         .iter()
         .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
         .collect();
-    let xds = format!("{}.{}.svc:15010", s.mastd_name(), s.namespace);
+    // mastd's 15012: xDS and the CA over TLS, verified against the mesh root.
+    let xds = format!("https://{}.{}.svc:15012", s.mastd_name(), s.namespace);
     json!([
         {"name": "MAST_XDS_ADDRESS", "value": xds},
         {"name": "MAST_CA_ADDRESS", "value": xds},
+        {"name": "MAST_XDS_ROOT_CERT", "value": ROOT_CERT_FILE},
         env_field("MAST_INSTANCE_IP", "status.podIP"),
         env_field("MAST_WORKLOAD", "metadata.name"),
         env_field("MAST_NAMESPACE", "metadata.namespace"),
@@ -98,7 +103,10 @@ fn deployment(s: &Settings, g: &Gateway, meta: &Value, sa: &str) -> Value {
         "image": s.proxy_image,
         "args": ["--type", "router", "--health-port", "15021", "--prometheus-port", "15090"],
         "env": env(s, g),
-        "volumeMounts": [{"name": "istio-token", "mountPath": "/var/run/secrets/tokens", "readOnly": true}],
+        "volumeMounts": [
+            {"name": "istio-token", "mountPath": "/var/run/secrets/tokens", "readOnly": true},
+            {"name": "istiod-ca-cert", "mountPath": "/var/run/secrets/istio", "readOnly": true},
+        ],
         "ports": container_ports(g),
         "readinessProbe": {
             "httpGet": {"path": "/healthz/ready", "port": 15021},
@@ -120,7 +128,10 @@ fn deployment(s: &Settings, g: &Gateway, meta: &Value, sa: &str) -> Value {
             "spec": {
                 "serviceAccountName": sa,
                 "containers": [container],
-                "volumes": [token_volume()],
+                "volumes": [
+                    token_volume(),
+                    json!({"name": "istiod-ca-cert", "configMap": {"name": "istio-ca-root-cert"}}),
+                ],
                 // Listen on 80 and 443 as uid 1337 (Istio's gateways do the same).
                 "securityContext": {"sysctls": [{"name": "net.ipv4.ip_unprivileged_port_start", "value": "0"}]},
             },
