@@ -42,7 +42,16 @@ pub fn run(args: &Args) -> anyhow::Result<i32> {
             workload.status
         );
     }
-    let status = std::process::Command::new(program)
+    // With `mastctl up --capture namespaces`: inside the workload's network namespace.
+    let mut command = match &workload.netns {
+        Some(ns) => {
+            let mut c = std::process::Command::new("ip");
+            c.args(["netns", "exec", ns]).arg(program);
+            c
+        }
+        None => std::process::Command::new(program),
+    };
+    let status = command
         .args(rest)
         .envs(&workload.env)
         .status()

@@ -68,10 +68,12 @@ fn selects(selector: &Value, labels: &BTreeMap<String, String>) -> bool {
 /// The label that tells clients an endpoint's sidecar speaks Istio mutual TLS (auto-mTLS).
 pub const TLS_MODE_LABEL: &str = "security.istio.io/tlsMode";
 
-/// The generated WorkloadEntry for a running workload, as YAML. Its labels are the
+/// The generated WorkloadEntry for a running workload at `address` (127.0.0.1 in ports
+/// mode; its network namespace's with `--capture namespaces`, where `ports` are the
+/// program's own), as YAML. Its labels are the
 /// workload's plus `security.istio.io/tlsMode: istio` (the sidecar has the workload's
 /// certificate, so clients may use mutual TLS), and its service account is the workload's.
-pub fn workload_entry(spec: &LocalSpec, ports: &BTreeMap<String, u16>) -> String {
+pub fn workload_entry_at(spec: &LocalSpec, ports: &BTreeMap<String, u16>, address: &str) -> String {
     let mut labels = spec.labels.clone();
     labels.insert(TLS_MODE_LABEL.to_owned(), "istio".to_owned());
     let doc = json!({
@@ -87,7 +89,7 @@ pub fn workload_entry(spec: &LocalSpec, ports: &BTreeMap<String, u16>) -> String
             "annotations": {"mast.dev/generated-by": "mastctl up", "mast.dev/workload": spec.key.name},
         },
         "spec": {
-            "address": "127.0.0.1",
+            "address": address,
             "labels": labels,
             "serviceAccount": spec.service_account,
             "ports": ports,
@@ -99,6 +101,18 @@ pub fn workload_entry(spec: &LocalSpec, ports: &BTreeMap<String, u16>) -> String
         spec.key,
         serde_json::to_string_pretty(&doc).unwrap_or_default()
     )
+}
+
+/// The program's environment in a pod (`--capture namespaces`): `PORT`, the workload's
+/// identity, then `spec.env`; no proxy settings (its traffic is captured).
+pub fn captured_env(spec: &LocalSpec) -> BTreeMap<String, String> {
+    let mut env = program_env(spec, 0);
+    for k in ["HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"] {
+        if !spec.env.contains_key(k) {
+            env.remove(k);
+        }
+    }
+    env
 }
 
 /// The program's environment: `PORT`, the sidecar's outbound listener as `HTTP_PROXY` /
@@ -147,7 +161,7 @@ mod tests {
             ports,
             BTreeMap::from([("http".to_owned(), 20103), ("web".to_owned(), 20103)])
         );
-        let yaml = workload_entry(&spec, &ports);
+        let yaml = workload_entry_at(&spec, &ports, "127.0.0.1");
         let back = load_str(&yaml, "g.yaml", &LoadOptions::default());
         assert!(back.diagnostics.is_empty(), "{:?}", back.diagnostics);
         let we = back.resources[0].as_workload_entry().unwrap();

@@ -73,6 +73,12 @@ pub struct WorkloadState {
     pub restarts: u32,
     /// The program's environment as `up` sets it (what `exec` sets too).
     pub env: BTreeMap<String, String>,
+    /// Its network namespace (`--capture namespaces`), where `exec` runs commands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns: Option<String>,
+    /// Its address (`--capture namespaces`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
 }
 
 impl State {

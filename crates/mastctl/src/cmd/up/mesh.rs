@@ -14,8 +14,12 @@ use crate::local::entry;
 use crate::local::spec::{Key, LocalSpec};
 use crate::local::state::{self, State, WorkloadState};
 
-/// A running workload's entry: its spec, its sidecar's inbound listener, the `ports:` written.
-type Entry = (LocalSpec, u16, BTreeMap<String, u16>);
+/// A running workload's entry: its spec, its sidecar's inbound listener (the program's own
+/// port in a pod), the `ports:` written, its address.
+type Entry = (LocalSpec, u16, BTreeMap<String, u16>, String);
+
+/// A workload's address in ports mode.
+const LOOPBACK: &str = "127.0.0.1";
 
 /// The shared state of a running mesh.
 pub struct Mesh {
@@ -101,15 +105,28 @@ impl Mesh {
 
     /// Writes the WorkloadEntry of a running workload whose sidecar listens on `inbound`.
     pub fn write_entry(&self, spec: &LocalSpec, inbound: u16, resources: &[Resource]) {
-        let ports = entry::entry_ports(spec, resources, inbound);
-        self.write_entry_file(spec, &ports);
-        self.entries
-            .lock()
-            .insert(spec.key.clone(), (spec.clone(), inbound, ports));
+        self.write_entry_at(spec, inbound, LOOPBACK, resources);
     }
 
-    fn write_entry_file(&self, spec: &LocalSpec, ports: &BTreeMap<String, u16>) {
-        let text = entry::workload_entry(spec, ports);
+    /// Writes the WorkloadEntry of a running workload at `address` whose Services' ports
+    /// lead to `inbound` (in a pod: the program's own port).
+    pub fn write_entry_at(
+        &self,
+        spec: &LocalSpec,
+        inbound: u16,
+        address: &str,
+        resources: &[Resource],
+    ) {
+        let ports = entry::entry_ports(spec, resources, inbound);
+        self.write_entry_file(spec, &ports, address);
+        self.entries.lock().insert(
+            spec.key.clone(),
+            (spec.clone(), inbound, ports, address.to_owned()),
+        );
+    }
+
+    fn write_entry_file(&self, spec: &LocalSpec, ports: &BTreeMap<String, u16>, address: &str) {
+        let text = entry::workload_entry_at(spec, ports, address);
         // Written beside the folder then renamed in, so mastd never reads half a file.
         let tmp = self.run_dir.join(format!(
             ".{}.{}.yaml.tmp",
@@ -127,8 +144,8 @@ impl Mesh {
         self.entries
             .lock()
             .values()
-            .filter(|(_, _, ports)| !ports.is_empty())
-            .map(|(_, inbound, _)| *inbound)
+            .filter(|(_, _, ports, address)| !ports.is_empty() && address == LOOPBACK)
+            .map(|(_, inbound, _, _)| *inbound)
             .collect()
     }
 
@@ -142,10 +159,10 @@ impl Mesh {
     /// Service added, edited or removed).
     pub fn refresh_entries(&self, resources: &[Resource]) {
         let mut entries = self.entries.lock();
-        for (spec, inbound, ports) in entries.values_mut() {
+        for (spec, inbound, ports, address) in entries.values_mut() {
             let now = entry::entry_ports(spec, resources, *inbound);
             if now != *ports {
-                self.write_entry_file(spec, &now);
+                self.write_entry_file(spec, &now, address);
                 *ports = now;
             }
         }
@@ -154,22 +171,22 @@ impl Mesh {
     /// The table of workloads and the addresses, as printed.
     pub fn table(&self) -> String {
         let s = self.snapshot();
-        let mut t = Table::new(&[
-            "WORKLOAD",
-            "NAMESPACE",
-            "PROXY",
-            "PID",
-            "OUTBOUND",
-            "INBOUND",
-            "ADMIN",
-            "STATUS",
-        ]);
+        // The ADDRESS column only with --capture namespaces (ports mode's table unchanged).
+        let pods = s.workloads.iter().any(|w| w.address.is_some());
+        let mut headers = vec!["WORKLOAD", "NAMESPACE"];
+        if pods {
+            headers.push("ADDRESS");
+        }
+        headers.extend(["PROXY", "PID", "OUTBOUND", "INBOUND", "ADMIN", "STATUS"]);
+        let mut t = Table::new(&headers);
         let opt = |p: Option<u16>| p.map_or_else(|| "-".to_owned(), |p| p.to_string());
         for w in &s.workloads {
             let inbound: Vec<String> = w.inbound.iter().map(|(a, l)| format!("{l}->{a}")).collect();
-            t.row(vec![
-                w.name.clone(),
-                w.namespace.clone(),
+            let mut row = vec![w.name.clone(), w.namespace.clone()];
+            if pods {
+                row.push(w.address.clone().unwrap_or_else(|| "-".into()));
+            }
+            row.extend([
                 w.proxy.clone(),
                 w.pid.map_or_else(|| "-".to_owned(), |p| p.to_string()),
                 opt(w.outbound),
@@ -181,6 +198,7 @@ impl Mesh {
                 opt(w.admin),
                 w.status.clone(),
             ]);
+            t.row(row);
         }
         let dashboard = if s.dashboard.is_empty() {
             "(none: mastd could not open it; see its log)"

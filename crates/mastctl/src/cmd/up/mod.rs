@@ -8,10 +8,11 @@
 //! and sidecars, [`proc`] runs child processes, [`supervisor`] runs one workload,
 //! [`mesh`] holds the shared state (state file, generated entries, table), [`watch`]
 //! notices edits, [`prometheus`] runs Prometheus with `--prometheus`, [`runner`] ties them
-//! together.
+//! together; [`netns`] builds the pods of `--capture namespaces`.
 
 mod config;
 mod mesh;
+mod netns;
 mod ports;
 mod proc;
 mod prometheus;
@@ -51,9 +52,23 @@ pub struct Args {
     /// table and the state file.
     #[arg(long)]
     pub prometheus: bool,
+    /// How workloads' traffic reaches their sidecars: `ports` (each sidecar its own ports,
+    /// programs use it as HTTP proxy) or `namespaces` (root: each workload in its own
+    /// network namespace with its own address and Istio's iptables capture, as in a pod).
+    #[arg(long, value_enum, default_value = "ports")]
+    pub capture: Capture,
     /// The Prometheus binary (with --prometheus).
     #[arg(long, value_name = "PATH", default_value = "prometheus")]
     pub prometheus_bin: PathBuf,
+}
+
+/// `mastctl up --capture`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Capture {
+    /// Ports on 127.0.0.1; programs use their sidecar as HTTP proxy.
+    Ports,
+    /// A network namespace per workload with iptables capture (root).
+    Namespaces,
 }
 
 /// Runs the mesh until Ctrl-C (or, with `--exit-with-jobs`, until the jobs are done).

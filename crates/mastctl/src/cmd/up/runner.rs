@@ -13,15 +13,16 @@ use rustix::process::Signal;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
-use super::Args;
 use super::config::{self, Folder};
 use super::mesh::Mesh;
+use super::netns;
 use super::ports::PortPlan;
 use super::proc::{self, Proc, say};
 use super::prometheus;
 use super::sidecar;
 use super::supervisor::{self, Ctx, Event, Handle};
 use super::watch::{POLL, Watch};
+use super::{Args, Capture};
 use crate::local::spec::{Key, LocalSpec, ProxyKind};
 use crate::local::state::{self, MastdState, State};
 
@@ -55,8 +56,25 @@ pub async fn run(args: &Args) -> anyhow::Result<i32> {
     if args.prometheus {
         prometheus::check_binary(&args.prometheus_bin)?;
     }
+    let pods = args.capture == Capture::Namespaces;
+    if pods && let Some(why) = netns::unavailable() {
+        bail!(why);
+    }
     let mut plan = PortPlan::new(args.port_base);
-    let mesh = Arc::new(prepare(args, &abs, &plan)?);
+    let host = if pods { netns::BRIDGE_IP } else { "127.0.0.1" };
+    let mesh = Arc::new(prepare(args, &abs, &plan, host)?);
+    // Before mastd: its xDS listens on the bridge. Dropped last: the pods go with it.
+    let network = if pods {
+        match netns::Network::create(&mesh.state_file, &mesh.run_dir) {
+            Ok(n) => Some(Arc::new(n)),
+            Err(e) => {
+                mesh.clean_up();
+                return Err(e);
+            }
+        }
+    } else {
+        None
+    };
     let mut prom = match prometheus::start_for(args, &mesh).await {
         Ok(p) => p,
         Err(e) => {
@@ -99,6 +117,7 @@ pub async fn run(args: &Args) -> anyhow::Result<i32> {
         resources: Mutex::new(Arc::clone(&folder.resources)),
         events: tx,
         servers_settled,
+        network,
     });
     say(format!(
         "{}: mastd on {} (xDS), starting {} workloads",
@@ -154,7 +173,7 @@ pub async fn run(args: &Args) -> anyhow::Result<i32> {
 
 /// Checks that the folder's mesh is not already running, creates the run folder and the
 /// generated folder, and writes the first state.
-fn prepare(args: &Args, abs: &Path, plan: &PortPlan) -> anyhow::Result<Mesh> {
+fn prepare(args: &Args, abs: &Path, plan: &PortPlan, host: &str) -> anyhow::Result<Mesh> {
     let state_file = args
         .state_file
         .clone()
@@ -183,7 +202,7 @@ fn prepare(args: &Args, abs: &Path, plan: &PortPlan) -> anyhow::Result<Mesh> {
         pid: std::process::id(),
         mastd: MastdState {
             pid: None,
-            xds: format!("127.0.0.1:{xds}"),
+            xds: format!("{host}:{xds}"),
             monitoring: format!("127.0.0.1:{monitoring}"),
         },
         dashboard: String::new(),
@@ -326,6 +345,9 @@ impl Running {
         self.show_new_messages(&folder);
         *self.ctx.resources.lock() = Arc::clone(&folder.resources);
         self.ctx.mesh.refresh_entries(&folder.resources);
+        if let Some(net) = &self.ctx.network {
+            net.refresh_hosts(&folder.resources);
+        }
         let running: BTreeMap<Key, LocalSpec> = self
             .handles
             .iter()

@@ -35,7 +35,7 @@ pub fn binary(name: &str) -> PathBuf {
 
 /// A command for a child of ours: none of our `MAST_*` settings leak into it (its flags
 /// say everything) except `MAST_ENVOY`; its log level is `$MAST_MESH_LOG` or `warn`.
-fn command(bin: &Path) -> Command {
+pub fn command(bin: &Path) -> Command {
     let mut cmd = Command::new(bin);
     for (k, _) in std::env::vars_os() {
         let k = k.to_string_lossy();
@@ -277,7 +277,8 @@ pub fn check_binaries(kinds: &[ProxyKind]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn which(name: &str) -> Option<PathBuf> {
+/// `name` found on PATH.
+pub fn which(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|d| d.join(name))

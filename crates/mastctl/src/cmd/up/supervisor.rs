@@ -3,6 +3,8 @@
 //! exit are restarted with back-off (1 s doubling to 30 s, reset after 60 s up); a `Never`
 //! program (a job) runs once and its sidecar stops with it. Stopping a workload stops the
 //! program (SIGTERM, SIGKILL after 5 s), removes its entry, then drains its sidecar.
+//! With `--capture namespaces` the workload first gets its pod ([`netns::Network::add_pod`]),
+//! its sidecar and program run inside it, and the pod goes when the workload stops.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,10 +16,11 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::mesh::Mesh;
+use super::netns::{self, Pod};
 use super::ports::Block;
 use super::proc::{self, Proc, Sink, say};
 use super::sidecar::{self, SidecarFiles, SidecarPorts};
-use crate::local::entry::program_env;
+use crate::local::entry::{captured_env, program_env};
 use crate::local::spec::{Key, LocalSpec, ProxyKind};
 
 /// How long a program has to exit after SIGTERM.
@@ -56,6 +59,8 @@ pub struct Ctx {
     pub events: mpsc::UnboundedSender<Event>,
     /// Becomes true once every server workload of the start-up has started.
     pub servers_settled: watch::Receiver<bool>,
+    /// The pods' network (`--capture namespaces`).
+    pub network: Option<Arc<netns::Network>>,
 }
 
 /// A running workload task.
@@ -127,13 +132,30 @@ async fn supervise(ctx: Arc<Ctx>, spec: LocalSpec, block: Block, mut stop: watch
     let key = spec.key.clone();
     let mut backoff = Backoff(BACKOFF_START);
     let mut settled = false;
+    let pod = match make_pod(&ctx, &spec, kind) {
+        Ok(pod) => pod,
+        Err(e) => {
+            say(format!("{key}: {e:#}"));
+            mark(&ctx, &key, &format!("Failed: {e}"), true);
+            let _ = ctx.events.send(Event::Settled(key.clone()));
+            if spec.job {
+                let _ = ctx.events.send(Event::JobDone(key.clone(), 1));
+            }
+            return;
+        }
+    };
     loop {
         ctx.mesh.update(&key, |w| {
             w.proxy = kind.as_str().into();
             w.status = "Starting".into();
         });
         let started = Instant::now();
-        let outcome = run_once(&ctx, &spec, kind, &block, &mut stop, &mut settled).await;
+        let life = Life {
+            kind,
+            block: &block,
+            pod: pod.as_ref(),
+        };
+        let outcome = run_once(&ctx, &spec, &life, &mut stop, &mut settled).await;
         ctx.mesh.remove_entry(&key);
         let failure = match outcome {
             Outcome::Stopped => break,
@@ -159,6 +181,43 @@ async fn supervise(ctx: Arc<Ctx>, spec: LocalSpec, block: Block, mut stop: watch
             () = stopped(&mut stop) => break,
         }
     }
+    if let (Some(net), Some(pod)) = (&ctx.network, &pod) {
+        net.remove_pod(pod);
+    }
+}
+
+/// How one workload runs: its sidecar kind, ports, and pod (`--capture namespaces`).
+struct Life<'a> {
+    kind: ProxyKind,
+    block: &'a Block,
+    pod: Option<&'a Pod>,
+}
+
+/// The workload's pod with `--capture namespaces`, recorded in its state.
+fn make_pod(ctx: &Ctx, spec: &LocalSpec, kind: ProxyKind) -> anyhow::Result<Option<Pod>> {
+    let Some(net) = &ctx.network else {
+        return Ok(None);
+    };
+    let resources = Arc::clone(&ctx.resources.lock());
+    let pod = net.add_pod(spec, kind, &resources)?;
+    ctx.mesh.update(&spec.key, |w| {
+        w.netns = Some(pod.ns.clone());
+        w.address = Some(pod.ip.clone());
+    });
+    Ok(Some(pod))
+}
+
+async fn start_sidecar(
+    ctx: &Ctx,
+    spec: &LocalSpec,
+    life: &Life<'_>,
+) -> anyhow::Result<(Proc, SidecarFiles)> {
+    let Some(pod) = life.pod else {
+        let files = SidecarFiles::new(&ctx.mesh.run_dir, spec);
+        let p = sidecar::start_sidecar(spec, life.kind, &ctx.xds, life.block, &files)?;
+        return Ok((p, files));
+    };
+    netns::cmd::start_sidecar(pod, spec, life.kind, &ctx.xds, &ctx.mesh.run_dir).await
 }
 
 /// Records a status (and, when `down`, that no process runs).
@@ -175,19 +234,22 @@ fn mark(ctx: &Ctx, key: &Key, status: &str, down: bool) {
 async fn run_once(
     ctx: &Ctx,
     spec: &LocalSpec,
-    kind: ProxyKind,
-    block: &Block,
+    life: &Life<'_>,
     stop: &mut watch::Receiver<bool>,
     settled: &mut bool,
 ) -> Outcome {
-    let files = SidecarFiles::new(&ctx.mesh.run_dir, spec);
+    let block = life.block;
     // The WorkloadEntry goes in first: the sidecar then finds its own endpoint in its very
     // first configuration (mastd re-sends only endpoints when an endpoint appears later).
-    if spec.port.is_some() {
+    if let Some(port) = spec.port {
         let resources = Arc::clone(&ctx.resources.lock());
-        ctx.mesh.write_entry(spec, block.inbound, &resources);
+        match life.pod {
+            // In a pod: its address and the program's own port, as in a cluster.
+            Some(pod) => ctx.mesh.write_entry_at(spec, port, &pod.ip, &resources),
+            None => ctx.mesh.write_entry(spec, block.inbound, &resources),
+        }
     }
-    let mut sidecar = match sidecar::start_sidecar(spec, kind, &ctx.xds, block, &files) {
+    let (mut sidecar, files) = match start_sidecar(ctx, spec, life).await {
         Ok(p) => p,
         Err(e) => return Outcome::Failed(format!("{e:#}")),
     };
@@ -207,15 +269,15 @@ async fn run_once(
             return Outcome::Failed(format!("{e:#}"));
         }
     };
-    record_ports(ctx, spec, &ports, block.inbound);
+    record_ports(ctx, spec, &ports, block.inbound, life.pod.is_some());
     tokio::select! {
-        () = wait_for_endpoints(ctx, spec, ports.admin) => {}
+        () = wait_for_endpoints(ctx, spec, ports.admin, life.pod.is_some()) => {}
         () = stopped(stop) => {
             stop_sidecar(sidecar).await;
             return Outcome::Stopped;
         }
     }
-    let outcome = run_program(ctx, spec, &ports, &mut sidecar, stop, settled).await;
+    let outcome = run_program(ctx, spec, (&ports, life.pod), &mut sidecar, stop, settled).await;
     ctx.mesh.remove_entry(&spec.key);
     stop_sidecar(sidecar).await;
     outcome
@@ -227,8 +289,18 @@ async fn stop_sidecar(sidecar: Proc) {
         .await;
 }
 
-fn record_ports(ctx: &Ctx, spec: &LocalSpec, ports: &SidecarPorts, planned_inbound: u16) {
-    let env = program_env(spec, ports.outbound);
+fn record_ports(
+    ctx: &Ctx,
+    spec: &LocalSpec,
+    ports: &SidecarPorts,
+    planned_inbound: u16,
+    pod: bool,
+) {
+    let env = if pod {
+        captured_env(spec)
+    } else {
+        program_env(spec, ports.outbound)
+    };
     ctx.mesh.update(&spec.key, |w| {
         w.outbound = Some(ports.outbound);
         w.admin = Some(ports.admin);
@@ -237,6 +309,7 @@ fn record_ports(ctx: &Ctx, spec: &LocalSpec, ports: &SidecarPorts, planned_inbou
         w.env = env;
     });
     if let Some(inbound) = ports.inbound_for(spec.port)
+        && !pod
         && inbound != planned_inbound
     {
         let resources = Arc::clone(&ctx.resources.lock());
@@ -247,10 +320,15 @@ fn record_ports(ctx: &Ctx, spec: &LocalSpec, ports: &SidecarPorts, planned_inbou
 /// Before a program starts: a client or job (no port) waits for the start-up's servers,
 /// then every program waits (a few seconds at most) until its sidecar has the endpoint of
 /// every running workload, so its first requests find them.
-async fn wait_for_endpoints(ctx: &Ctx, spec: &LocalSpec, admin: u16) {
+async fn wait_for_endpoints(ctx: &Ctx, spec: &LocalSpec, admin: u16, pod: bool) {
     if spec.port.is_none() {
         let mut gate = ctx.servers_settled.clone();
         let _ = tokio::time::timeout(GATE_TIMEOUT, gate.wait_for(|v| *v)).await;
+    }
+    if pod {
+        // The sidecar's admin port is inside its namespace: give the endpoints a moment.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        return;
     }
     let wanted = ctx.mesh.entry_listeners();
     if wanted.is_empty() {
@@ -272,10 +350,20 @@ async fn wait_for_endpoints(ctx: &Ctx, spec: &LocalSpec, admin: u16) {
     tracing::debug!(workload = %spec.key, "starting before every endpoint reached the sidecar");
 }
 
-fn program_command(spec: &LocalSpec, ports: &SidecarPorts) -> Command {
-    let mut cmd = Command::new(&spec.command[0]);
-    cmd.args(&spec.command[1..]);
-    cmd.envs(program_env(spec, ports.outbound));
+fn program_command(spec: &LocalSpec, ports: &SidecarPorts, pod: Option<&Pod>) -> Command {
+    let mut cmd = match pod {
+        Some(pod) => {
+            let mut cmd = netns::cmd::in_pod(pod, &spec.command);
+            cmd.envs(captured_env(spec));
+            cmd
+        }
+        None => {
+            let mut cmd = Command::new(&spec.command[0]);
+            cmd.args(&spec.command[1..]);
+            cmd.envs(program_env(spec, ports.outbound));
+            cmd
+        }
+    };
     // `mastctl x echo` and friends resolve to the binaries next to this mastctl.
     if let Some(dir) = std::env::current_exe()
         .ok()
@@ -293,7 +381,7 @@ fn program_command(spec: &LocalSpec, ports: &SidecarPorts) -> Command {
 async fn run_program(
     ctx: &Ctx,
     spec: &LocalSpec,
-    ports: &SidecarPorts,
+    (ports, pod): (&SidecarPorts, Option<&Pod>),
     sidecar: &mut Proc,
     stop: &mut watch::Receiver<bool>,
     settled: &mut bool,
@@ -304,7 +392,7 @@ async fn run_program(
         let started = Instant::now();
         let prefix = format!("[{}] ", key.name);
         let spawned = proc::spawn(
-            program_command(spec, ports),
+            program_command(spec, ports, pod),
             &format!("{:?}", spec.command[0]),
             Sink::Stdout(prefix.clone()),
             Sink::Stderr(prefix),
