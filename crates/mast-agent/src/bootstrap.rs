@@ -146,8 +146,10 @@ pub struct NodeSpec {
     pub node_type: NodeType,
     /// The workload's IP.
     pub ip: String,
-    /// The workload's name.
+    /// The workload's name (for a pod: the pod's, which the node id carries).
     pub workload: String,
+    /// The name of the workload the pod belongs to (`WORKLOAD_NAME`); `None`: `workload`.
+    pub workload_name: Option<String>,
     /// The workload's namespace.
     pub namespace: String,
     /// The cluster DNS domain (`cluster.local`).
@@ -174,6 +176,7 @@ impl NodeSpec {
             node_type: NodeType::Sidecar,
             ip: "127.0.0.1".into(),
             workload: workload.into(),
+            workload_name: None,
             namespace: namespace.into(),
             domain: "cluster.local".into(),
             labels: BTreeMap::new(),
@@ -209,7 +212,7 @@ impl NodeSpec {
     pub fn metadata(&self) -> Value {
         let mut md = json!({
             "NAMESPACE": self.namespace,
-            "WORKLOAD_NAME": self.workload,
+            "WORKLOAD_NAME": self.workload_name.as_deref().unwrap_or(&self.workload),
             "LABELS": self.labels,
             "CLUSTER_ID": self.cluster_id,
             "MESH_ID": self.mesh_id,

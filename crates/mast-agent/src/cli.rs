@@ -63,6 +63,11 @@ pub struct Args {
     #[arg(long, env = "MAST_WORKLOAD")]
     pub workload: Option<String>,
 
+    /// The workload's name when the node id names a pod of it (Istio's
+    /// `ISTIO_META_WORKLOAD_NAME`, written by the injector) [default: the --workload].
+    #[arg(long, env = "ISTIO_META_WORKLOAD_NAME")]
+    pub workload_name: Option<String>,
+
     /// The workload's namespace [default: default].
     #[arg(long, env = "MAST_NAMESPACE")]
     pub namespace: Option<String>,
@@ -425,6 +430,7 @@ impl Args {
             })
             .unwrap_or_else(|| "default".into());
         let mut spec = NodeSpec::sidecar(&workload, &namespace);
+        spec.workload_name = self.workload_name.clone().filter(|w| !w.is_empty());
         spec.node_type = match (self.proxy_type, &from_id) {
             (Some(ProxyType::Router), _) => NodeType::Router,
             (Some(ProxyType::Sidecar), _) => NodeType::Sidecar,

@@ -99,6 +99,11 @@ pub struct Args {
     /// The workload's name. Required unless --node-id is given.
     #[arg(long, env = "MAST_WORKLOAD")]
     pub workload: Option<String>,
+    /// The workload's name when the node id names a pod of it (Istio's
+    /// `ISTIO_META_WORKLOAD_NAME`: the Deployment, written by the injector) [default: the
+    /// --workload].
+    #[arg(long, env = "ISTIO_META_WORKLOAD_NAME")]
+    pub workload_name: Option<String>,
     /// The workload's namespace [default: default].
     #[arg(long, env = "MAST_NAMESPACE")]
     pub namespace: Option<String>,
@@ -423,6 +428,7 @@ impl Args {
                 .clone()
                 .or_else(|| from_id.as_ref().map(|n| n.1.clone()))
                 .unwrap_or_else(|| "127.0.0.1".into()),
+            workload_name: self.workload_name.clone().filter(|w| !w.is_empty()),
             workload,
             namespace,
             domain: self.domain.clone(),

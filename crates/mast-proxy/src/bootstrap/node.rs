@@ -53,8 +53,11 @@ pub struct NodeSpec {
     pub proxy_type: ProxyType,
     /// The workload's IP.
     pub ip: String,
-    /// The workload's name.
+    /// The workload's name (for a pod: the pod's, which the node id carries).
     pub workload: String,
+    /// The name of the workload the pod belongs to (`WORKLOAD_NAME`, Istio's metrics'
+    /// `*_workload`); `None`: [`Self::workload`].
+    pub workload_name: Option<String>,
     /// The workload's namespace.
     pub namespace: String,
     /// The cluster DNS domain (`cluster.local`).
@@ -114,12 +117,17 @@ impl NodeSpec {
         format!("{}.{}", self.workload, self.namespace)
     }
 
+    /// `WORKLOAD_NAME`: the owning workload's name, else the node's.
+    pub fn workload_name(&self) -> &str {
+        self.workload_name.as_deref().unwrap_or(&self.workload)
+    }
+
     /// The metadata as JSON: Istio's keys, Mast's capture keys (all strings, LABELS a map)
     /// and `MAST_ADMIN_ADDRESS` (where `mastctl proxy-config` finds the admin interface).
     pub fn metadata(&self, admin_port: u16) -> Value {
         let mut md = json!({
             "NAMESPACE": self.namespace,
-            "WORKLOAD_NAME": self.workload,
+            "WORKLOAD_NAME": self.workload_name(),
             "LABELS": self.labels,
             "CLUSTER_ID": self.cluster_id,
             "MESH_ID": self.mesh_id,

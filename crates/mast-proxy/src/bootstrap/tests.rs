@@ -15,6 +15,38 @@ fn md<'a>(b: &'a Bootstrap, key: &str) -> &'a Kind {
 }
 
 #[test]
+fn a_pod_names_its_workload_apart_from_itself() {
+    // The injector gives the pod's name (node id) and its Deployment's (`WORKLOAD_NAME`,
+    // what Istio's metrics call the workload).
+    let b = parse(&[
+        "--workload",
+        "reviews-v1-5d4f8-abcde",
+        "--workload-name",
+        "reviews-v1",
+        "--namespace",
+        "bookinfo",
+        "--capture-mode",
+        "ports",
+        "--outbound-port",
+        "0",
+        "--admin-port",
+        "0",
+        "--health-port",
+        "0",
+    ])
+    .resolve()
+    .unwrap();
+    assert_eq!(
+        b.node.id,
+        "sidecar~127.0.0.1~reviews-v1-5d4f8-abcde.bookinfo~bookinfo.svc.cluster.local"
+    );
+    assert_eq!(
+        md(&b, "WORKLOAD_NAME"),
+        &Kind::StringValue("reviews-v1".into())
+    );
+}
+
+#[test]
 fn node_from_parts_like_the_agent() {
     let b = parse(&[
         "--workload",

@@ -106,7 +106,7 @@ impl Identity {
     /// `cluster.local`).
     pub fn from_node(spec: &NodeSpec, node_id: &str) -> Self {
         let me = Workload::from_parts(
-            Some(&spec.workload),
+            Some(spec.workload_name()),
             Some(&spec.namespace),
             &spec.labels,
             spec.service_account.as_deref(),

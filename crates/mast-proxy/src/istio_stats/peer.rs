@@ -28,7 +28,7 @@ pub fn encode(spec: &NodeSpec) -> String {
         "NAME": spec.workload,
         "NAMESPACE": spec.namespace,
         "LABELS": spec.labels,
-        "WORKLOAD_NAME": spec.workload,
+        "WORKLOAD_NAME": spec.workload_name(),
         "CLUSTER_ID": spec.cluster_id,
         "MESH_ID": spec.mesh_id,
     });

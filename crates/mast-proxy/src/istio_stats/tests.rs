@@ -27,6 +27,7 @@ fn spec(workload: &str, app: &str, version: &str, sa: &str) -> NodeSpec {
         proxy_type: Default::default(),
         ip: "127.0.0.1".into(),
         workload: workload.into(),
+        workload_name: None,
         namespace: "default".into(),
         domain: "cluster.local".into(),
         labels,
