@@ -15,6 +15,26 @@ pub const DEFAULT_PROXY_UID: &str = "1337";
 /// The inbound ports Istio's injector always excludes (`-d 15090,15021,15020`): the
 /// proxy's Prometheus port, its health port and the agent's metrics port.
 pub const SIDECAR_EXCLUDE_INBOUND_PORTS: &str = "15090,15021,15020";
+/// istio-iptables' flags as Istio's injector gives `istio-init` for a pod with no traffic
+/// annotations (istio/istio `pkg/kube/inject/testdata/inject/hello.yaml.injected`).
+pub const SIDECAR_INIT_FLAGS: [&str; 16] = [
+    "-p",
+    "15001",
+    "-z",
+    "15006",
+    "-u",
+    DEFAULT_PROXY_UID,
+    "-m",
+    "REDIRECT",
+    "-i",
+    "*",
+    "-x",
+    "",
+    "-b",
+    "*",
+    "-d",
+    SIDECAR_EXCLUDE_INBOUND_PORTS,
+];
 /// The source address of the proxy's inbound passthrough connections to the app.
 pub const INBOUND_PASSTHROUGH_SOURCE: &str = "127.0.0.6/32";
 /// The loopback address applications reach each other on (Istio's host IPv4 loopback CIDR).

@@ -26,24 +26,7 @@ pub const REMOTE_IPS: [&str; 2] = ["10.99.0.2", "10.99.0.3"];
 
 /// istio-iptables' flags as Istio's injector passes them to `istio-init` (sidecar
 /// capturing all inbound ports but the proxy's own, all outbound destinations).
-pub const SIDECAR_FLAGS: [&str; 16] = [
-    "-p",
-    "15001",
-    "-z",
-    "15006",
-    "-u",
-    "1337",
-    "-m",
-    "REDIRECT",
-    "-i",
-    "*",
-    "-x",
-    "",
-    "-b",
-    "*",
-    "-d",
-    "15090,15021,15020",
-];
+pub const SIDECAR_FLAGS: [&str; 16] = mast_iptables::config::SIDECAR_INIT_FLAGS;
 
 /// Why the test cannot run here, if it cannot.
 pub fn unavailable(binaries: &[&str]) -> Option<String> {

@@ -15,26 +15,8 @@ use crate::cmd::up::proc::{self, Proc, Sink};
 use crate::cmd::up::sidecar::{self, SidecarFiles};
 use crate::local::spec::{LocalSpec, ProxyKind};
 
-/// istio-iptables' flags as Istio's injector gives `istio-init` (istio/istio
-/// `pkg/kube/inject/testdata/inject/hello.yaml.injected`).
-pub const INIT_FLAGS: [&str; 16] = [
-    "-p",
-    "15001",
-    "-z",
-    "15006",
-    "-u",
-    "1337",
-    "-m",
-    "REDIRECT",
-    "-i",
-    "*",
-    "-x",
-    "",
-    "-b",
-    "*",
-    "-d",
-    "15090,15021,15020",
-];
+/// istio-iptables' flags as Istio's injector gives `istio-init`.
+pub const INIT_FLAGS: [&str; 16] = mast_iptables::config::SIDECAR_INIT_FLAGS;
 
 /// How long the sidecar waits for mastd's CA token of its workload.
 const TOKEN_TIMEOUT: Duration = Duration::from_secs(5);
