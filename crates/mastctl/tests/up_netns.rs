@@ -101,6 +101,53 @@ fn share(answers: &[String], of: &str) -> f64 {
     answers.iter().filter(|a| *a == of).count() as f64 / answers.len().max(1) as f64
 }
 
+/// The dashboard (on the host) reads each workload's metrics on Istio's status port 15020
+/// at its namespace's address, as it would a pod's: the client's traffic to nginx-svc shows.
+fn dashboard_sees_the_pods(up: &Up) {
+    let url = up.state()["dashboard"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let addr = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    assert!(!addr.is_empty(), "no dashboard URL in the state file");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let body = http_get(&addr, "/api/graph");
+        let graph: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        let seen = graph["edges"].as_array().is_some_and(|edges| {
+            edges.iter().any(|e| {
+                e["source"] == "workload:default/client" && e["rps"].as_f64().unwrap_or(0.0) > 0.0
+            })
+        });
+        if seen {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the dashboard shows no traffic from client: {body}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+}
+
+/// GETs `path` from `addr` (HTTP/1.0: the answer ends with the connection); the body.
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+        return String::new();
+    };
+    let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+    let _ = write!(s, "GET {path} HTTP/1.0\r\nHost: dashboard\r\n\r\n");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default()
+}
+
 fn scenario(proxy: &Proxy) {
     if let Some(why) = unavailable() {
         eprintln!("skipped: mastctl up --capture namespaces: {why}");
@@ -165,6 +212,7 @@ fn scenario(proxy: &Proxy) {
     eprintln!("client -> http://nginx-svc/ x100: nginx-1 {one:.2}, nginx-2 {two:.2}");
     let jicki = answers(&up, 5, Some("jicki"));
     assert_eq!(jicki, vec!["hello nginx-3"; 5], "the vs-user route");
+    dashboard_sees_the_pods(&up);
 
     // The client calls nginx-1's own address: captured out of the client, into nginx-1
     // through 15006; nginx-1's program sees its sidecar (127.0.0.1) as peer.

@@ -85,7 +85,7 @@ impl ProxyScraper {
         self.tracked.retain(|id, _| proxies.contains_key(id));
         let fetches = proxies.values().map(|s| {
             let client = self.client.clone();
-            let url = format!("http://{}/stats/prometheus", s.proxy.admin_address);
+            let url = metrics_url(&s.proxy);
             async move { client.get_text(&url, SCRAPE_TIMEOUT).await }
         });
         let results = futures::future::join_all(fetches).await;
@@ -160,6 +160,31 @@ impl ProxyScraper {
             tcp.extend(c);
         }
         (http, tcp, report)
+    }
+}
+
+/// Where a proxy's metrics are read: its admin address when mastd can reach it (a local
+/// mesh: every proxy on this machine), else — a sidecar in a pod, whose admin listens on the
+/// pod's own 127.0.0.1 — Istio's status port 15020 on the pod's address (`/stats/prometheus`
+/// there: mast-proxy's status server, mast-agent's merged endpoint).
+pub fn metrics_url(proxy: &mast_xds_server::ProxySummary) -> String {
+    let admin_is_local = proxy
+        .admin_address
+        .parse::<std::net::SocketAddr>()
+        .is_ok_and(|a| a.ip().is_loopback());
+    let pod_ip = proxy
+        .ip
+        .parse::<std::net::IpAddr>()
+        .ok()
+        .filter(|ip| !ip.is_loopback() && !ip.is_unspecified());
+    match pod_ip {
+        Some(ip) if admin_is_local && proxy.capture_mode == "iptables" => {
+            format!(
+                "http://{}/stats/prometheus",
+                std::net::SocketAddr::new(ip, 15020)
+            )
+        }
+        _ => format!("http://{}/stats/prometheus", proxy.admin_address),
     }
 }
 

@@ -214,3 +214,25 @@ async fn an_unreachable_prometheus_is_reported() {
     );
     assert!(view.http.is_empty());
 }
+
+#[test]
+fn pods_are_scraped_on_their_status_port_local_proxies_on_their_admin() {
+    let mut local = status("client", "127.0.0.1:15000").proxy;
+    assert_eq!(
+        super::proxies::metrics_url(&local),
+        "http://127.0.0.1:15000/stats/prometheus",
+        "ports capture: the admin address"
+    );
+    local.capture_mode = "iptables".into();
+    assert_eq!(
+        super::proxies::metrics_url(&local),
+        "http://10.0.0.1:15020/stats/prometheus",
+        "a pod: its admin is its own loopback, Istio's 15020 on its address is reachable"
+    );
+    local.ip = "127.0.0.1".into();
+    assert_eq!(
+        super::proxies::metrics_url(&local),
+        "http://127.0.0.1:15000/stats/prometheus",
+        "iptables capture on this machine: the admin address"
+    );
+}
