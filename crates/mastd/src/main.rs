@@ -70,6 +70,11 @@ pub struct Args {
     /// `/validate`; istiod's 15017), or `off` [default: 0.0.0.0:15017 in a pod, else off].
     #[arg(long, env = "MAST_WEBHOOK_ADDR", value_name = "ADDR|off")]
     pub webhook_addr: Option<String>,
+    /// Inject `istio-proxy` as a native sidecar (an init container with `restartPolicy:
+    /// Always`, Kubernetes 1.29 and later), so Jobs complete; `mastctl install` sets it when
+    /// the cluster supports it.
+    #[arg(long, env = "MAST_NATIVE_SIDECARS")]
+    pub native_sidecars: bool,
     /// Address of the monitoring server (`/metrics`, `/version`, `/debug/*`).
     #[arg(long, env = "MAST_MONITORING_ADDR", default_value = "127.0.0.1:15014")]
     pub monitoring_addr: SocketAddr,

@@ -76,6 +76,7 @@ pub async fn spawn(
     tracing::info!(%addr, "injection and validation webhooks listening (HTTPS)");
     let inject = InjectConfig {
         trust_domain: args.trust_domain.clone(),
+        native_sidecars: args.native_sidecars,
         ..InjectConfig::default()
     };
     let hooks = Arc::new(Webhooks { inject });

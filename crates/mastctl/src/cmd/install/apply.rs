@@ -49,7 +49,7 @@ pub fn run_upgrade(args: &Args) -> Result<i32> {
 }
 
 async fn install(args: &Args, upgrade: bool) -> Result<i32> {
-    let settings = Settings::from_tree(&args.input.tree(args.revision.as_deref())?)?;
+    let mut settings = Settings::from_tree(&args.input.tree(args.revision.as_deref())?)?;
     let plain = render(&settings, None);
     let titles: Vec<&str> = components(&plain).iter().map(|c| c.title()).collect();
     let question = format!(
@@ -68,6 +68,9 @@ async fn install(args: &Args, upgrade: bool) -> Result<i32> {
         return Ok(crate::exit::OK);
     }
     let client = k::client(&args.kube).await?;
+    if !settings.native_sidecars {
+        settings.native_sidecars = supports_native_sidecars(&client).await;
+    }
     k::apply(&client, &namespace(&settings)).await?;
     let objects = if settings.pilot {
         let (ca, created) =
@@ -129,4 +132,23 @@ async fn apply_component(
         })
         .collect();
     k::wait_deployments(client, &deployments, timeout).await
+}
+
+/// Whether the cluster runs native sidecars (init containers with `restartPolicy: Always`:
+/// Kubernetes 1.29 and later); unknown versions say no.
+async fn supports_native_sidecars(client: &kube::Client) -> bool {
+    match client.apiserver_version().await {
+        Ok(v) => {
+            let minor: u32 = v
+                .minor
+                .trim_end_matches(|c: char| !c.is_ascii_digit())
+                .parse()
+                .unwrap_or(0);
+            v.major == "1" && minor >= 29
+        }
+        Err(e) => {
+            tracing::debug!("cannot read the API server's version: {e}");
+            false
+        }
+    }
 }

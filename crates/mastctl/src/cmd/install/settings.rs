@@ -42,6 +42,9 @@ pub struct Settings {
     pub access_log_file: String,
     /// Enabled ingress and egress gateways.
     pub gateways: Vec<Gateway>,
+    /// Inject native sidecars (`values.pilot.env.ENABLE_NATIVE_SIDECARS`; `install` turns it on
+    /// when the cluster is Kubernetes 1.29 or later).
+    pub native_sidecars: bool,
 }
 
 /// A HorizontalPodAutoscaler's bounds.
@@ -122,6 +125,11 @@ impl Settings {
             trust_domain: s("/meshConfig/trustDomain").unwrap_or("cluster.local".into()),
             trace_sampling: num_at(spec, "/meshConfig/defaultConfig/tracing/sampling", 1.0)?,
             access_log_file: s("/meshConfig/accessLogFile").unwrap_or_default(),
+            native_sidecars: match spec.pointer("/values/pilot/env/ENABLE_NATIVE_SIDECARS") {
+                Some(Value::Bool(b)) => *b,
+                Some(Value::String(v)) => v.eq_ignore_ascii_case("true"),
+                _ => false,
+            },
             gateways,
         })
     }

@@ -451,3 +451,20 @@ fn kubectl_parses_the_manifests() {
         "{text}"
     );
 }
+
+#[test]
+fn native_sidecars_on_request_and_mastd_serves_its_tls_ports() {
+    let plain = args(&objects(&[]));
+    assert!(
+        !plain.contains(&"--native-sidecars".to_owned()),
+        "{plain:?}"
+    );
+    for flag in ["--xds-tls-addr", "--webhook-addr", "--xds-tls-dns-names"] {
+        assert!(plain.contains(&flag.to_owned()), "{flag} in {plain:?}");
+    }
+    let native = args(&objects(&["values.pilot.env.ENABLE_NATIVE_SIDECARS=true"]));
+    assert!(
+        native.contains(&"--native-sidecars".to_owned()),
+        "{native:?}"
+    );
+}

@@ -207,6 +207,9 @@ fn args(s: &Settings, has_ca: bool) -> Vec<String> {
         "--xds-tls-dns-names".to_string(),
         format!("{svc},{svc}.cluster.local,istiod.istio-system.svc"),
     ]);
+    if s.native_sidecars {
+        a.push("--native-sidecars".to_string());
+    }
     a.extend(["--ca-dir".to_string(), CA_DIR.to_string()]);
     if has_ca {
         a.extend(["--ca-cacerts".to_string(), CACERTS_DIR.to_string()]);
