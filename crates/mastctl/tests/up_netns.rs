@@ -90,6 +90,30 @@ impl Drop for Leftovers {
     }
 }
 
+/// Removes every namespaces-mode mesh's bridge and namespaces when dropped, even from a run
+/// that failed before it could name them: the tests of this file take turns (one subnet per
+/// machine), so whatever is there is theirs, and one failure must not fail the next test.
+struct AllMeshes;
+
+impl Drop for AllMeshes {
+    fn drop(&mut self) {
+        let netns = output("ip", &["netns", "list"]);
+        for ns in netns.lines().filter_map(|l| l.split_whitespace().next()) {
+            if ns.starts_with("mast-") {
+                let _ = Command::new("ip").args(["netns", "del", ns]).status();
+                let _ = std::fs::remove_dir_all(format!("/etc/netns/{ns}"));
+            }
+        }
+        let links = output("ip", &["-o", "link", "show"]);
+        for link in links.lines().filter_map(|l| l.split(':').nth(1)) {
+            let link = link.trim().split('@').next().unwrap_or_default();
+            if link.starts_with("mastbr") {
+                let _ = Command::new("ip").args(["link", "del", link]).status();
+            }
+        }
+    }
+}
+
 fn answers(up: &Up, count: usize, header: Option<&str>) -> Vec<String> {
     let n = count.to_string();
     let mut cmd = vec!["python3", "-c", COUNT, n.as_str()];
@@ -157,6 +181,7 @@ fn scenario(proxy: &Proxy) {
         return;
     };
     let _one = ONE_AT_A_TIME.lock();
+    let _all = AllMeshes;
     let example = mast_test_support::workspace_root().join("examples/canary");
     for name in ["services.yaml", "virtual-service.yaml", "workloads.yaml"] {
         dir.write(name, &std::fs::read_to_string(example.join(name)).unwrap());
@@ -331,6 +356,7 @@ fn namespaces_left_by_a_crash_are_removed_on_the_next_start() {
         return;
     };
     let _one = ONE_AT_A_TIME.lock();
+    let _all = AllMeshes;
     dir.write(
         "mesh.yaml",
         &format!(

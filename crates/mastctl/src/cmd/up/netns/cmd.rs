@@ -141,7 +141,7 @@ pub fn in_pod(pod: &Pod, command: &[String]) -> Command {
     cmd
 }
 
-/// `path` when every user may run it, else a copy in `dir` they may run.
+/// `path` when every user may run it, else a copy in `dir/bin` they may run.
 fn runnable_by_anyone(path: &Path, dir: &Path) -> anyhow::Result<PathBuf> {
     let path = if path.components().count() == 1 {
         sidecar::which(&path.to_string_lossy()).unwrap_or_else(|| path.to_path_buf())
@@ -159,7 +159,12 @@ fn runnable_by_anyone(path: &Path, dir: &Path) -> anyhow::Result<PathBuf> {
         return Ok(path);
     }
     let name = path.file_name().context("a binary without a file name")?;
-    let copy = dir.join(name);
+    // In a folder of its own: the sidecar's folder also holds `envoy/`, the agent's work
+    // folder.
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).with_context(|| format!("creating {}", bin.display()))?;
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755))?;
+    let copy = bin.join(name);
     std::fs::copy(&path, &copy)
         .with_context(|| format!("copying {} for uid {PROXY_UID}", path.display()))?;
     std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755))?;
