@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::time::Duration;
 
+use up_support::canary::copy_example;
 use up_support::{Dir, Up};
 
 /// Requests from inside `client` (HTTP_PROXY is its sidecar): prints one answer per line,
@@ -133,17 +134,6 @@ fn istio_metrics_show_the_split(up: &Up) {
             .is_some_and(|n| *n >= one * 0.9),
         "nginx-1's reporter=destination counters: {inbound:?} (client sent {one})"
     );
-}
-
-fn copy_example(dir: &Dir) {
-    let example = mast_test_support::workspace_root().join("examples/canary");
-    for entry in std::fs::read_dir(&example).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "yaml") {
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            dir.write(&name, &std::fs::read_to_string(&path).unwrap());
-        }
-    }
 }
 
 fn canary(up_args: &[&str], env: &[(&str, &OsStr)]) {

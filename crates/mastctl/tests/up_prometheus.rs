@@ -14,13 +14,13 @@
 mod up_support;
 
 use std::collections::BTreeMap;
-use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use up_support::canary::{copy_example, encode, get, on_path};
 use up_support::{Dir, Proxy, Up};
 
 /// Requests from inside `client` (its sidecar is its HTTP proxy), bounded in count and time.
@@ -34,52 +34,6 @@ for _ in range(int(sys.argv[1])):
 "#;
 
 const WORKLOADS: [&str; 4] = ["client", "nginx-1", "nginx-2", "nginx-3"];
-
-fn on_path(bin: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(bin).is_file()))
-}
-
-fn copy_example(dir: &Dir) {
-    let example = mast_test_support::workspace_root().join("examples/canary");
-    for entry in std::fs::read_dir(&example).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "yaml") {
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            dir.write(&name, &std::fs::read_to_string(&path).unwrap());
-        }
-    }
-}
-
-/// `GET url` (plain HTTP on 127.0.0.1), the body; bounded by a 5 s timeout.
-fn get(url: &str) -> String {
-    let rest = url.strip_prefix("http://").unwrap();
-    let (host, path) = rest
-        .split_once('/')
-        .map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
-    let mut stream = TcpStream::connect(host).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
-    let mut text = String::new();
-    stream.read_to_string(&mut text).unwrap();
-    text.split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default()
-}
-
-fn encode(query: &str) -> String {
-    query
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
 
 /// An instant PromQL query: (labels, value) per series.
 fn query(prom: &str, promql: &str) -> Vec<(BTreeMap<String, String>, f64)> {

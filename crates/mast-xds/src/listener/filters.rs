@@ -280,11 +280,11 @@ pub fn hcm_filter(spec: HcmSpec) -> Filter {
     network_filter(HCM_FILTER, http_connection_manager(spec))
 }
 
-/// The inline route configuration of an inbound HTTP chain: `inbound|<port>||` with one
-/// virtual host `inbound|http|<port>` for `*`, routing `/` to the cluster with no timeout.
 /// Istio's HTTP peer metadata exchange headers.
 pub const PEER_METADATA_HEADERS: [&str; 2] = ["x-envoy-peer-metadata", "x-envoy-peer-metadata-id"];
 
+/// The inline route configuration of an inbound HTTP chain: `inbound|<port>||` with one
+/// virtual host `inbound|http|<port>` for `*`, routing `/` to the cluster with no timeout.
 pub fn inbound_route_config(port: u16, cluster: &str) -> RouteConfiguration {
     let action = RouteAction {
         cluster_specifier: Some(ClusterSpecifier::Cluster(cluster.to_owned())),

@@ -15,6 +15,7 @@ use parking_lot::Mutex;
 use rustix::process::{Pid, Signal};
 use serde_json::Value;
 
+pub mod canary;
 mod proxy;
 #[allow(unused_imports)] // Not every test file uses them all.
 pub use proxy::{Proxy, admin_stat, listening_ports, on_proxy, table_proxy, with_descendants};
