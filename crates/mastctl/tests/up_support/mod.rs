@@ -112,8 +112,16 @@ impl Up {
             .arg(dir.path())
             .arg("--state-file")
             .arg(&state_file)
-            .args(args)
-            .stdin(Stdio::null())
+            .args(args);
+        // Tests' meshes never take Kiali's 20001: a concurrent test's mastd would grab it
+        // the moment one mesh frees it, and the port check after Ctrl-C would fail.
+        if !args
+            .iter()
+            .any(|a| *a == "--dashboard-addr" || *a == "--port-base")
+        {
+            cmd.args(["--dashboard-addr", "127.0.0.1:0"]);
+        }
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         for (k, v) in env {

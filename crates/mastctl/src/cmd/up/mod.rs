@@ -60,6 +60,11 @@ pub struct Args {
     /// The Prometheus binary (with --prometheus).
     #[arg(long, value_name = "PATH", default_value = "prometheus")]
     pub prometheus_bin: PathBuf,
+    /// Where mastd serves the dashboard (comma-separated addresses tried in order; port 0:
+    /// any free port). Default: Kiali's 127.0.0.1:20001 when free, else any free port (N+2
+    /// with --port-base).
+    #[arg(long, value_name = "ADDR")]
+    pub dashboard_addr: Option<String>,
 }
 
 /// `mastctl up --capture`.

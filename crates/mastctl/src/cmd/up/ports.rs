@@ -54,9 +54,13 @@ impl PortPlan {
         }
     }
 
-    /// mastd's `--dashboard-addr`: N+2 with `--port-base`; else Kiali's 20001 when free,
-    /// any free port otherwise (mastd tries them in order and reports the one it bound).
-    pub fn dashboard(&self) -> anyhow::Result<String> {
+    /// mastd's `--dashboard-addr`: `chosen` when given (`mastctl up --dashboard-addr`); else
+    /// N+2 with `--port-base`; else Kiali's 20001 when free, any free port otherwise (mastd
+    /// tries them in order and reports the one it bound).
+    pub fn dashboard(&self, chosen: Option<&str>) -> anyhow::Result<String> {
+        if let Some(addr) = chosen {
+            return Ok(addr.to_owned());
+        }
         match self.base {
             Some(n) => Ok(format!(
                 "127.0.0.1:{}",
@@ -118,6 +122,8 @@ mod tests {
     fn base_layout_is_predictable_and_slots_are_reused() {
         let mut plan = PortPlan::new(Some(20000));
         assert_eq!(plan.mastd().unwrap(), (20000, 20001));
+        assert_eq!(plan.dashboard(None).unwrap(), "127.0.0.1:20002");
+        assert_eq!(plan.dashboard(Some("127.0.0.1:0")).unwrap(), "127.0.0.1:0");
         let a = plan.take().unwrap();
         let b = plan.take().unwrap();
         assert_eq!(

@@ -89,7 +89,7 @@ pub async fn run(args: &Args) -> anyhow::Result<i32> {
         &sidecar::MastdOptions {
             xds: snapshot.mastd.xds.clone(),
             monitoring: snapshot.mastd.monitoring.clone(),
-            dashboard: plan.dashboard()?,
+            dashboard: plan.dashboard(args.dashboard_addr.as_deref())?,
             prometheus: snapshot.prometheus.clone(),
         },
         &mesh.run_dir,
