@@ -22,14 +22,21 @@
 //! With `--mtls`, the path of a meshed request instead: client → client sidecar → mutual TLS
 //! → server sidecar (STRICT) → upstream, and new TLS handshakes per second ([`mtls`]).
 //!
+//! With `--gateway`, HTTPS termination at an ingress gateway instead: HTTPS requests per
+//! second (HTTP/1.1 and HTTP/2 keep-alive) and new TLS connections per second, Envoy vs
+//! mast-proxy as `router` proxies ([`gateway`]).
+//!
 //! ```text
 //! cargo build --release -p mastd -p mast-agent -p mast-proxy -p mast-bench
 //! target/release/proxy-bench --reps 3
 //! target/release/proxy-bench --mtls --reps 2 --duration 10 --throughput-duration 5
+//! target/release/proxy-bench --gateway --reps 3
 //! ```
 
 #[path = "bounded.rs"]
 mod bounded;
+#[path = "proxy/gateway/mod.rs"]
+mod gateway;
 #[path = "proxy/load.rs"]
 mod load;
 #[path = "proxy/mesh.rs"]
@@ -64,7 +71,8 @@ pub struct Args {
     /// Reps of every phase, interleaved over the targets.
     #[arg(long, default_value_t = 3)]
     pub reps: usize,
-    /// Seconds of each fixed-rate latency run (default 15; 2 with --quick).
+    /// Seconds of each fixed-rate latency run (default 15; 2 with --quick); with
+    /// `--gateway`, of each keep-alive run (default 10).
     #[arg(long)]
     pub duration: Option<u64>,
     /// Seconds of each closed-loop throughput run (default 10; 2 with --quick).
@@ -83,7 +91,7 @@ pub struct Args {
     /// Fixed rates of the latency phase, req/s.
     #[arg(long, value_delimiter = ',', default_value = "1000,5000")]
     pub rates: Vec<u64>,
-    /// Client connections of the latency phase.
+    /// Client connections of the latency phase (with `--gateway`: of the keep-alive runs).
     #[arg(long, default_value_t = 16)]
     pub connections: usize,
     /// Client connections of the throughput phase.
@@ -109,18 +117,22 @@ pub struct Args {
     pub client_threads: usize,
     /// Benchmark sidecar-to-sidecar mutual TLS (client sidecar → server sidecar, STRICT)
     /// instead of one sidecar hop.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "gateway")]
     pub mtls: bool,
-    /// mTLS mode: seconds of each handshake run.
+    /// Benchmark HTTPS termination at an ingress gateway (Envoy vs mast-proxy as `router`
+    /// proxies) instead of a sidecar hop.
+    #[arg(long)]
+    pub gateway: bool,
+    /// mTLS and gateway modes: seconds of each handshake run.
     #[arg(long, default_value_t = 5)]
     pub handshake_secs: u64,
-    /// mTLS mode: handshakes in flight at a time.
+    /// mTLS and gateway modes: handshakes in flight at a time.
     #[arg(long, default_value_t = 8)]
     pub handshake_concurrency: usize,
-    /// mTLS mode: threads of the handshake client's own runtime.
+    /// mTLS and gateway modes: threads of the handshake client's own runtime.
     #[arg(long, default_value_t = 2)]
     pub handshake_threads: usize,
-    /// mTLS mode: at most this many connections per handshake run.
+    /// mTLS and gateway modes: at most this many connections per handshake run.
     #[arg(long, default_value_t = 500_000)]
     pub handshake_max: u64,
     /// Internal: run the upstream server.
@@ -179,6 +191,9 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     if args.mtls {
         return bounded::run(&runtime, RUN_LIMIT, mtls::run(args));
+    }
+    if args.gateway {
+        return bounded::run(&runtime, RUN_LIMIT, gateway::run(args));
     }
     bounded::run(&runtime, RUN_LIMIT, phases::run(args))
 }

@@ -8,6 +8,9 @@
 //! - **closed loop** ([`closed_loop`]): every connection sends its next request as soon as the
 //!   previous one completed, for a fixed time (maximum throughput).
 //!
+//! Connections are plaintext, or TLS ([`Tls`]: SNI, ALPN `http/1.1` or `h2`) with
+//! [`closed_loop_tls`] for an HTTPS gateway.
+//!
 //! A request succeeds when the answer is 200 with the 1 KiB body. Latencies go into an HDR
 //! histogram in microseconds. Every wait is bounded: requests time out after
 //! [`REQUEST_TIMEOUT`], and a run stops waiting for stragglers [`DRAIN`] after its end.
@@ -23,8 +26,10 @@ use hyper::Request;
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use parking_lot::Mutex;
+use rustls::pki_types::ServerName;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
+use tokio_rustls::TlsConnector;
 
 /// How long one request may take before it counts as an error.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -72,9 +77,25 @@ pub struct Endpoint {
 impl Endpoint {
     /// The host of [`Endpoint::url`].
     pub fn host(&self) -> &'static str {
-        let rest = self.url.strip_prefix("http://").unwrap_or(self.url);
+        let rest = self
+            .url
+            .split_once("://")
+            .map_or(self.url, |(_, rest)| rest);
         rest.split('/').next().unwrap_or(HOST)
     }
+}
+
+/// TLS from the client to the target: the connector offering ALPN `http/1.1` (for
+/// [`Proto::H1`]) and the one offering `h2` (for [`Proto::H2`]; the server must pick `h2`),
+/// and the SNI (also the name the server's certificate is verified for).
+#[derive(Clone)]
+pub struct Tls {
+    /// ALPN `http/1.1`.
+    pub h1: TlsConnector,
+    /// ALPN `h2`.
+    pub h2: TlsConnector,
+    /// SNI.
+    pub name: ServerName<'static>,
 }
 
 /// What a run measured.
@@ -159,12 +180,33 @@ enum Conn {
 }
 
 impl Conn {
-    async fn open(ep: Endpoint, proto: Proto) -> Result<Self, String> {
+    /// Connects to `ep` (over TLS when `tls` is given) and does the HTTP handshake.
+    async fn open(ep: Endpoint, proto: Proto, tls: Option<&Tls>) -> Result<Self, String> {
         let stream = tokio::net::TcpStream::connect(ep.addr)
             .await
             .map_err(|e| format!("connect {}: {e}", ep.addr))?;
         let _ = stream.set_nodelay(true);
-        let io = TokioIo::new(stream);
+        let Some(tls) = tls else {
+            return Self::handshake(TokioIo::new(stream), proto).await;
+        };
+        let connector = match proto {
+            Proto::H1 => &tls.h1,
+            Proto::H2 => &tls.h2,
+        };
+        let stream = connector
+            .connect(tls.name.clone(), stream)
+            .await
+            .map_err(|e| format!("TLS handshake: {e}"))?;
+        if proto == Proto::H2 && stream.get_ref().1.alpn_protocol() != Some(b"h2".as_slice()) {
+            return Err("the server did not select ALPN h2".to_owned());
+        }
+        Self::handshake(TokioIo::new(stream), proto).await
+    }
+
+    async fn handshake<I>(io: I, proto: Proto) -> Result<Self, String>
+    where
+        I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    {
         match proto {
             Proto::H1 => {
                 let (tx, conn) = http1::handshake(io)
@@ -222,13 +264,18 @@ impl Conn {
 }
 
 /// Opens `count` connections (bounded retries each).
-async fn open_all(ep: Endpoint, proto: Proto, count: usize) -> anyhow::Result<Vec<Conn>> {
+async fn open_all(
+    ep: Endpoint,
+    proto: Proto,
+    tls: Option<&Tls>,
+    count: usize,
+) -> anyhow::Result<Vec<Conn>> {
     let mut conns = Vec::with_capacity(count);
     for _ in 0..count {
         let mut last = String::new();
         let mut opened = None;
         for _ in 0..20 {
-            match Conn::open(ep, proto).await {
+            match Conn::open(ep, proto, tls).await {
                 Ok(c) => {
                     opened = Some(c);
                     break;
@@ -255,7 +302,7 @@ pub async fn open_loop(
     duration: Duration,
 ) -> anyhow::Result<Outcome> {
     let tally = new_tally()?;
-    let conns = open_all(ep, proto, connections.max(1)).await?;
+    let conns = open_all(ep, proto, None, connections.max(1)).await?;
     let mut senders = Vec::with_capacity(conns.len());
     let mut workers = JoinSet::new();
     for conn in conns {
@@ -305,7 +352,7 @@ async fn worker(
                 let result = conn.get(ep).await;
                 let failed = result.is_err();
                 record(&tally, at, result);
-                if failed && let Ok(c) = Conn::open(ep, proto).await {
+                if failed && let Ok(c) = Conn::open(ep, proto, None).await {
                     conn = c;
                 }
             }
@@ -331,13 +378,45 @@ pub async fn closed_loop(
     connections: usize,
     duration: Duration,
 ) -> anyhow::Result<Outcome> {
+    closed_loop_over(ep, proto, None, connections, duration).await
+}
+
+/// [`closed_loop`] over TLS connections (HTTPS keep-alive: one handshake per connection,
+/// made before the run starts).
+pub async fn closed_loop_tls(
+    ep: Endpoint,
+    proto: Proto,
+    tls: &Tls,
+    connections: usize,
+    duration: Duration,
+) -> anyhow::Result<Outcome> {
+    closed_loop_over(ep, proto, Some(tls), connections, duration).await
+}
+
+/// One request on a new connection (over TLS when `tls` is given): `Ok(true)` for 200 with
+/// the 1 KiB body.
+pub async fn one_request(ep: Endpoint, proto: Proto, tls: Option<&Tls>) -> Result<bool, String> {
+    let opened = tokio::time::timeout(REQUEST_TIMEOUT, Conn::open(ep, proto, tls))
+        .await
+        .unwrap_or_else(|_| Err(format!("no connection within {REQUEST_TIMEOUT:?}")));
+    opened?.get(ep).await
+}
+
+async fn closed_loop_over(
+    ep: Endpoint,
+    proto: Proto,
+    tls: Option<&Tls>,
+    connections: usize,
+    duration: Duration,
+) -> anyhow::Result<Outcome> {
     let tally = new_tally()?;
-    let conns = open_all(ep, proto, connections.max(1)).await?;
+    let conns = open_all(ep, proto, tls, connections.max(1)).await?;
     let start = Instant::now();
     let end = start + duration;
     let mut workers = JoinSet::new();
     for mut conn in conns {
         let tally = Arc::clone(&tally);
+        let tls = tls.cloned();
         workers.spawn(async move {
             while Instant::now() < end {
                 let sent = Instant::now();
@@ -345,7 +424,7 @@ pub async fn closed_loop(
                 let failed = result.is_err();
                 record(&tally, sent, result);
                 if failed {
-                    match Conn::open(ep, proto).await {
+                    match Conn::open(ep, proto, tls.as_ref()).await {
                         Ok(c) => conn = c,
                         Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
                     }

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use mast_test_support::{
-    MastdOptions, MastdProcess, ProxyKind, ProxyOptions, ProxyProcess, free_port, workspace_root,
+    MastdOptions, MastdProcess, ProxyKind, ProxyOptions, ProxyProcess, TempDir, free_port,
+    workspace_root,
 };
 
 use crate::load::{Endpoint, Proto};
@@ -85,6 +86,21 @@ fn real_envoy(path: &Path) -> PathBuf {
         .map(|python| python.path().join("site-packages/envoy/_bin/envoy"))
         .find(|candidate| candidate.is_file());
     found.unwrap_or_else(|| path.to_path_buf())
+}
+
+/// The run's folder (config, logs): `keep` (created), or a temporary folder removed when
+/// the returned guard is dropped.
+pub fn run_folder(keep: Option<&Path>, prefix: &str) -> anyhow::Result<(PathBuf, Option<TempDir>)> {
+    match keep {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)?;
+            Ok((dir.to_path_buf(), None))
+        }
+        None => {
+            let temp = TempDir::new(prefix)?;
+            Ok((temp.path().to_path_buf(), Some(temp)))
+        }
+    }
 }
 
 /// Which data path a target is.
@@ -182,9 +198,19 @@ pub async fn start_mastd(
     root: &Path,
     upstream_h1_port: u16,
 ) -> anyhow::Result<MastdProcess> {
+    start_mastd_with(tools, root, &mesh_yaml(upstream_h1_port)).await
+}
+
+/// Writes `yaml` as the config folder's one file under `root` and starts mastd on it
+/// (plaintext xDS on a free port, no dashboard; output in `root/mastd.log`).
+pub async fn start_mastd_with(
+    tools: &Tools,
+    root: &Path,
+    yaml: &str,
+) -> anyhow::Result<MastdProcess> {
     let config_dir = root.join("config");
     std::fs::create_dir_all(&config_dir)?;
-    std::fs::write(config_dir.join("bench.yaml"), mesh_yaml(upstream_h1_port))?;
+    std::fs::write(config_dir.join("bench.yaml"), yaml)?;
     let options = MastdOptions {
         binary: tools.mastd.clone(),
         config_dir,

@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use mast_test_support::TempDir;
 
 use crate::Args;
 use crate::load::{self, Proto};
@@ -29,16 +28,7 @@ struct Bench {
 /// Runs the whole benchmark and prints (and optionally writes) the report.
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let tools = Tools::find(args.wants("envoy"), args.wants("mast"))?;
-    let (root, _temp) = match &args.keep {
-        Some(dir) => {
-            std::fs::create_dir_all(dir)?;
-            (dir.clone(), None)
-        }
-        None => {
-            let temp = TempDir::new("mast-proxy-bench")?;
-            (temp.path().to_path_buf(), Some(temp))
-        }
-    };
+    let (root, _temp) = mesh::run_folder(args.keep.as_deref(), "mast-proxy-bench")?;
     let upstream = Upstream::spawn().await?;
     let mastd = mesh::start_mastd(&tools, &root, upstream.h1.port()).await?;
     let xds = mastd.xds_addr();

@@ -1,5 +1,6 @@
 //! A process's memory and CPU from `/proc/<pid>` (VmRSS, VmHWM, threads; utime + stime), and a
-//! sampler thread that records the largest VmRSS seen while a run goes on.
+//! sampler thread that records the largest VmRSS seen while a run goes on; [`measured`] wraps
+//! a run with both; [`loadavg`] for the notes.
 
 use std::process::Command;
 use std::sync::Arc;
@@ -101,6 +102,34 @@ impl RssSampler {
         }
         self.max_kb.load(Ordering::Relaxed)
     }
+}
+
+/// Runs `load` while sampling the RSS of `pids`; its result, each pid's CPU, each pid's
+/// largest RSS.
+pub async fn measured<T>(
+    pids: &[u32],
+    load: impl Future<Output = T>,
+) -> (T, Vec<Duration>, Vec<u64>) {
+    let ticks = clock_ticks().max(1);
+    let before: Vec<u64> = pids.iter().map(|&p| cpu_ticks(p)).collect();
+    let samplers: Vec<RssSampler> = pids.iter().map(|&p| RssSampler::start(Some(p))).collect();
+    let out = load.await;
+    let cpu = pids
+        .iter()
+        .zip(before)
+        .map(|(&p, b)| Duration::from_millis(cpu_ticks(p).saturating_sub(b) * 1000 / ticks))
+        .collect();
+    let rss = samplers.into_iter().map(RssSampler::stop).collect();
+    (out, cpu, rss)
+}
+
+/// `/proc/loadavg`'s three averages.
+pub fn loadavg() -> String {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    text.split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]

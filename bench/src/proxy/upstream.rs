@@ -69,7 +69,9 @@ pub(crate) async fn accept(listener: tokio::net::TcpListener, h2: bool) {
 /// `x-forwarded-client-cert` (the mTLS mode's check), and the response header carrying it.
 pub const ECHO_XFCC: &str = "x-echo-xfcc";
 
-async fn respond(
+/// Answers any request with 200 and the 1 KiB body (echoing `x-forwarded-client-cert` when
+/// asked with [`ECHO_XFCC`]).
+pub(crate) async fn respond(
     request: Request<hyper::body::Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let mut response = Response::new(Full::new(Bytes::from_static(&BODY)));

@@ -253,8 +253,9 @@ fn collect_workloads(resources: &[Resource]) -> Vec<Workload<'_>> {
                 });
                 continue;
             }
-            // A local program that `mastctl up` runs: selected by its own labels, like a Pod.
-            Body::LocalWorkload(_) => {
+            // A local program or gateway that `mastctl up` runs: selected by its own labels,
+            // like a Pod.
+            Body::LocalWorkload(_) | Body::LocalGateway(_) => {
                 out.push(Workload {
                     resource: r,
                     namespace: r.namespace(),

@@ -8,6 +8,7 @@
 //! and per-resource validation ([`validate`]).
 
 pub mod diag;
+pub mod gateway_api;
 pub mod load;
 pub mod local;
 pub mod networking;

@@ -10,20 +10,35 @@ use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::diag::{Origin, ResourceRef};
-use crate::local::LocalWorkload;
+use crate::gateway_api::{
+    GatewayClassSpec, GatewaySpec, GrpcRouteSpec, HttpRouteSpec, ReferenceGrantSpec, TcpRouteSpec,
+    TlsRouteSpec,
+};
+use crate::local::{LocalGateway, LocalWorkload};
 use crate::networking::{
     DestinationRule, Gateway, ServiceEntry, Sidecar, VirtualService, WorkloadEntry,
 };
 use crate::security::{AuthorizationPolicy, PeerAuthentication, RequestAuthentication};
 use crate::yaml::LineIndex;
 
+/// A kind's name: the variant's, or the one given with `as "Name"` (for kinds whose name
+/// another group also uses, such as Gateway API's `Gateway`).
+macro_rules! kind_name {
+    ($kind:ident) => {
+        stringify!($kind)
+    };
+    ($kind:ident, $name:literal) => {
+        $name
+    };
+}
+
 macro_rules! kinds {
-    ($( $kind:ident => $group:literal, [$($version:literal),+], $namespaced:literal; )+) => {
+    ($( $kind:ident $(as $name:literal)? => $group:literal, [$($version:literal),+], $namespaced:literal; )+) => {
         /// Every kind Mast understands.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub enum Kind {
             $(
-                #[doc = concat!("`", stringify!($kind), "` (", $group, ")")]
+                #[doc = concat!("`", kind_name!($kind $(, $name)?), "` (", $group, ")")]
                 $kind,
             )+
         }
@@ -34,7 +49,7 @@ macro_rules! kinds {
 
             /// The kind's name, as written in `kind:`.
             pub fn name(self) -> &'static str {
-                match self { $(Kind::$kind => stringify!($kind),)+ }
+                match self { $(Kind::$kind => kind_name!($kind $(, $name)?),)+ }
             }
 
             /// The API group (empty for the Kubernetes core group).
@@ -66,6 +81,14 @@ kinds! {
     AuthorizationPolicy => "security.istio.io", ["v1beta1", "v1"], true;
     RequestAuthentication => "security.istio.io", ["v1beta1", "v1"], true;
     LocalWorkload => "mast.dev", ["v1alpha1"], true;
+    LocalGateway => "mast.dev", ["v1alpha1"], true;
+    GatewayClass => "gateway.networking.k8s.io", ["v1", "v1beta1"], false;
+    KubeGateway as "Gateway" => "gateway.networking.k8s.io", ["v1", "v1beta1"], true;
+    HttpRoute as "HTTPRoute" => "gateway.networking.k8s.io", ["v1", "v1beta1"], true;
+    GrpcRoute as "GRPCRoute" => "gateway.networking.k8s.io", ["v1", "v1alpha2"], true;
+    TcpRoute as "TCPRoute" => "gateway.networking.k8s.io", ["v1alpha2"], true;
+    TlsRoute as "TLSRoute" => "gateway.networking.k8s.io", ["v1alpha2"], true;
+    ReferenceGrant => "gateway.networking.k8s.io", ["v1beta1", "v1alpha2", "v1"], true;
     Namespace => "", ["v1"], false;
     Service => "", ["v1"], true;
     Endpoints => "", ["v1"], true;
@@ -84,14 +107,15 @@ impl Kind {
     /// Finds the kind for `kind:` and `apiVersion:`. `Ok(None)` means the kind is not one
     /// Mast knows; `Err` means the kind is known but the group or version is not served.
     pub fn lookup(api_version: &str, kind: &str) -> Result<Option<Kind>, String> {
-        let Some(k) = Kind::ALL.iter().copied().find(|k| k.name() == kind) else {
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+        // By group AND name: two groups own a `Gateway` (Istio's and Gateway API's).
+        let Some(k) = Kind::ALL
+            .iter()
+            .copied()
+            .find(|k| k.name() == kind && k.group() == group)
+        else {
             return Ok(None);
         };
-        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
-        if group != k.group() {
-            // Another group may own a kind of the same name (Gateway API's Gateway, say).
-            return Ok(None);
-        }
         if !k.versions().contains(&version) {
             let served: Vec<String> = k
                 .versions()
@@ -127,6 +151,14 @@ pub enum Body {
     AuthorizationPolicy(Arc<AuthorizationPolicy>),
     RequestAuthentication(Arc<RequestAuthentication>),
     LocalWorkload(Arc<LocalWorkload>),
+    LocalGateway(Arc<LocalGateway>),
+    GatewayClass(Arc<GatewayClassSpec>),
+    KubeGateway(Arc<GatewaySpec>),
+    HttpRoute(Arc<HttpRouteSpec>),
+    GrpcRoute(Arc<GrpcRouteSpec>),
+    TcpRoute(Arc<TcpRouteSpec>),
+    TlsRoute(Arc<TlsRouteSpec>),
+    ReferenceGrant(Arc<ReferenceGrantSpec>),
     Namespace(Arc<core::Namespace>),
     Service(Arc<core::Service>),
     Endpoints(Arc<core::Endpoints>),
@@ -230,6 +262,14 @@ accessors! {
     as_authorization_policy => AuthorizationPolicy: AuthorizationPolicy;
     as_request_authentication => RequestAuthentication: RequestAuthentication;
     as_local_workload => LocalWorkload: LocalWorkload;
+    as_local_gateway => LocalGateway: LocalGateway;
+    as_gateway_class => GatewayClass: GatewayClassSpec;
+    as_kube_gateway => KubeGateway: GatewaySpec;
+    as_http_route => HttpRoute: HttpRouteSpec;
+    as_grpc_route => GrpcRoute: GrpcRouteSpec;
+    as_tcp_route => TcpRoute: TcpRouteSpec;
+    as_tls_route => TlsRoute: TlsRouteSpec;
+    as_reference_grant => ReferenceGrant: ReferenceGrantSpec;
     as_namespace => Namespace: core::Namespace;
     as_service => Service: core::Service;
     as_endpoints => Endpoints: core::Endpoints;
@@ -261,8 +301,19 @@ mod tests {
         assert!(Kind::lookup("networking.istio.io/v2", "VirtualService").is_err());
         assert_eq!(
             Kind::lookup("gateway.networking.k8s.io/v1", "Gateway"),
-            Ok(None)
+            Ok(Some(Kind::KubeGateway))
         );
+        assert_eq!(
+            Kind::lookup("networking.istio.io/v1", "Gateway"),
+            Ok(Some(Kind::Gateway))
+        );
+        assert_eq!(Kind::lookup("example.com/v1", "Gateway"), Ok(None));
+        assert_eq!(Kind::KubeGateway.name(), "Gateway");
+        assert_eq!(
+            Kind::lookup("gateway.networking.k8s.io/v1beta1", "HTTPRoute"),
+            Ok(Some(Kind::HttpRoute))
+        );
+        assert!(Kind::lookup("gateway.networking.k8s.io/v1", "TCPRoute").is_err());
         assert_eq!(Kind::lookup("v1", "Service"), Ok(Some(Kind::Service)));
         assert_eq!(Kind::lookup("example.com/v1", "Widget"), Ok(None));
         assert_eq!(

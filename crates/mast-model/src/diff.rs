@@ -40,6 +40,7 @@ pub fn diff(old: &MeshSnapshot, new: &MeshSnapshot) -> Change {
     let config_same = old.options == new.options
         && old.destination_rules == new.destination_rules
         && old.gateways == new.gateways
+        && old.secrets == new.secrets
         && old.sidecars == new.sidecars
         && old.peer_authentications == new.peer_authentications
         && old.authorization_policies == new.authorization_policies

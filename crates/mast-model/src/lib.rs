@@ -7,6 +7,7 @@
 //! leaves invalid ones out) and never mutated; a change builds a new one.
 
 pub mod diff;
+pub mod gateway_api;
 pub mod proxy;
 pub mod service;
 pub mod snapshot;

@@ -1,7 +1,8 @@
 //! Pure translation from a [`MeshSnapshot`] and a [`ProxyNode`] to Envoy xDS v3
 //! resources, following Istio's semantics. One generator per type URL: [`cluster`] (CDS),
 //! [`endpoint`] (EDS), [`listener`] (LDS) and [`route`] (RDS); [`forward_proxy`] holds what
-//! the three of them share for ports capture's dynamic forward proxy. No I/O.
+//! the three of them share for ports capture's dynamic forward proxy; [`gateway`] the
+//! listeners, routes and SNI clusters of gateway (`router`) proxies. No I/O.
 //!
 //! What is emitted (type URLs, fields, filters) is written down in `docs/xds-subset.md`;
 //! Mast's own proxy implements exactly that list.
@@ -11,6 +12,7 @@ pub mod cluster;
 mod encode;
 pub mod endpoint;
 pub mod forward_proxy;
+pub mod gateway;
 pub mod listener;
 pub mod names;
 pub mod route;
@@ -64,7 +66,21 @@ pub fn generate_part(
         (LISTENER_TYPE, _) => pack(listener::listeners_part(snapshot, proxy, part), |l| {
             l.name.clone()
         }),
-        (ENDPOINT_TYPE | ROUTE_TYPE, Part::Shared) => generate(snapshot, proxy, type_url),
+        // A gateway's route tables depend on the Gateways selecting it: its own part.
+        (ROUTE_TYPE, part) if proxy.node_type == mast_model::NodeType::Router => {
+            if part == Part::Own {
+                generate(snapshot, proxy, type_url)
+            } else {
+                Vec::new()
+            }
+        }
+        (ENDPOINT_TYPE, Part::Shared) => pack(endpoint::endpoints(snapshot, proxy), |e| {
+            e.cluster_name.clone()
+        }),
+        (ENDPOINT_TYPE, Part::Own) => pack(gateway::cluster::sni_endpoints(snapshot, proxy), |e| {
+            e.cluster_name.clone()
+        }),
+        (ROUTE_TYPE, Part::Shared) => generate(snapshot, proxy, type_url),
         _ => Vec::new(),
     }
 }
@@ -86,9 +102,12 @@ pub fn generate_endpoints_for_hosts(
 pub fn generate(snapshot: &MeshSnapshot, proxy: &ProxyNode, type_url: &str) -> Vec<NamedResource> {
     match type_url {
         CLUSTER_TYPE => pack(cluster::clusters(snapshot, proxy), |c| c.name.clone()),
-        ENDPOINT_TYPE => pack(endpoint::endpoints(snapshot, proxy), |e| {
-            e.cluster_name.clone()
-        }),
+        ENDPOINT_TYPE => {
+            let mut all = endpoint::endpoints(snapshot, proxy);
+            all.extend(gateway::cluster::sni_endpoints(snapshot, proxy));
+            all.sort_by(|a, b| a.cluster_name.cmp(&b.cluster_name));
+            pack(all, |e| e.cluster_name.clone())
+        }
         LISTENER_TYPE => pack(listener::listeners(snapshot, proxy), |l| l.name.clone()),
         ROUTE_TYPE => pack(route::routes(snapshot, proxy), |r| r.name.clone()),
         _ => Vec::new(),

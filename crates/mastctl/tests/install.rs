@@ -54,7 +54,7 @@ fn profile_list_dump_and_diff() {
     ]);
     assert!(o.status.success(), "{}", err(&o));
     let v: Value = serde_saphyr::from_str(&text(&o)).unwrap();
-    assert_eq!(v, json!([{"name": "istio-egressgateway", "enabled": true}]));
+    assert_eq!(v, json!([{"name": "mast-egressgateway", "enabled": true}]));
 
     let o = mastctl(&["profile", "dump", "minimal"]);
     let v: Value = serde_saphyr::from_str(&text(&o)).unwrap();
@@ -109,7 +109,7 @@ fn manifest_generate_prints_sorted_yaml() {
     assert_eq!(kinds[9], "Namespace");
     let gw = docs
         .iter()
-        .find(|d| d["kind"] == "Deployment" && d["metadata"]["name"] == "istio-egressgateway")
+        .find(|d| d["kind"] == "Deployment" && d["metadata"]["name"] == "mast-egressgateway")
         .unwrap();
     assert_eq!(
         gw["spec"]["template"]["spec"]["containers"][0]["image"],
@@ -271,7 +271,7 @@ fn install_verify_upgrade_uninstall_against_the_emulator() {
     ]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
-        text(&o).contains("✘ Deployment: istio-egressgateway.mast-system: not found\n"),
+        text(&o).contains("✘ Deployment: mast-egressgateway.mast-system: not found\n"),
         "{}",
         text(&o)
     );
@@ -291,7 +291,7 @@ fn install_verify_upgrade_uninstall_against_the_emulator() {
     assert!(text(&o).contains("istio.io/rev=canary"), "{}", text(&o));
     assert_eq!(
         names(&emulator, "apps/v1", "Deployment"),
-        ["istio-ingressgateway", "mastd", "mastd-canary"]
+        ["mast-ingressgateway", "mastd", "mastd-canary"]
     );
     let wh = emulator
         .get(
@@ -328,7 +328,7 @@ fn install_verify_upgrade_uninstall_against_the_emulator() {
     assert!(text(&o).ends_with("✔ Uninstall complete\n"));
     assert_eq!(
         names(&emulator, "apps/v1", "Deployment"),
-        ["istio-ingressgateway", "mastd-canary"]
+        ["mast-ingressgateway", "mastd-canary"]
     );
     assert_eq!(
         names(

@@ -2,12 +2,19 @@
 //! (`status.validationMessages`, as istiod's status controller does): after every change of
 //! the configuration (debounced), mastd runs the analyzers over it and one replica — the holder
 //! of the `mast-status-leader` Lease in its namespace — writes what changed
-//! ([`mast_registry::kube::status::StatusWriter`]).
+//! ([`mast_registry::kube::status::StatusWriter`]). The same replica writes the Gateway
+//! API objects' status (conditions, listeners, route parents: [`gateway_api`]).
+//! `validationMessages` carry Istio's codes only (Mast's own codes, such as the Gateway
+//! API analyzer's, are reported by `mastctl analyze`; on Kubernetes the Gateway API status
+//! says the same).
+
+mod gateway_api;
 
 use std::time::Duration;
 
 use mast_analyze::Message;
 use mast_config::diag::Level;
+use mast_core::DEFAULT_DOMAIN_SUFFIX;
 use mast_registry::ConfigStore;
 use mast_registry::kube::status::{LeaseConfig, Messages, StatusWriter, ValidationMessage};
 
@@ -26,25 +33,27 @@ pub fn spawn(client: kube::Client, store: ConfigStore) {
         .ok()
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| format!("mastd-{}", std::process::id()));
-    let writer = StatusWriter::new(
-        client,
-        LeaseConfig {
-            namespace,
-            name: LEASE.to_owned(),
-            identity,
-            duration: Duration::from_secs(30),
-        },
-    );
+    let lease = LeaseConfig {
+        namespace,
+        name: LEASE.to_owned(),
+        identity,
+        duration: Duration::from_secs(30),
+    };
+    let writer = StatusWriter::new(client.clone(), lease.clone());
+    let mut gateways = gateway_api::GatewayApiWriter::new(client, lease);
     tokio::spawn(async move {
         let mut rx = store.subscribe();
         loop {
             let state = rx.borrow_and_update().clone();
-            let found = tokio::task::spawn_blocking(move || {
-                messages(&mast_analyze::analyze(
+            let (found, wanted) = tokio::task::spawn_blocking(move || {
+                let found = messages(&mast_analyze::analyze(
                     &state.resources,
                     &[],
                     &mast_analyze::Options::default(),
-                ))
+                ));
+                // The cluster domain only shapes converted hosts, never the status.
+                let wanted = gateway_api::wanted(&state.resources, DEFAULT_DOMAIN_SUFFIX);
+                (found, wanted)
             })
             .await
             .unwrap_or_default();
@@ -52,6 +61,11 @@ pub fn spawn(client: kube::Client, store: ConfigStore) {
                 Ok(Some(n)) if n > 0 => tracing::info!(resources = n, "wrote analyzer status"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!("cannot write analyzer status: {e}"),
+            }
+            match gateways.write(wanted).await {
+                Ok(Some(n)) if n > 0 => tracing::info!(objects = n, "wrote Gateway API status"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!("cannot write Gateway API status: {e}"),
             }
             if rx.changed().await.is_err() {
                 return;
@@ -64,7 +78,7 @@ pub fn spawn(client: kube::Client, store: ConfigStore) {
 /// Analyzer messages by resource, in Istio's status shape.
 fn messages(found: &[Message]) -> Messages {
     let mut out = Messages::new();
-    for m in found {
+    for m in found.iter().filter(|m| m.kind.code.starts_with("IST")) {
         let Some(r) = &m.resource else { continue };
         let level = match m.kind.level {
             Level::Error => "ERROR",

@@ -5,6 +5,10 @@
 //! reads until the server closes, so the server has processed the client's certificate and
 //! `Finished` before the next handshake starts. Closed loop, `concurrency` connections at a
 //! time, bounded in count and in time; every step has a timeout.
+//!
+//! The gateway mode ([`crate::gateway`]) uses the same loop with [`After::Request`]: after the
+//! handshake one HTTP/1.1 request (`Connection: close`), its answer read to the server's
+//! close.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -108,10 +112,22 @@ pub fn server_name(host: &str) -> anyhow::Result<ServerName<'static>> {
         .context("no valid server name")
 }
 
+/// What a connection does once its handshake is complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum After {
+    /// Send `close_notify` and read until the server closes; the time recorded is TCP
+    /// connect → handshake complete.
+    CloseNotify,
+    /// Send this HTTP/1.1 request (it must say `Connection: close`) and read the answer
+    /// until the server closes; it must start with `HTTP/1.1 200`. The time recorded is TCP
+    /// connect → the answer read.
+    Request(&'static [u8]),
+}
+
 /// What a handshake run measured.
 #[derive(Debug, Clone)]
 pub struct Outcome {
-    /// Handshake latency (TCP connect → handshake complete), µs.
+    /// Latency per connection (see [`After`]), µs.
     pub hist: Histogram<u64>,
     /// Completed handshakes (the server then closed cleanly).
     pub ok: u64,
@@ -130,12 +146,12 @@ impl Outcome {
     }
 }
 
-/// One connection: connect, full handshake, `close_notify`, read to the server's close.
-/// Returns the time to the completed handshake.
+/// One connection: connect, full handshake, then [`After`]. Returns the time recorded.
 pub async fn one(
     addr: SocketAddr,
     connector: &TlsConnector,
     name: &ServerName<'static>,
+    after: After,
 ) -> Result<Duration, String> {
     let exchange = async {
         let started = Instant::now();
@@ -148,23 +164,64 @@ pub async fn one(
             .await
             .map_err(|e| format!("handshake: {e}"))?;
         let took = started.elapsed();
-        tls.shutdown()
-            .await
-            .map_err(|e| format!("close_notify: {e}"))?;
-        let mut buf = [0u8; 1024];
-        for _ in 0..64 {
-            match tls.read(&mut buf).await {
-                Ok(0) => return Ok(took),
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(took),
-                Err(e) => return Err(format!("after the handshake: {e}")),
-            }
+        match after {
+            After::CloseNotify => tls
+                .shutdown()
+                .await
+                .map_err(|e| format!("close_notify: {e}"))?,
+            After::Request(request) => tls
+                .write_all(request)
+                .await
+                .map_err(|e| format!("request: {e}"))?,
         }
-        Err("the server sent data instead of closing".to_owned())
+        let answer = read_to_close(&mut tls).await?;
+        match after {
+            After::CloseNotify => Ok(took),
+            After::Request(_) if answer.starts_with(b"HTTP/1.1 200") => Ok(started.elapsed()),
+            After::Request(_) => Err(format!(
+                "answer: {:?}",
+                String::from_utf8_lossy(&answer[..answer.len().min(80)])
+            )),
+        }
     };
     tokio::time::timeout(STEP_TIMEOUT, exchange)
         .await
         .unwrap_or_else(|_| Err(format!("not done within {STEP_TIMEOUT:?}")))
+}
+
+/// Reads until the server closes (a missing `close_notify` counts as closed); at most 64 KiB.
+async fn read_to_close(
+    tls: &mut tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while out.len() < 64 * 1024 {
+        match tls.read(&mut buf).await {
+            Ok(0) => return Ok(out),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(out),
+            Err(e) => return Err(format!("after the handshake: {e}")),
+        }
+    }
+    Err("more than 64 KiB before the server closed".to_owned())
+}
+
+/// Runs `load` (a [`closed_loop`]) on a runtime of its own with `threads` threads, so the
+/// client does not share the load generator's thread (a handshake costs the client about
+/// what it costs the server).
+pub async fn on_own_runtime(
+    threads: usize,
+    load: impl Future<Output = anyhow::Result<Outcome>> + Send + 'static,
+) -> anyhow::Result<Outcome> {
+    let threads = threads.max(1);
+    tokio::task::spawn_blocking(move || {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()?
+            .block_on(load)
+    })
+    .await?
 }
 
 struct Tally {
@@ -174,16 +231,31 @@ struct Tally {
     first_error: Option<String>,
 }
 
-/// Closed loop: `concurrency` tasks each run [`one`] after the other until `duration` has
-/// passed or `max_count` connections were started.
+/// How many connections a [`closed_loop`] keeps going, for how long, at most how many in all.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Connections in flight at a time.
+    pub concurrency: usize,
+    /// How long new connections are started.
+    pub duration: Duration,
+    /// At most this many connections.
+    pub max_count: u64,
+}
+
+/// Closed loop: `limits.concurrency` tasks each run [`one`] after the other until
+/// `limits.duration` has passed or `limits.max_count` connections were started.
 pub async fn closed_loop(
     addr: SocketAddr,
     config: Arc<ClientConfig>,
     name: ServerName<'static>,
-    concurrency: usize,
-    duration: Duration,
-    max_count: u64,
+    after: After,
+    limits: Limits,
 ) -> anyhow::Result<Outcome> {
+    let Limits {
+        concurrency,
+        duration,
+        max_count,
+    } = limits;
     let tally = Arc::new(Mutex::new(Tally {
         hist: Histogram::new_with_bounds(1, 60_000_000, 3)?,
         ok: 0,
@@ -200,7 +272,7 @@ pub async fn closed_loop(
         let (connector, name) = (connector.clone(), name.clone());
         tasks.spawn(async move {
             while Instant::now() < end && started.fetch_add(1, Ordering::Relaxed) < max_count {
-                let result = one(addr, &connector, &name).await;
+                let result = one(addr, &connector, &name, after).await;
                 let mut t = tally.lock();
                 match result {
                     Ok(took) => {

@@ -21,17 +21,16 @@ pub mod pair;
 #[path = "report.rs"]
 pub mod report;
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use mast_test_support::{MastdOptions, MastdProcess, TempDir, free_port};
+use mast_test_support::free_port;
 
 use crate::Args;
 use crate::load::{self, Endpoint, Proto};
 use crate::mesh::{Kind, Tools};
-use crate::procs::{self, RssSampler};
+use crate::procs::{loadavg, measured};
 use crate::upstream::Upstream;
 use pair::Pair;
 use report::{HandshakeRun, Report, Run};
@@ -48,16 +47,7 @@ struct Target {
 /// Runs the mTLS benchmark and prints (and optionally writes) the report.
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let tools = Tools::find(args.wants("envoy"), args.wants("mast"))?;
-    let (root, _temp) = match &args.keep {
-        Some(dir) => {
-            std::fs::create_dir_all(dir)?;
-            (dir.clone(), None)
-        }
-        None => {
-            let temp = TempDir::new("mast-mtls-bench")?;
-            (temp.path().to_path_buf(), Some(temp))
-        }
-    };
+    let (root, _temp) = crate::mesh::run_folder(args.keep.as_deref(), "mast-mtls-bench")?;
     let mut report = Report::new(&args, loadavg());
     let upstream = Upstream::spawn().await?;
     let kinds: Vec<Kind> = [Kind::Envoy, Kind::Mast, Kind::MastNoMetrics]
@@ -65,7 +55,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .filter(|k| args.wants(k.name()))
         .collect();
     let listen: Vec<(Kind, u16)> = kinds.iter().map(|&k| (k, free_port())).collect();
-    let mastd = start_mastd(&tools, &root, &listen).await?;
+    let mastd = crate::mesh::start_mastd_with(&tools, &root, &pair::mesh_yaml(&listen)).await?;
     eprintln!(
         "upstream {} (pid {}), mastd xDS {}, folder {}",
         upstream.h1,
@@ -94,9 +84,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     for pair in &pairs {
         let name = handshake::server_name(pair::host(pair.kind))?;
         let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::clone(&config));
-        handshake::one(pair.inbound, &connector, &name)
-            .await
-            .map_err(|e| anyhow::anyhow!("{}: one handshake: {e}", pair.kind.name()))?;
+        handshake::one(
+            pair.inbound,
+            &connector,
+            &name,
+            handshake::After::CloseNotify,
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{}: one handshake: {e}", pair.kind.name()))?;
     }
     warm_up(&args, &targets, &mut report).await;
     for rep in 0..args.reps {
@@ -122,37 +117,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     drop(mastd);
     drop(upstream);
     Ok(())
-}
-
-/// `/proc/loadavg`'s three averages.
-fn loadavg() -> String {
-    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    text.split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-async fn start_mastd(
-    tools: &Tools,
-    root: &Path,
-    listen: &[(Kind, u16)],
-) -> anyhow::Result<MastdProcess> {
-    let config_dir = root.join("config");
-    std::fs::create_dir_all(&config_dir)?;
-    std::fs::write(config_dir.join("bench.yaml"), pair::mesh_yaml(listen))?;
-    let options = MastdOptions {
-        binary: tools.mastd.clone(),
-        config_dir,
-        xds_addr: SocketAddr::from(([127, 0, 0, 1], free_port())),
-        monitoring_addr: SocketAddr::from(([127, 0, 0, 1], free_port())),
-        log: root.join("mastd.log"),
-        // No dashboard (no scraping) and so no tracing: the proxies are measured alone.
-        extra_args: vec!["--dashboard-addr".into(), "off".into()],
-    };
-    MastdProcess::start(&options)
-        .await
-        .context("starting mastd")
 }
 
 /// A mesh certificate for the client's service account from mastd's CA folder.
@@ -182,22 +146,6 @@ fn targets(args: &Args, upstream: &Upstream, pairs: &[Pair]) -> Vec<Target> {
         pids: p.pids().to_vec(),
     }));
     out
-}
-
-/// Runs `load` while sampling the RSS of `pids`; its result, each pid's CPU, each pid's
-/// largest RSS.
-async fn measured<T>(pids: &[u32], load: impl Future<Output = T>) -> (T, Vec<Duration>, Vec<u64>) {
-    let ticks = procs::clock_ticks().max(1);
-    let before: Vec<u64> = pids.iter().map(|&p| procs::cpu_ticks(p)).collect();
-    let samplers: Vec<RssSampler> = pids.iter().map(|&p| RssSampler::start(Some(p))).collect();
-    let out = load.await;
-    let cpu = pids
-        .iter()
-        .zip(before)
-        .map(|(&p, b)| Duration::from_millis(procs::cpu_ticks(p).saturating_sub(b) * 1000 / ticks))
-        .collect();
-    let rss = samplers.into_iter().map(RssSampler::stop).collect();
-    (out, cpu, rss)
 }
 
 async fn warm_up(args: &Args, targets: &[Target], report: &mut Report) {
@@ -259,27 +207,22 @@ async fn handshake_rep(
     let duration = Duration::from_secs(args.handshake_secs.max(1));
     for pair in pairs {
         let name = handshake::server_name(pair::host(pair.kind))?;
+        let limits = handshake::Limits {
+            concurrency: args.handshake_concurrency,
+            duration,
+            max_count: args.handshake_max,
+        };
         let load = handshake::closed_loop(
             pair.inbound,
             std::sync::Arc::clone(config),
             name,
-            args.handshake_concurrency,
-            duration,
-            args.handshake_max,
+            handshake::After::CloseNotify,
+            limits,
         );
-        let threads = args.handshake_threads.max(1);
-        // The client on a runtime of its own, so it does not share the load generator's
-        // single thread (a handshake costs the client about what it costs the server).
-        let on_own_runtime = tokio::task::spawn_blocking(move || {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(threads)
-                .enable_all()
-                .build()?
-                .block_on(load)
-        });
+        let on_own_runtime = handshake::on_own_runtime(args.handshake_threads, load);
         let server = pair.server.pid();
         let (out, cpu, rss) = measured(&[server], on_own_runtime).await;
-        let run = HandshakeRun::new(pair.kind, &out??, cpu[0], rss[0]);
+        let run = HandshakeRun::new(pair.kind, &out?, cpu[0], rss[0]);
         eprintln!("{}", run.line());
         report.handshakes.push(run);
     }

@@ -78,11 +78,13 @@ fn check_namespaces(ctx: &Context<'_>, out: &mut Vec<Message>) -> BTreeSet<Strin
             _ => {}
         }
     }
-    // LocalWorkloads always run with their sidecar (`mastctl up` starts it): no injection.
+    // LocalWorkloads always run with their sidecar (`mastctl up` starts it), LocalGateways
+    // are proxies themselves: no injection.
     let implied_ns: BTreeSet<&str> = ctx
         .workloads()
         .iter()
         .filter(|w| w.resource.as_local_workload().is_none())
+        .filter(|w| w.resource.as_local_gateway().is_none())
         .map(|w| w.namespace)
         .filter(|ns| !declared.contains(*ns) && !SYSTEM_NAMESPACES.contains(ns))
         .collect();

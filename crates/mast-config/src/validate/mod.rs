@@ -6,6 +6,8 @@ mod authorization_policy;
 pub mod common;
 mod destination_rule;
 mod gateway;
+mod gateway_api;
+mod local_gateway;
 mod local_workload;
 mod peer_authentication;
 mod request_authentication;
@@ -130,6 +132,14 @@ pub fn validate(resource: &Resource) -> Report {
         Body::AuthorizationPolicy(s) => authorization_policy::validate(s, resource, &mut r),
         Body::RequestAuthentication(s) => request_authentication::validate(s, resource, &mut r),
         Body::LocalWorkload(s) => local_workload::validate(s, resource, &mut r),
+        Body::LocalGateway(s) => local_gateway::validate(s, resource, &mut r),
+        Body::GatewayClass(s) => gateway_api::gateway_class(s, resource, &mut r),
+        Body::KubeGateway(s) => gateway_api::gateway(s, resource, &mut r),
+        Body::HttpRoute(s) => gateway_api::http_route(s, resource, &mut r),
+        Body::GrpcRoute(s) => gateway_api::grpc_route(s, resource, &mut r),
+        Body::TcpRoute(s) => gateway_api::tcp_route(s, resource, &mut r),
+        Body::TlsRoute(s) => gateway_api::tls_route(s, resource, &mut r),
+        Body::ReferenceGrant(s) => gateway_api::reference_grant(s, resource, &mut r),
         Body::Unknown(_) => r.warn(
             "kind",
             format!(

@@ -267,6 +267,13 @@ pub(super) fn build(
     snapshot.virtual_services = configs(resources, Resource::as_virtual_service);
     snapshot.destination_rules = configs(resources, Resource::as_destination_rule);
     snapshot.gateways = configs(resources, Resource::as_gateway);
+    // Gateway API resources join as the Istio Gateways and VirtualServices they convert to.
+    crate::gateway_api::merge_into(
+        resources,
+        &options.domain_suffix,
+        &mut snapshot.gateways,
+        &mut snapshot.virtual_services,
+    );
     snapshot.sidecars = configs(resources, Resource::as_sidecar);
     snapshot.peer_authentications = configs(resources, Resource::as_peer_authentication);
     snapshot.authorization_policies = configs(resources, Resource::as_authorization_policy);
@@ -281,6 +288,7 @@ pub(super) fn build(
         .map(|r| (r.namespace().to_owned(), r.name().to_owned()))
         .collect();
     snapshot.request_authentications = configs(resources, Resource::as_request_authentication);
+    snapshot.secrets = super::gateway::secrets(resources);
     snapshot.dr_index = DrIndex::build(&snapshot.destination_rules, &options);
     snapshot.source_labels_used = snapshot
         .virtual_services

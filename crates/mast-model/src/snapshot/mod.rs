@@ -9,13 +9,16 @@
 //!   per gateway;
 //! - [`destination`]: Istio's DestinationRule index and lookup order;
 //! - [`inbound`]: the service ports a proxy's workload serves;
-//! - [`peer_authn`]: PeerAuthentication modes, endpoint identities and sidecars.
+//! - [`peer_authn`]: PeerAuthentication modes, endpoint identities and sidecars;
+//! - [`gateway`]: the Gateways selecting a gateway proxy, merged per port, and the TLS
+//!   Secrets `credentialName` names.
 //!
 //! Semantics follow Istio's `pilot/pkg/model` (push_context.go, sidecar.go,
 //! destination_rule.go); every simplification is written down on the method it affects.
 
 mod build;
 mod destination;
+pub mod gateway;
 mod inbound;
 mod kube;
 mod peer_authn;
@@ -26,6 +29,8 @@ mod service_entry;
 mod tests_build;
 #[cfg(test)]
 mod tests_dest;
+#[cfg(test)]
+mod tests_gateway;
 #[cfg(test)]
 mod tests_query;
 
@@ -42,6 +47,7 @@ use crate::proxy::ProxyNode;
 use crate::service::{Service, ServicePort};
 
 pub(crate) use destination::DrIndex;
+pub use gateway::{GatewayPort, GatewayServer, MergedGateway, Skipped, TlsSecret};
 pub use peer_authn::{TLS_MODE_ISTIO, TLS_MODE_LABEL};
 
 /// Mesh-wide settings (Istio's MeshConfig, the parts translation needs).
@@ -181,6 +187,8 @@ pub struct MeshSnapshot {
     pub(crate) dr_index: DrIndex,
     /// Whether some VirtualService matches on `sourceLabels`.
     pub(crate) source_labels_used: bool,
+    /// TLS material of Kubernetes Secrets, by (namespace, name).
+    pub(crate) secrets: std::collections::BTreeMap<(String, String), TlsSecret>,
 }
 
 impl MeshSnapshot {
@@ -439,6 +447,35 @@ impl MeshSnapshot {
     /// Every Gateway.
     pub fn gateways(&self) -> &[Config<Gateway>] {
         &self.gateways
+    }
+
+    /// The Gateways whose selector picks `proxy` (a `router`; sidecars get none), by
+    /// namespace then name. See [`gateway`].
+    pub fn gateways_for(&self, proxy: &ProxyNode) -> Vec<&Config<Gateway>> {
+        gateway::gateways_for(self, proxy)
+    }
+
+    /// The servers of the Gateways selecting `proxy`, merged per listener port as Istio's
+    /// `MergeGateways` (see [`gateway`]).
+    pub fn merged_gateway(&self, proxy: &ProxyNode) -> MergedGateway<'_> {
+        gateway::merge(self, proxy)
+    }
+
+    /// The certificate and key (with the CA bundle, from the Secret itself or from
+    /// `<name>-cacert`) of the Kubernetes Secret `namespace/name`; `None` when it does not
+    /// exist or holds no certificate.
+    pub fn tls_secret(&self, namespace: &str, name: &str) -> Option<&TlsSecret> {
+        self.secrets
+            .get(&(namespace.to_owned(), name.to_owned()))
+            .filter(|s| s.has_certificate())
+    }
+
+    /// The CA bundle of the Secret `namespace/name` (its `ca.crt`/`cacert`; a Secret
+    /// `<name>-cacert` when the Secret itself has none).
+    pub fn secret_ca(&self, namespace: &str, name: &str) -> Option<&str> {
+        self.secrets
+            .get(&(namespace.to_owned(), name.to_owned()))
+            .and_then(|s| s.ca_cert.as_deref())
     }
 }
 

@@ -2,6 +2,7 @@
 //! `mast_xds_json`, endpoints only with `?include_eds` as in Envoy, and the in-process SDS
 //! secrets last as Envoy's `SecretsConfigDump`), `/clusters` (plain and
 //! `?format=json`, the host list `mastctl proxy-config endpoint` reads) and `/server_info`.
+//! Private keys in the dumped resources are redacted as Envoy does ([`super::redact`]).
 
 use std::collections::BTreeMap;
 
@@ -48,6 +49,7 @@ pub(super) fn config_dump(state: &AdminState, include_eds: bool) -> Result<Value
         });
     }
     let mut dump = mast_xds_json::config_dump(&sections).map_err(|e| e.to_string())?;
+    super::redact::redact(&mut dump);
     let secrets = secrets_dump(crate::tls::SecretStore::global())?;
     if let Some(configs) = dump.get_mut("configs").and_then(Value::as_array_mut) {
         configs.push(secrets);

@@ -7,6 +7,7 @@
 //! and not draining). Both stop accepting when the shutdown signal fires.
 
 mod dump;
+mod redact;
 mod stats;
 #[cfg(test)]
 mod tests;

@@ -83,6 +83,8 @@ pub struct HcmConfig {
     pub use_remote_address: bool,
     /// `xff_num_trusted_hops`.
     pub xff_num_trusted_hops: u32,
+    /// Edge settings: XFF append, internal addresses, host port stripping, `server` header.
+    pub edge: super::edge::Edge,
     /// Generate `x-request-id` when absent.
     pub generate_request_id: bool,
     /// Stream idle timeout (None: disabled).
@@ -161,6 +163,7 @@ impl HcmConfig {
             xfcc: Xfcc::from_proto(h)?,
             use_remote_address: h.use_remote_address.is_some_and(|b| b.value),
             xff_num_trusted_hops: h.xff_num_trusted_hops,
+            edge: super::edge::Edge::from_proto(h)?,
             generate_request_id: h.generate_request_id.is_none_or(|b| b.value),
             stream_idle_timeout: match &h.stream_idle_timeout {
                 None => Some(Duration::from_secs(300)),

@@ -7,6 +7,7 @@ pub mod access_log;
 pub mod authz;
 pub mod config;
 mod count;
+pub mod edge;
 pub mod flags;
 pub mod headers;
 pub mod jwt;

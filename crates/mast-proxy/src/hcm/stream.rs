@@ -58,15 +58,15 @@ pub async fn handle(
         downstream_remote: Some(conn.peer),
         ..Entry::default()
     };
-    if hcm.generate_request_id && !parts.headers.contains_key("x-request-id") {
+    let mutated = super::edge::mutate_request(
+        &mut parts.headers,
+        (conn.peer, conn.local, conn.tls.is_some()),
+        (hcm.use_remote_address, hcm.xff_num_trusted_hops),
+        &hcm.edge,
+    );
+    let force_id = mutated.edge && !hcm.edge.preserve_external_request_id;
+    if hcm.generate_request_id && (force_id || !parts.headers.contains_key("x-request-id")) {
         parts.headers.insert("x-request-id", headers::request_id());
-    }
-    if !parts.headers.contains_key("x-forwarded-proto") {
-        // As Envoy: the downstream connection's scheme.
-        let scheme = if conn.tls.is_some() { "https" } else { "http" };
-        parts
-            .headers
-            .insert("x-forwarded-proto", HeaderValue::from_static(scheme));
     }
     if let Some(tracing) = &hcm.tracing {
         crate::trace::start(tracing, hcm.inbound, conn.peer, &mut parts);
@@ -85,11 +85,12 @@ pub async fn handle(
         ),
         None => outcome.response,
     };
-    let response = if hcm.tracing.is_some() {
+    let mut response = if hcm.tracing.is_some() {
         finish_span(&env, &entry, &received, &mut parts, response)
     } else {
         response
     };
+    hcm.edge.server_header(response.headers_mut());
     entry.request_id = header_string(&parts.headers, "x-request-id");
     entry.user_agent = header_string(&parts.headers, "user-agent");
     entry.forwarded_for = header_string(&parts.headers, "x-forwarded-for");
@@ -146,6 +147,23 @@ fn authority(parts: &http::request::Parts) -> Option<String> {
     (!host.is_empty()).then(|| host.to_owned())
 }
 
+/// Rewrites the request's authority (`:authority` and `host`) after port stripping.
+fn set_authority(parts: &mut http::request::Parts, authority: &str) {
+    let Ok(value) = HeaderValue::from_str(authority) else {
+        return;
+    };
+    if parts.headers.contains_key(header::HOST) || parts.uri.authority().is_none() {
+        parts.headers.insert(header::HOST, value);
+    }
+    if parts.uri.authority().is_some() {
+        let mut uri = parts.uri.clone().into_parts();
+        uri.authority = authority.parse().ok();
+        if let Ok(u) = http::Uri::from_parts(uri) {
+            parts.uri = u;
+        }
+    }
+}
+
 async fn route(
     env: &Env,
     hcm: &HcmConfig,
@@ -157,9 +175,14 @@ async fn route(
     if parts.version == Version::HTTP_10 && !hcm.accept_http_10 {
         return local::http10_refused();
     }
-    let Some(authority) = authority(parts) else {
+    let Some(mut authority) = authority(parts) else {
         return local::bad_request("missing_host_header");
     };
+    let stripped = hcm.edge.strip(&authority, conn.local.port());
+    if stripped.len() != authority.len() {
+        authority.truncate(stripped.len());
+        set_authority(parts, &authority);
+    }
     entry.authority.clone_from(&authority);
     let connect = parts.method == Method::CONNECT;
     let path = if connect {

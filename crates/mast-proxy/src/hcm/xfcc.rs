@@ -2,7 +2,8 @@
 //! (`ConnectionManagerUtility::mutateXfccRequestHeader`): `forward_client_cert_details`
 //! (SANITIZE, FORWARD_ONLY, APPEND_FORWARD, SANITIZE_SET, ALWAYS_FORWARD_ONLY) and the
 //! `set_current_client_cert_details` fields, in Envoy's format and order:
-//! `By=<local URI SAN>;Hash=<sha256 hex>;Subject="<subject>";URI=<peer URI SAN>;DNS=<dns>`.
+//! `By=<local URI SAN>;Hash=<sha256 hex>;Cert="<url-encoded PEM>";Chain="<url-encoded PEMs>";`
+//! `Subject="<subject>";URI=<peer URI SAN>;DNS=<dns>`.
 
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager;
 use http::{HeaderMap, HeaderValue};
@@ -33,6 +34,10 @@ pub enum Mode {
 pub struct Xfcc {
     /// The mode.
     pub mode: Mode,
+    /// `set_current_client_cert_details.cert`.
+    pub cert: bool,
+    /// `set_current_client_cert_details.chain`.
+    pub chain: bool,
     /// `set_current_client_cert_details.subject`.
     pub subject: bool,
     /// `set_current_client_cert_details.uri`.
@@ -62,13 +67,8 @@ impl Xfcc {
             ..Xfcc::default()
         };
         if let Some(d) = &h.set_current_client_cert_details {
-            if d.cert || d.chain {
-                let f = if d.cert { "cert" } else { "chain" };
-                return Err((
-                    format!("set_current_client_cert_details.{f}"),
-                    "not supported by mast-proxy".into(),
-                ));
-            }
+            x.cert = d.cert;
+            x.chain = d.chain;
             x.subject = d.subject.is_some_and(|b| b.value);
             x.uri = d.uri;
             x.dns = d.dns;
@@ -130,6 +130,21 @@ impl Xfcc {
         if !t.peer_cert_sha256.is_empty() {
             field(&mut out, format_args!("Hash={}", t.peer_cert_sha256));
         }
+        if self.cert
+            && let Some(leaf) = t.peer_chain_der.first()
+        {
+            field(
+                &mut out,
+                format_args!("Cert=\"{}\"", url_encoded_pem(&[leaf])),
+            );
+        }
+        if self.chain && !t.peer_chain_der.is_empty() {
+            let all: Vec<&Vec<u8>> = t.peer_chain_der.iter().collect();
+            field(
+                &mut out,
+                format_args!("Chain=\"{}\"", url_encoded_pem(&all)),
+            );
+        }
         if self.subject {
             field(&mut out, format_args!("Subject=\"{}\"", t.peer_subject));
         }
@@ -148,6 +163,31 @@ impl Xfcc {
         }
         out
     }
+}
+
+/// The certificates as PEM (64-column base64, as BoringSSL writes it), percent-encoded as
+/// Envoy's `urlEncodeQueryParameter` (everything but `A-Za-z0-9-._~`).
+fn url_encoded_pem(certs: &[&Vec<u8>]) -> String {
+    use base64::Engine as _;
+    let mut pem = String::new();
+    for der in certs {
+        pem.push_str("-----BEGIN CERTIFICATE-----\n");
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+        for line in b64.as_bytes().chunks(64) {
+            pem.push_str(&String::from_utf8_lossy(line));
+            pem.push('\n');
+        }
+        pem.push_str("-----END CERTIFICATE-----\n");
+    }
+    let mut out = String::with_capacity(pem.len() * 3 / 2);
+    for b in pem.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// Whether the peer presented a certificate.
@@ -186,6 +226,7 @@ mod tests {
             subject: true,
             uri: true,
             dns: true,
+            ..Xfcc::default()
         };
         let t = tls();
         let hop = "By=spiffe://cluster.local/ns/foo/sa/httpbin;Hash=ab12;Subject=\"\";\
@@ -215,6 +256,7 @@ mod tests {
             subject: false,
             uri: true,
             dns: false,
+            ..Xfcc::default()
         };
         let mut t = tls();
         t.peer_uri_sans.clear();
@@ -222,6 +264,27 @@ mod tests {
         assert_eq!(
             x.details(&t),
             "By=spiffe://cluster.local/ns/foo/sa/httpbin;Hash=ab12;URI="
+        );
+    }
+
+    #[test]
+    fn cert_and_chain_are_url_encoded_pem_before_the_subject() {
+        let x = Xfcc {
+            mode: Mode::SanitizeSet,
+            cert: true,
+            chain: true,
+            subject: true,
+            ..Xfcc::default()
+        };
+        let mut t = tls();
+        t.local_uri_sans.clear();
+        t.peer_subject = "CN=x".into();
+        t.peer_chain_der = vec![vec![0xfb; 3], vec![1, 2, 3]];
+        let leaf = "-----BEGIN%20CERTIFICATE-----%0A%2B%2Fv7%0A-----END%20CERTIFICATE-----%0A";
+        let second = "-----BEGIN%20CERTIFICATE-----%0AAQID%0A-----END%20CERTIFICATE-----%0A";
+        assert_eq!(
+            x.details(&t),
+            format!("Hash=ab12;Cert=\"{leaf}\";Chain=\"{leaf}{second}\";Subject=\"CN=x\"")
         );
     }
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
+use super::chain_match::{self, Facts};
 use super::convert::{FilterChain, ListenerConfig, NetworkFilter};
 use super::inspect::{self, Inspected};
 use crate::hcm::{self, Env, stream::ConnInfo};
@@ -49,30 +50,22 @@ pub fn virtual_for(
     exact.or_else(wildcard).cloned()
 }
 
-/// The chain for a connection to `dst`, given what the TLS inspector saw.
+/// The chain for a connection from `peer` to `dst`, given what the TLS inspector saw
+/// (Envoy's filter chain match; no match: the default chain, else `None`).
 pub fn select_chain<'a>(
     listener: &'a ListenerConfig,
     dst: SocketAddr,
+    peer: SocketAddr,
     seen: &Inspected,
 ) -> Option<&'a FilterChain> {
-    let sni = seen.server_name.as_deref();
-    listener
-        .chains
-        .iter()
-        .filter_map(|c| {
-            c.matcher
-                .score(dst, sni, seen.transport, &seen.alpn)
-                .map(|s| (s, c))
-        })
-        .fold(
-            None,
-            |best: Option<(u32, &FilterChain)>, (s, c)| match best {
-                Some((b, _)) if b >= s => best,
-                _ => Some((s, c)),
-            },
-        )
-        .map(|(_, c)| c)
-        .or(listener.default_chain.as_ref())
+    let facts = Facts {
+        dst,
+        peer,
+        server_name: seen.server_name.as_deref(),
+        transport: seen.transport,
+        alpn: &seen.alpn,
+    };
+    chain_match::select(&listener.chains, &facts).or(listener.default_chain.as_ref())
 }
 
 /// Envoy's `listener_filters_timeout` default.
@@ -105,7 +98,7 @@ pub async fn serve(
             ..Inspected::default()
         }
     };
-    let Some(chain) = select_chain(&target, dst, &seen) else {
+    let Some(chain) = select_chain(&target, dst, peer, &seen) else {
         tracing::debug!(listener = %target.name, %dst, "no filter chain matched (NR)");
         return;
     };
@@ -115,7 +108,7 @@ pub async fn serve(
             peer,
             tls: None,
         };
-        return dispatch(stream, chain, conn, env, &signals, &target).await;
+        return dispatch(stream, chain, conn, env, &signals, &target, &seen).await;
     };
     match tls.accept(stream).await {
         Ok((stream, facts)) => {
@@ -124,7 +117,7 @@ pub async fn serve(
                 peer,
                 tls: Some(Arc::new(facts)),
             };
-            dispatch(stream, chain, conn, env, &signals, &target).await;
+            dispatch(stream, chain, conn, env, &signals, &target, &seen).await;
         }
         Err(e) => {
             tracing::debug!(listener = %target.name, chain = %chain.name, %peer, error = %e, "downstream TLS handshake failed");
@@ -133,7 +126,7 @@ pub async fn serve(
 }
 
 /// Runs the chain's network RBAC filters (a denied connection is closed), then its terminal
-/// filter.
+/// filter (a TCP proxy after `sni_cluster` connects to the cluster the SNI names).
 async fn dispatch<IO>(
     io: IO,
     chain: &FilterChain,
@@ -141,6 +134,7 @@ async fn dispatch<IO>(
     env: Arc<Env>,
     signals: &Signals,
     listener: &ListenerConfig,
+    seen: &Inspected,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -158,7 +152,13 @@ async fn dispatch<IO>(
         }
         NetworkFilter::Tcp(config) => {
             let config = Arc::clone(config);
-            crate::tcp::proxy(io, &env, &config, conn.local, &conn.tls).await;
+            // sni_cluster: the SNI names the cluster (Envoy's `envoy.tcp_proxy.cluster`
+            // filter state; a missing cluster closes the connection, as in Envoy).
+            let sni_cluster = seen
+                .server_name
+                .as_deref()
+                .filter(|s| chain.sni_cluster && !s.is_empty());
+            crate::tcp::proxy(io, &env, &config, (conn.local, sni_cluster), &conn.tls).await;
         }
     }
 }

@@ -1,20 +1,22 @@
 //! Listener (LDS) → [`ListenerConfig`]: address, capture flags, filter chains and their
 //! matches, each chain's downstream TLS (`transport_socket` with a `DownstreamTlsContext`), its
-//! leading network RBAC filters and its terminal network filter (HTTP connection manager or
+//! leading network RBAC and SNI-cluster filters and its terminal network filter (HTTP connection manager or
 //! TCP proxy). Only the fields of `docs/xds-subset.md` (LDS) are accepted; anything else that
 //! changes behaviour is a [`ConfigError`].
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use envoy_types::pb::envoy::config::core::v3::{Address, CidrRange, address, socket_address};
+use envoy_types::pb::envoy::config::core::v3::{Address, address, socket_address};
 use envoy_types::pb::envoy::config::listener::v3::{
-    FilterChain as PbChain, FilterChainMatch, Listener, filter, listener_filter,
+    FilterChain as PbChain, Listener, filter, listener_filter,
 };
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager;
 use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::TcpProxy;
 use prost::Message as _;
 
+pub use super::chain_match::{ChainMatch, in_prefix};
+use super::chain_match::{convert_match, overlapping};
 use crate::error::ConfigError;
 use crate::hcm::HcmConfig;
 use crate::rbac::{NETWORK_RBAC_TYPE, NetworkRbac};
@@ -23,6 +25,8 @@ use crate::tls::{SecretStore, ServerTls};
 
 const KIND: &str = "Listener";
 const HCM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
+const SNI_CLUSTER_TYPE: &str =
+    "type.googleapis.com/envoy.extensions.filters.network.sni_cluster.v3.SniCluster";
 const TCP_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy";
 const ORIGINAL_DST: &str = "envoy.filters.listener.original_dst";
 const TLS_INSPECTOR: &str = "envoy.filters.listener.tls_inspector";
@@ -79,6 +83,9 @@ pub struct FilterChain {
     pub tls: Option<Arc<ServerTls>>,
     /// `envoy.filters.network.rbac` filters before the terminal filter, in order.
     pub rbac: Vec<Arc<NetworkRbac>>,
+    /// An `envoy.filters.network.sni_cluster` filter precedes the terminal filter: a TCP
+    /// proxy connects to the cluster named by the connection's SNI (when it sent one).
+    pub sni_cluster: bool,
     /// What handles the connection.
     pub filter: NetworkFilter,
 }
@@ -90,21 +97,6 @@ pub enum NetworkFilter {
     Http(Arc<HcmConfig>),
     /// `envoy.filters.network.tcp_proxy`.
     Tcp(Arc<TcpProxyConfig>),
-}
-
-/// A filter chain match (the fields mastd uses).
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct ChainMatch {
-    /// The connection's original destination port.
-    pub destination_port: Option<u16>,
-    /// Destination address blocks.
-    pub prefix_ranges: Vec<(IpAddr, u8)>,
-    /// SNI values (exact, or `*.suffix`).
-    pub server_names: Vec<String>,
-    /// `raw_buffer` or `tls`.
-    pub transport_protocol: Option<String>,
-    /// ALPN values.
-    pub application_protocols: Vec<String>,
 }
 
 impl ListenerConfig {
@@ -155,6 +147,7 @@ impl ListenerConfig {
             .as_ref()
             .map(|c| convert_chain(c, &l.name, "default_filter_chain", store, inbound))
             .transpose()?;
+        check_overlaps(&chains).map_err(|(f, r)| err(&f, r))?;
         if chains.is_empty() && default_chain.is_none() {
             return Err(err(
                 "filter_chains",
@@ -229,8 +222,7 @@ fn convert_chain(
     let tls = match &c.transport_socket {
         None => None,
         Some(ts) => crate::tls::transport::downstream(ts, store)
-            .map_err(|(f, r)| err(format!("{at}.transport_socket.{f}"), r))?
-            .map(Arc::new),
+            .map_err(|(f, r)| err(format!("{at}.transport_socket.{f}"), r))?,
     };
     let Some((terminal, leading)) = c.filters.split_last() else {
         return Err(err(
@@ -239,14 +231,20 @@ fn convert_chain(
         ));
     };
     let mut rbac = Vec::with_capacity(leading.len());
+    let mut sni_cluster = false;
     for (i, f) in leading.iter().enumerate() {
         let field = format!("{at}.filters[{i}]");
         let any = typed(f).map_err(|r| err(format!("{field}.typed_config"), r))?;
+        if any.type_url == SNI_CLUSTER_TYPE {
+            // SniCluster has no fields.
+            sni_cluster = true;
+            continue;
+        }
         if any.type_url != NETWORK_RBAC_TYPE {
             return Err(err(
                 format!("{field}.typed_config"),
                 format!(
-                    "only envoy.filters.network.rbac may precede the terminal filter, got {:?}",
+                    "only envoy.filters.network.rbac and envoy.filters.network.sni_cluster may precede the terminal filter, got {:?}",
                     any.type_url
                 ),
             ));
@@ -257,11 +255,14 @@ fn convert_chain(
     }
     let field = format!("{at}.filters[{}]", leading.len());
     let filter = terminal_filter(terminal, &field, inbound).map_err(|(f, r)| err(f, r))?;
+    let keep_chain = matches!(&filter, NetworkFilter::Http(h) if h.xfcc.cert || h.xfcc.chain);
+    let tls = tls.map(|t| Arc::new(t.keep_peer_chain(keep_chain)));
     Ok(FilterChain {
         name: c.name.clone(),
         matcher,
         tls,
         rbac,
+        sni_cluster,
         filter,
     })
 }
@@ -305,137 +306,21 @@ fn terminal_filter(
     }
 }
 
-fn convert_match(m: &FilterChainMatch) -> Result<ChainMatch, (String, String)> {
-    if !m.source_prefix_ranges.is_empty() || !m.direct_source_prefix_ranges.is_empty() {
-        return Err((
-            "source_prefix_ranges".into(),
-            "source matches are not supported".into(),
-        ));
-    }
-    if !m.source_ports.is_empty() || m.source_type != 0 {
-        return Err((
-            "source_ports".into(),
-            "source matches are not supported".into(),
-        ));
-    }
-    let destination_port = m
-        .destination_port
-        .map(|p| u16::try_from(p.value))
-        .transpose()
-        .map_err(|_| {
-            (
-                "destination_port".to_owned(),
-                "port out of range".to_owned(),
-            )
-        })?;
-    let prefix_ranges = m
-        .prefix_ranges
-        .iter()
-        .enumerate()
-        .map(|(i, r)| cidr(r).map_err(|e| (format!("prefix_ranges[{i}]"), e)))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(ChainMatch {
-        destination_port,
-        prefix_ranges,
-        server_names: m
-            .server_names
+/// Envoy refuses a listener two of whose chains can match the same connection equally.
+fn check_overlaps(chains: &[FilterChain]) -> Result<(), (String, String)> {
+    for (j, b) in chains.iter().enumerate() {
+        if let Some(i) = chains[..j]
             .iter()
-            .map(|s| s.to_ascii_lowercase())
-            .collect(),
-        transport_protocol: (!m.transport_protocol.is_empty())
-            .then(|| m.transport_protocol.clone()),
-        application_protocols: m.application_protocols.clone(),
-    })
-}
-
-fn cidr(r: &CidrRange) -> Result<(IpAddr, u8), String> {
-    let ip: IpAddr = r
-        .address_prefix
-        .parse()
-        .map_err(|_| format!("{:?} is not an IP address", r.address_prefix))?;
-    let max = if ip.is_ipv4() { 32 } else { 128 };
-    let len = r.prefix_len.map_or(max, |l| l.value);
-    let len = u8::try_from(len)
-        .ok()
-        .filter(|l| u32::from(*l) <= max)
-        .ok_or_else(|| format!("prefix_len {len} is out of range"))?;
-    Ok((ip, len))
-}
-
-impl ChainMatch {
-    /// Whether a connection to `dst` (with `sni` / ALPN when inspected) matches, and how
-    /// specific the match is (Envoy's order: destination port, then address prefix length,
-    /// then server name, transport protocol, ALPN; a more specific match wins).
-    pub fn score(
-        &self,
-        dst: SocketAddr,
-        sni: Option<&str>,
-        transport: &str,
-        alpn: &[String],
-    ) -> Option<u32> {
-        let mut score = 0;
-        if let Some(port) = self.destination_port {
-            if port != dst.port() {
-                return None;
-            }
-            score += 1 << 20;
+            .position(|a| overlapping(&a.matcher, &b.matcher))
+        {
+            return Err((
+                format!("filter_chains[{j}].filter_chain_match"),
+                format!(
+                    "multiple filter chains with overlapping matching rules are defined ({:?} and {:?})",
+                    chains[i].name, b.name
+                ),
+            ));
         }
-        if !self.prefix_ranges.is_empty() {
-            let best = self
-                .prefix_ranges
-                .iter()
-                .filter(|(net, len)| in_prefix(dst.ip(), *net, *len))
-                .map(|(_, len)| u32::from(*len))
-                .max()?;
-            score += (best + 1) << 10;
-        }
-        if !self.server_names.is_empty() {
-            let sni = sni?;
-            let best = self
-                .server_names
-                .iter()
-                .filter_map(|name| server_name_score(name, sni))
-                .max()?;
-            score += (best.min(255) + 1) << 2;
-        }
-        if let Some(tp) = &self.transport_protocol {
-            if tp != transport {
-                return None;
-            }
-            score += 2;
-        }
-        if !self.application_protocols.is_empty() {
-            if !alpn.iter().any(|p| self.application_protocols.contains(p)) {
-                return None;
-            }
-            score += 1;
-        }
-        Some(score)
     }
-}
-
-fn server_name_score(name: &str, sni: &str) -> Option<u32> {
-    let sni = sni.to_ascii_lowercase();
-    if name == sni {
-        return u32::try_from(name.len() + 1).ok();
-    }
-    let suffix = name.strip_prefix('*')?;
-    (sni.ends_with(suffix) && sni.len() > suffix.len())
-        .then(|| u32::try_from(suffix.len()).ok())
-        .flatten()
-}
-
-/// Whether `ip` lies in `net/len`.
-pub fn in_prefix(ip: IpAddr, net: IpAddr, len: u8) -> bool {
-    match (ip, net) {
-        (IpAddr::V4(a), IpAddr::V4(n)) => {
-            let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
-            u32::from(a) & mask == u32::from(n) & mask
-        }
-        (IpAddr::V6(a), IpAddr::V6(n)) => {
-            let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
-            u128::from(a) & mask == u128::from(n) & mask
-        }
-        _ => false,
-    }
+    Ok(())
 }

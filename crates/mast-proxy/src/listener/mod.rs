@@ -6,6 +6,7 @@
 //! for itself until they are served.
 
 pub mod accept;
+pub mod chain_match;
 pub mod convert;
 pub mod inspect;
 pub mod manager;

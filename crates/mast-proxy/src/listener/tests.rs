@@ -16,6 +16,7 @@ fn chain(name: &str, matcher: ChainMatch) -> FilterChain {
         matcher,
         tls: None,
         rbac: Vec::new(),
+        sni_cluster: false,
         filter: NetworkFilter::Tcp(Arc::new(TcpProxyConfig {
             stat_prefix: name.into(),
             clusters: vec![(name.into(), 1)],
@@ -56,6 +57,12 @@ fn seen(sni: Option<&str>) -> Inspected {
     }
 }
 
+/// An external peer.
+const PEER: SocketAddr = SocketAddr::new(
+    std::net::IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 7)),
+    40000,
+);
+
 fn dst(s: &str) -> SocketAddr {
     s.parse()
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
@@ -84,8 +91,9 @@ fn sni_chains_win_over_the_default_and_wildcards_lose_to_exact_names() {
         ],
         Some(chain("passthrough", ChainMatch::default())),
     );
-    let name =
-        |s: Option<&str>| select_chain(&l, dst("10.0.0.1:443"), &seen(s)).map(|c| c.name.clone());
+    let name = |s: Option<&str>| {
+        select_chain(&l, dst("10.0.0.1:443"), PEER, &seen(s)).map(|c| c.name.clone())
+    };
     assert_eq!(name(Some("api.example.com")).as_deref(), Some("exact"));
     assert_eq!(name(Some("www.example.com")).as_deref(), Some("wild"));
     assert_eq!(name(Some("other.org")).as_deref(), Some("passthrough"));
@@ -122,7 +130,7 @@ fn destination_port_and_longest_prefix_decide() {
         ],
         None,
     );
-    let name = |d: &str| select_chain(&l, dst(d), &seen(None)).map(|c| c.name.clone());
+    let name = |d: &str| select_chain(&l, dst(d), PEER, &seen(None)).map(|c| c.name.clone());
     assert_eq!(name("10.1.2.3:9080").as_deref(), Some("port-9080"));
     assert_eq!(name("10.1.2.3:80").as_deref(), Some("net-24"));
     assert_eq!(name("10.1.9.9:80").as_deref(), Some("net-16"));
@@ -161,12 +169,12 @@ fn alpn_chains_need_an_offered_protocol() {
     let mut offered = seen(Some("a.example.com"));
     offered.alpn = vec!["h2".into(), "http/1.1".into()];
     assert_eq!(
-        select_chain(&l, dst("10.0.0.1:443"), &offered).map(|c| c.name.as_str()),
+        select_chain(&l, dst("10.0.0.1:443"), PEER, &offered).map(|c| c.name.as_str()),
         Some("h2")
     );
     offered.alpn = vec!["http/1.1".into()];
     assert_eq!(
-        select_chain(&l, dst("10.0.0.1:443"), &offered).map(|c| c.name.as_str()),
+        select_chain(&l, dst("10.0.0.1:443"), PEER, &offered).map(|c| c.name.as_str()),
         Some("default")
     );
 }
@@ -203,4 +211,5 @@ fn original_destination_picks_the_exact_then_the_wildcard_listener() {
     );
 }
 
+mod chain_match;
 mod tls;

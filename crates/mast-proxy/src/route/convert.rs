@@ -20,7 +20,7 @@ use super::matcher::RouteMatcher;
 use super::proto::{Ctx, decode_any, join, set};
 use super::redirect::{DirectResponse, Redirect};
 use super::vhost::DomainIndex;
-use super::{Action, Route, RouteTable, VirtualHost};
+use super::{Action, RequireTls, Route, RouteTable, VirtualHost};
 use crate::error::ConfigError;
 
 /// The fault filter's name in `typed_per_filter_config`.
@@ -85,10 +85,6 @@ pub(crate) fn table(rc: &RouteConfiguration) -> Result<RouteTable, ConfigError> 
                 "request_mirror_policies",
                 !request_mirror_policies.is_empty(),
             ),
-            (
-                "ignore_port_in_host_matching",
-                set(ignore_port_in_host_matching),
-            ),
             ("vhost_header", !vhost_header.is_empty()),
             (
                 "ignore_path_parameters_in_path_matching",
@@ -121,6 +117,7 @@ pub(crate) fn table(rc: &RouteConfiguration) -> Result<RouteTable, ConfigError> 
         vhosts,
         index,
         max_direct_response_body_size: max_body,
+        ignore_port_in_host_matching: *ignore_port_in_host_matching,
     })
 }
 
@@ -161,7 +158,6 @@ fn virtual_host(
         path,
         &[
             ("matcher", matcher.is_some()),
-            ("require_tls", set(require_tls)),
             ("rate_limits", !rate_limits.is_empty()),
             ("request_headers_to_add", !request_headers_to_add.is_empty()),
             (
@@ -219,9 +215,44 @@ fn virtual_host(
         .enumerate()
         .map(|(i, r)| route(ctx, &format!("{path}.routes[{i}]"), r, max_body))
         .collect::<Result<_, _>>()?;
+    let require_tls = match require_tls {
+        0 => RequireTls::None,
+        1 => RequireTls::ExternalOnly,
+        2 => RequireTls::All,
+        v => {
+            return Err(ctx.err(format!("{path}.require_tls"), format!("unknown value {v}")));
+        }
+    };
+    let ssl_redirect = match require_tls {
+        RequireTls::None => None,
+        _ => Some(ssl_redirect_route(ctx, path)?),
+    };
     Ok(VirtualHost {
         name: name.clone(),
         routes,
+        require_tls,
+        ssl_redirect,
+    })
+}
+
+/// The route Envoy answers with when `require_tls` redirects (matches everything).
+fn ssl_redirect_route(ctx: Ctx<'_>, path: &str) -> Result<Route, ConfigError> {
+    use envoy_types::pb::envoy::config::route::v3::{RouteMatch, route_match::PathSpecifier};
+    let all = RouteMatch {
+        path_specifier: Some(PathSpecifier::Prefix("/".into())),
+        ..RouteMatch::default()
+    };
+    Ok(Route {
+        name: String::new(),
+        action: Action::Redirect(Redirect::ssl()),
+        request_headers: HeaderMutation::default(),
+        response_headers: HeaderMutation::default(),
+        fault: None,
+        cors: None,
+        decorator: None,
+        stat_prefix: None,
+        matcher: RouteMatcher::from_proto(ctx, path, &all)?,
+        rewrite: None,
     })
 }
 

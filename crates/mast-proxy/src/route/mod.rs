@@ -48,6 +48,8 @@ pub struct RouteTable {
     vhosts: Vec<VirtualHost>,
     index: DomainIndex,
     max_direct_response_body_size: usize,
+    /// `ignore_port_in_host_matching`: virtual hosts are matched on the host without its port.
+    ignore_port_in_host_matching: bool,
 }
 
 impl RouteTable {
@@ -65,16 +67,25 @@ impl RouteTable {
     /// prefix wildcard "x*", then "*"; case-insensitive; the authority is matched as received,
     /// with its port when it has one, since mastd lists both forms), then the first route whose
     /// match holds. None → the HCM answers 404 (NR).
+    /// A virtual host with `require_tls` answers non-TLS requests with its SSL redirect.
     pub fn select(&self, req: &RequestHead<'_>) -> Option<&Route> {
-        self.virtual_host(req.authority)?
-            .routes
-            .iter()
-            .find(|r| r.matcher.matches(req))
+        let vh = self.virtual_host(req.authority)?;
+        if let Some(redirect) = &vh.ssl_redirect
+            && vh.require_tls.redirects(req.headers)
+        {
+            return Some(redirect);
+        }
+        vh.routes.iter().find(|r| r.matcher.matches(req))
     }
 
     /// The virtual host serving `authority` (for logs and stats), if any.
     pub fn virtual_host(&self, authority: &str) -> Option<&VirtualHost> {
-        self.vhosts.get(self.index.find(authority)?)
+        let host = if self.ignore_port_in_host_matching {
+            without_port(authority)
+        } else {
+            authority
+        };
+        self.vhosts.get(self.index.find(host)?)
     }
 
     /// The largest direct-response body this table allows (Envoy's 4 KiB when unset).
@@ -83,11 +94,64 @@ impl RouteTable {
     }
 }
 
+/// `host[:port]` without a numeric port (IPv6 literals keep their brackets), as Envoy's
+/// `HeaderUtility::getPortStart`.
+fn without_port(authority: &str) -> &str {
+    let start = match authority.rfind(':') {
+        Some(i) if authority.starts_with('[') && !authority[..i].ends_with(']') => None,
+        other => other,
+    };
+    match start {
+        Some(i)
+            if i + 1 < authority.len()
+                && authority[i + 1..].bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            &authority[..i]
+        }
+        _ => authority,
+    }
+}
+
 /// A virtual host of a table.
 #[derive(Debug)]
 pub struct VirtualHost {
     name: String,
     routes: Vec<Route>,
+    require_tls: RequireTls,
+    /// The route answering requests `require_tls` redirects (301 to https).
+    ssl_redirect: Option<Route>,
+}
+
+/// A virtual host's `require_tls`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequireTls {
+    /// No requirement.
+    None,
+    /// External requests (no `x-envoy-internal: true`) must use TLS.
+    ExternalOnly,
+    /// Every request must use TLS.
+    All,
+}
+
+impl RequireTls {
+    /// Envoy's rule: the request's `x-forwarded-proto` (which the connection manager sets
+    /// from the connection unless a trusted hop set it) is not `https` and, for
+    /// EXTERNAL_ONLY, the request is not internal. Without `x-forwarded-proto` no redirect.
+    fn redirects(self, headers: &http::HeaderMap) -> bool {
+        if self == Self::None {
+            return false;
+        }
+        let Some(proto) = headers.get("x-forwarded-proto") else {
+            return false;
+        };
+        if proto.as_bytes() == b"https" {
+            return false;
+        }
+        self == Self::All
+            || headers
+                .get("x-envoy-internal")
+                .is_none_or(|v| v.as_bytes() != b"true")
+    }
 }
 
 impl VirtualHost {

@@ -25,6 +25,9 @@ pub struct Redirect {
     port: Box<str>,
     path: Option<Box<str>>,
     strip_query: bool,
+    /// The request's authority as received, port included (the SSL redirect of a virtual
+    /// host with `require_tls`).
+    verbatim_host: bool,
 }
 
 impl Redirect {
@@ -35,6 +38,7 @@ impl Redirect {
         let scheme = self.scheme.as_deref().unwrap_or(req.scheme);
         let host = match &self.host {
             Some(h) => h,
+            None if self.verbatim_host => req.authority,
             None => self.request_host(req, scheme),
         };
         let mut path = match &self.path {
@@ -135,7 +139,21 @@ impl Redirect {
             port: port.into(),
             path: redirect_path,
             strip_query: r.strip_query,
+            verbatim_host: false,
         })
+    }
+
+    /// Envoy's SSL redirect (`require_tls`): 301 to `https://<host as received><path>`.
+    pub(crate) fn ssl() -> Self {
+        Redirect {
+            status: StatusCode::MOVED_PERMANENTLY,
+            scheme: Some("https".into()),
+            host: None,
+            port: "".into(),
+            path: None,
+            strip_query: false,
+            verbatim_host: true,
+        }
     }
 }
 

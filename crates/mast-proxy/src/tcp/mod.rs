@@ -1,4 +1,5 @@
-//! The TCP proxy (`envoy.filters.network.tcp_proxy`): picks the chain's cluster (weighted),
+//! The TCP proxy (`envoy.filters.network.tcp_proxy`): picks the chain's cluster (weighted, or
+//! the one `sni_cluster` named),
 //! an endpoint (ORIGINAL_DST clusters use the connection's original destination), connects
 //! (up to `max_connect_attempts`), then copies bytes both ways until either side closes.
 
@@ -13,17 +14,21 @@ pub use config::TcpProxyConfig;
 use crate::cluster::LbContext;
 use crate::hcm::Env;
 
-/// Proxies `client` (a connection to `original_dst`) to the configured cluster.
+/// Proxies `client` (a connection to `original_dst`) to the configured cluster, or to
+/// `sni_cluster` when an `envoy.filters.network.sni_cluster` filter named one.
 pub async fn proxy<IO>(
     mut client: IO,
     env: &Env,
     config: &TcpProxyConfig,
-    original_dst: SocketAddr,
+    (original_dst, sni_cluster): (SocketAddr, Option<&str>),
     tls: &crate::tls::SharedPeerTls,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
-    let name = config.pick(fastrand::u64(..));
+    let name = match sni_cluster {
+        Some(sni) => sni,
+        None => config.pick(fastrand::u64(..)),
+    };
     let Some(cluster) = env.clusters.get(name) else {
         tracing::debug!(cluster = name, "tcp_proxy: no such cluster");
         return;

@@ -16,9 +16,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::client::TlsStream;
 
 use super::context::{CertSource, CommonSpec, Fail, common};
+use super::protocol_versions;
 use super::secrets::SecretStore;
 use super::verify::ServerVerifier;
-use super::{protocol_versions, provider};
 
 /// What the connection will carry (selects the ALPN fallback).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,7 +162,7 @@ impl ClientTls {
 }
 
 fn build(spec: &CommonSpec, auto_san: bool, fallback: &[u8]) -> Result<ClientConfig, Fail> {
-    let builder = ClientConfig::builder_with_provider(provider())
+    let builder = ClientConfig::builder_with_provider(spec.params.provider())
         .with_protocol_versions(protocol_versions(spec.versions))
         .map_err(|e| ("common_tls_context.tls_params".to_owned(), e.to_string()))?
         .dangerous()

@@ -11,6 +11,7 @@ use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
 };
 
 use super::matcher::SanMatcher;
+use super::params::Params;
 use super::secrets::{DEFAULT_SECRET, ROOTCA_SECRET, SecretStore};
 pub use super::source::{CertSource, RootsSource, StaticCert, StaticRoots, certs, read};
 use super::source::{static_cert, static_roots};
@@ -42,6 +43,8 @@ pub struct CommonSpec {
     pub cert: Option<CertSource>,
     /// Peer validation; `None`: no verification (Envoy's empty validation context).
     pub validation: Option<Validation>,
+    /// `tls_params.cipher_suites` / `ecdh_curves` (empty: rustls' defaults).
+    pub params: Params,
 }
 
 impl std::fmt::Debug for CommonSpec {
@@ -49,6 +52,7 @@ impl std::fmt::Debug for CommonSpec {
         f.debug_struct("CommonSpec")
             .field("versions", &self.versions)
             .field("alpn", &self.alpn)
+            .field("params", &self.params)
             .field("cert", &self.cert.as_ref().map(CertSource::name))
             .field(
                 "validation",
@@ -89,6 +93,11 @@ pub fn common(
         return Err(fail(*field, "not supported"));
     }
     let versions = versions(c.tls_params.as_ref(), server)?;
+    let mut params = Params::default();
+    if let Some(p) = &c.tls_params {
+        super::params::ciphers(&p.cipher_suites, &mut params)?;
+        super::params::curves(&p.ecdh_curves, &mut params)?;
+    }
     let cert = certificate(c, store)?;
     let validation = match &c.validation_context_type {
         None => None,
@@ -103,6 +112,7 @@ pub fn common(
             .collect(),
         cert,
         validation,
+        params,
     })
 }
 
@@ -114,8 +124,6 @@ fn versions(p: Option<&TlsParameters>, server: bool) -> Result<(u8, u8), Fail> {
         return Ok((12, if server { 13 } else { 12 }));
     };
     let lists = [
-        ("tls_params.cipher_suites", p.cipher_suites.is_empty()),
-        ("tls_params.ecdh_curves", p.ecdh_curves.is_empty()),
         (
             "tls_params.signature_algorithms",
             p.signature_algorithms.is_empty(),
@@ -126,7 +134,7 @@ fn versions(p: Option<&TlsParameters>, server: bool) -> Result<(u8, u8), Fail> {
         ),
     ];
     if let Some((field, _)) = lists.iter().find(|(_, empty)| !*empty) {
-        return Err(fail(*field, "not supported (rustls' default suites apply)"));
+        return Err(fail(*field, "not supported (rustls' defaults apply)"));
     }
     let min = match p.tls_minimum_protocol_version {
         0..=3 => 12,

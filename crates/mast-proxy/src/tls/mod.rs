@@ -8,7 +8,7 @@
 //!
 //! - [`secrets`]: the in-process SDS secrets (`default`, `ROOTCA`) from the secret manager;
 //! - [`context`]: `CommonTlsContext` conversion; [`source`]: certificates and roots from SDS or
-//!   data sources; [`matcher`]: SAN matchers;
+//!   data sources; [`matcher`]: SAN matchers; [`params`]: cipher suites and curves;
 //! - [`server`] / [`client`]: rustls configurations and handshakes; [`verify`]: verifiers;
 //! - [`transport`]: transport sockets and `transport_socket_matches`; [`peer`]: certificate
 //!   facts (SANs, subject, hash).
@@ -16,6 +16,7 @@
 pub mod client;
 pub mod context;
 pub mod matcher;
+pub mod params;
 pub mod peer;
 pub mod secrets;
 pub mod server;
@@ -65,6 +66,9 @@ pub struct PeerTls {
     pub peer_subject: String,
     /// Hex SHA-256 of the peer certificate's DER (XFCC `Hash`), empty when none.
     pub peer_cert_sha256: String,
+    /// The certificates the peer presented (DER, leaf first) for XFCC `Cert` / `Chain`;
+    /// kept only when a connection manager asks for them.
+    pub peer_chain_der: Vec<Vec<u8>>,
     /// The URI SANs of the certificate this proxy presented (XFCC `By`).
     pub local_uri_sans: Vec<String>,
     /// The SNI the client sent.

@@ -136,6 +136,7 @@ pub fn peer_tls(
         peer_dns_sans: sans.dns,
         peer_subject: subject,
         peer_cert_sha256: hash,
+        peer_chain_der: Vec::new(),
         local_uri_sans,
         sni: conn.server_name().map(str::to_owned).or(sni),
         alpn: conn

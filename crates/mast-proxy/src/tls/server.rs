@@ -17,7 +17,7 @@ use tokio_rustls::server::TlsStream;
 use super::context::{CertSource, CommonSpec, Fail, common};
 use super::secrets::SecretStore;
 use super::verify::ClientVerifier;
-use super::{PeerTls, protocol_versions, provider};
+use super::{PeerTls, protocol_versions};
 
 /// Envoy's default bound on a downstream TLS handshake is the listener's; we bound it here.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -27,6 +27,8 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 pub struct ServerTls {
     spec: CommonSpec,
     require_client_certificate: bool,
+    /// Keep the peer's certificates in [`PeerTls::peer_chain_der`] (XFCC `Cert`/`Chain`).
+    keep_peer_chain: bool,
     with_alpn: Arc<ServerConfig>,
     without_alpn: Arc<ServerConfig>,
 }
@@ -104,14 +106,23 @@ impl ServerTls {
                 "requires a validation context with trusted roots".into(),
             ));
         }
-        let with_alpn = Arc::new(build(&spec, &cert, require, true)?);
-        let without_alpn = Arc::new(build(&spec, &cert, require, false)?);
+        let prefer_client = ctx.prefer_client_ciphers;
+        let with_alpn = Arc::new(build(&spec, &cert, (require, prefer_client), true)?);
+        let without_alpn = Arc::new(build(&spec, &cert, (require, prefer_client), false)?);
         Ok(Self {
             spec,
             require_client_certificate: require,
+            keep_peer_chain: false,
             with_alpn,
             without_alpn,
         })
+    }
+
+    /// Keeps the peer's certificates of each connection (a connection manager writes them
+    /// into `x-forwarded-client-cert`).
+    pub fn keep_peer_chain(mut self, keep: bool) -> Self {
+        self.keep_peer_chain = keep;
+        self
     }
 
     /// Terminates TLS on `io` (the ClientHello still unread: the TLS inspector only peeked)
@@ -149,7 +160,12 @@ impl ServerTls {
             .as_ref()
             .map(CertSource::uri_sans)
             .unwrap_or_default();
-        let peer = super::peer::peer_tls(stream.get_ref().1, local, sni);
+        let mut peer = super::peer::peer_tls(stream.get_ref().1, local, sni);
+        if self.keep_peer_chain
+            && let Some(chain) = stream.get_ref().1.peer_certificates()
+        {
+            peer.peer_chain_der = chain.iter().map(|c| c.as_ref().to_vec()).collect();
+        }
         Ok((stream, peer))
     }
 }
@@ -157,10 +173,10 @@ impl ServerTls {
 fn build(
     spec: &CommonSpec,
     cert: &CertSource,
-    require: bool,
+    (require, prefer_client): (bool, bool),
     alpn: bool,
 ) -> Result<ServerConfig, Fail> {
-    let builder = ServerConfig::builder_with_provider(provider())
+    let builder = ServerConfig::builder_with_provider(spec.params.provider())
         .with_protocol_versions(protocol_versions(spec.versions))
         .map_err(|e| ("common_tls_context.tls_params".to_owned(), e.to_string()))?;
     let builder = match &spec.validation {
@@ -171,5 +187,6 @@ fn build(
     if alpn {
         config.alpn_protocols = spec.alpn.clone();
     }
+    config.ignore_client_order = spec.params.server_order() && !prefer_client;
     Ok(config)
 }

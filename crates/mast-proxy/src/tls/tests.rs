@@ -18,6 +18,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::*;
 
+mod ciphers;
 mod support;
 
 pub(crate) use support::*;
@@ -299,7 +300,7 @@ fn unsupported_fields_and_sds_names_are_refused_with_their_path() {
         });
     }
     let (field, _) = ServerTls::from_proto(&ctx, &store).unwrap_err();
-    assert_eq!(field, "common_tls_context.tls_params.cipher_suites");
+    assert_eq!(field, "common_tls_context.tls_params.cipher_suites[0]");
     // SANs without a trusted CA: refused as Envoy does.
     let up = UpstreamTlsContext {
         common_tls_context: Some(CommonTlsContext {

@@ -22,6 +22,8 @@ pub struct WatchedKind {
 
 const NET: &[&str] = &["v1", "v1beta1", "v1alpha3"];
 const SEC: &[&str] = &["v1", "v1beta1"];
+const GW: &str = "gateway.networking.k8s.io";
+const GW_V1: &[&str] = &["v1", "v1beta1"];
 
 const fn fixed(kind: &'static str, group: &'static str, plural: &'static str) -> WatchedKind {
     WatchedKind {
@@ -54,6 +56,9 @@ pub const WATCHED: &[WatchedKind] = &[
     fixed("Service", "", "services"),
     fixed("Pod", "", "pods"),
     fixed("EndpointSlice", "discovery.k8s.io", "endpointslices"),
+    // TLS material for gateways' `credentialName` (the model keeps only Secrets holding a
+    // certificate or a CA bundle: `mast_model::snapshot::TlsSecret::from_secret`).
+    fixed("Secret", "", "secrets"),
     istio(
         "VirtualService",
         "networking.istio.io",
@@ -92,6 +97,19 @@ pub const WATCHED: &[WatchedKind] = &[
         "security.istio.io",
         "requestauthentications",
         SEC,
+    ),
+    // Gateway API (skipped quietly when its CRDs are not installed).
+    istio("GatewayClass", GW, "gatewayclasses", GW_V1),
+    istio("Gateway", GW, "gateways", GW_V1),
+    istio("HTTPRoute", GW, "httproutes", GW_V1),
+    istio("GRPCRoute", GW, "grpcroutes", &["v1", "v1alpha2"]),
+    istio("TCPRoute", GW, "tcproutes", &["v1alpha2"]),
+    istio("TLSRoute", GW, "tlsroutes", &["v1alpha2"]),
+    istio(
+        "ReferenceGrant",
+        GW,
+        "referencegrants",
+        &["v1", "v1beta1", "v1alpha2"],
     ),
 ];
 

@@ -97,7 +97,8 @@ fn same_name_in_another_group_is_not_a_duplicate() {
     let store = ConfigStore::new();
     let istio = "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata:\n  name: gw\n\
                  spec:\n  servers:\n  - port: {number: 80, name: http, protocol: HTTP}\n    hosts: ['*']\n";
-    let k8s = "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata:\n  name: gw\n";
+    let k8s = "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata:\n  name: gw\n\
+               spec:\n  gatewayClassName: istio\n  listeners: [{name: http, port: 80, protocol: HTTP}]\n";
     set(&store, "a.yaml", istio);
     let s = set(&store, "b.yaml", k8s);
     assert_eq!(s.resources.len(), 2, "{:?}", s.diagnostics);

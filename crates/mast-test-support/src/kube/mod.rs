@@ -10,7 +10,11 @@
 //!   webhook configurations, RBAC, poddisruptionbudgets, leases, HPAs) and, unless started
 //!   with [`KubeEmulator::start_bare`], Istio's CRD types ([`types::istio`]:
 //!   networking.istio.io v1/v1beta1/v1alpha3, security.istio.io v1/v1beta1,
-//!   telemetry.istio.io). Creating a `CustomResourceDefinition` serves its type at once
+//!   telemetry.istio.io) and, with [`EmulatorOptions::gateway_api_types`]
+//!   ([`KubeEmulator::start_with_gateway_api`]), the Gateway API's ([`types::gateway_api`]:
+//!   gateway.networking.k8s.io GatewayClass, Gateway, HTTPRoute, GRPCRoute, TCPRoute,
+//!   TLSRoute with status subresources, ReferenceGrant). Creating a
+//!   `CustomResourceDefinition` serves its type at once
 //!   and marks it `Established`.
 //! - list (with `metadata.resourceVersion`, label and field selectors; `limit` is
 //!   ignored: one page), get, create (`generateName`, `dryRun=All`), replace (a stale
@@ -128,6 +132,9 @@ pub struct EmulatorOptions {
     /// Serve Istio's CRD types from the start (as after `mastctl install`); without it
     /// they are served once their CRDs are created.
     pub istio_types: bool,
+    /// Serve the Gateway API types from the start (as after installing its CRDs); off by
+    /// default, as on a cluster where they are not installed.
+    pub gateway_api_types: bool,
     /// How often a watch that allows bookmarks gets one.
     pub bookmark_every: Duration,
 }
@@ -136,6 +143,7 @@ impl Default for EmulatorOptions {
     fn default() -> Self {
         Self {
             istio_types: true,
+            gateway_api_types: false,
             bookmark_every: Duration::from_secs(1),
         }
     }
@@ -164,11 +172,22 @@ impl KubeEmulator {
         })
     }
 
+    /// Starts an emulator serving the built-in types, Istio's and the Gateway API's.
+    pub fn start_with_gateway_api() -> io::Result<Self> {
+        Self::start_with(EmulatorOptions {
+            gateway_api_types: true,
+            ..EmulatorOptions::default()
+        })
+    }
+
     /// Starts an emulator with `options` on a free port of 127.0.0.1.
     pub fn start_with(options: EmulatorOptions) -> io::Result<Self> {
         let mut types = types::builtin();
         if options.istio_types {
             types.extend(types::istio());
+        }
+        if options.gateway_api_types {
+            types.extend(types::gateway_api());
         }
         let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         listener.set_nonblocking(true)?;

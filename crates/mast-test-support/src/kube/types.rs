@@ -1,4 +1,5 @@
-//! The resource types the emulator serves: the built-in Kubernetes ones, Istio's CRDs, and
+//! The resource types the emulator serves: the built-in Kubernetes ones, Istio's CRDs, the
+//! Gateway API's, and
 //! any type a test registers or a created `CustomResourceDefinition` declares; and the
 //! discovery documents (`/api`, `/apis`, `/api/v1`, `/apis/<group>/<version>`) built from
 //! them.
@@ -213,6 +214,30 @@ pub fn istio() -> Vec<ApiType> {
     ]
 }
 
+/// The Kubernetes Gateway API types (`gateway.networking.k8s.io`, standard channel plus
+/// the experimental TCPRoute and TLSRoute), as their CRDs serve them: v1 preferred, each
+/// kind but ReferenceGrant with a status subresource, GatewayClass cluster-scoped.
+pub fn gateway_api() -> Vec<ApiType> {
+    let gw = |versions: &[&str], p, k| {
+        ApiType::new("gateway.networking.k8s.io", versions, p, k).with_status()
+    };
+    let v1 = ["v1", "v1beta1"];
+    vec![
+        gw(&v1, "gatewayclasses", "GatewayClass").cluster(),
+        gw(&v1, "gateways", "Gateway"),
+        gw(&v1, "httproutes", "HTTPRoute"),
+        gw(&["v1", "v1alpha2"], "grpcroutes", "GRPCRoute"),
+        gw(&["v1alpha2"], "tcproutes", "TCPRoute"),
+        gw(&["v1alpha2"], "tlsroutes", "TLSRoute"),
+        ApiType::new(
+            "gateway.networking.k8s.io",
+            &["v1", "v1beta1", "v1alpha2"],
+            "referencegrants",
+            "ReferenceGrant",
+        ),
+    ]
+}
+
 /// The type a `CustomResourceDefinition` object declares (its served versions, storage
 /// version first), or `None` when the object lacks the group or names.
 pub fn from_crd(crd: &Value) -> Option<ApiType> {
@@ -376,5 +401,30 @@ mod tests {
         assert!(resource_list(&types, "networking.istio.io", "v9").is_none());
         let alpha = resource_list(&types, "networking.istio.io", "v1alpha3").unwrap_or_default();
         assert!(alpha.to_string().contains("envoyfilters"));
+    }
+
+    #[test]
+    fn gateway_api_kinds_have_status_and_share_the_gateway_kind_by_group() {
+        let mut types = istio();
+        types.extend(gateway_api());
+        let v1 = resource_list(&types, "gateway.networking.k8s.io", "v1").unwrap_or_default();
+        let text = v1.to_string();
+        for r in [
+            "gatewayclasses/status",
+            "gateways/status",
+            "httproutes/status",
+            "grpcroutes/status",
+            "referencegrants",
+        ] {
+            assert!(text.contains(r), "{r} missing: {text}");
+        }
+        let alpha =
+            resource_list(&types, "gateway.networking.k8s.io", "v1alpha2").unwrap_or_default();
+        assert!(alpha.to_string().contains("tlsroutes/status"));
+        let gw: Vec<&ApiType> = types.iter().filter(|t| t.kind == "Gateway").collect();
+        assert_eq!(gw.len(), 2);
+        assert!(gw.iter().any(|t| t.serves("gateway.networking.k8s.io/v1")));
+        let class = types.iter().find(|t| t.kind == "GatewayClass");
+        assert!(class.is_some_and(|c| !c.namespaced && c.status));
     }
 }

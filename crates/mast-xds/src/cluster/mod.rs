@@ -9,7 +9,9 @@
 //! - the traffic policy mapping: [`policy`] (port-level and subset merging), [`lb`], [`pool`]
 //!   (circuit breakers and connection settings), [`outlier`], [`tls`]; [`draft`] holds a
 //!   cluster with its upstream HTTP protocol options while it is built;
-//! - [`trace`]: the span collector's cluster (`zipkin` / `opentelemetry`) when tracing is on.
+//! - [`trace`]: the span collector's cluster (`zipkin` / `opentelemetry`) when tracing is on;
+//! - gateways (`router`) get no inbound clusters; their own part holds the SNI-named clusters
+//!   of AUTO_PASSTHROUGH servers ([`crate::gateway::cluster`]).
 //!
 //! What is emitted field by field is listed in `docs/xds-subset.md`.
 
@@ -21,7 +23,7 @@ mod outlier;
 pub(crate) mod pb;
 mod policy;
 mod pool;
-mod tls;
+pub(crate) mod tls;
 pub mod trace;
 
 #[cfg(test)]
@@ -34,7 +36,8 @@ use crate::forward_proxy;
 use crate::share::Part;
 
 pub(crate) use outbound::{
-    Discovery, Target, targets as outbound_targets, targets_where as outbound_targets_where,
+    Discovery, Target, build as build_outbound, targets as outbound_targets,
+    targets_where as outbound_targets_where,
 };
 
 /// Every `Cluster` for `proxy`, sorted by name; when two would share a name, the first
@@ -72,6 +75,8 @@ pub fn clusters_part(snapshot: &MeshSnapshot, proxy: &ProxyNode, part: Part) -> 
             if proxy.node_type == NodeType::Sidecar {
                 all.extend(local::inbound(snapshot, proxy));
                 all.push(local::inbound_passthrough(proxy));
+            } else {
+                all.extend(crate::gateway::cluster::sni_clusters(snapshot, proxy));
             }
         }
     }

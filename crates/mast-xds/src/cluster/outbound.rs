@@ -194,7 +194,7 @@ pub(crate) fn build(t: &Target<'_>, proxy: &ProxyNode, snapshot: &MeshSnapshot) 
     {
         super::local::make_forward_proxy(&mut d);
     }
-    tls::apply(&mut d, t, proxy);
+    tls::apply(&mut d, t, proxy, snapshot);
     tls::apply_proxy_protocol(&mut d, t.policy.proxy_protocol);
     d.cluster.metadata = Some(metadata(t));
     Some(d.finish())

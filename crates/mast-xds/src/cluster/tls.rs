@@ -16,9 +16,14 @@
 //!   on HTTP/2 clusters. Without `sni`, the upstream HTTP options get `auto_sni` (and
 //!   `auto_san_validation` when no SANs are given and verification is on), as Istio does.
 //!
-//! Not emitted (the cluster stays plaintext and a warning is logged): `credentialName` on
-//! `SIMPLE` / `MUTUAL` (sidecars do not read Kubernetes secrets; gateways come with issue 9), and
-//! `MUTUAL` without both client files (Istio rejects it too).
+//! `credentialName` (gateways only, Istio's TLS origination at an egress gateway): the Kubernetes
+//! Secret of that name in the gateway's namespace gives the CA that verifies the server (its
+//! `ca.crt`/`cacert`, else `<name>-cacert`; without one, the files or system roots as above)
+//! and, for `MUTUAL`, the client certificate and key, all inlined (`inline_string`).
+//!
+//! Not emitted (the cluster stays plaintext and a warning is logged): `credentialName` on a
+//! sidecar (sidecars do not read Kubernetes secrets), a `MUTUAL` `credentialName` whose Secret
+//! has no certificate, and `MUTUAL` without both client files (Istio rejects it too).
 
 pub(super) mod istio;
 
@@ -40,7 +45,7 @@ use envoy_types::pb::envoy::r#type::matcher::v3::{StringMatcher, string_matcher:
 use mast_config::networking::destination_rule::{
     ClientTlsSettings, ProxyProtocol, ProxyProtocolVersion, TlsMode,
 };
-use mast_model::ProxyNode;
+use mast_model::{MeshSnapshot, NodeType, ProxyNode};
 
 use super::draft::Draft;
 use super::outbound::Target;
@@ -52,8 +57,45 @@ pub(crate) const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 /// The node metadata key Istio reads a default client root certificate from.
 const ROOT_CERT_METADATA: &str = "TLS_CLIENT_ROOT_CERT";
 
+/// TLS material from a DestinationRule `credentialName` (PEM text).
+#[derive(Default)]
+struct Credential {
+    /// The client certificate chain and key.
+    cert: Option<(String, String)>,
+    /// The CA bundle that verifies the server.
+    ca: Option<String>,
+}
+
+/// The `credentialName` material of `tls` for `proxy`: `Ok(None)` without one, `Err` when it
+/// cannot be used (logged by the caller).
+fn credential(
+    tls: &ClientTlsSettings,
+    proxy: &ProxyNode,
+    snapshot: &MeshSnapshot,
+    mutual: bool,
+) -> Result<Option<Credential>, &'static str> {
+    let Some(name) = tls.credential_name.as_deref().filter(|c| !c.is_empty()) else {
+        return Ok(None);
+    };
+    if proxy.node_type != NodeType::Router {
+        return Err("DestinationRule tls.credentialName is not supported on sidecars");
+    }
+    let secret = snapshot.tls_secret(&proxy.namespace, name);
+    if mutual && secret.is_none() {
+        return Err(
+            "tls.credentialName names no Secret with a certificate in the gateway's namespace",
+        );
+    }
+    Ok(Some(Credential {
+        cert: secret.map(|s| (s.cert_chain.clone(), s.private_key.clone())),
+        ca: snapshot
+            .secret_ca(&proxy.namespace, name)
+            .map(str::to_owned),
+    }))
+}
+
 /// Applies the TLS of target `t` to its cluster (see the module doc).
-pub(crate) fn apply(draft: &mut Draft, t: &Target<'_>, proxy: &ProxyNode) {
+pub(crate) fn apply(draft: &mut Draft, t: &Target<'_>, proxy: &ProxyNode, snapshot: &MeshSnapshot) {
     let Some(tls) = t.policy.tls else {
         istio::apply_auto(draft, t);
         return;
@@ -67,15 +109,14 @@ pub(crate) fn apply(draft: &mut Draft, t: &Target<'_>, proxy: &ProxyNode) {
         TlsMode::Simple => false,
         TlsMode::Mutual => true,
     };
-    if tls
-        .credential_name
-        .as_deref()
-        .is_some_and(|c| !c.is_empty())
-    {
-        tracing::warn!(cluster = %draft.cluster.name, "DestinationRule tls.credentialName is not supported on sidecars: TLS not applied");
-        return;
-    }
-    let Some(context) = context(draft, tls, mutual, proxy) else {
+    let credential = match credential(tls, proxy, snapshot, mutual) {
+        Ok(c) => c,
+        Err(why) => {
+            tracing::warn!(cluster = %draft.cluster.name, "{why}: TLS not applied");
+            return;
+        }
+    };
+    let Some(context) = context(draft, tls, mutual, proxy, credential.as_ref()) else {
         tracing::warn!(cluster = %draft.cluster.name, "tls mode MUTUAL needs clientCertificate and privateKey: TLS not applied");
         return;
     };
@@ -93,19 +134,30 @@ fn context(
     tls: &ClientTlsSettings,
     mutual: bool,
     proxy: &ProxyNode,
+    credential: Option<&Credential>,
 ) -> Option<UpstreamTlsContext> {
+    let mut validation = validation(tls, proxy);
+    if let Some(ca) = credential.and_then(|c| c.ca.as_deref())
+        && tls.insecure_skip_verify != Some(true)
+    {
+        validation.trusted_ca = Some(inline(ca));
+    }
     let mut common = CommonTlsContext {
         tls_params: Some(TlsParameters {
             tls_minimum_protocol_version: TlsProtocol::TlSv12 as i32,
             tls_maximum_protocol_version: TlsProtocol::TlSv13 as i32,
             ..Default::default()
         }),
-        validation_context_type: Some(ValidationContextType::ValidationContext(validation(
-            tls, proxy,
-        ))),
+        validation_context_type: Some(ValidationContextType::ValidationContext(validation)),
         ..Default::default()
     };
-    if mutual {
+    if let Some((cert, key)) = credential.and_then(|c| c.cert.as_ref()).filter(|_| mutual) {
+        common.tls_certificates = vec![TlsCertificate {
+            certificate_chain: Some(inline(cert)),
+            private_key: Some(inline(key)),
+            ..Default::default()
+        }];
+    } else if mutual {
         let cert = tls
             .client_certificate
             .as_deref()
@@ -148,7 +200,8 @@ fn validation(tls: &ClientTlsSettings, proxy: &ProxyNode) -> CertificateValidati
     }
 }
 
-fn san(name: &str) -> SubjectAltNameMatcher {
+/// A SAN matcher: URI when `name` contains `://`, IP when it parses as one, DNS otherwise.
+pub(crate) fn san(name: &str) -> SubjectAltNameMatcher {
     let san_type = if name.contains("://") {
         SanType::Uri
     } else if name.parse::<IpAddr>().is_ok() {
@@ -166,7 +219,16 @@ fn san(name: &str) -> SubjectAltNameMatcher {
     }
 }
 
-fn file(path: &str) -> DataSource {
+/// An `inline_string` data source.
+fn inline(text: &str) -> DataSource {
+    DataSource {
+        specifier: Some(data_source::Specifier::InlineString(text.to_owned())),
+        ..Default::default()
+    }
+}
+
+/// A `filename` data source.
+pub(crate) fn file(path: &str) -> DataSource {
     DataSource {
         specifier: Some(data_source::Specifier::Filename(path.to_owned())),
         ..Default::default()
@@ -279,7 +341,7 @@ mod tests {
             },
             discovery: Discovery::Eds,
         };
-        apply(&mut d, &t, &node(md));
+        apply(&mut d, &t, &node(md), &MeshSnapshot::default());
         let ctx = d.cluster.transport_socket.as_ref().map(|ts| {
             assert_eq!(ts.name, "envoy.transport_sockets.tls");
             let Some(ConfigType::TypedConfig(any)) = &ts.config_type else {

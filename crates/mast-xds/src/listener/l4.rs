@@ -204,7 +204,7 @@ fn default_filters(ctx: &PortCtx<'_>) -> Vec<Filter> {
 /// The `tcp_proxy` for a rule's destinations: one cluster (stat prefix: the cluster), or
 /// weighted clusters for several (stat prefix `<vs name>.<vs namespace>`, only weights > 0).
 /// `None` when the rule has no destination.
-fn route_filters(
+pub(crate) fn route_filters(
     inputs: &Inputs<'_>,
     routes: &[RouteDestination],
     listen_port: u16,

@@ -12,13 +12,14 @@
 //!   `mast_inbound_<app port>` listener per inbound port the agent was given.
 //!
 //! With tracing configured, every HTTP connection manager gets Envoy's `tracing` ([`trace`]).
-//! Gateways (`router` nodes) get no listeners yet: they come with a later issue.
+//! Gateways (`router` nodes) get the listeners of their Gateway servers from
+//! [`crate::gateway`] (all in their own [`Part`]).
 //! What exactly is emitted is written down in `docs/xds-subset.md`.
 
 mod chain;
-mod filters;
+pub(crate) mod filters;
 mod inbound;
-mod l4;
+pub(crate) mod l4;
 mod outbound;
 pub mod trace;
 
@@ -66,8 +67,11 @@ pub fn listeners(snapshot: &MeshSnapshot, proxy: &ProxyNode) -> Vec<Listener> {
 /// `virtualOutbound`, or the ports-mode outbound listener), or the inbound ones.
 pub fn listeners_part(snapshot: &MeshSnapshot, proxy: &ProxyNode, part: Part) -> Vec<Listener> {
     if proxy.node_type == NodeType::Router {
-        tracing::debug!(proxy = %proxy.id, "gateway listeners are not generated yet");
-        return Vec::new();
+        // A gateway's listeners depend on the Gateways selecting it (its labels): its own.
+        return match part {
+            Part::Shared => Vec::new(),
+            Part::Own => crate::gateway::listeners(snapshot, proxy),
+        };
     }
     let inputs = match part {
         Part::Shared => Inputs::new(

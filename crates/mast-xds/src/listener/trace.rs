@@ -15,7 +15,9 @@
 //! (whose outbound listeners are shared).
 //!
 //! Tracing is set on the finished listeners ([`apply`]: each HCM is decoded, given
-//! `tracing`, and packed again), so the listener builders need not know about it.
+//! `tracing`, and packed again), so the listener builders need not know about it. Gateways
+//! (`router` nodes) also get `spawn_upstream_span: true`: as with Istio's gateways, the
+//! request's span is a SERVER span and each upstream request a CLIENT child span.
 
 use envoy_types::pb::envoy::config::core::v3::HttpService;
 use envoy_types::pb::envoy::config::core::v3::HttpUri;
@@ -212,9 +214,14 @@ pub(crate) fn apply(
     part: Part,
 ) {
     let identity = TraceIdentity::for_part(proxy, options, part);
-    let Some(tracing) = hcm_tracing(options, &identity) else {
+    let Some(mut tracing) = hcm_tracing(options, &identity) else {
         return;
     };
+    // A gateway is a hop of its own, as Istio configures gateways: its span is a SERVER span
+    // and each upstream request gets a CLIENT child span.
+    if proxy.node_type == mast_model::NodeType::Router {
+        tracing.spawn_upstream_span = bool_value(true);
+    }
     for listener in listeners {
         let chains = listener
             .filter_chains

@@ -24,7 +24,7 @@ use mast_config::types::Duration;
 use mast_core::Hostname;
 use mast_model::{Config, Service};
 
-use super::matching::{applies_to, is_catch_all, match_all, regex, route_match};
+use super::matching::{applies_to_gateways, is_catch_all, match_all, regex, route_match};
 use super::policies::{
     self, header_ops, integer_to_fraction, no_timeout, pb_duration, percent_to_fraction,
 };
@@ -61,7 +61,7 @@ pub fn vs_routes(scope: &Scope<'_>, vs: &Config<VirtualService>, port: u16) -> V
         for m in http
             .r#match
             .iter()
-            .filter(|m| applies_to(m, port, scope.proxy))
+            .filter(|m| applies_to_gateways(m, port, scope.proxy, &scope.gateways, &vs.namespace))
         {
             if let Some(route) = translate(scope, vs, http, Some(m), port) {
                 catch_all = route.r#match.as_ref().is_some_and(is_catch_all);

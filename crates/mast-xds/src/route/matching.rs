@@ -23,14 +23,31 @@ const CLAIMS_PREFIX: &str = "@request.auth.claims";
 /// Whether a match block applies to `proxy` on `listen_port`: its `port` (when set) is the
 /// listener port, and its `gateways` include `mesh`, or (without gateways) the proxy carries
 /// every `sourceLabels` entry and sits in `sourceNamespace` (when set).
+#[cfg(test)]
 pub fn applies_to(m: &HttpMatchRequest, listen_port: u16, proxy: &ProxyNode) -> bool {
+    applies_to_gateways(m, listen_port, proxy, &[MESH_GATEWAY.to_owned()], "")
+}
+
+/// [`applies_to`] for a proxy serving `gateways` (`mesh` for sidecars, `ns/name` for a
+/// gateway's server): a match's `gateways` are written relative to `vs_namespace` (the
+/// VirtualService's), as Istio resolves them.
+pub fn applies_to_gateways(
+    m: &HttpMatchRequest,
+    listen_port: u16,
+    proxy: &ProxyNode,
+    gateways: &[String],
+    vs_namespace: &str,
+) -> bool {
     if let Some(port) = m.port.filter(|p| *p != 0)
         && port != i64::from(listen_port)
     {
         return false;
     }
     if !m.gateways.is_empty() {
-        return m.gateways.iter().any(|g| g == MESH_GATEWAY);
+        return m.gateways.iter().any(|g| {
+            let g = mast_model::MeshSnapshot::qualify_gateway(vs_namespace, g);
+            gateways.contains(&g)
+        });
     }
     let labels_match = m
         .source_labels

@@ -13,10 +13,12 @@
 //!
 //! VirtualServices bound to `mesh` replace the default route of the services they name; their
 //! HTTP rules become routes in order (first match wins). Delegate VirtualServices are not
-//! supported yet: delegating rules are skipped with a warning. Gateways (`router` nodes) get no
-//! routes from here yet. What is emitted, field by field, is listed in `docs/xds-subset.md`.
+//! supported yet: delegating rules are skipped with a warning. Gateways (`router` nodes) get
+//! their tables from [`crate::gateway`], which builds the routes with this module's
+//! translation ([`Scope::for_gateway`]). What is emitted, field by field, is listed in
+//! `docs/xds-subset.md`.
 
-mod action;
+pub(crate) mod action;
 mod connect;
 mod hash;
 mod matching;
@@ -51,9 +53,8 @@ pub const MAX_DIRECT_RESPONSE_BODY_BYTES: u32 = 1024 * 1024;
 
 /// Every `RouteConfiguration` for `proxy`, sorted by name.
 pub fn routes(snapshot: &MeshSnapshot, proxy: &ProxyNode) -> Vec<RouteConfiguration> {
-    if proxy.node_type != NodeType::Sidecar {
-        tracing::debug!(node = %proxy.id, "no outbound routes for gateways yet");
-        return Vec::new();
+    if proxy.node_type == NodeType::Router {
+        return crate::gateway::routes(snapshot, proxy);
     }
     let scope = Scope::new(snapshot, proxy);
     let ports = scope.http_ports();
@@ -85,7 +86,7 @@ pub fn routes(snapshot: &MeshSnapshot, proxy: &ProxyNode) -> Vec<RouteConfigurat
     out
 }
 
-fn table(name: String, virtual_hosts: Vec<VirtualHost>) -> RouteConfiguration {
+pub(crate) fn table(name: String, virtual_hosts: Vec<VirtualHost>) -> RouteConfiguration {
     RouteConfiguration {
         name,
         virtual_hosts,
@@ -115,6 +116,9 @@ pub(crate) struct Scope<'a> {
     vs_by_host: HashMap<Hostname, Vec<usize>>,
     /// Indexes into `vses` of the VirtualServices with at least one wildcard host, ascending.
     vs_wildcard: Vec<usize>,
+    /// The gateway names a per-match `gateways` must include for the match to apply:
+    /// `mesh` for sidecars, `namespace/name` of the server's Gateway on a gateway proxy.
+    pub gateways: Vec<String>,
 }
 
 impl<'a> Scope<'a> {
@@ -157,6 +161,33 @@ impl<'a> Scope<'a> {
             vs_hosts,
             vs_by_host,
             vs_wildcard,
+            gateways: vec![MESH_GATEWAY.to_owned()],
+        }
+    }
+
+    /// The scope of a gateway proxy's server of Gateway `gateway` (`namespace/name`), routing
+    /// with `vses` (the VirtualServices bound to it). Hosts are kept as written (Istio does
+    /// not qualify gateway VirtualService hosts).
+    pub(crate) fn for_gateway(
+        snapshot: &'a MeshSnapshot,
+        proxy: &'a ProxyNode,
+        gateway: &str,
+        vses: Vec<&'a Config<VirtualService>>,
+    ) -> Self {
+        let vs_hosts: Vec<Vec<Hostname>> = vses
+            .iter()
+            .map(|vs| vs.spec.hosts.iter().map(Hostname::new_unchecked).collect())
+            .collect();
+        let (vs_by_host, vs_wildcard) = index_vs_hosts(&vs_hosts);
+        Self {
+            snapshot,
+            proxy,
+            services: snapshot.visible_services(proxy),
+            vses,
+            vs_hosts,
+            vs_by_host,
+            vs_wildcard,
+            gateways: vec![gateway.to_owned()],
         }
     }
 

@@ -66,6 +66,9 @@ pub struct LocalSpec {
     pub env: BTreeMap<String, String>,
     /// `restartPolicy: Never`: a job, run once.
     pub job: bool,
+    /// A gateway (a `LocalGateway`, or one run for a Gateway API `Gateway`): a `router`
+    /// proxy on the host and no program ([`crate::local::gateway`]).
+    pub gateway: bool,
     /// The file that defines it.
     pub file: Arc<str>,
 }
@@ -128,22 +131,9 @@ fn build(r: &Resource, raw: RawSpec) -> Result<LocalSpec, String> {
             ));
         }
     };
-    let proxy = match r.annotations().get(PROXY_ANNOTATION).map(String::as_str) {
-        None => None,
-        Some("mast") => Some(ProxyKind::Mast),
-        Some("envoy") => Some(ProxyKind::Envoy),
-        Some(other) => {
-            return Err(format!(
-                "metadata.annotations[{PROXY_ANNOTATION}]: {other:?}: use mast or envoy"
-            ));
-        }
-    };
-    let namespace = Some(r.namespace()).filter(|n| !n.is_empty());
+    let proxy = proxy_of(r)?;
     Ok(LocalSpec {
-        key: Key {
-            namespace: namespace.unwrap_or("default").to_owned(),
-            name: r.name().to_owned(),
-        },
+        key: key_of(r),
         labels: r.labels().clone(),
         proxy,
         command: raw.command,
@@ -154,8 +144,30 @@ fn build(r: &Resource, raw: RawSpec) -> Result<LocalSpec, String> {
             .unwrap_or_else(|| "default".into()),
         env: raw.env,
         job,
+        gateway: false,
         file: r.origin.file.clone(),
     })
+}
+
+/// The proxy named by `r`'s `mast.dev/proxy` annotation (`None`: the `--proxy` default).
+pub fn proxy_of(r: &Resource) -> Result<Option<ProxyKind>, String> {
+    match r.annotations().get(PROXY_ANNOTATION).map(String::as_str) {
+        None => Ok(None),
+        Some("mast") => Ok(Some(ProxyKind::Mast)),
+        Some("envoy") => Ok(Some(ProxyKind::Envoy)),
+        Some(other) => Err(format!(
+            "metadata.annotations[{PROXY_ANNOTATION}]: {other:?}: use mast or envoy"
+        )),
+    }
+}
+
+/// `r`'s namespace (`default` when unset) and name.
+pub fn key_of(r: &Resource) -> Key {
+    let namespace = Some(r.namespace()).filter(|n| !n.is_empty());
+    Key {
+        namespace: namespace.unwrap_or("default").to_owned(),
+        name: r.name().to_owned(),
+    }
 }
 
 #[cfg(test)]

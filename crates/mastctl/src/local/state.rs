@@ -79,7 +79,25 @@ pub struct WorkloadState {
     /// Its address (`--capture namespaces`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
+    /// `gateway` for a gateway (a `router` proxy with no program; `sidecar_pid` is the
+    /// proxy's); absent for workloads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// A gateway's addresses on this machine, from the Services that select it
+    /// (`http://127.0.0.1:18080`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub urls: Vec<String>,
 }
+
+impl WorkloadState {
+    /// Whether this is a gateway.
+    pub fn is_gateway(&self) -> bool {
+        self.kind.as_deref() == Some(GATEWAY_KIND)
+    }
+}
+
+/// [`WorkloadState::kind`] of gateways.
+pub const GATEWAY_KIND: &str = "gateway";
 
 impl State {
     /// The workload called `name` or `name.namespace`.

@@ -324,3 +324,46 @@ fn route_header_mutations() {
     assert!(!resp.contains_key("server"));
     assert_eq!(resp["x-served-by"], "up");
 }
+
+/// `require_tls`: what a plaintext client sees (Envoy's SSL redirect: 301 to
+/// `https://<host as sent><path>`), and that TLS or internal requests are routed.
+#[test]
+fn require_tls_redirects_plaintext_requests() {
+    let t = table(json!({"name": "t", "virtual_hosts": [
+        {"name": "all", "domains": ["all.example.com", "all.example.com:8080"], "require_tls": "ALL",
+         "routes": [fwd("/", "all", json!({}))]},
+        {"name": "ext", "domains": ["ext.example.com"], "require_tls": "EXTERNAL_ONLY",
+         "routes": [fwd("/", "ext", json!({}))]},
+        {"name": "none", "domains": ["*"], "routes": [fwd("/", "none", json!({}))]}
+    ]}))
+    .unwrap();
+    let redirect_of = |req: &Req| match t.select(&req.head()).map(|r| &r.action) {
+        Some(Action::Redirect(r)) => Some(location(r, req)),
+        _ => None,
+    };
+    let plain = |host: &str, path: &str| Req::get(host, path).header("x-forwarded-proto", "http");
+    assert_eq!(
+        redirect_of(&plain("all.example.com", "/a/b?c=1")),
+        Some((
+            StatusCode::MOVED_PERMANENTLY,
+            "https://all.example.com/a/b?c=1".to_owned()
+        ))
+    );
+    assert_eq!(
+        redirect_of(&plain("all.example.com:8080", "/")).map(|l| l.1),
+        Some("https://all.example.com:8080/".to_owned()),
+        "the host is kept as sent, port included"
+    );
+    let tls = Req::get("all.example.com", "/x").header("x-forwarded-proto", "https");
+    assert_eq!(selected(&t, &tls).as_deref(), Some("all"));
+    let internal = plain("all.example.com", "/x").header("x-envoy-internal", "true");
+    assert!(
+        redirect_of(&internal).is_some(),
+        "ALL redirects internal requests too"
+    );
+
+    assert!(redirect_of(&plain("ext.example.com", "/")).is_some());
+    let internal = plain("ext.example.com", "/").header("x-envoy-internal", "true");
+    assert_eq!(selected(&t, &internal).as_deref(), Some("ext"));
+    assert_eq!(selected(&t, &plain("other", "/")).as_deref(), Some("none"));
+}

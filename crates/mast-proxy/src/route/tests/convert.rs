@@ -178,8 +178,6 @@ fn invalid_tables_and_virtual_hosts() {
     )
     .unwrap_err();
     assert_eq!(e.field, "request_headers_to_add");
-    let e = table(json!({"name": "t", "virtual_hosts": [{"name": "a", "domains": ["*"], "require_tls": "ALL"}]})).unwrap_err();
-    assert_eq!(e.field, "virtual_hosts[0].require_tls");
     let e = table(json!({"name": "t", "virtual_hosts": [{"name": "a", "domains": ["*"], "retry_policy": {}}]})).unwrap_err();
     assert_eq!(e.field, "virtual_hosts[0].retry_policy");
     let e = table(json!({"name": "t", "virtual_hosts": [

@@ -246,3 +246,36 @@ fn first_match_wins() {
     );
     assert_eq!(selected(&t, &Req::get("h", "/b")).as_deref(), Some("third"));
 }
+
+/// `ignore_port_in_host_matching`: the port of the authority does not take part in virtual
+/// host selection (gateways set it on every table).
+#[test]
+fn ignore_port_in_host_matching_drops_the_port() {
+    let t = table(
+        json!({"name": "http.8080", "ignore_port_in_host_matching": true,
+        "virtual_hosts": [
+            {"name": "a", "domains": ["a.example.com"], "routes": [fwd("/", "a", json!({}))]},
+            {"name": "v6", "domains": ["[::1]"], "routes": [fwd("/", "v6", json!({}))]}]}),
+    )
+    .unwrap();
+    assert_eq!(
+        selected(&t, &Req::get("a.example.com:8080", "/")).as_deref(),
+        Some("a")
+    );
+    assert_eq!(
+        selected(&t, &Req::get("a.example.com", "/")).as_deref(),
+        Some("a")
+    );
+    assert_eq!(
+        selected(&t, &Req::get("[::1]:8080", "/")).as_deref(),
+        Some("v6")
+    );
+    assert_eq!(selected(&t, &Req::get("[::1]", "/")).as_deref(), Some("v6"));
+    let strict = table(json!({"name": "t", "virtual_hosts": [
+        {"name": "a", "domains": ["a.example.com"], "routes": [fwd("/", "a", json!({}))]}]}))
+    .unwrap();
+    assert_eq!(
+        selected(&strict, &Req::get("a.example.com:8080", "/")),
+        None
+    );
+}

@@ -61,11 +61,13 @@ pub struct Autoscale {
 /// One enabled gateway.
 #[derive(Debug, Clone)]
 pub struct Gateway {
-    /// Deployment and Service name (`istio-ingressgateway`).
+    /// Deployment and Service name (`mast-ingressgateway`).
     pub name: String,
     /// Ingress (true) or egress.
     pub ingress: bool,
-    /// Pod labels (`app`, `istio`).
+    /// Pod labels: Istio's `app: istio-ingressgateway`, `istio: ingressgateway` (egress
+    /// alike) with the component's `label` merged over them, so existing Istio Gateways
+    /// select Mast's gateways.
     pub labels: serde_json::Map<String, Value>,
     /// Service type (`LoadBalancer`, `ClusterIP`, `NodePort`).
     pub service_type: String,
@@ -289,28 +291,30 @@ fn gateway(spec: &Value, key: &str, i: usize, g: &Value, ingress: bool) -> Resul
         .and_then(Value::as_str)
         .with_context(|| format!("IstioOperator field {field}.name is required"))?;
     check_dns_label(&format!("{field}.name"), name)?;
-    let vals = format!("/values/gateways/{name}");
-    let labels = match g.get("label").and_then(Value::as_object) {
-        Some(l) => l.clone(),
-        None => {
-            let mut m = serde_json::Map::new();
-            m.insert("app".into(), Value::from(name));
-            m.insert(
-                "istio".into(),
-                Value::from(name.strip_prefix("istio-").unwrap_or(name)),
-            );
-            m
-        }
+    let vals = gateway_values(spec, name, ingress);
+    let vals_path = format!("/values/gateways/{name}");
+    // Istio's gateway chart labels every ingress (egress) gateway alike unless the
+    // component's `label` says otherwise; `label` is merged over them.
+    let kind = if ingress {
+        "ingressgateway"
+    } else {
+        "egressgateway"
     };
+    let mut labels = serde_json::Map::new();
+    labels.insert("app".into(), Value::from(format!("istio-{kind}")));
+    labels.insert("istio".into(), Value::from(kind));
+    if let Some(l) = g.get("label").and_then(Value::as_object) {
+        labels.extend(l.clone());
+    }
     let service_type = g
         .pointer("/k8s/service/type")
         .and_then(Value::as_str)
         .map(str::to_string)
-        .or_else(|| str_at(spec, &format!("{vals}/type")))
+        .or_else(|| str_at(&vals, &format!("{vals_path}/type")))
         .unwrap_or_else(|| if ingress { "LoadBalancer" } else { "ClusterIP" }.into());
     let ports = match g.pointer("/k8s/service/ports").and_then(Value::as_array) {
         Some(p) => p.clone(),
-        None => default_ports(),
+        None => default_ports(ingress),
     };
     let resources = match g.pointer("/k8s/resources") {
         Some(r) if r.is_object() => r.clone(),
@@ -329,19 +333,39 @@ fn gateway(spec: &Value, key: &str, i: usize, g: &Value, ingress: bool) -> Resul
         service_type,
         ports,
         replicas,
-        autoscale: autoscale(spec, &vals)?,
+        autoscale: autoscale(&vals, &vals_path)?,
         resources,
     })
 }
 
-fn default_ports() -> Vec<Value> {
-    [
-        ("status-port", 15021),
-        ("http2", 80),
-        ("https", 443),
-        ("tls", 15443),
-    ]
-    .iter()
-    .map(|(n, p)| serde_json::json!({"name": n, "port": p, "targetPort": p, "protocol": "TCP"}))
-    .collect()
+/// The gateway's values: Istio's chart key (`values.gateways.istio-ingressgateway` /
+/// `istio-egressgateway`), which applies to every ingress (egress) gateway as in Istio,
+/// with `values.gateways.<name>` merged over it; returned as a tree holding only
+/// `values.gateways.<name>` (so messages name that path).
+fn gateway_values(spec: &Value, name: &str, ingress: bool) -> Value {
+    let istio = if ingress {
+        "istio-ingressgateway"
+    } else {
+        "istio-egressgateway"
+    };
+    let mut merged = serde_json::Map::new();
+    for key in [istio, name] {
+        if let Some(Value::Object(m)) = spec.pointer(&format!("/values/gateways/{key}")) {
+            merged.extend(m.clone());
+        }
+    }
+    serde_json::json!({ "values": { "gateways": { name: merged } } })
+}
+
+/// Istio's gateway Service ports: the status port (ingress only) and HTTP/HTTPS on 80/443
+/// to the unprivileged 8080/8443 the proxy listens on (Gateways bind the targetPort).
+fn default_ports(ingress: bool) -> Vec<Value> {
+    let status = ("status-port", 15021, 15021);
+    let rest = [("http2", 80, 8080), ("https", 443, 8443)];
+    ingress
+        .then_some(status)
+        .into_iter()
+        .chain(rest)
+        .map(|(n, p, t)| serde_json::json!({"name": n, "port": p, "targetPort": t, "protocol": "TCP"}))
+        .collect()
 }

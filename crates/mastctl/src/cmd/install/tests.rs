@@ -44,19 +44,19 @@ fn args(objs: &[Object]) -> Vec<String> {
 #[test]
 fn default_profile_has_mastd_and_ingress() {
     let o = objects(&[]);
-    assert_eq!(names(&o, "Deployment"), ["istio-ingressgateway", "mastd"]);
+    assert_eq!(names(&o, "Deployment"), ["mast-ingressgateway", "mastd"]);
     assert_eq!(names(&o, "CustomResourceDefinition").len(), 9);
     assert_eq!(
         names(&o, "Service"),
-        ["istio-ingressgateway", "istiod", "mastd"]
+        ["istiod", "mast-ingressgateway", "mastd"]
     );
     assert_eq!(
         names(&o, "HorizontalPodAutoscaler"),
-        ["istio-ingressgateway", "mastd"]
+        ["mast-ingressgateway", "mastd"]
     );
     assert_eq!(
         names(&o, "PodDisruptionBudget"),
-        ["istio-ingressgateway", "mastd"]
+        ["mast-ingressgateway", "mastd"]
     );
     assert_eq!(
         names(&o, "ValidatingWebhookConfiguration"),
@@ -66,7 +66,7 @@ fn default_profile_has_mastd_and_ingress() {
         names(&o, "MutatingWebhookConfiguration"),
         ["istio-sidecar-injector"]
     );
-    let svc = find(&o, "Service", "istio-ingressgateway");
+    let svc = find(&o, "Service", "mast-ingressgateway");
     assert_eq!(svc["spec"]["type"], "LoadBalancer");
     let ports: Vec<i64> = svc["spec"]["ports"]
         .as_array()
@@ -74,7 +74,21 @@ fn default_profile_has_mastd_and_ingress() {
         .iter()
         .map(|p| p["port"].as_i64().unwrap())
         .collect();
-    assert_eq!(ports, [15021, 80, 443, 15443]);
+    assert_eq!(ports, [15021, 80, 443]);
+    let targets: Vec<i64> = svc["spec"]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["targetPort"].as_i64().unwrap())
+        .collect();
+    assert_eq!(targets, [15021, 8080, 8443], "Istio's unprivileged ports");
+    // Istio's labels: existing Gateways (`selector: {istio: ingressgateway}`) select it.
+    assert_eq!(svc["spec"]["selector"]["istio"], "ingressgateway");
+    assert_eq!(svc["spec"]["selector"]["app"], "istio-ingressgateway");
+    let gw = find(&o, "Deployment", "mast-ingressgateway");
+    let pod_labels = &gw["spec"]["template"]["metadata"]["labels"];
+    assert_eq!(pod_labels["istio"], "ingressgateway");
+    assert_eq!(pod_labels["app"], "istio-ingressgateway");
     let a = args(&o);
     assert!(
         a.windows(2).any(|w| w == ["--registry", "kubernetes"]),
@@ -106,12 +120,27 @@ fn demo_profile_adds_egress_dashboard_and_full_sampling() {
     let o = objects(&["profile=demo"]);
     assert_eq!(
         names(&o, "Deployment"),
-        ["istio-egressgateway", "istio-ingressgateway", "mastd"]
+        ["mast-egressgateway", "mast-ingressgateway", "mastd"]
     );
     assert_eq!(
-        find(&o, "Service", "istio-egressgateway")["spec"]["type"],
+        find(&o, "Service", "mast-egressgateway")["spec"]["type"],
         "ClusterIP"
     );
+    let eg = find(&o, "Service", "mast-egressgateway");
+    assert_eq!(eg["spec"]["selector"]["istio"], "egressgateway");
+    assert_eq!(eg["spec"]["selector"]["app"], "istio-egressgateway");
+    let ports: Vec<(i64, i64)> = eg["spec"]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["port"].as_i64().unwrap(),
+                p["targetPort"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(ports, [(80, 8080), (443, 8443)]);
     assert_eq!(
         find(&o, "Service", "mast-dashboard")["spec"]["ports"][0]["port"],
         20001
@@ -135,7 +164,7 @@ fn minimal_remote_and_empty_profiles() {
     let o = objects(&["profile=minimal"]);
     assert_eq!(names(&o, "Deployment"), ["mastd"]);
     let o = objects(&["profile=remote"]);
-    assert_eq!(names(&o, "Deployment"), ["istio-ingressgateway", "mastd"]);
+    assert_eq!(names(&o, "Deployment"), ["mast-ingressgateway", "mastd"]);
     assert!(names(&o, "ValidatingWebhookConfiguration").is_empty());
     assert!(objects(&["profile=empty"]).is_empty());
 }
@@ -146,24 +175,25 @@ fn set_overrides_paths_istio_style() {
         "components.egressGateways[0].enabled=true",
         "values.global.proxy.image=registry.local/proxy:dev",
         "meshConfig.defaultConfig.tracing.sampling=50",
+        // Istio's values key (the seed notes' NodePort switch) and the gateway's own.
         "values.gateways.istio-ingressgateway.type=NodePort",
-        "components.ingressGateways[name:istio-ingressgateway].k8s.replicaCount=3",
-        "values.gateways.istio-ingressgateway.autoscaleEnabled=false",
+        "components.ingressGateways[name:mast-ingressgateway].k8s.replicaCount=3",
+        "values.gateways.mast-ingressgateway.autoscaleEnabled=false",
         "hub=example.org/mesh",
         "tag=1.2.3",
     ]);
-    let eg = find(&o, "Deployment", "istio-egressgateway");
+    let eg = find(&o, "Deployment", "mast-egressgateway");
     assert_eq!(
         eg.pointer("/spec/template/spec/containers/0/image")
             .unwrap(),
         "registry.local/proxy:dev"
     );
     assert_eq!(
-        find(&o, "Service", "istio-ingressgateway")["spec"]["type"],
+        find(&o, "Service", "mast-ingressgateway")["spec"]["type"],
         "NodePort"
     );
     assert_eq!(
-        find(&o, "Deployment", "istio-ingressgateway")["spec"]["replicas"],
+        find(&o, "Deployment", "mast-ingressgateway")["spec"]["replicas"],
         3
     );
     assert!(args(&o).windows(2).any(|w| w == ["--trace-sampling", "50"]));
@@ -199,7 +229,7 @@ fn file_overlay_then_set() {
     let dir = std::env::temp_dir().join(format!("mastctl-install-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let f = dir.join("overlay.yaml");
-    std::fs::write(&f, "apiVersion: install.istio.io/v1alpha1\nkind: IstioOperator\nspec:\n  profile: minimal\n  components:\n    egressGateways:\n    - name: istio-egressgateway\n      enabled: true\n  values:\n    global:\n      istioNamespace: mesh\n").unwrap();
+    std::fs::write(&f, "apiVersion: install.istio.io/v1alpha1\nkind: IstioOperator\nspec:\n  profile: minimal\n  components:\n    egressGateways:\n    - name: mast-egressgateway\n      enabled: true\n  values:\n    global:\n      istioNamespace: mesh\n").unwrap();
     let input = Input {
         files: vec![f.clone()],
         sets: vec![
@@ -210,7 +240,7 @@ fn file_overlay_then_set() {
     let s = Settings::from_tree(&build(&input).unwrap()).unwrap();
     let o = render(&s, None);
     assert_eq!(s.profile, "minimal");
-    assert_eq!(names(&o, "Deployment"), ["istio-egressgateway", "mastd"]);
+    assert_eq!(names(&o, "Deployment"), ["mast-egressgateway", "mastd"]);
     assert_eq!(
         find(&o, "Deployment", "mastd")["metadata"]["namespace"],
         "mesh"
@@ -234,7 +264,7 @@ fn revision_suffixes_names_and_selects_namespaces_by_rev() {
     let o = objects(&["revision=canary"]);
     assert_eq!(
         names(&o, "Deployment"),
-        ["istio-ingressgateway", "mastd-canary"]
+        ["mast-ingressgateway", "mastd-canary"]
     );
     assert_eq!(
         names(&o, "MutatingWebhookConfiguration"),
@@ -253,7 +283,7 @@ fn revision_suffixes_names_and_selects_namespaces_by_rev() {
         wh["webhooks"][0]["clientConfig"]["service"]["name"],
         "mastd-canary"
     );
-    let gw = find(&o, "Deployment", "istio-ingressgateway");
+    let gw = find(&o, "Deployment", "mast-ingressgateway");
     assert_eq!(gw["metadata"]["labels"]["istio.io/rev"], "canary");
     assert_eq!(
         gw.pointer("/spec/template/spec/containers/0/env/0/value")

@@ -1,6 +1,7 @@
 //! What every part of a running `mastctl up` shares: the state (written to the state file on
 //! every change, for `exec` and the other verbs), the generated WorkloadEntries (one file per
-//! running workload in the generated folder mastd watches), and the printed table.
+//! running workload or gateway in the generated folder mastd watches), the Services
+//! generated for Gateway API Gateways, and the printed table.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,9 +11,9 @@ use parking_lot::Mutex;
 
 use super::proc::say;
 use crate::cmd::table::Table;
-use crate::local::entry;
 use crate::local::spec::{Key, LocalSpec};
 use crate::local::state::{self, State, WorkloadState};
+use crate::local::{entry, gateway};
 
 /// A running workload's entry: its spec, its sidecar's inbound listener (the program's own
 /// port in a pod), the `ports:` written, its address.
@@ -119,6 +120,10 @@ impl Mesh {
     ) {
         let ports = entry::entry_ports(spec, resources, inbound);
         self.write_entry_file(spec, &ports, address);
+        if spec.gateway {
+            let urls = gateway::urls(spec, resources, address);
+            self.update(&spec.key, |w| w.urls = urls);
+        }
         self.entries.lock().insert(
             spec.key.clone(),
             (spec.clone(), inbound, ports, address.to_owned()),
@@ -144,7 +149,9 @@ impl Mesh {
         self.entries
             .lock()
             .values()
-            .filter(|(_, _, ports, address)| !ports.is_empty() && address == LOOPBACK)
+            .filter(|(spec, _, ports, address)| {
+                !spec.gateway && !ports.is_empty() && address == LOOPBACK
+            })
             .map(|(_, inbound, _, _)| *inbound)
             .collect()
     }
@@ -158,12 +165,47 @@ impl Mesh {
     /// Rewrites the entries whose `ports:` change with the folder's new `resources` (a
     /// Service added, edited or removed).
     pub fn refresh_entries(&self, resources: &[Resource]) {
-        let mut entries = self.entries.lock();
-        for (spec, inbound, ports, address) in entries.values_mut() {
-            let now = entry::entry_ports(spec, resources, *inbound);
-            if now != *ports {
-                self.write_entry_file(spec, &now, address);
-                *ports = now;
+        let mut urls = Vec::new();
+        {
+            let mut entries = self.entries.lock();
+            for (spec, inbound, ports, address) in entries.values_mut() {
+                let now = entry::entry_ports(spec, resources, *inbound);
+                if now != *ports {
+                    self.write_entry_file(spec, &now, address);
+                    *ports = now;
+                }
+                if spec.gateway {
+                    urls.push((spec.key.clone(), gateway::urls(spec, resources, address)));
+                }
+            }
+        }
+        for (key, now) in urls {
+            self.update(&key, |w| w.urls = now);
+        }
+    }
+
+    /// Makes the generated folder hold exactly `services` (file name → YAML), the Services
+    /// of Gateway API Gateways' gateways (`svc_*.yaml`; no namespace has `_`).
+    pub fn sync_gateway_services(&self, services: &BTreeMap<String, String>) {
+        for e in std::fs::read_dir(&self.generated)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with("svc_") && !services.contains_key(&name) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+        for (name, text) in services {
+            let path = self.generated.join(name);
+            if std::fs::read_to_string(&path).is_ok_and(|t| t == *text) {
+                continue;
+            }
+            let tmp = self.run_dir.join(format!(".{name}.tmp"));
+            let result = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, &path));
+            if let Err(e) = result {
+                say(format!("writing the generated Service {name}: {e}"));
             }
         }
     }
@@ -173,7 +215,12 @@ impl Mesh {
         let s = self.snapshot();
         // The ADDRESS column only with --capture namespaces (ports mode's table unchanged).
         let pods = s.workloads.iter().any(|w| w.address.is_some());
+        // The KIND column only when gateways run (a workload-only table is unchanged).
+        let kinds = s.workloads.iter().any(|w| w.is_gateway());
         let mut headers = vec!["WORKLOAD", "NAMESPACE"];
+        if kinds {
+            headers.push("KIND");
+        }
         if pods {
             headers.push("ADDRESS");
         }
@@ -183,12 +230,18 @@ impl Mesh {
         for w in &s.workloads {
             let inbound: Vec<String> = w.inbound.iter().map(|(a, l)| format!("{l}->{a}")).collect();
             let mut row = vec![w.name.clone(), w.namespace.clone()];
+            if kinds {
+                row.push(w.kind.clone().unwrap_or_else(|| "workload".into()));
+            }
             if pods {
                 row.push(w.address.clone().unwrap_or_else(|| "-".into()));
             }
             row.extend([
                 w.proxy.clone(),
-                w.pid.map_or_else(|| "-".to_owned(), |p| p.to_string()),
+                // A gateway has no program: its proxy's pid.
+                w.pid
+                    .or(w.sidecar_pid.filter(|_| w.is_gateway()))
+                    .map_or_else(|| "-".to_owned(), |p| p.to_string()),
                 opt(w.outbound),
                 if inbound.is_empty() {
                     "-".into()
@@ -210,8 +263,21 @@ impl Mesh {
             .as_ref()
             .map(|u| format!("prometheus: {u}\n"))
             .unwrap_or_default();
+        let gateways: String = s
+            .workloads
+            .iter()
+            .filter(|w| w.is_gateway())
+            .map(|w| {
+                let urls = if w.urls.is_empty() {
+                    "(no Service selects it)".to_owned()
+                } else {
+                    w.urls.join("  ")
+                };
+                format!("gateway:   {}.{}  {urls}\n", w.name, w.namespace)
+            })
+            .collect();
         format!(
-            "{}\nmastd:     xDS {}  monitoring http://{}/metrics\ndashboard: {dashboard}\n{prometheus}state:     {}\n",
+            "{}\n{gateways}mastd:     xDS {}  monitoring http://{}/metrics\ndashboard: {dashboard}\n{prometheus}state:     {}\n",
             t.render(),
             s.mastd.xds,
             s.mastd.monitoring,

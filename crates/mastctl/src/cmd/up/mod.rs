@@ -1,16 +1,18 @@
 //! `mastctl up DIR`: a whole mesh on one machine. Validates and analyzes the folder, starts
 //! mastd on it (plus a folder of WorkloadEntries it generates), then for each
 //! `LocalWorkload` its sidecar and, once the sidecar is ready, its program with the sidecar
-//! as HTTP proxy; prints a table; follows edits to the folder; and on Ctrl-C/SIGTERM stops
+//! as HTTP proxy, and for each gateway (`LocalGateway`, Gateway API `Gateway`) its `router`
+//! proxy; prints a table; follows edits to the folder; and on Ctrl-C/SIGTERM stops
 //! everything it started.
 //!
 //! Parts: [`config`] reads the folder, [`ports`] allocates ports, [`sidecar`] starts mastd
-//! and sidecars, [`proc`] runs child processes, [`supervisor`] runs one workload,
-//! [`mesh`] holds the shared state (state file, generated entries, table), [`watch`]
-//! notices edits, [`prometheus`] runs Prometheus with `--prometheus`, [`runner`] ties them
+//! and sidecars, [`gateway`] runs gateway proxies, [`proc`] runs child processes,
+//! [`supervisor`] runs one workload, [`mesh`] holds the shared state (state file,
+//! generated entries, table), [`watch`] notices edits, [`prometheus`] runs Prometheus with `--prometheus`, [`runner`] ties them
 //! together; [`netns`] builds the pods of `--capture namespaces`.
 
 mod config;
+mod gateway;
 mod mesh;
 mod netns;
 mod ports;

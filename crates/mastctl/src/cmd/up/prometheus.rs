@@ -298,6 +298,7 @@ mod tests {
             service_account: "default".into(),
             env: BTreeMap::new(),
             job: false,
+            gateway: false,
             file: "w.yaml".into(),
         }
     }

@@ -82,6 +82,8 @@ pub async fn run(args: &Args) -> anyhow::Result<i32> {
             return Err(e);
         }
     };
+    // Before mastd: it reads the gateways' generated Services with the folder.
+    mesh.sync_gateway_services(&folder.gateway_services);
     let snapshot = mesh.snapshot();
     let generated = mesh.generated.clone();
     let mastd = match sidecar::start_mastd(
@@ -265,7 +267,7 @@ impl Running {
             self.jobs.insert(spec.key.clone(), None);
         }
         self.pending.insert(spec.key.clone());
-        if spec.port.is_some() && !*self.servers_settled.borrow() {
+        if (spec.port.is_some() || spec.gateway) && !*self.servers_settled.borrow() {
             self.pending_servers.insert(spec.key.clone());
         }
         let key = spec.key.clone();
@@ -344,6 +346,9 @@ impl Running {
         let folder = config::read(dir);
         self.show_new_messages(&folder);
         *self.ctx.resources.lock() = Arc::clone(&folder.resources);
+        self.ctx
+            .mesh
+            .sync_gateway_services(&folder.gateway_services);
         self.ctx.mesh.refresh_entries(&folder.resources);
         if let Some(net) = &self.ctx.network {
             net.refresh_hosts(&folder.resources);

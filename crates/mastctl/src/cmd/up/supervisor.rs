@@ -5,6 +5,7 @@
 //! program (SIGTERM, SIGKILL after 5 s), removes its entry, then drains its sidecar.
 //! With `--capture namespaces` the workload first gets its pod ([`netns::Network::add_pod`]),
 //! its sidecar and program run inside it, and the pod goes when the workload stops.
+//! A gateway's life is its proxy alone ([`super::gateway::run_once`]), restarted the same way.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,6 +16,7 @@ use tokio::process::Command;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use super::gateway;
 use super::mesh::Mesh;
 use super::netns::{self, Pod};
 use super::ports::Block;
@@ -22,6 +24,7 @@ use super::proc::{self, Proc, Sink, say};
 use super::sidecar::{self, SidecarFiles, SidecarPorts};
 use crate::local::entry::{captured_env, program_env};
 use crate::local::spec::{Key, LocalSpec, ProxyKind};
+use crate::local::state::GATEWAY_KIND;
 
 /// How long a program has to exit after SIGTERM.
 const PROGRAM_GRACE: Duration = Duration::from_secs(5);
@@ -113,13 +116,17 @@ impl Backoff {
 }
 
 /// How one life of a workload (sidecar + program) ended.
-enum Outcome {
+pub(super) enum Outcome {
+    /// Stopped on request.
     Stopped,
+    /// A job's program exited with this code.
     JobDone(i32),
+    /// It failed (why); restarted with back-off.
     Failed(String),
 }
 
-async fn stopped(stop: &mut watch::Receiver<bool>) {
+/// Resolves once the workload is asked to stop.
+pub(super) async fn stopped(stop: &mut watch::Receiver<bool>) {
     while !*stop.borrow() {
         if stop.changed().await.is_err() {
             return;
@@ -148,6 +155,9 @@ async fn supervise(ctx: Arc<Ctx>, spec: LocalSpec, block: Block, mut stop: watch
         ctx.mesh.update(&key, |w| {
             w.proxy = kind.as_str().into();
             w.status = "Starting".into();
+            if spec.gateway {
+                w.kind = Some(GATEWAY_KIND.into());
+            }
         });
         let started = Instant::now();
         let life = Life {
@@ -155,7 +165,11 @@ async fn supervise(ctx: Arc<Ctx>, spec: LocalSpec, block: Block, mut stop: watch
             block: &block,
             pod: pod.as_ref(),
         };
-        let outcome = run_once(&ctx, &spec, &life, &mut stop, &mut settled).await;
+        let outcome = if spec.gateway {
+            gateway::run_once(&ctx, &spec, (kind, &block), &mut stop, &mut settled).await
+        } else {
+            run_once(&ctx, &spec, &life, &mut stop, &mut settled).await
+        };
         ctx.mesh.remove_entry(&key);
         let failure = match outcome {
             Outcome::Stopped => break,
@@ -195,7 +209,8 @@ struct Life<'a> {
 
 /// The workload's pod with `--capture namespaces`, recorded in its state.
 fn make_pod(ctx: &Ctx, spec: &LocalSpec, kind: ProxyKind) -> anyhow::Result<Option<Pod>> {
-    let Some(net) = &ctx.network else {
+    // Gateways run on the host (their ports are the host's).
+    let Some(net) = ctx.network.as_ref().filter(|_| !spec.gateway) else {
         return Ok(None);
     };
     let resources = Arc::clone(&ctx.resources.lock());
@@ -221,7 +236,7 @@ async fn start_sidecar(
 }
 
 /// Records a status (and, when `down`, that no process runs).
-fn mark(ctx: &Ctx, key: &Key, status: &str, down: bool) {
+pub(super) fn mark(ctx: &Ctx, key: &Key, status: &str, down: bool) {
     ctx.mesh.update(key, |w| {
         w.status = status.to_owned();
         if down {
@@ -283,7 +298,8 @@ async fn run_once(
     outcome
 }
 
-async fn stop_sidecar(sidecar: Proc) {
+/// Stops a sidecar (or gateway proxy), letting it drain.
+pub(super) async fn stop_sidecar(sidecar: Proc) {
     sidecar
         .stop(sidecar::DRAIN + Duration::from_secs(3), true)
         .await;
@@ -461,7 +477,8 @@ async fn run_program(
     }
 }
 
-fn settle(ctx: &Ctx, key: &Key, settled: &mut bool) {
+/// Tells the main loop, once, that the workload's first start is over.
+pub(super) fn settle(ctx: &Ctx, key: &Key, settled: &mut bool) {
     if !*settled {
         *settled = true;
         let _ = ctx.events.send(Event::Settled(key.clone()));
