@@ -145,6 +145,32 @@ impl PushEvent {
     pub(crate) fn touches(&self, type_url: &str, seen_seq: u64) -> bool {
         self.type_seq(type_url) > seen_seq
     }
+
+    /// Whether, since event `seen_seq` (whose snapshot is `before`'s), endpoints changed at
+    /// the address `ip` of a proxy: its inbound ports (and a gateway's listener ports) follow
+    /// its own endpoints, so such an endpoint-only change must regenerate its listeners,
+    /// routes and clusters too, not only EDS. Conservative (true) when the change is not
+    /// known host by host.
+    pub(crate) fn own_endpoints_changed(
+        &self,
+        before: &PushEvent,
+        ip: &str,
+        seen_seq: u64,
+    ) -> bool {
+        if self.last_change_seq <= seen_seq {
+            return false;
+        }
+        match &self.eds_delta {
+            Some((from, hosts)) if *from <= seen_seq => {
+                let at = |s: &MeshSnapshot| {
+                    s.services_with_endpoint_at(ip)
+                        .any(|svc| hosts.contains(&svc.hostname))
+                };
+                at(&self.snapshot) || at(&before.snapshot)
+            }
+            _ => true,
+        }
+    }
 }
 
 /// The pusher task: runs until the snapshot sender is dropped or `closing` turns true.
@@ -255,5 +281,38 @@ mod tests {
         assert!(!e4.touches(mast_xds::ENDPOINT_TYPE, 3));
         assert_eq!(e4.type_version(mast_xds::ROUTE_TYPE), "5");
         assert_eq!(e4.type_version(mast_xds::CLUSTER_TYPE), "4");
+    }
+
+    fn with_endpoint(version: u64, address: &str) -> Arc<MeshSnapshot> {
+        let yaml = format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: web, namespace: shop}}\n\
+             spec:\n  selector: {{app: web}}\n  ports: [{{name: http, port: 80}}]\n---\n\
+             apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\n\
+             metadata: {{name: web-1, namespace: shop}}\nspec: {{address: {address}, labels: {{app: web}}}}\n"
+        );
+        let out = mast_config::load_str(&yaml, "test.yaml", &Default::default());
+        assert!(out.diagnostics.is_empty(), "{:?}", out.diagnostics);
+        Arc::new(MeshSnapshot::build(
+            &out.resources,
+            mast_model::SnapshotOptions::default(),
+            version,
+        ))
+    }
+
+    #[test]
+    fn endpoints_moving_to_or_from_a_proxy_touch_its_own_config() {
+        let e0 = PushEvent::initial(with_endpoint(1, "10.0.0.1"));
+        let host = Hostname::new_unchecked("web.shop.svc.cluster.local");
+        let e1 = e0.next(
+            with_endpoint(2, "10.0.0.2"),
+            &Change::EndpointsOnly(BTreeSet::from([host])),
+            Instant::now(),
+        );
+        // The endpoint left 10.0.0.1 and arrived at 10.0.0.2: both proxies' inbound change.
+        assert!(e1.own_endpoints_changed(&e0, "10.0.0.1", 0));
+        assert!(e1.own_endpoints_changed(&e0, "10.0.0.2", 0));
+        assert!(!e1.own_endpoints_changed(&e0, "10.0.0.3", 0));
+        // Nothing new for a stream that saw e1.
+        assert!(!e1.own_endpoints_changed(&e0, "10.0.0.2", 1));
     }
 }

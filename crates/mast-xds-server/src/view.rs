@@ -581,12 +581,15 @@ impl ProxyView {
     pub(crate) async fn advance(&mut self, event: Arc<PushEvent>) -> Result<Vec<String>, Gone> {
         let seen = self.event.seq;
         self.key = self.generation.share_key(&event.snapshot, &self.proxy);
+        let own = event.own_endpoints_changed(&self.event, &self.proxy.ip, seen);
         self.event = event;
         let mut changed = Vec::new();
         let touched: Vec<String> = self
             .types
             .keys()
-            .filter(|t| self.event.touches(t, seen))
+            .filter(|t| {
+                self.event.touches(t, seen) || (own && t.as_str() != mast_xds::ENDPOINT_TYPE)
+            })
             .cloned()
             .collect();
         for type_url in touched {
