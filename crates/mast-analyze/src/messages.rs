@@ -19,6 +19,11 @@ pub struct MessageType {
 impl MessageType {
     /// The documentation page for the code, as istioctl links it.
     pub fn documentation_url(&self) -> String {
+        if self.code.starts_with("MST") {
+            // Mast's own codes (no Istio page): the table in docs/analyzers.md.
+            return "https://github.com/mast-mesh/mast/blob/main/docs/analyzers.md#masts-own-codes-mst"
+                .to_owned();
+        }
         format!(
             "https://istio.io/latest/docs/reference/config/analysis/{}/",
             self.code.to_ascii_lowercase()

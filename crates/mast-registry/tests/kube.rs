@@ -444,3 +444,34 @@ async fn the_lease_holder_alone_writes_analyzer_results_to_status() {
     assert_eq!(held["spec"]["leaseTransitions"], 1);
     assert_eq!(first.write(&messages).await.unwrap(), None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn istio_and_gateway_api_gateways_of_one_name_both_serve() {
+    // Istio's docs name both `bookinfo-gateway`: neither may hide the other.
+    let emulator = KubeEmulator::start_with_gateway_api().unwrap();
+    emulator
+        .put(json!({"apiVersion": "networking.istio.io/v1", "kind": "Gateway",
+            "metadata": {"name": "bookinfo-gateway", "namespace": "default"},
+            "spec": {"selector": {"istio": "ingressgateway"},
+                "servers": [{"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": ["*"]}]}}))
+        .unwrap();
+    emulator
+        .put(
+            json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+            "metadata": {"name": "bookinfo-gateway", "namespace": "default"},
+            "spec": {"gatewayClassName": "istio",
+                "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]}}),
+        )
+        .unwrap();
+    let store = ConfigStore::new();
+    let _source = start(&emulator, &store).await;
+    let s = wait_store(&store, "both gateways", |s| {
+        s.resources
+            .iter()
+            .filter(|r| r.kind == "Gateway" && r.name() == "bookinfo-gateway")
+            .count()
+            == 2
+    })
+    .await;
+    assert_eq!(s.errors().count(), 0);
+}

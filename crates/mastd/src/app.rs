@@ -47,8 +47,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         root_namespace: args.root_namespace.clone(),
         domain_suffix: args.domain_suffix.clone(),
         tracing: crate::dashboard::tracing_options(&args, dashboard_addr)?,
+        access_log: crate::access_log::options(&args)?,
         ..SnapshotOptions::default()
     };
+    if let Some(a) = &options.access_log {
+        tracing::info!(path = %a.path, encoding = ?a.encoding, custom_format = !a.format.is_empty(), "access log");
+    }
     if let Some(t) = &options.tracing {
         tracing::info!(collector = ?t.collector, sampling_percent = f64::from(t.sampling_bp) / 100.0, "tracing");
     }
@@ -311,7 +315,7 @@ async fn kube_source(
         source: args.config_dirs.len(),
         ..mast_registry::KubeOptions::default()
     };
-    crate::kube_status::spawn(client.clone(), store.clone());
+    crate::kube_status::spawn(client.clone(), store.clone(), args.domain_suffix.clone());
     let handle = mast_registry::KubeSource::start(client, store.clone(), opts)
         .await
         .with_context(|| format!("watching Kubernetes at {url}"))?;

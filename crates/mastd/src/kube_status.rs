@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use mast_analyze::Message;
 use mast_config::diag::Level;
-use mast_core::DEFAULT_DOMAIN_SUFFIX;
 use mast_registry::ConfigStore;
 use mast_registry::kube::status::{LeaseConfig, Messages, StatusWriter, ValidationMessage};
 
@@ -22,9 +21,12 @@ use mast_registry::kube::status::{LeaseConfig, Messages, StatusWriter, Validatio
 const LEASE: &str = "mast-status-leader";
 /// Quiet time before analyzing a burst of changes.
 const DEBOUNCE: Duration = Duration::from_secs(1);
+/// How soon a failed write is tried again.
+const RETRY: Duration = Duration::from_secs(5);
 
-/// Starts writing analyzer results for `store`'s Kubernetes resources.
-pub fn spawn(client: kube::Client, store: ConfigStore) {
+/// Starts writing analyzer results for `store`'s Kubernetes resources (`domain`: the
+/// cluster DNS suffix, which shapes the hosts named in Gateway API conditions).
+pub fn spawn(client: kube::Client, store: ConfigStore, domain: String) {
     let namespace = std::env::var("POD_NAMESPACE")
         .ok()
         .filter(|s| !s.is_empty())
@@ -45,34 +47,47 @@ pub fn spawn(client: kube::Client, store: ConfigStore) {
         let mut rx = store.subscribe();
         loop {
             let state = rx.borrow_and_update().clone();
+            let domain = domain.clone();
             let (found, wanted) = tokio::task::spawn_blocking(move || {
                 let found = messages(&mast_analyze::analyze(
                     &state.resources,
                     &[],
                     &mast_analyze::Options::default(),
                 ));
-                // The cluster domain only shapes converted hosts, never the status.
-                let wanted = gateway_api::wanted(&state.resources, DEFAULT_DOMAIN_SUFFIX);
+                let wanted = gateway_api::wanted(&state.resources, &domain);
                 (found, wanted)
             })
             .await
             .unwrap_or_default();
-            match writer.write(&found).await {
-                Ok(Some(n)) if n > 0 => tracing::info!(resources = n, "wrote analyzer status"),
-                Ok(_) => {}
-                Err(e) => tracing::warn!("cannot write analyzer status: {e}"),
-            }
-            match gateways.write(wanted).await {
-                Ok(Some(n)) if n > 0 => tracing::info!(objects = n, "wrote Gateway API status"),
-                Ok(_) => {}
-                Err(e) => tracing::warn!("cannot write Gateway API status: {e}"),
-            }
-            if rx.changed().await.is_err() {
+            let failed = report("analyzer status", writer.write(&found).await)
+                | report("Gateway API status", gateways.write(wanted).await);
+            // A failed write is tried again soon even when nothing changes.
+            let changed = if failed {
+                tokio::time::timeout(RETRY, rx.changed())
+                    .await
+                    .unwrap_or(Ok(()))
+            } else {
+                rx.changed().await
+            };
+            if changed.is_err() {
                 return;
             }
             tokio::time::sleep(DEBOUNCE).await;
         }
     });
+}
+
+/// Logs the outcome of a status write; whether it failed.
+fn report(what: &str, result: Result<Option<usize>, kube::Error>) -> bool {
+    match result {
+        Ok(Some(n)) if n > 0 => tracing::info!(objects = n, "wrote {what}"),
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!("cannot write {what}: {e}");
+            return true;
+        }
+    }
+    false
 }
 
 /// Analyzer messages by resource, in Istio's status shape.
