@@ -10,7 +10,6 @@
 mod up_support;
 
 use std::ffi::OsStr;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use up_support::{Dir, Up};
@@ -412,25 +411,39 @@ fn circuit_breaking(up: &Up) {
 }
 
 /// The README's last paragraph: the client sidecar's access log marks overflow `UO`,
-/// timeouts `UT`, injected aborts `FI` and delays `DI`.
+/// timeouts `UT`, injected aborts `FI` and delays `DI`, on both proxies. mast-proxy writes
+/// its lines to stdout, kept as `<run>/default.client.access.log`; Envoy writes them where
+/// mastd's `access_log` says (`mastctl up` runs mastd with `--access-log-file /dev/stdout`),
+/// its own stdout, which mast-agent keeps as `<run>/default.client.envoy/envoy.stdio.log`
+/// unless it passes it on to its stdout. Envoy flushes its log every second: polled.
 fn access_log_flags(dir: &Dir, mast_proxy: bool) {
-    let log: PathBuf = dir
-        .state_file()
-        .with_extension("")
-        .join("default.client.access.log");
-    let text = std::fs::read_to_string(&log).unwrap_or_default();
-    if !mast_proxy && text.is_empty() {
-        eprintln!(
-            "no client access log at {}: skipped for Envoy",
-            log.display()
-        );
-        return;
+    let run = dir.state_file().with_extension("");
+    let mut logs = vec![run.join("default.client.access.log")];
+    if !mast_proxy {
+        logs.push(run.join("default.client.envoy").join("envoy.stdio.log"));
     }
+    let read = || {
+        logs.iter()
+            .map(|l| std::fs::read_to_string(l).unwrap_or_default())
+            .collect::<String>()
+    };
+    let all_flags = |text: &str| {
+        ["UO", "UT", "FI", "DI"]
+            .iter()
+            .all(|f| text.contains(&format!(" {f} ")))
+    };
+    eventually(Duration::from_secs(5), || all_flags(&read()));
+    let text = read();
+    // A request line in Istio's default format, to the resilience example's services.
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with('[') && l.contains("\"GET /") && l.contains("outbound|")),
+        "no request line in {logs:?}: {text}"
+    );
     for flag in ["UO", "UT", "FI", "DI"] {
         assert!(
             text.contains(&format!(" {flag} ")),
-            "{flag} expected in {}",
-            log.display()
+            "{flag} expected in {logs:?}: {text}"
         );
     }
 }

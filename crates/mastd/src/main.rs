@@ -2,6 +2,7 @@
 //! watched folders, builds the mesh model, and serves Envoy xDS v3 (ADS, state of the world
 //! and delta) to every proxy. This binary only wires the parts together (see [`app`]).
 
+mod access_log;
 mod app;
 mod ca;
 mod commands;
@@ -142,6 +143,17 @@ pub struct Args {
     /// How many traces the local collector keeps.
     #[arg(long, default_value_t = 1000)]
     pub trace_capacity: usize,
+    /// Envoy access log path for every proxy (Istio's `meshConfig.accessLogFile`, e.g.
+    /// `/dev/stdout`). Default: no access log (Istio's default profile).
+    #[arg(long, value_name = "PATH")]
+    pub access_log_file: Option<String>,
+    /// Access log encoding (Istio's `meshConfig.accessLogEncoding`).
+    #[arg(long, value_enum, default_value_t = access_log::Encoding::Text)]
+    pub access_log_encoding: access_log::Encoding,
+    /// Access log format (Istio's `meshConfig.accessLogFormat`): Envoy command operators for
+    /// TEXT, a JSON object of key → operator for JSON. Empty: Istio's default.
+    #[arg(long, value_name = "STR", default_value = "")]
+    pub access_log_format: String,
 }
 
 /// Where mastd reads services and configuration from.

@@ -185,6 +185,53 @@ async fn gateway_api_status_is_written_by_mastd() {
 
     unchanged_status_is_not_rewritten(&emulator, &mastd).await;
     spec_change_updates_the_generation_only(&emulator, &mastd, &accepted).await;
+    fixes_and_detachments_are_written(&emulator, &mastd).await;
+}
+
+/// The missing Service appears: ResolvedRefs turns True. The route then moves to a Gateway
+/// of another class: Mast's `parents` entry goes, another controller's stays.
+async fn fixes_and_detachments_are_written(emulator: &KubeEmulator, mastd: &MastdProcess) {
+    emulator
+        .put(json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "nowhere", "namespace": "default"},
+            "spec": {"ports": [{"name": "http", "port": 80}]}}))
+        .unwrap();
+    wait_status(
+        emulator,
+        mastd,
+        ("HTTPRoute", "default", "lost"),
+        "ResolvedRefs=True once the Service exists",
+        |s| state(&s["parents"][0]["conditions"], "ResolvedRefs").0 == "True",
+    )
+    .await;
+
+    emulator
+        .put(json!({"apiVersion": V1, "kind": "Gateway",
+            "metadata": {"name": "foreign", "namespace": "default"},
+            "spec": {"gatewayClassName": "other", "listeners": [
+                {"name": "http", "port": 80, "protocol": "HTTP"}]}}))
+        .unwrap();
+    let mut moved = emulator.get(V1, "HTTPRoute", "default", "lost").unwrap();
+    moved["spec"]["parentRefs"] = json!([{"name": "foreign"}]);
+    moved["status"]["parents"].as_array_mut().unwrap().push(
+        json!({"parentRef": {"name": "foreign"}, "controllerName": "example.com/other",
+            "conditions": []}),
+    );
+    emulator.put(moved).unwrap();
+    let lost = wait_status(
+        emulator,
+        mastd,
+        ("HTTPRoute", "default", "lost"),
+        "without Mast's parent entry",
+        |s| s["parents"].as_array().is_some_and(|p| p.len() == 1),
+    )
+    .await;
+    assert_eq!(
+        lost["status"]["parents"][0]["controllerName"],
+        "example.com/other"
+    );
+    let gw = emulator.get(V1, "Gateway", "default", "foreign").unwrap();
+    assert!(gw["status"].is_null(), "another class's Gateway: {gw:#}");
 }
 
 /// A change elsewhere in the cluster makes mastd look again, and write nothing.

@@ -91,24 +91,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         root.display()
     );
     let tls = client::tls(&certs)?;
-    let mut gateways = Vec::new();
-    for &(kind, port) in &listen {
-        // A gateway that does not start or does not pass its check is reported and left
-        // out; the others are still measured.
-        let checked = start_and_check(&tools, &args, &mastd, &root, (kind, port), &tls).await;
-        match checked {
-            Ok((gateway, line)) => {
-                eprintln!("check {line}");
-                report.checks.push(line);
-                gateways.push(gateway);
-            }
-            Err(e) => {
-                let line = format!("{}: NOT MEASURED: {e:#}", kind.name());
-                eprintln!("check {line}");
-                report.checks.push(line);
-            }
-        }
-    }
+    let gateways = start_all(&tools, &args, &mastd, &root, &listen, &tls, &mut report).await;
     let targets = targets(&args, &upstream, &gateways);
     warm_up(&args, &targets, &tls, &mut report).await;
     for rep in 0..args.reps {
@@ -153,6 +136,35 @@ fn listener_ports(args: &Args) -> Vec<(Kind, u16)> {
         out.push((kind, port));
     }
     out
+}
+
+/// Starts and checks every gateway of `listen`; one that does not start or does not pass its
+/// check is reported and left out, and the others are still measured.
+async fn start_all(
+    tools: &Tools,
+    args: &Args,
+    mastd: &MastdProcess,
+    root: &std::path::Path,
+    listen: &[(Kind, u16)],
+    tls: &Tls,
+    report: &mut Report,
+) -> Vec<Gateway> {
+    let mut gateways = Vec::new();
+    for &(kind, port) in listen {
+        match start_and_check(tools, args, mastd, root, (kind, port), tls).await {
+            Ok((gateway, line)) => {
+                eprintln!("check {line}");
+                report.checks.push(line);
+                gateways.push(gateway);
+            }
+            Err(e) => {
+                let line = format!("{}: NOT MEASURED: {e:#}", kind.name());
+                eprintln!("check {line}");
+                report.checks.push(line);
+            }
+        }
+    }
+    gateways
 }
 
 /// Starts the gateway of `kind` listening on `port` and checks it; with its check line.

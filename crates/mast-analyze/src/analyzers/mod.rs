@@ -5,6 +5,7 @@ use crate::Analyzer;
 mod annotations;
 mod destination_rule;
 mod gateway;
+pub mod gateway_api;
 mod injection;
 mod schema;
 mod security;
@@ -25,6 +26,7 @@ pub fn all() -> Vec<Box<dyn Analyzer>> {
     all.extend(virtual_service::analyzers());
     all.extend(destination_rule::analyzers());
     all.extend(gateway::analyzers());
+    all.extend(gateway_api::analyzers());
     all.extend(service_entry::analyzers());
     all.extend(sidecar::analyzers());
     all.extend(security::analyzers());

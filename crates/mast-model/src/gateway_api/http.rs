@@ -388,7 +388,9 @@ fn rewrite(r: &HttpUrlRewriteFilter) -> HttpRewrite {
     };
     match &r.path {
         Some(p) if p.r#type == PathModifierType::ReplacePrefixMatch => {
+            // Istio trims a trailing `/`; what is left empty means "remove the prefix".
             let v = p.replace_prefix_match.as_deref().unwrap_or("");
+            let v = v.strip_suffix('/').unwrap_or(v);
             out.uri = if v.is_empty() {
                 "/".into()
             } else {

@@ -13,6 +13,7 @@ mod http;
 mod inputs;
 mod listeners;
 mod routes;
+mod semantics;
 pub mod status;
 
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use mast_config::Resource;
 use mast_config::networking::{Gateway, VirtualService};
 
 use crate::snapshot::Config;
+pub use semantics::{PREFIX_MARKER, uses_gateway_semantics};
 pub use status::{Condition, ObjectStatus, StatusBody};
 
 /// The label the converted Gateways select their proxies by.

@@ -3,7 +3,8 @@
 //! listener port of each server (Istio ≥ 1.8 `resolvePorts`: the `targetPort` of the
 //! Services selecting the proxy), the host rules of gateway servers (`ns/host`, `./host`,
 //! `*/host`, wildcards), and the TLS material of Kubernetes Secrets that `credentialName`
-//! names.
+//! names ([`Credential`]: `name`, `kubernetes://[ns/]name`, `kubernetes-gateway://ns/name`,
+//! `builtin://`).
 //!
 //! Merging, per listener port (and `bind`), in Gateway order (namespace, name; Istio: oldest
 //! first) then server order:
@@ -23,8 +24,13 @@ use mast_config::networking::gateway::{Server, ServerTlsMode};
 use mast_core::Hostname;
 
 use super::{Config, MeshSnapshot, selector_matches};
+
+mod credential;
 use crate::proxy::ProxyNode;
 use crate::service::Protocol;
+pub use credential::{
+    BUILTIN_SECRET_PREFIX, Credential, KUBERNETES_GATEWAY_SECRET_PREFIX, KUBERNETES_SECRET_PREFIX,
+};
 
 /// The label the Kubernetes Gateway API conversion selects gateway proxies with: Gateways
 /// selecting on it are not "legacy" selectors, so a server port no Service maps is skipped.

@@ -10,12 +10,14 @@
 //! - [`destination`]: Istio's DestinationRule index and lookup order;
 //! - [`inbound`]: the service ports a proxy's workload serves;
 //! - [`peer_authn`]: PeerAuthentication modes, endpoint identities and sidecars;
+//! - [`access_log`]: the proxies' access log settings and Istio's default formats;
 //! - [`gateway`]: the Gateways selecting a gateway proxy, merged per port, and the TLS
 //!   Secrets `credentialName` names.
 //!
 //! Semantics follow Istio's `pilot/pkg/model` (push_context.go, sidecar.go,
 //! destination_rule.go); every simplification is written down on the method it affects.
 
+pub mod access_log;
 mod build;
 mod destination;
 pub mod gateway;
@@ -46,6 +48,7 @@ use mast_core::Hostname;
 use crate::proxy::ProxyNode;
 use crate::service::{Service, ServicePort};
 
+pub use access_log::{AccessLogEncoding, AccessLogOptions};
 pub(crate) use destination::DrIndex;
 pub use gateway::{GatewayPort, GatewayServer, MergedGateway, Skipped, TlsSecret};
 pub use peer_authn::{TLS_MODE_ISTIO, TLS_MODE_LABEL};
@@ -64,6 +67,9 @@ pub struct SnapshotOptions {
     /// Tracing (Istio's `meshConfig.defaultConfig.tracing` and `pilot.traceSampling`): where
     /// proxies send spans and how many requests start a trace. `None`: no tracing configured.
     pub tracing: Option<TracingOptions>,
+    /// Envoy access logging (Istio's `meshConfig.accessLogFile`, `accessLogEncoding`,
+    /// `accessLogFormat`). `None`: off, Istio's default profile.
+    pub access_log: Option<AccessLogOptions>,
 }
 
 /// Where the proxies export spans, and the sampling rate.
@@ -102,6 +108,7 @@ impl Default for SnapshotOptions {
             domain_suffix: mast_core::DEFAULT_DOMAIN_SUFFIX.into(),
             jwks: Arc::default(),
             tracing: None,
+            access_log: None,
         }
     }
 }

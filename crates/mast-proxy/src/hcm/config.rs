@@ -189,6 +189,7 @@ impl HcmConfig {
                 .map_err(|(f, r)| fail(&format!("tracing.{f}"), r))?,
         };
         config.filters(h)?;
+        note_access_log(&h.access_log);
         if let Some(o) = &h.common_http_protocol_options {
             let unsupported = [
                 (
@@ -310,4 +311,176 @@ fn authz_filter(
     } else {
         AuthzFilter::Rbac(Arc::new(HttpRbac::from_any(any).map_err(under)?))
     })
+}
+
+/// Istio's default TEXT access log format, the one mast-proxy's lines follow
+/// ([`super::access_log`]).
+const ISTIO_TEXT_FORMAT: &str = concat!(
+    "[%START_TIME%] \"%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% ",
+    "%PROTOCOL%\" %RESPONSE_CODE% %RESPONSE_FLAGS% ",
+    "%RESPONSE_CODE_DETAILS% %CONNECTION_TERMINATION_DETAILS% ",
+    "\"%UPSTREAM_TRANSPORT_FAILURE_REASON%\" %BYTES_RECEIVED% %BYTES_SENT% ",
+    "%DURATION% %RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% \"%REQ(X-FORWARDED-FOR)%\" ",
+    "\"%REQ(USER-AGENT)%\" \"%REQ(X-REQUEST-ID)%\" \"%REQ(:AUTHORITY)%\" \"%UPSTREAM_HOST%\" ",
+    "%UPSTREAM_CLUSTER_RAW% %UPSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_LOCAL_ADDRESS% ",
+    "%DOWNSTREAM_REMOTE_ADDRESS% %REQUESTED_SERVER_NAME% %ROUTE_NAME%\n",
+);
+
+/// Accepts the `access_log` of an HTTP connection manager or `tcp_proxy` (never a reason to
+/// refuse a listener). mast-proxy always writes Istio's default text line to stdout; a
+/// setting it cannot honour (another logger, another path, a JSON or custom format, a
+/// filter) is logged as a warning once per process.
+pub fn note_access_log(logs: &[envoy_types::pb::envoy::config::accesslog::v3::AccessLog]) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    let Some(reason) = logs.iter().find_map(unhonoured_access_log) else {
+        return;
+    };
+    if !WARNED.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            "access log setting not honoured ({reason}): mast-proxy writes Istio's default text format to stdout"
+        );
+    }
+}
+
+/// What of one access log entry mast-proxy does not do, if anything.
+fn unhonoured_access_log(
+    log: &envoy_types::pb::envoy::config::accesslog::v3::AccessLog,
+) -> Option<String> {
+    use envoy_types::pb::envoy::config::accesslog::v3::access_log::ConfigType;
+    use envoy_types::pb::envoy::config::core::v3::data_source::Specifier;
+    use envoy_types::pb::envoy::config::core::v3::substitution_format_string::Format;
+    use envoy_types::pb::envoy::extensions::access_loggers::file::v3::FileAccessLog;
+    use envoy_types::pb::envoy::extensions::access_loggers::file::v3::file_access_log::AccessLogFormat;
+    use prost::{Message, Name};
+
+    if log.filter.is_some() {
+        return Some("access log filters".into());
+    }
+    let file = match &log.config_type {
+        Some(ConfigType::TypedConfig(any)) if any.type_url == FileAccessLog::type_url() => {
+            FileAccessLog::decode(any.value.as_slice()).ok()
+        }
+        _ => None,
+    };
+    let Some(file) = file else {
+        return Some(format!("access logger {:?}", log.name));
+    };
+    if !["/dev/stdout", ""].contains(&file.path.as_str()) {
+        return Some(format!("path {:?}", file.path));
+    }
+    let text = match &file.access_log_format {
+        None => return None,
+        Some(AccessLogFormat::LogFormat(f)) => match &f.format {
+            Some(Format::TextFormatSource(src)) => match &src.specifier {
+                Some(Specifier::InlineString(s)) => s.as_str(),
+                _ => return Some("a format read from a file".into()),
+            },
+            Some(Format::JsonFormat(_)) => return Some("JSON encoding".into()),
+            _ => return Some("a format other than text_format_source".into()),
+        },
+        Some(_) => return Some("a deprecated format field".into()),
+    };
+    (text != ISTIO_TEXT_FORMAT).then(|| format!("custom format {text:?}"))
+}
+
+#[cfg(test)]
+mod access_log_tests {
+    use envoy_types::pb::envoy::config::accesslog::v3::AccessLog;
+    use envoy_types::pb::envoy::config::accesslog::v3::access_log::ConfigType;
+    use envoy_types::pb::envoy::config::core::v3::data_source::Specifier;
+    use envoy_types::pb::envoy::config::core::v3::substitution_format_string::Format;
+    use envoy_types::pb::envoy::config::core::v3::{DataSource, SubstitutionFormatString};
+    use envoy_types::pb::envoy::extensions::access_loggers::file::v3::FileAccessLog;
+    use envoy_types::pb::envoy::extensions::access_loggers::file::v3::file_access_log::AccessLogFormat;
+    use envoy_types::pb::google::protobuf::Struct;
+    use envoy_types::util::pack_any;
+
+    use super::*;
+
+    fn log(path: &str, format: Format) -> AccessLog {
+        let file = FileAccessLog {
+            path: path.into(),
+            access_log_format: Some(AccessLogFormat::LogFormat(SubstitutionFormatString {
+                format: Some(format),
+                ..Default::default()
+            })),
+        };
+        AccessLog {
+            name: "envoy.access_loggers.file".into(),
+            config_type: Some(ConfigType::TypedConfig(pack_any(file))),
+            ..Default::default()
+        }
+    }
+
+    fn text(s: &str) -> Format {
+        Format::TextFormatSource(DataSource {
+            specifier: Some(Specifier::InlineString(s.into())),
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn istios_default_on_stdout_is_honoured() {
+        assert_eq!(
+            unhonoured_access_log(&log("/dev/stdout", text(ISTIO_TEXT_FORMAT))),
+            None
+        );
+    }
+
+    #[test]
+    fn what_is_not_honoured_is_named() {
+        let cases = [
+            (log("/tmp/a.log", text(ISTIO_TEXT_FORMAT)), "path"),
+            (
+                log("/dev/stdout", text("%RESPONSE_CODE%\n")),
+                "custom format",
+            ),
+            (
+                log("/dev/stdout", Format::JsonFormat(Struct::default())),
+                "JSON",
+            ),
+        ];
+        for (l, want) in cases {
+            let got = unhonoured_access_log(&l).unwrap_or_default();
+            assert!(got.contains(want), "{got:?} should mention {want}");
+        }
+        let other = AccessLog {
+            name: "envoy.access_loggers.stream".into(),
+            ..Default::default()
+        };
+        assert!(unhonoured_access_log(&other).unwrap().contains("stream"));
+    }
+
+    #[test]
+    fn an_hcm_and_a_tcp_proxy_with_a_json_access_log_are_accepted() {
+        use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::Rds;
+        use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::TcpProxy;
+        use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::tcp_proxy::ClusterSpecifier;
+        let json = log("/dev/stdout", Format::JsonFormat(Struct::default()));
+        let hcm = HttpConnectionManager {
+            stat_prefix: "x".into(),
+            route_specifier: Some(RouteSpecifier::Rds(Rds {
+                route_config_name: "80".into(),
+                ..Default::default()
+            })),
+            http_filters: vec![
+                envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpFilter {
+                    name: ROUTER.into(),
+                    ..Default::default()
+                },
+            ],
+            access_log: vec![json.clone()],
+            ..Default::default()
+        };
+        let converted = HcmConfig::from_proto(&hcm);
+        assert!(converted.is_ok(), "{:?}", converted.err());
+        let tcp = TcpProxy {
+            stat_prefix: "x".into(),
+            cluster_specifier: Some(ClusterSpecifier::Cluster("c".into())),
+            access_log: vec![json],
+            ..Default::default()
+        };
+        assert!(crate::tcp::config::TcpProxyConfig::from_proto(&tcp).is_ok());
+    }
 }

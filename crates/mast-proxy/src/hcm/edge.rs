@@ -223,10 +223,24 @@ pub fn mutate_request(
             .is_some_and(|ip| edge.internal.iter().any(|(n, l)| in_prefix(ip, *n, *l)));
     let remote = remote.unwrap_or(peer.ip());
     let is_edge = !internal && use_remote;
+    sanitize(headers, internal, is_edge);
+    if is_edge && let Ok(v) = HeaderValue::from_str(&remote.to_string()) {
+        headers.insert("x-envoy-external-address", v);
+    }
+    Mutated {
+        remote,
+        edge: is_edge,
+    }
+}
+
+/// Marks an internal request, or strips Envoy's control headers from the others (and the
+/// edge-only ones from edge requests).
+fn sanitize(headers: &mut HeaderMap, internal: bool, edge: bool) {
     if internal {
         headers.insert("x-envoy-internal", HeaderValue::from_static("true"));
-    } else {
-        if is_edge {
+    } else if headers.keys().any(|k| k.as_str().starts_with("x-envoy-")) {
+        // (One pass over the names first: most requests carry no x-envoy-* header.)
+        if edge {
             for h in EDGE_ONLY {
                 headers.remove(h);
             }
@@ -234,13 +248,6 @@ pub fn mutate_request(
         for h in INTERNAL_ONLY {
             headers.remove(h);
         }
-    }
-    if is_edge && let Ok(v) = HeaderValue::from_str(&remote.to_string()) {
-        headers.insert("x-envoy-external-address", v);
-    }
-    Mutated {
-        remote,
-        edge: is_edge,
     }
 }
 

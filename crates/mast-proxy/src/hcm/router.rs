@@ -110,7 +110,8 @@ pub async fn forward(
     }
     dest.request_headers.apply(&mut head);
     route.request_headers.apply(&mut head);
-    crate::trace::inject(&req.parts.extensions, &mut head);
+    let upstream_span =
+        crate::trace::upstream::inject_upstream(&req.parts.extensions, &mut head, &dest.cluster);
     let mesh = cluster.config().transports.any_tls();
     crate::istio_stats::http::outbound_request(&dest.cluster, mesh, &mut head);
     let authority = match dest.host_rewrite.as_ref().or(fwd.host_rewrite.as_ref()) {
@@ -152,9 +153,27 @@ pub async fn forward(
     let mut response = match result {
         Ok((response, host)) => {
             entry.upstream_host = Some(host);
+            let status = response.status().as_u16();
+            crate::trace::upstream::finish_upstream(
+                upstream_span,
+                &dest.cluster,
+                status,
+                Some(host),
+                &env.clusters,
+            );
             response
         }
-        Err(l) => return l,
+        Err(l) => {
+            let status = l.response.status().as_u16();
+            crate::trace::upstream::finish_upstream(
+                upstream_span,
+                &dest.cluster,
+                status,
+                None,
+                &env.clusters,
+            );
+            return l;
+        }
     };
     let elapsed = started.elapsed().as_millis();
     entry.upstream_time = Some(elapsed);

@@ -163,7 +163,12 @@ fn alpn_level(protocols: &[String], offered: &[String]) -> Option<u32> {
 }
 
 /// The chain Envoy picks among `chains` for a connection (`None`: use the default chain).
+/// Up to 128 chains the survivors of each step are a bit set (each chain's level is computed
+/// once per step); beyond, survival is recomputed from the earlier steps' levels.
 pub fn select<'a>(chains: &'a [FilterChain], c: &Facts<'_>) -> Option<&'a FilterChain> {
+    if chains.len() <= 128 {
+        return select_small(chains, c);
+    }
     let mut best = [0u32; STEPS];
     for step in 0..STEPS {
         let top = chains
@@ -174,6 +179,31 @@ pub fn select<'a>(chains: &'a [FilterChain], c: &Facts<'_>) -> Option<&'a Filter
         best[step] = top;
     }
     chains.iter().find(|ch| ch.matcher.survives(&best, c))
+}
+
+fn select_small<'a>(chains: &'a [FilterChain], c: &Facts<'_>) -> Option<&'a FilterChain> {
+    let mut alive: u128 = if chains.len() == 128 {
+        u128::MAX
+    } else {
+        (1u128 << chains.len()) - 1
+    };
+    let mut levels = [None::<u32>; 128];
+    for step in 0..STEPS {
+        let mut top = None;
+        for (i, ch) in chains.iter().enumerate() {
+            if alive & (1 << i) != 0 {
+                levels[i] = ch.matcher.level(step, c);
+                top = top.max(levels[i]);
+            }
+        }
+        let top = top?;
+        for (i, level) in levels.iter().enumerate().take(chains.len()) {
+            if *level != Some(top) {
+                alive &= !(1u128 << i);
+            }
+        }
+    }
+    chains.get(alive.trailing_zeros() as usize)
 }
 
 /// Whether `ip` lies in `net/len`.

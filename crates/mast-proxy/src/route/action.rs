@@ -9,7 +9,7 @@ use envoy_types::pb::envoy::config::route::v3::RouteAction;
 use envoy_types::pb::envoy::config::route::v3::route_action::{
     HostRewriteSpecifier, MaxStreamDuration, RequestMirrorPolicy, UpgradeConfig,
 };
-use http::HeaderValue;
+use http::{HeaderValue, StatusCode};
 
 use super::RequestHead;
 pub use super::destination::Destination;
@@ -66,6 +66,9 @@ pub struct Forward {
     /// Whether `grpc_timeout_header_max` was set at all (Envoy only honours `grpc-timeout`
     /// when it is).
     pub grpc_timeout_header_set: bool,
+    /// `cluster_not_found_response_code`: the status when the picked cluster does not exist
+    /// (503 by default; istiod asks 500 for Gateway API routes).
+    pub cluster_not_found: StatusCode,
     destinations: Destinations,
     hash_rules: Vec<HashRule>,
 }
@@ -143,8 +146,20 @@ impl Forward {
             &join(path, "max_stream_duration"),
             a.max_stream_duration.as_ref(),
         )?;
+        let cluster_not_found = match a.cluster_not_found_response_code {
+            0 => StatusCode::SERVICE_UNAVAILABLE,
+            1 => StatusCode::NOT_FOUND,
+            2 => StatusCode::INTERNAL_SERVER_ERROR,
+            other => {
+                return Err(ctx.err(
+                    join(path, "cluster_not_found_response_code"),
+                    format!("unknown value {other}"),
+                ));
+            }
+        };
         let forward = Forward {
             timeout,
+            cluster_not_found,
             host_rewrite,
             mirrors,
             retry,
@@ -263,7 +278,7 @@ fn stream_duration(
 #[allow(deprecated)]
 fn refuse_unsupported(ctx: Ctx<'_>, path: &str, a: &RouteAction) -> Result<(), ConfigError> {
     let RouteAction {
-        cluster_not_found_response_code,
+        cluster_not_found_response_code: _,
         metadata_match,
         prefix_rewrite: _,
         regex_rewrite: _,
@@ -296,10 +311,6 @@ fn refuse_unsupported(ctx: Ctx<'_>, path: &str, a: &RouteAction) -> Result<(), C
     ctx.deny(
         path,
         &[
-            (
-                "cluster_not_found_response_code",
-                set(cluster_not_found_response_code),
-            ),
             ("metadata_match", metadata_match.is_some()),
             ("path_rewrite_policy", path_rewrite_policy.is_some()),
             ("path_rewrite", !path_rewrite.is_empty()),

@@ -300,7 +300,12 @@ fn route(ctx: Ctx<'_>, path: &str, r: &PbRoute, max_body: usize) -> Result<Route
             (Action::Forward(f), rw)
         }
         Some(PbAction::Redirect(rd)) => (
-            Action::Redirect(Redirect::from_proto(ctx, &join(path, "redirect"), rd)?),
+            Action::Redirect(Redirect::from_proto(
+                ctx,
+                &join(path, "redirect"),
+                rd,
+                &matcher.path,
+            )?),
             None,
         ),
         Some(PbAction::DirectResponse(d)) => (

@@ -1,5 +1,7 @@
 //! Routes answered without an upstream: redirects (`RedirectAction`, Envoy's `newUri` rules
-//! for scheme, host, port, path and query) and direct responses (`DirectResponseAction`).
+//! for scheme, host, port, path and query; the path from `path_redirect`, or from
+//! `prefix_rewrite`, which swaps the part of the path the route matched as a forwarding
+//! route's `prefix_rewrite` does) and direct responses (`DirectResponseAction`).
 
 use bytes::Bytes;
 use envoy_types::pb::envoy::config::core::v3::DataSource;
@@ -11,8 +13,9 @@ use envoy_types::pb::envoy::config::route::v3::{DirectResponseAction, RedirectAc
 use http::{HeaderValue, StatusCode};
 
 use super::RequestHead;
-use super::matcher::path_only;
+use super::matcher::{PathMatch, path_only};
 use super::proto::{Ctx, join};
+use super::rewrite::PathRewrite;
 use crate::error::ConfigError;
 
 /// A redirect route.
@@ -24,6 +27,8 @@ pub struct Redirect {
     /// `:<port>`, or empty.
     port: Box<str>,
     path: Option<Box<str>>,
+    /// `prefix_rewrite` with the route's path match it applies to.
+    prefix: Option<(PathRewrite, PathMatch)>,
     strip_query: bool,
     /// The request's authority as received, port included (the SSL redirect of a virtual
     /// host with `require_tls`).
@@ -48,8 +53,18 @@ impl Redirect {
                 let query = req.path.find('?').map_or("", |i| &req.path[i..]);
                 format!("{p}{}", if self.strip_query { "" } else { query })
             }
-            None if self.strip_query => path_only(req.path).to_owned(),
-            None => req.path.to_owned(),
+            None => {
+                let rewritten = self
+                    .prefix
+                    .as_ref()
+                    .and_then(|(rw, matcher)| rw.apply(matcher, req.path));
+                let full = rewritten.unwrap_or_else(|| req.path.to_owned());
+                if self.strip_query {
+                    path_only(&full).to_owned()
+                } else {
+                    full
+                }
+            }
         };
         if !path.starts_with('/') {
             path.insert(0, '/');
@@ -84,11 +99,12 @@ impl Redirect {
         if remove { &host[..i] } else { host }
     }
 
-    /// Converts a `RedirectAction` at `path`.
+    /// Converts a `RedirectAction` at `path` of a route whose path condition is `matcher`.
     pub(crate) fn from_proto(
         ctx: Ctx<'_>,
         path: &str,
         r: &RedirectAction,
+        matcher: &PathMatch,
     ) -> Result<Self, ConfigError> {
         let status = match r.response_code {
             0 => StatusCode::MOVED_PERMANENTLY,
@@ -109,13 +125,31 @@ impl Redirect {
             Some(SchemeRewriteSpecifier::SchemeRedirect(s)) if s.is_empty() => None,
             Some(SchemeRewriteSpecifier::SchemeRedirect(s)) => Some(s.to_ascii_lowercase().into()),
         };
-        let redirect_path = match &r.path_rewrite_specifier {
-            Some(PathRewriteSpecifier::PathRedirect(p)) if !p.is_empty() => Some(p.as_str().into()),
-            Some(PathRewriteSpecifier::PathRedirect(_)) | None => None,
-            Some(_) => {
+        let (redirect_path, prefix) = match &r.path_rewrite_specifier {
+            Some(PathRewriteSpecifier::PathRedirect(p)) if !p.is_empty() => {
+                (Some(p.as_str().into()), None)
+            }
+            Some(PathRewriteSpecifier::PathRedirect(_)) | None => (None, None),
+            Some(PathRewriteSpecifier::PrefixRewrite(p)) => {
+                if matches!(matcher, PathMatch::Connect) {
+                    return Err(ctx.err(
+                        join(path, "prefix_rewrite"),
+                        "not allowed on a CONNECT route",
+                    ));
+                }
+                let rw = PathRewrite::from_proto(ctx, path, p, None)?;
+                (None, rw.map(|rw| (rw, matcher.clone())))
+            }
+            Some(PathRewriteSpecifier::RegexRewrite(_)) => {
                 return Err(ctx.err(
-                    join(path, "path_rewrite_specifier"),
-                    "only path_redirect is supported",
+                    join(path, "regex_rewrite"),
+                    "not supported by mast-proxy (path_redirect or prefix_rewrite only)",
+                ));
+            }
+            Some(PathRewriteSpecifier::PathRewrite(_)) => {
+                return Err(ctx.err(
+                    join(path, "path_rewrite"),
+                    "not supported by mast-proxy (path_redirect or prefix_rewrite only)",
                 ));
             }
         };
@@ -131,6 +165,9 @@ impl Redirect {
         };
         check("host_redirect", &r.host_redirect)?;
         check("path_redirect", redirect_path.as_deref().unwrap_or(""))?;
+        if let Some(PathRewriteSpecifier::PrefixRewrite(p)) = &r.path_rewrite_specifier {
+            check("prefix_rewrite", p)?;
+        }
         check("scheme_redirect", scheme.as_deref().unwrap_or(""))?;
         Ok(Redirect {
             status,
@@ -138,6 +175,7 @@ impl Redirect {
             host: (!r.host_redirect.is_empty()).then(|| r.host_redirect.as_str().into()),
             port: port.into(),
             path: redirect_path,
+            prefix,
             strip_query: r.strip_query,
             verbatim_host: false,
         })
@@ -151,6 +189,7 @@ impl Redirect {
             host: None,
             port: "".into(),
             path: None,
+            prefix: None,
             strip_query: false,
             verbatim_host: true,
         }

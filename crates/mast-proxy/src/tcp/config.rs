@@ -37,6 +37,7 @@ impl TcpProxyConfig {
         if clusters.is_empty() {
             return Err(("cluster_specifier".into(), "a cluster is required".into()));
         }
+        crate::hcm::config::note_access_log(&t.access_log);
         if t.tunneling_config.is_some() {
             return Err((
                 "tunneling_config".into(),

@@ -99,6 +99,18 @@ impl ClientTls {
         let c = ctx.common_tls_context.clone().unwrap_or_default();
         let spec =
             common(&c, store, false).map_err(|(f, r)| (format!("common_tls_context.{f}"), r))?;
+        if matches!(spec.cert, Some(super::source::CertSource::Several(_))) {
+            return Err((
+                "common_tls_context.tls_certificates".into(),
+                "a client context presents one certificate (as in Envoy)".into(),
+            ));
+        }
+        if spec.validation.as_ref().is_some_and(|v| v.crl) {
+            return Err((
+                "common_tls_context.validation_context.crl".into(),
+                "revocation lists are not supported on upstream TLS".into(),
+            ));
+        }
         let auto_sni = auto_sni || ctx.auto_host_sni;
         let auto_san = (auto_san || ctx.auto_sni_san_validation) && spec.validation.is_some();
         let configs = [

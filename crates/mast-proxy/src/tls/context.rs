@@ -12,6 +12,7 @@ use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
 
 use super::matcher::SanMatcher;
 use super::params::Params;
+use super::pins::Pins;
 use super::secrets::{DEFAULT_SECRET, ROOTCA_SECRET, SecretStore};
 pub use super::source::{CertSource, RootsSource, StaticCert, StaticRoots, certs, read};
 use super::source::{static_cert, static_roots};
@@ -30,6 +31,11 @@ pub struct Validation {
     pub roots: RootsSource,
     /// At least one must match a SAN of the peer certificate (empty: any).
     pub sans: Vec<SanMatcher>,
+    /// `verify_certificate_hash` / `verify_certificate_spki`.
+    pub pins: Pins,
+    /// A `crl` is configured (checked by the client-certificate verifier; upstream contexts
+    /// refuse it).
+    pub crl: bool,
 }
 
 /// A converted `CommonTlsContext`.
@@ -196,10 +202,18 @@ fn certificate(c: &CommonTlsContext, store: &Arc<SecretStore>) -> Result<Option<
             sds_name(s, "tls_certificate_sds_secret_configs[0]", DEFAULT_SECRET)?;
             Ok(Some(CertSource::Sds(Arc::clone(store))))
         }
-        ([t], []) => Ok(Some(CertSource::Static(Arc::new(static_cert(t)?)))),
+        ([t], []) => Ok(Some(CertSource::Static(Arc::new(static_cert(t, 0)?)))),
+        (several, []) => {
+            let certs = several
+                .iter()
+                .enumerate()
+                .map(|(i, t)| static_cert(t, i).map(Arc::new))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Some(CertSource::Several(certs.into())))
+        }
         _ => Err(fail(
-            "tls_certificates",
-            "exactly one certificate (inline/file or SDS) is supported",
+            "tls_certificate_sds_secret_configs",
+            "one SDS certificate, or certificates from files / inline data, not both",
         )),
     }
 }
@@ -217,6 +231,8 @@ fn validation(
             Ok(Some(Validation {
                 roots: RootsSource::Sds(Arc::clone(store)),
                 sans: Vec::new(),
+                pins: Pins::default(),
+                crl: false,
             }))
         }
         ValidationContextType::CombinedValidationContext(c) => {
@@ -269,18 +285,9 @@ fn validation_context(
         ("system_root_certs", c.system_root_certs.is_some()),
         ("watched_directory", c.watched_directory.is_some()),
         (
-            "verify_certificate_spki",
-            !c.verify_certificate_spki.is_empty(),
-        ),
-        (
-            "verify_certificate_hash",
-            !c.verify_certificate_hash.is_empty(),
-        ),
-        (
             "require_signed_certificate_timestamp",
             c.require_signed_certificate_timestamp.is_some(),
         ),
-        ("crl", c.crl.is_some()),
         ("allow_expired_certificate", c.allow_expired_certificate),
         ("trust_chain_verification", c.trust_chain_verification != 0),
         (
@@ -304,17 +311,52 @@ fn validation_context(
                 .map_err(|r| fail(format!("{at}.match_subject_alt_names[{i}]"), r))?,
         );
     }
-    let roots = match (sds_roots, &c.trusted_ca) {
-        (Some(r), _) => Some(r),
-        (None, Some(ca)) => Some(static_roots(ca, &format!("{at}.trusted_ca"))?),
-        (None, None) => None,
-    };
+    let pins = Pins::parse(&c.verify_certificate_hash, &c.verify_certificate_spki)
+        .map_err(|(f, r)| fail(format!("{at}.{f}"), r))?;
+    let (roots, has_crl) = roots(c, sds_roots, at)?;
     match roots {
-        Some(roots) => Ok(Some(Validation { roots, sans })),
-        None if sans.is_empty() => Ok(None),
+        Some(roots) => Ok(Some(Validation {
+            roots,
+            sans,
+            pins,
+            crl: has_crl,
+        })),
+        None if sans.is_empty() && pins.is_empty() => Ok(None),
         None => Err(fail(
             format!("{at}.trusted_ca"),
-            "SAN-based verification of peer certificates without a trusted CA is insecure and not allowed",
+            "SAN or pin verification of peer certificates without a trusted CA is not supported",
         )),
     }
+}
+
+/// The trusted roots of a validation context (`sds_roots` from a combined context win over
+/// `trusted_ca`) and whether a CRL is configured (only with roots from data sources).
+fn roots(
+    c: &CertificateValidationContext,
+    sds_roots: Option<RootsSource>,
+    at: &str,
+) -> Result<(Option<RootsSource>, bool), Fail> {
+    let crl_field = format!("{at}.crl");
+    let crl = c
+        .crl
+        .as_ref()
+        .map(|d| read(Some(d), &crl_field))
+        .transpose()?;
+    let has_crl = crl.is_some();
+    let roots = match (sds_roots, &c.trusted_ca) {
+        (Some(_), _) if has_crl => {
+            return Err(fail(
+                crl_field,
+                "a CRL with SDS roots (ROOTCA) is not supported",
+            ));
+        }
+        (Some(r), _) => Some(r),
+        (None, Some(ca)) => {
+            let crl = crl.map(|pem| (pem, c.only_verify_leaf_cert_crl, crl_field.as_str()));
+            Some(static_roots(ca, &format!("{at}.trusted_ca"), crl)?)
+        }
+        (None, None) if has_crl => return Err(fail(crl_field, "a CRL needs trusted_ca")),
+        (None, None) => None,
+    };
+    Ok((roots, has_crl))
 }

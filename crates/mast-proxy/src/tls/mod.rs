@@ -8,7 +8,7 @@
 //!
 //! - [`secrets`]: the in-process SDS secrets (`default`, `ROOTCA`) from the secret manager;
 //! - [`context`]: `CommonTlsContext` conversion; [`source`]: certificates and roots from SDS or
-//!   data sources; [`matcher`]: SAN matchers; [`params`]: cipher suites and curves;
+//!   data sources; [`matcher`]: SAN matchers; [`pins`]: certificate hash / SPKI pins; [`params`]: cipher suites and curves;
 //! - [`server`] / [`client`]: rustls configurations and handshakes; [`verify`]: verifiers;
 //! - [`transport`]: transport sockets and `transport_socket_matches`; [`peer`]: certificate
 //!   facts (SANs, subject, hash).
@@ -18,6 +18,7 @@ pub mod context;
 pub mod matcher;
 pub mod params;
 pub mod peer;
+pub mod pins;
 pub mod secrets;
 pub mod server;
 pub mod source;

@@ -117,7 +117,7 @@ pub fn curves(list: &[String], params: &mut Params) -> Result<(), Fail> {
             let canonical = CURVES
                 .iter()
                 .find(|(n, _)| *n == name)
-                .map(|(n, _)| *n)
+                .map(|(n, _)| if *n == "prime256v1" { "P-256" } else { *n })
                 .ok_or_else(|| {
                     fail(
                         format!("tls_params.ecdh_curves[{i}]"),

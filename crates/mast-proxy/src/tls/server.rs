@@ -64,8 +64,10 @@ impl std::fmt::Debug for CertSourceDebug {
 }
 
 impl ResolvesServerCert for Resolver {
-    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        self.0.0.current()
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.0
+            .0
+            .select(hello.server_name(), hello.signature_schemes())
     }
 }
 

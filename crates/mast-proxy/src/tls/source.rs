@@ -23,6 +23,9 @@ pub enum CertSource {
     Sds(Arc<SecretStore>),
     /// A certificate and key read from files or inline data.
     Static(Arc<StaticCert>),
+    /// Several (Istio's `tlsCertificates`, e.g. RSA and ECDSA): chosen per handshake by the
+    /// SNI and the client's signature schemes ([`CertSource::select`]).
+    Several(Arc<[Arc<StaticCert>]>),
 }
 
 /// A certificate and key from data sources.
@@ -31,6 +34,8 @@ pub struct StaticCert {
     pub key: Arc<CertifiedKey>,
     /// The leaf's URI SANs.
     pub uri_sans: Vec<String>,
+    /// The leaf's DNS SANs (lowercase).
+    pub dns_sans: Vec<String>,
     /// The source bytes (chain then key), for change detection.
     bytes: Vec<u8>,
 }
@@ -56,6 +61,9 @@ impl PartialEq for CertSource {
         match (self, other) {
             (Self::Sds(a), Self::Sds(b)) => Arc::ptr_eq(a, b),
             (Self::Static(a), Self::Static(b)) => a.bytes == b.bytes,
+            (Self::Several(a), Self::Several(b)) => {
+                a.len() == b.len() && a.iter().zip(b.iter()).all(|(x, y)| x.bytes == y.bytes)
+            }
             _ => false,
         }
     }
@@ -75,14 +83,16 @@ impl CertSource {
     pub(crate) fn name(&self) -> &'static str {
         match self {
             Self::Sds(_) => DEFAULT_SECRET,
-            Self::Static(_) => "static",
+            Self::Static(_) | Self::Several(_) => "static",
         }
     }
 
-    /// The key to present now; `None` (logged once) before the SDS secret arrived.
+    /// The key to present now (the first of several); `None` (logged once) before the SDS
+    /// secret arrived.
     pub fn current(&self) -> Option<Arc<CertifiedKey>> {
         match self {
             Self::Static(c) => Some(Arc::clone(&c.key)),
+            Self::Several(all) => all.first().map(|c| Arc::clone(&c.key)),
             Self::Sds(store) => material(store, DEFAULT_SECRET).map(|m| Arc::clone(&m.key)),
         }
     }
@@ -91,11 +101,55 @@ impl CertSource {
     pub fn uri_sans(&self) -> Vec<String> {
         match self {
             Self::Static(c) => c.uri_sans.clone(),
+            Self::Several(all) => all.first().map(|c| c.uri_sans.clone()).unwrap_or_default(),
             Self::Sds(store) => store
                 .current()
                 .map(|m| m.local_uri_sans.clone())
                 .unwrap_or_default(),
         }
+    }
+}
+
+impl CertSource {
+    /// The key for a handshake, as Envoy picks among several certificates: those whose DNS
+    /// SANs cover the SNI (exact, then a one-label wildcard) if any, else all; the first of
+    /// them the client can verify (its signature schemes), else the first.
+    pub fn select(
+        &self,
+        sni: Option<&str>,
+        schemes: &[rustls::SignatureScheme],
+    ) -> Option<Arc<CertifiedKey>> {
+        let Self::Several(all) = self else {
+            return self.current();
+        };
+        let sni = sni.map(str::to_ascii_lowercase);
+        let covers = |c: &&Arc<StaticCert>, exact: bool| {
+            sni.as_deref().is_some_and(|s| {
+                c.dns_sans.iter().any(|d| {
+                    if exact {
+                        d == s
+                    } else {
+                        d.strip_prefix('*').is_some_and(|suffix| {
+                            suffix.starts_with('.')
+                                && s.ends_with(suffix)
+                                && !s[..s.len() - suffix.len()].contains('.')
+                        })
+                    }
+                })
+            })
+        };
+        let mut pool: Vec<&Arc<StaticCert>> = all.iter().filter(|c| covers(c, true)).collect();
+        if pool.is_empty() {
+            pool = all.iter().filter(|c| covers(c, false)).collect();
+        }
+        if pool.is_empty() {
+            pool = all.iter().collect();
+        }
+        let usable = pool
+            .iter()
+            .find(|c| c.key.key.choose_scheme(schemes).is_some())
+            .or(pool.first());
+        usable.map(|c| Arc::clone(&c.key))
     }
 }
 
@@ -134,8 +188,8 @@ fn material(store: &SecretStore, name: &str) -> Option<Arc<Material>> {
     m
 }
 
-pub(crate) fn static_cert(t: &TlsCertificate) -> Result<StaticCert, Fail> {
-    let at = "tls_certificates[0]";
+pub(crate) fn static_cert(t: &TlsCertificate, index: usize) -> Result<StaticCert, Fail> {
+    let at = format!("tls_certificates[{index}]");
     let others = [
         ("pkcs12", t.pkcs12.is_some()),
         ("watched_directory", t.watched_directory.is_some()),
@@ -152,9 +206,9 @@ pub(crate) fn static_cert(t: &TlsCertificate) -> Result<StaticCert, Fail> {
     let chain = certs(&chain_pem).map_err(|e| fail(&chain_field, e))?;
     let key = PrivateKeyDer::from_pem_slice(&key_pem)
         .map_err(|e| fail(&key_field, format!("no private key: {e}")))?;
-    let uri_sans = chain
+    let sans = chain
         .first()
-        .map(|c| super::peer::uri_sans(c.as_ref()))
+        .map(|c| super::peer::sans(c.as_ref()))
         .unwrap_or_default();
     let key = CertifiedKey::from_der(chain, key, &provider())
         .map_err(|e| fail(&key_field, e.to_string()))?;
@@ -162,7 +216,8 @@ pub(crate) fn static_cert(t: &TlsCertificate) -> Result<StaticCert, Fail> {
     bytes.extend_from_slice(&key_pem);
     Ok(StaticCert {
         key: Arc::new(key),
-        uri_sans,
+        uri_sans: sans.uri,
+        dns_sans: sans.dns.iter().map(|d| d.to_ascii_lowercase()).collect(),
         bytes,
     })
 }
@@ -201,8 +256,14 @@ pub fn certs(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
     Ok(certs)
 }
 
-pub(crate) fn static_roots(ca: &DataSource, field: &str) -> Result<RootsSource, Fail> {
-    let bytes = read(Some(ca), field)?;
+/// Roots from `ca`; `crl`: revocation lists (PEM) checked for client certificates, and
+/// whether only the leaf is checked (`only_verify_leaf_cert_crl`).
+pub(crate) fn static_roots(
+    ca: &DataSource,
+    field: &str,
+    crl: Option<(Vec<u8>, bool, &str)>,
+) -> Result<RootsSource, Fail> {
+    let mut bytes = read(Some(ca), field)?;
     let mut roots = RootCertStore::empty();
     for c in certs(&bytes).map_err(|e| fail(field, e))? {
         roots
@@ -210,10 +271,43 @@ pub(crate) fn static_roots(ca: &DataSource, field: &str) -> Result<RootsSource, 
             .map_err(|e| fail(field, format!("bad CA certificate: {e}")))?;
     }
     let roots = Arc::new(roots);
-    let client_verifier = super::secrets::client_verifier(&roots).map_err(|e| fail(field, e))?;
+    let client_verifier = match &crl {
+        None => super::secrets::client_verifier(&roots).map_err(|e| fail(field, e))?,
+        Some((pem, leaf_only, crl_field)) => {
+            crl_verifier(&roots, pem, *leaf_only).map_err(|e| fail(*crl_field, e))?
+        }
+    };
+    if let Some((pem, _, _)) = crl {
+        bytes.extend_from_slice(&pem);
+    }
     Ok(RootsSource::Static(Arc::new(StaticRoots {
         roots,
         client_verifier,
         bytes,
     })))
+}
+
+/// A client-certificate verifier checking revocation against the CRLs in `pem` (every CA of
+/// the chain needs its CRL unless `leaf_only`, as Envoy).
+fn crl_verifier(
+    roots: &Arc<RootCertStore>,
+    pem: &[u8],
+    leaf_only: bool,
+) -> Result<Arc<dyn ClientCertVerifier>, String> {
+    use rustls_pki_types::CertificateRevocationListDer;
+    let crls = CertificateRevocationListDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("bad CRL PEM: {e}"))?;
+    if crls.is_empty() {
+        return Err("no X509 CRL block".into());
+    }
+    let mut builder =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::clone(roots), provider())
+            .with_crls(crls);
+    if leaf_only {
+        builder = builder.only_check_end_entity_revocation();
+    }
+    builder
+        .build()
+        .map_err(|e| format!("client certificate verifier: {e}"))
 }

@@ -19,6 +19,7 @@ use tokio::net::{TcpListener, TcpStream};
 use super::*;
 
 mod ciphers;
+mod several;
 mod support;
 
 pub(crate) use support::*;

@@ -6,6 +6,8 @@
 //!   validation context nothing is verified but the handshake signature.
 //! - [`ClientVerifier`] (downstream): the client chain must lead to a trusted root and match
 //!   the SAN matchers; a certificate is required when `require_client_certificate` is set.
+//!
+//! Both check the certificate pins (`verify_certificate_hash` / `_spki`) when configured.
 
 use std::sync::Arc;
 
@@ -80,6 +82,9 @@ impl ServerCertVerifier for ServerVerifier {
             now,
             algorithms().all,
         )?;
+        if !v.pins.matches(end_entity.as_ref()) {
+            return Err(san_mismatch());
+        }
         if !v.sans.is_empty() {
             if !any_matches(&v.sans, &sans(end_entity.as_ref())) {
                 return Err(san_mismatch());
@@ -155,6 +160,9 @@ impl ClientCertVerifier for ClientVerifier {
             .client_verifier()
             .ok_or_else(|| Error::General("no trusted roots yet (SDS ROOTCA)".into()))?;
         verifier.verify_client_cert(end_entity, intermediates, now)?;
+        if !v.pins.matches(end_entity.as_ref()) {
+            return Err(san_mismatch());
+        }
         if !v.sans.is_empty() && !any_matches(&v.sans, &sans(end_entity.as_ref())) {
             return Err(san_mismatch());
         }

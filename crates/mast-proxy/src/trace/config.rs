@@ -1,7 +1,7 @@
 //! HCM `tracing` → [`TraceConfig`]: the sampling rates (`client_sampling`,
 //! `random_sampling`, `overall_sampling`, Envoy's defaults 100 %), `max_path_tag_length`
 //! (default 256), `custom_tags` (literal, environment, request header), and the tracer
-//! ([`Provider`]). Fields mast-proxy cannot honour (`spawn_upstream_span: true`, `operation`,
+//! ([`Provider`]), `spawn_upstream_span`. Fields mast-proxy cannot honour (`operation`,
 //! metadata and formatter tags, other tracers) are refused.
 
 use std::sync::{Arc, OnceLock};
@@ -58,6 +58,8 @@ pub struct TraceConfig {
     pub custom_tags: Vec<CustomTag>,
     /// The tracer; `None`: decisions are made (and packed in `x-request-id`) but no span.
     pub provider: Option<Provider>,
+    /// `spawn_upstream_span`: a SERVER span here and a CLIENT child per upstream request.
+    pub spawn_upstream_span: bool,
     /// The decision counters of this connection manager.
     pub counters: HcmCounters,
     /// The exporter, started with the first sampled span.
@@ -79,12 +81,6 @@ impl TraceConfig {
     /// Converts `t`, the `tracing` of the connection manager with `stat_prefix` (fields
     /// relative to `tracing`).
     pub fn from_proto(t: &Tracing, stat_prefix: &str) -> Result<Self, Failure> {
-        if t.spawn_upstream_span.is_some_and(|b| b.value) {
-            return Err(fail(
-                "spawn_upstream_span",
-                "not supported by mast-proxy yet",
-            ));
-        }
         for (field, set) in [
             ("operation", !t.operation.is_empty()),
             ("upstream_operation", !t.upstream_operation.is_empty()),
@@ -110,6 +106,7 @@ impl TraceConfig {
                 .max_path_tag_length
                 .map_or(DEFAULT_MAX_PATH_TAG_LENGTH, |n| n.value as usize),
             custom_tags: custom_tags(t)?,
+            spawn_upstream_span: t.spawn_upstream_span.is_some_and(|b| b.value),
             provider,
             counters: super::stats::global().hcm_counters(stat_prefix),
             reporter: OnceLock::new(),

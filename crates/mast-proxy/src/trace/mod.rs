@@ -7,7 +7,8 @@
 //!
 //! - [`config`] / [`provider`]: protos → [`TraceConfig`] (validated once, at conversion);
 //! - [`decision`]: the tracing decision; [`context`]: the propagation headers;
-//! - [`span`]: the per-request hooks the connection manager and router call; [`body`]:
+//! - [`span`]: the per-request hooks the connection manager and router call ([`upstream`]:
+//!   the router's child spans under `spawn_upstream_span`); [`body`]:
 //!   completes the span when the response ends;
 //! - [`reporter`]: the batching exporter; [`zipkin`] / [`otlp`]: the wire formats;
 //!   [`record`]: a finished span; [`stats`]: Envoy's tracing counters.
@@ -25,6 +26,7 @@ pub mod record;
 pub mod reporter;
 pub mod span;
 pub mod stats;
+pub mod upstream;
 pub mod zipkin;
 
 #[cfg(test)]

@@ -6,7 +6,8 @@
 //! connection managers without `tracing` pay nothing.
 //!
 //! As Envoy (`spawn_upstream_span: false`) each proxy makes one span per request: SERVER on
-//! inbound listeners, CLIENT otherwise. Zipkin: named after the `Host` (`:authority`), B3
+//! inbound listeners, CLIENT otherwise (with `spawn_upstream_span`, SERVER, and
+//! [`super::upstream`] adds a CLIENT child per upstream request). Zipkin: named after the `Host` (`:authority`), B3
 //! written upstream, the inbound span sharing the caller's span id under
 //! `shared_span_context`. OpenTelemetry: named `ingress` / `egress <host>`, `traceparent`
 //! written upstream, always a new span id.
@@ -131,7 +132,11 @@ fn begin(
         span_id: random_id(),
         parent_id: None,
         sampled: traced,
-        kind: if inbound { Kind::Server } else { Kind::Client },
+        kind: if inbound || config.spawn_upstream_span {
+            Kind::Server
+        } else {
+            Kind::Client
+        },
         shared: false,
         tracestate: None,
         name,
@@ -276,18 +281,22 @@ pub fn inject(ext: &Extensions, head: &mut HeaderMap) {
     let Some(t) = ext.get::<RequestTrace>() else {
         return;
     };
+    inject_as(t, head, t.span_id, t.parent_id);
+}
+
+/// Writes `t`'s trace with span `span_id` (parent `parent_id`) into `head`.
+pub(super) fn inject_as(
+    t: &RequestTrace,
+    head: &mut HeaderMap,
+    span_id: u64,
+    parent_id: Option<u64>,
+) {
     let w3c = |head: &mut HeaderMap| {
-        context::inject_w3c(
-            head,
-            t.trace_id,
-            t.span_id,
-            t.sampled,
-            t.tracestate.as_ref(),
-        );
+        context::inject_w3c(head, t.trace_id, span_id, t.sampled, t.tracestate.as_ref());
     };
     match &t.config.provider {
         Some(Provider::Zipkin(z)) => {
-            context::inject_b3(head, t.trace_id, t.span_id, t.parent_id, t.sampled);
+            context::inject_b3(head, t.trace_id, span_id, parent_id, t.sampled);
             if z.w3c {
                 w3c(head);
             }
@@ -375,6 +384,11 @@ impl RequestTrace {
             duration_us: 0,
             tags,
         }
+    }
+
+    /// The tracing configuration of the connection manager.
+    pub fn config(&self) -> &Arc<TraceConfig> {
+        &self.config
     }
 
     /// The trace id.

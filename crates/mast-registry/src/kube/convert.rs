@@ -4,6 +4,11 @@
 //! files; the EndpointSlices of one Service become one `Endpoints` object in
 //! `k8s/EndpointSlice/<namespace>/<service>` (the form the mesh model reads).
 //!
+//! Secrets are kept only when they hold TLS material a gateway's `credentialName` can use
+//! (type `kubernetes.io/tls`, or `Opaque` with `tls.crt`/`tls.key`/`ca.crt`/`cert`/`key`/
+//! `cacert`), and of those only these keys: service-account tokens, registry credentials and
+//! other data never enter the model or the store's diagnostics.
+//!
 //! [`KindState`] keeps the current objects of one kind and what it last gave the store,
 //! so that a change yields only the files that really changed, and a re-list (after a
 //! watch restart or a 410 Gone) yields the difference with the last good state rather
@@ -21,6 +26,10 @@ use crate::store::Change;
 
 /// The label naming an EndpointSlice's Service.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+/// The Secret keys kept: TLS material in Kubernetes' (`kubernetes.io/tls`) and Istio's
+/// generic (`cert`, `key`, `cacert`) layouts.
+pub const SECRET_TLS_KEYS: &[&str] = &["tls.crt", "tls.key", "ca.crt", "cert", "key", "cacert"];
 
 /// The objects of one kind, and the files they were last published as.
 #[derive(Debug)]
@@ -58,7 +67,11 @@ impl KindState {
     pub fn apply(&mut self, object: DynamicObject) -> Vec<Change> {
         let (key, value) = self.normalize(object);
         let mut files = self.files_of(&key);
-        self.objects.insert(key.clone(), value);
+        match value {
+            Some(value) => self.objects.insert(key.clone(), value),
+            // Not kept (a Secret without TLS material): as if deleted.
+            None => self.objects.remove(&key),
+        };
         files.extend(self.files_of(&key));
         self.publish(files)
     }
@@ -76,7 +89,13 @@ impl KindState {
 
     /// The objects are now exactly `objects` (a complete list).
     pub fn resync(&mut self, objects: Vec<DynamicObject>) -> Vec<Change> {
-        self.objects = objects.into_iter().map(|o| self.normalize(o)).collect();
+        self.objects = objects
+            .into_iter()
+            .filter_map(|o| {
+                let (key, value) = self.normalize(o);
+                Some((key, value?))
+            })
+            .collect();
         let mut files: BTreeSet<String> = self.published.keys().cloned().collect();
         let keys: Vec<(String, String)> = self.objects.keys().cloned().collect();
         for key in &keys {
@@ -86,8 +105,9 @@ impl KindState {
     }
 
     /// The object as JSON with its type set, without `managedFields` (and, for a Pod,
-    /// without what the mesh does not read), keyed by namespace and name.
-    fn normalize(&self, object: DynamicObject) -> ((String, String), Value) {
+    /// without what the mesh does not read), keyed by namespace and name; `None` for an
+    /// object that is not kept (a Secret without TLS material, see [`trim_secret`]).
+    fn normalize(&self, object: DynamicObject) -> ((String, String), Option<Value>) {
         let key = (
             object.metadata.namespace.clone().unwrap_or_default(),
             object.metadata.name.clone().unwrap_or_default(),
@@ -106,7 +126,10 @@ impl KindState {
         if self.kind.kind == "Pod" {
             trim_pod(&mut value);
         }
-        (key, value)
+        if self.kind.kind == "Secret" && !trim_secret(&mut value) {
+            return (key, None);
+        }
+        (key, Some(value))
     }
 
     /// The files an object feeds.
@@ -124,6 +147,13 @@ impl KindState {
                 .into_iter()
                 .collect();
         }
+        // Gateway API's `Gateway` shares its kind name with Istio's: the group keeps the
+        // two apart (`k8s/Gateway.gateway.networking.k8s.io/<ns>/<name>`).
+        let kind = if self.kind.group == "gateway.networking.k8s.io" {
+            format!("{kind}.{}", self.kind.group)
+        } else {
+            kind.to_owned()
+        };
         let file = if ns.is_empty() {
             format!("k8s/{kind}/{name}")
         } else {
@@ -164,6 +194,36 @@ impl KindState {
         }
         changes
     }
+}
+
+/// Keeps a Secret's TLS keys ([`SECRET_TLS_KEYS`]) in `data` and `stringData` and drops the
+/// rest, with the `last-applied-configuration` annotation (which repeats the data in clear);
+/// false when the Secret is not kept: a type other than `kubernetes.io/tls` and `Opaque`
+/// (the default), or an `Opaque` Secret without any TLS key.
+fn trim_secret(secret: &mut Value) -> bool {
+    let Some(m) = secret.as_object_mut() else {
+        return false;
+    };
+    let tls = match m.get("type").and_then(Value::as_str).unwrap_or("Opaque") {
+        "kubernetes.io/tls" => true,
+        "Opaque" | "" => false,
+        _ => return false,
+    };
+    let mut found = false;
+    for field in ["data", "stringData"] {
+        if let Some(d) = m.get_mut(field).and_then(Value::as_object_mut) {
+            d.retain(|k, _| SECRET_TLS_KEYS.contains(&k.as_str()));
+            found |= !d.is_empty();
+        }
+    }
+    if let Some(a) = m
+        .get_mut("metadata")
+        .and_then(|meta| meta.get_mut("annotations"))
+        .and_then(Value::as_object_mut)
+    {
+        a.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
+    tls || found
 }
 
 /// Keeps what the mesh model reads of a Pod: metadata, containers' names, images and
@@ -288,104 +348,4 @@ fn subset(slice: &Value) -> Value {
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use super::*;
-    use crate::kube::kinds::WATCHED;
-
-    fn kind(name: &str) -> WatchedKind {
-        *WATCHED.iter().find(|k| k.kind == name).unwrap()
-    }
-
-    fn object(value: Value) -> DynamicObject {
-        serde_json::from_value(value).unwrap()
-    }
-
-    #[test]
-    fn slices_of_a_service_become_one_endpoints_file() {
-        let k = kind("EndpointSlice");
-        let mut state = KindState::new(k, k.at("v1"), LoadOptions::default());
-        let slice = |name: &str, ip: &str, ready: bool| {
-            object(
-                json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-                "metadata": {"name": name, "namespace": "default", "labels": {SERVICE_NAME_LABEL: "web"}},
-                "addressType": "IPv4",
-                "endpoints": [{"addresses": [ip], "conditions": {"ready": ready}}],
-                "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]}),
-            )
-        };
-        let changes = state.apply(slice("web-a", "10.0.0.1", true));
-        assert_eq!(changes.len(), 1);
-        let Change::Set { file, loaded } = &changes[0] else {
-            panic!("{changes:?}")
-        };
-        assert_eq!(file, "k8s/EndpointSlice/default/web");
-        assert!(loaded.diagnostics.is_empty(), "{:?}", loaded.diagnostics);
-        assert_eq!(loaded.resources[0].kind, "Endpoints");
-        let changes = state.apply(slice("web-b", "10.0.0.2", false));
-        let Change::Set { loaded, .. } = &changes[0] else {
-            panic!("{changes:?}")
-        };
-        let eps = loaded.resources[0].as_endpoints().unwrap();
-        let subsets = eps.subsets.as_ref().unwrap();
-        assert_eq!(subsets.len(), 2);
-        assert_eq!(
-            subsets[1].not_ready_addresses.as_ref().unwrap()[0].ip,
-            "10.0.0.2"
-        );
-        // Re-applying the same slice changes nothing.
-        assert!(state.apply(slice("web-b", "10.0.0.2", false)).is_empty());
-        state.delete(&slice("web-a", "", true));
-        let changes = state.delete(&slice("web-b", "", true));
-        assert!(
-            matches!(&changes[..], [Change::Remove { file }] if file == "k8s/EndpointSlice/default/web")
-        );
-    }
-
-    #[test]
-    fn resync_yields_only_the_difference() {
-        let k = kind("Service");
-        let mut state = KindState::new(k, k.at("v1"), LoadOptions::default());
-        let svc = |name: &str, port: u16| {
-            object(
-                json!({"metadata": {"name": name, "namespace": "ns1", "managedFields": [{"manager": "x"}]},
-                "spec": {"ports": [{"port": port}]}}),
-            )
-        };
-        assert_eq!(state.resync(vec![svc("a", 80), svc("b", 80)]).len(), 2);
-        let changes = state.resync(vec![svc("a", 80), svc("c", 81)]);
-        let files: Vec<String> = changes
-            .iter()
-            .map(|c| match c {
-                Change::Set { file, .. } => format!("set {file}"),
-                Change::Remove { file } => format!("remove {file}"),
-            })
-            .collect();
-        assert_eq!(files, ["remove k8s/Service/ns1/b", "set k8s/Service/ns1/c"]);
-        assert!(!state.published["k8s/Service/ns1/a"].contains("managedFields"));
-    }
-
-    #[test]
-    fn pods_keep_what_the_mesh_reads() {
-        let k = kind("Pod");
-        let mut state = KindState::new(k, k.at("v1"), LoadOptions::default());
-        let pod = object(
-            json!({"metadata": {"name": "p", "namespace": "default", "labels": {"app": "web"}},
-            "spec": {"containers": [{"name": "web", "image": "nginx", "resources": {},
-                "ports": [{"containerPort": 80, "name": "http"}]}], "serviceAccountName": "sa",
-                "futureField": {"x": 1}},
-            "status": {"phase": "Running", "podIP": "10.1.0.1", "futureStatus": 1}}),
-        );
-        let changes = state.apply(pod);
-        let Change::Set { loaded, .. } = &changes[0] else {
-            panic!("{changes:?}")
-        };
-        assert!(loaded.diagnostics.is_empty(), "{:?}", loaded.diagnostics);
-        let p = loaded.resources[0].as_pod().unwrap();
-        assert_eq!(
-            p.status.as_ref().unwrap().pod_ip.as_deref(),
-            Some("10.1.0.1")
-        );
-    }
-}
+mod tests;

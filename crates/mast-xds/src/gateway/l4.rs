@@ -26,7 +26,7 @@ use mast_model::{Config, MeshSnapshot, ProxyNode};
 use super::listener::{sni_match, tls_socket};
 use super::tls;
 use crate::listener::Inputs;
-use crate::listener::filters::{self, network_filter};
+use crate::listener::filters::{self, Telemetry, network_filter};
 
 /// `envoy.filters.network.sni_cluster`.
 pub const SNI_CLUSTER_FILTER: &str = "envoy.filters.network.sni_cluster";
@@ -70,6 +70,7 @@ fn route_filters(
     routes: &[RouteDestination],
     server: &GatewayServer<'_>,
     vs: &Config<VirtualService>,
+    telemetry: &Telemetry,
 ) -> Option<Vec<Filter>> {
     let inputs = Inputs::new(
         proxy,
@@ -79,7 +80,8 @@ fn route_filters(
         snapshot.outbound_policy(proxy),
         &snapshot.options.domain_suffix,
     )
-    .with_snapshot(snapshot);
+    .with_snapshot(snapshot)
+    .with_telemetry(telemetry);
     crate::listener::l4::route_filters(&inputs, routes, server.number, vs)
 }
 
@@ -88,6 +90,7 @@ fn tcp_route_filters(
     snapshot: &MeshSnapshot,
     proxy: &ProxyNode,
     server: &GatewayServer<'_>,
+    telemetry: &Telemetry,
 ) -> Option<Vec<Filter>> {
     for vs in bound_vses(snapshot, proxy, server) {
         for rule in &vs.spec.tcp {
@@ -97,7 +100,7 @@ fn tcp_route_filters(
                     .iter()
                     .any(|m| l4_match(&m.gateways, m.port, server, &vs.namespace));
             if applies && !rule.route.is_empty() {
-                return route_filters(snapshot, proxy, &rule.route, server, vs);
+                return route_filters(snapshot, proxy, &rule.route, server, vs, telemetry);
             }
         }
     }
@@ -111,9 +114,10 @@ pub fn tcp_chain(
     snapshot: &MeshSnapshot,
     proxy: &ProxyNode,
     server: &GatewayServer<'_>,
+    telemetry: &Telemetry,
 ) -> Option<FilterChain> {
     Some(FilterChain {
-        filters: tcp_route_filters(snapshot, proxy, server)?,
+        filters: tcp_route_filters(snapshot, proxy, server, telemetry)?,
         ..Default::default()
     })
 }
@@ -123,14 +127,17 @@ pub fn tls_server_chains(
     snapshot: &MeshSnapshot,
     proxy: &ProxyNode,
     server: &GatewayServer<'_>,
+    telemetry: &Telemetry,
 ) -> Vec<FilterChain> {
     match server.tls_mode() {
-        Some(ServerTlsMode::Passthrough) => passthrough_chains(snapshot, proxy, server),
-        Some(ServerTlsMode::AutoPassthrough) => vec![auto_passthrough_chain(server)],
-        Some(_) => terminated_chain(snapshot, proxy, server)
+        Some(ServerTlsMode::Passthrough) => passthrough_chains(snapshot, proxy, server, telemetry),
+        Some(ServerTlsMode::AutoPassthrough) => vec![auto_passthrough_chain(server, telemetry)],
+        Some(_) => terminated_chain(snapshot, proxy, server, telemetry)
             .into_iter()
             .collect(),
-        None => tcp_chain(snapshot, proxy, server).into_iter().collect(),
+        None => tcp_chain(snapshot, proxy, server, telemetry)
+            .into_iter()
+            .collect(),
     }
 }
 
@@ -139,6 +146,7 @@ fn terminated_chain(
     snapshot: &MeshSnapshot,
     proxy: &ProxyNode,
     server: &GatewayServer<'_>,
+    telemetry: &Telemetry,
 ) -> Option<FilterChain> {
     let context = match tls::downstream_context(snapshot, proxy, server) {
         Ok(c) => c,
@@ -151,7 +159,7 @@ fn terminated_chain(
     Some(FilterChain {
         filter_chain_match: sni_match(&server.sni_hosts),
         transport_socket: Some(tls_socket(context)),
-        filters: tcp_route_filters(snapshot, proxy, server)?,
+        filters: tcp_route_filters(snapshot, proxy, server, telemetry)?,
         ..Default::default()
     })
 }
@@ -161,6 +169,7 @@ fn passthrough_chains(
     snapshot: &MeshSnapshot,
     proxy: &ProxyNode,
     server: &GatewayServer<'_>,
+    telemetry: &Telemetry,
 ) -> Vec<FilterChain> {
     let mut out: Vec<FilterChain> = Vec::new();
     let mut seen: Vec<String> = Vec::new();
@@ -175,7 +184,9 @@ fn passthrough_chains(
                         gateway = %server.gateway_name, "duplicate SNI host on the gateway port: tls match skipped");
                     continue;
                 }
-                let Some(filters) = route_filters(snapshot, proxy, &rule.route, server, vs) else {
+                let Some(filters) =
+                    route_filters(snapshot, proxy, &rule.route, server, vs, telemetry)
+                else {
                     continue;
                 };
                 seen.extend(m.sni_hosts.iter().cloned());
@@ -194,13 +205,13 @@ fn passthrough_chains(
 }
 
 /// `sni_cluster` then `tcp_proxy`, on the server's SNI hosts.
-fn auto_passthrough_chain(server: &GatewayServer<'_>) -> FilterChain {
+fn auto_passthrough_chain(server: &GatewayServer<'_>, telemetry: &Telemetry) -> FilterChain {
     let blackhole = crate::names::BLACKHOLE_CLUSTER;
     FilterChain {
         filter_chain_match: sni_match(&server.sni_hosts),
         filters: vec![
             network_filter(SNI_CLUSTER_FILTER, SniCluster {}),
-            filters::tcp_proxy(blackhole, blackhole),
+            filters::tcp_proxy(blackhole, blackhole, telemetry),
         ],
         ..Default::default()
     }

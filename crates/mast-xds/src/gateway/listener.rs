@@ -12,7 +12,9 @@
 //! `use_remote_address: true`, `xff_num_trusted_hops: 0`, `forward_client_cert_details:
 //! SANITIZE_SET` with `set_current_client_cert_details` (subject, cert, DNS, URI), HTTP/1
 //! options, codec AUTO, `normalize_path`, request ids, websocket upgrades. With tracing on,
-//! [`crate::listener::trace`] adds `tracing` (gateways: SERVER spans).
+//! [`crate::listener::trace`] gives them `tracing` (gateways: SERVER spans); with an access
+//! log configured, every HTTP connection manager and `tcp_proxy` gets it
+//! ([`crate::listener::access_log`]). Both come in one [`Telemetry`] built per generation.
 
 use envoy_types::pb::envoy::config::core::v3::TrafficDirection;
 use envoy_types::pb::envoy::config::core::v3::transport_socket::ConfigType;
@@ -29,7 +31,7 @@ use mast_model::{MeshSnapshot, ProxyNode};
 
 use super::{l4, tls};
 use crate::listener::filters::{
-    self, HCM_FILTER, HcmSpec, RouteSource, WILDCARD, bool_value, network_filter,
+    self, HCM_FILTER, HcmSpec, RouteSource, Telemetry, WILDCARD, bool_value, network_filter,
 };
 
 /// `envoy.transport_sockets.tls`.
@@ -38,9 +40,10 @@ pub const TLS_TRANSPORT_SOCKET: &str = "envoy.transport_sockets.tls";
 /// Every listener of gateway proxy `proxy`, sorted by name (see the module doc).
 pub fn listeners(snapshot: &MeshSnapshot, proxy: &ProxyNode) -> Vec<Listener> {
     let merged = super::merged(snapshot, proxy);
+    let telemetry = Telemetry::of(snapshot, proxy, crate::Part::Own);
     let mut out: Vec<Listener> = Vec::new();
     for port in &merged.ports {
-        let Some(listener) = port_listener(snapshot, proxy, port) else {
+        let Some(listener) = port_listener(snapshot, proxy, port, &telemetry) else {
             continue;
         };
         if out.iter().any(|l| l.name == listener.name) {
@@ -48,9 +51,6 @@ pub fn listeners(snapshot: &MeshSnapshot, proxy: &ProxyNode) -> Vec<Listener> {
             continue;
         }
         out.push(listener);
-    }
-    if let Some(options) = &snapshot.options.tracing {
-        crate::listener::trace::apply(&mut out, options, proxy, crate::Part::Own);
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     out
@@ -72,6 +72,7 @@ fn port_listener(
     snapshot: &MeshSnapshot,
     proxy: &ProxyNode,
     port: &GatewayPort<'_>,
+    telemetry: &Telemetry,
 ) -> Option<Listener> {
     let address = address(port.bind.as_deref(), proxy);
     if address.starts_with("unix://") {
@@ -81,17 +82,18 @@ fn port_listener(
     let name = format!("{address}_{}", port.port);
     let stat_prefix = format!("outbound_{name}");
     let chains = if port.tls {
-        tls_port_chains(snapshot, proxy, port, &stat_prefix)
+        tls_port_chains(snapshot, proxy, port, &stat_prefix, telemetry)
     } else if port.protocol.is_http() {
         let route = port.servers.first()?.route_name.clone()?;
+        let hcm = gateway_hcm(stat_prefix, route, telemetry);
         vec![FilterChain {
-            filters: vec![network_filter(HCM_FILTER, gateway_hcm(stat_prefix, route))],
+            filters: vec![network_filter(HCM_FILTER, hcm)],
             ..Default::default()
         }]
     } else {
         port.servers
             .iter()
-            .filter_map(|s| l4::tcp_chain(snapshot, proxy, s))
+            .filter_map(|s| l4::tcp_chain(snapshot, proxy, s, telemetry))
             .take(1)
             .collect()
     };
@@ -119,15 +121,16 @@ fn tls_port_chains(
     proxy: &ProxyNode,
     port: &GatewayPort<'_>,
     stat_prefix: &str,
+    telemetry: &Telemetry,
 ) -> Vec<FilterChain> {
     let mut out: Vec<FilterChain> = Vec::new();
     for server in &port.servers {
         let chains = if server.is_https_terminating() {
-            https_chain(snapshot, proxy, server, stat_prefix)
+            https_chain(snapshot, proxy, server, stat_prefix, telemetry)
                 .into_iter()
                 .collect()
         } else {
-            l4::tls_server_chains(snapshot, proxy, server)
+            l4::tls_server_chains(snapshot, proxy, server, telemetry)
         };
         for chain in chains {
             if out
@@ -149,6 +152,7 @@ fn https_chain(
     proxy: &ProxyNode,
     server: &GatewayServer<'_>,
     stat_prefix: &str,
+    telemetry: &Telemetry,
 ) -> Option<FilterChain> {
     let route = server.route_name.clone()?;
     let context = match tls::downstream_context(snapshot, proxy, server) {
@@ -168,7 +172,10 @@ fn https_chain(
     Some(FilterChain {
         filter_chain_match: sni_match(&server.sni_hosts),
         transport_socket: Some(tls_socket(context)),
-        filters: vec![network_filter(HCM_FILTER, gateway_hcm(stat_prefix, route))],
+        filters: vec![network_filter(
+            HCM_FILTER,
+            gateway_hcm(stat_prefix, route, telemetry),
+        )],
         ..Default::default()
     })
 }
@@ -194,15 +201,20 @@ pub fn tls_socket<T: prost::Name + prost::Message>(context: T) -> TransportSocke
     }
 }
 
-/// The HTTP connection manager of a gateway server on RDS `route`.
-pub fn gateway_hcm(stat_prefix: String, route: String) -> HttpConnectionManager {
-    let mut hcm = filters::http_connection_manager(HcmSpec {
+/// The HTTP connection manager of a gateway server on RDS `route`, with `telemetry`.
+pub fn gateway_hcm(
+    stat_prefix: String,
+    route: String,
+    telemetry: &Telemetry,
+) -> HttpConnectionManager {
+    let spec = HcmSpec {
         stat_prefix,
         routes: RouteSource::Rds(route),
         outbound: true,
         http2: false,
         http_proxy: false,
-    });
+    };
+    let mut hcm = filters::http_connection_manager(spec, telemetry);
     hcm.use_remote_address = bool_value(true);
     hcm.xff_num_trusted_hops = 0;
     hcm.forward_client_cert_details = ForwardClientCertDetails::SanitizeSet as i32;

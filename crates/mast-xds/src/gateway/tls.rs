@@ -7,6 +7,16 @@
 //!   (and `subjectAltNames`); `credentialName` (`credentialNames`) → the Kubernetes Secret's
 //!   certificate, key and CA (its own or `<name>-cacert`) inlined; else the
 //!   `serverCertificate`/`privateKey`/`caCertificates` files (and `tlsCertificates`);
+//! - which Secret a `credentialName` names and whether this proxy may have it, as Istio's SDS
+//!   server decides (`filterAuthorizedResources` in `pilot/pkg/xds/sds.go`, with the
+//!   references `MergeGateways` verifies): `name`, `kubernetes://name` → the proxy's
+//!   namespace; `kubernetes://ns/name` only when `ns` is the proxy's namespace;
+//!   `kubernetes-gateway://ns/name` for a Gateway in the proxy's namespace when `ns` is that
+//!   namespace too, or when the Gateway came from the Gateway API conversion (which admitted
+//!   the cross-namespace reference only under a ReferenceGrant; a hand-written Istio Gateway
+//!   using `kubernetes-gateway://` across namespaces is refused, as Istio does without a
+//!   grant); `builtin://` → the proxy's own certificate (SDS `default`, clients checked
+//!   against `ROOTCA`);
 //! - client validation for MUTUAL / OPTIONAL_MUTUAL / ISTIO_MUTUAL: `trusted_ca`,
 //!   `match_typed_subject_alt_names` from `subjectAltNames`, `verify_certificate_spki`,
 //!   `verify_certificate_hash`, `crl` from `caCrl`;
@@ -25,11 +35,16 @@ use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
 };
 use envoy_types::pb::google::protobuf::BoolValue;
 use mast_config::networking::gateway::{ServerTlsMode, ServerTlsSettings, TlsProtocol};
+use mast_model::gateway_api::uses_gateway_semantics;
 use mast_model::snapshot::GatewayServer;
+use mast_model::snapshot::gateway::Credential;
 use mast_model::{MeshSnapshot, ProxyNode};
 
 use crate::cluster::tls::{file, san};
 use crate::sds;
+
+#[cfg(test)]
+mod tests;
 
 /// ALPN of terminating HTTP servers.
 pub const ALPN_HTTP: [&str; 2] = ["h2", "http/1.1"];
@@ -54,6 +69,14 @@ pub enum TlsError {
         namespace: String,
         /// The Secret's name.
         name: String,
+    },
+    /// A `credentialName` that cannot be parsed or that this proxy may not read.
+    #[error("credential {credential:?} refused: {reason}")]
+    Refused {
+        /// The `credentialName` as written.
+        credential: String,
+        /// Why.
+        reason: String,
     },
     /// No certificate configured at all.
     #[error("no server certificate: set credentialName or serverCertificate and privateKey")]
@@ -84,17 +107,22 @@ pub fn downstream_context(
         alpn_protocols: alpn.iter().map(|s| (*s).to_owned()).collect(),
         ..Default::default()
     };
-    if mode == ServerTlsMode::IstioMutual {
-        common.tls_certificate_sds_secret_configs = vec![sds::default_secret()];
-        common.validation_context_type = Some(ValidationContextType::CombinedValidationContext(
-            CombinedCertificateValidationContext {
-                default_validation_context: Some(client_checks(tls)),
-                validation_context_sds_secret_config: Some(sds::rootca_secret()),
-                ..Default::default()
-            },
-        ));
+    if mode == ServerTlsMode::IstioMutual || is_builtin(tls) {
+        workload_certificate(
+            &mut common,
+            tls,
+            validate || mode == ServerTlsMode::IstioMutual,
+        );
+        if mode != ServerTlsMode::IstioMutual {
+            common.tls_params = tls_params(tls);
+        }
     } else {
-        let (certs, ca) = certificates(snapshot, proxy, tls, validate)?;
+        let gateway = server.gateway;
+        let gateway_ns = (
+            gateway.namespace.as_str(),
+            uses_gateway_semantics(&gateway.name),
+        );
+        let (certs, ca) = certificates(snapshot, proxy, gateway_ns, tls, validate)?;
         common.tls_certificates = certs;
         if validate {
             let mut v = client_checks(tls);
@@ -110,10 +138,27 @@ pub fn downstream_context(
     })
 }
 
+/// The proxy's own certificate (SDS `default`), clients checked against the mesh root (SDS
+/// `ROOTCA`) when `validate`: ISTIO_MUTUAL, and `credentialName: builtin://` (Istio's
+/// credential SDS names `default` / `ROOTCA` for it).
+fn workload_certificate(common: &mut CommonTlsContext, tls: &ServerTlsSettings, validate: bool) {
+    common.tls_certificate_sds_secret_configs = vec![sds::default_secret()];
+    if validate {
+        common.validation_context_type = Some(ValidationContextType::CombinedValidationContext(
+            CombinedCertificateValidationContext {
+                default_validation_context: Some(client_checks(tls)),
+                validation_context_sds_secret_config: Some(sds::rootca_secret()),
+                ..Default::default()
+            },
+        ));
+    }
+}
+
 /// The server certificates and the CA that validates clients.
 fn certificates(
     snapshot: &MeshSnapshot,
     proxy: &ProxyNode,
+    gateway_ns: (&str, bool),
     tls: &ServerTlsSettings,
     validate: bool,
 ) -> Result<(Vec<TlsCertificate>, Option<DataSource>), TlsError> {
@@ -122,7 +167,7 @@ fn certificates(
         names.insert(0, n);
     }
     if !names.is_empty() {
-        return credential_certificates(snapshot, &proxy.namespace, tls, &names, validate);
+        return credential_certificates(snapshot, proxy, gateway_ns, tls, &names, validate);
     }
     let mut certs = Vec::new();
     let nonempty = |s: &Option<String>| s.clone().filter(|s| !s.is_empty());
@@ -145,23 +190,26 @@ fn certificates(
     Ok((certs, ca.map(|c| file(&c))))
 }
 
-/// Certificates from Kubernetes Secrets in `namespace`, inlined.
+/// Certificates from the Kubernetes Secrets `names` name, inlined; `gateway_ns`: the
+/// Gateway's namespace and whether the Gateway API conversion made it.
 fn credential_certificates(
     snapshot: &MeshSnapshot,
-    namespace: &str,
+    proxy: &ProxyNode,
+    gateway_ns: (&str, bool),
     tls: &ServerTlsSettings,
     names: &[&str],
     validate: bool,
 ) -> Result<(Vec<TlsCertificate>, Option<DataSource>), TlsError> {
     let mut certs = Vec::with_capacity(names.len());
     let mut ca = None;
-    for name in names {
+    for credential in names {
+        let (namespace, name) = readable_secret(proxy, gateway_ns, credential)?;
         let secret =
             snapshot
-                .tls_secret(namespace, name)
+                .tls_secret(&namespace, &name)
                 .ok_or_else(|| TlsError::MissingSecret {
-                    namespace: namespace.to_owned(),
-                    name: (*name).to_owned(),
+                    namespace: namespace.clone(),
+                    name: name.clone(),
                 })?;
         certs.push(cert_pair(
             inline(&secret.cert_chain),
@@ -174,15 +222,53 @@ fn credential_certificates(
         .as_deref()
         .filter(|n| !n.is_empty())
     {
-        ca = snapshot.secret_ca(namespace, n).map(str::to_owned);
+        let (namespace, name) = readable_secret(proxy, gateway_ns, n)?;
+        ca = snapshot.secret_ca(&namespace, &name).map(str::to_owned);
     }
     if ca.is_none() && validate {
-        return Err(TlsError::MissingCa {
-            namespace: namespace.to_owned(),
-            name: names[0].to_owned(),
-        });
+        let first = names[0];
+        let (namespace, name) = readable_secret(proxy, gateway_ns, first)?;
+        return Err(TlsError::MissingCa { namespace, name });
     }
     Ok((certs, ca.map(|c| inline(&c))))
+}
+
+/// The `(namespace, name)` of the Secret `credential` names, when `proxy` may read it (see
+/// the module doc).
+fn readable_secret(
+    proxy: &ProxyNode,
+    (gateway_ns, converted): (&str, bool),
+    credential: &str,
+) -> Result<(String, String), TlsError> {
+    let refused = |reason: String| TlsError::Refused {
+        credential: credential.to_owned(),
+        reason,
+    };
+    let parsed = Credential::parse(credential, &proxy.namespace).map_err(refused)?;
+    let own = proxy.namespace.as_str();
+    let allowed = match &parsed {
+        Credential::Secret { namespace, .. } => namespace == own,
+        Credential::GatewaySecret { namespace, .. } => {
+            gateway_ns == own && (namespace == own || converted)
+        }
+        Credential::Builtin => false,
+    };
+    match parsed.secret() {
+        Some((namespace, name)) if allowed => Ok((namespace.to_owned(), name.to_owned())),
+        Some((namespace, _)) => Err(refused(format!(
+            "a gateway proxy in namespace {own:?} may not read Secrets of namespace {namespace:?} (a cross-namespace certificate needs a Gateway API certificateRef allowed by a ReferenceGrant)"
+        ))),
+        None => Err(refused(
+            "builtin:// cannot be combined with other credentials".into(),
+        )),
+    }
+}
+
+/// Whether the server's certificate is the proxy's own (`credentialName: builtin://…`).
+fn is_builtin(tls: &ServerTlsSettings) -> bool {
+    tls.credential_name
+        .as_deref()
+        .is_some_and(|n| Credential::parse(n, "").is_ok_and(|c| c == Credential::Builtin))
 }
 
 fn cert_pair(chain: DataSource, key: DataSource) -> TlsCertificate {

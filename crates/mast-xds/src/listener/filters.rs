@@ -2,7 +2,8 @@
 //! (one cluster or weighted clusters), the `HttpConnectionManager` with its HTTP filters
 //! (fault, CORS, the dynamic forward proxy on the explicit HTTP proxy, router), the listener
 //! filters (`original_dst`, `tls_inspector`), the `x-forwarded-client-cert` settings and the
-//! inline route configuration of inbound HTTP chains.
+//! inline route configuration of inbound HTTP chains. Every HTTP connection manager and
+//! `tcp_proxy` is built with the proxy's [`Telemetry`] (access log, tracing).
 
 use envoy_types::pb::envoy::config::core::v3::address::Address as AddressKind;
 use envoy_types::pb::envoy::config::core::v3::config_source::ConfigSourceSpecifier;
@@ -37,6 +38,8 @@ use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::tcp_pro
 use envoy_types::pb::envoy::extensions::request_id::uuid::v3::UuidRequestIdConfig;
 use envoy_types::pb::google::protobuf::{BoolValue, Duration};
 use envoy_types::util::pack_any;
+
+pub use super::telemetry::Telemetry;
 
 /// `envoy.filters.network.http_connection_manager`.
 pub const HCM_FILTER: &str = "envoy.filters.network.http_connection_manager";
@@ -112,18 +115,24 @@ pub fn network_filter<T: prost::Name + prost::Message>(name: &str, config: T) ->
     }
 }
 
-/// A `tcp_proxy` filter to one cluster.
-pub fn tcp_proxy(stat_prefix: &str, cluster: &str) -> Filter {
-    let config = TcpProxy {
+/// A `tcp_proxy` filter to one cluster, with the access log of `telemetry`.
+pub fn tcp_proxy(stat_prefix: &str, cluster: &str, telemetry: &Telemetry) -> Filter {
+    let mut config = TcpProxy {
         stat_prefix: stat_prefix.to_owned(),
         cluster_specifier: Some(TcpClusterSpecifier::Cluster(cluster.to_owned())),
         ..Default::default()
     };
+    telemetry.apply_tcp(&mut config);
     network_filter(TCP_PROXY_FILTER, config)
 }
 
-/// A `tcp_proxy` filter splitting connections over clusters by weight (each weight > 0).
-pub fn weighted_tcp_proxy(stat_prefix: &str, clusters: &[(String, u32)]) -> Filter {
+/// A `tcp_proxy` filter splitting connections over clusters by weight (each weight > 0), with
+/// the access log of `telemetry`.
+pub fn weighted_tcp_proxy(
+    stat_prefix: &str,
+    clusters: &[(String, u32)],
+    telemetry: &Telemetry,
+) -> Filter {
     let clusters = clusters
         .iter()
         .map(|(name, weight)| ClusterWeight {
@@ -132,13 +141,14 @@ pub fn weighted_tcp_proxy(stat_prefix: &str, clusters: &[(String, u32)]) -> Filt
             ..Default::default()
         })
         .collect();
-    let config = TcpProxy {
+    let mut config = TcpProxy {
         stat_prefix: stat_prefix.to_owned(),
         cluster_specifier: Some(TcpClusterSpecifier::WeightedClusters(WeightedCluster {
             clusters,
         })),
         ..Default::default()
     };
+    telemetry.apply_tcp(&mut config);
     network_filter(TCP_PROXY_FILTER, config)
 }
 
@@ -229,8 +239,9 @@ fn client_cert_details(
     (ForwardClientCertDetails::AppendForward, Some(set))
 }
 
-/// The `HttpConnectionManager` Mast emits, as Istio configures a sidecar's.
-pub fn http_connection_manager(spec: HcmSpec) -> HttpConnectionManager {
+/// The `HttpConnectionManager` Mast emits, as Istio configures a sidecar's, with the access
+/// log and tracing of `telemetry`.
+pub fn http_connection_manager(spec: HcmSpec, telemetry: &Telemetry) -> HttpConnectionManager {
     let route_specifier = match spec.routes {
         RouteSource::Rds(name) => RouteSpecifier::Rds(Rds {
             config_source: Some(ads_config_source()),
@@ -253,7 +264,7 @@ pub fn http_connection_manager(spec: HcmSpec) -> HttpConnectionManager {
         });
     }
     let (xfcc, set_xfcc) = client_cert_details(spec.outbound);
-    HttpConnectionManager {
+    let mut hcm = HttpConnectionManager {
         codec_type: CodecType::Auto as i32,
         stat_prefix: spec.stat_prefix,
         http_filters: http_filters(spec.outbound, spec.http_proxy),
@@ -272,12 +283,14 @@ pub fn http_connection_manager(spec: HcmSpec) -> HttpConnectionManager {
         forward_client_cert_details: xfcc as i32,
         set_current_client_cert_details: set_xfcc,
         ..Default::default()
-    }
+    };
+    telemetry.apply_hcm(&mut hcm);
+    hcm
 }
 
-/// The `http_connection_manager` network filter.
-pub fn hcm_filter(spec: HcmSpec) -> Filter {
-    network_filter(HCM_FILTER, http_connection_manager(spec))
+/// The `http_connection_manager` network filter (see [`http_connection_manager`]).
+pub fn hcm_filter(spec: HcmSpec, telemetry: &Telemetry) -> Filter {
+    network_filter(HCM_FILTER, http_connection_manager(spec, telemetry))
 }
 
 /// Istio's HTTP peer metadata exchange headers.

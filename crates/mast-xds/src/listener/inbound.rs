@@ -56,7 +56,7 @@ fn app_filters(
     let cluster = names::inbound_cluster(app_port);
     let (snapshot, proxy) = (inputs.snapshot, inputs.proxy);
     if protocol.is_http() {
-        let mut hcm = filters::http_connection_manager(HcmSpec {
+        let spec = HcmSpec {
             stat_prefix,
             routes: RouteSource::Inline(Box::new(filters::inbound_route_config(
                 app_port, &cluster,
@@ -64,14 +64,15 @@ fn app_filters(
             outbound: false,
             http2: protocol.is_http2(),
             http_proxy: false,
-        });
+        };
+        let mut hcm = filters::http_connection_manager(spec, inputs.telemetry);
         let authz = crate::authz::inbound_http_filters(snapshot, proxy, app_port);
         let router = hcm.http_filters.len().saturating_sub(1);
         hcm.http_filters.splice(router..router, authz);
         vec![filters::network_filter(filters::HCM_FILTER, hcm)]
     } else {
         let mut out = crate::authz::inbound_network_filters(snapshot, proxy, app_port);
-        out.push(filters::tcp_proxy(&cluster, &cluster));
+        out.push(filters::tcp_proxy(&cluster, &cluster, inputs.telemetry));
         out
     }
 }
@@ -114,7 +115,7 @@ fn port_chains(
                 ..Default::default()
             }),
             filters: if kind.refuse {
-                vec![filters::tcp_proxy(blackhole, blackhole)]
+                vec![filters::tcp_proxy(blackhole, blackhole, inputs.telemetry)]
             } else {
                 filters.clone()
             },
@@ -156,6 +157,7 @@ pub fn virtual_inbound(inputs: &Inputs<'_>) -> Listener {
         filters: vec![filters::tcp_proxy(
             names::BLACKHOLE_CLUSTER,
             names::BLACKHOLE_CLUSTER,
+            inputs.telemetry,
         )],
         ..Default::default()
     }];
@@ -182,7 +184,11 @@ pub fn virtual_inbound(inputs: &Inputs<'_>) -> Listener {
         filter_chains: chains,
         default_filter_chain: Some(FilterChain {
             name: names::VIRTUAL_INBOUND.into(),
-            filters: vec![filters::tcp_proxy(passthrough, passthrough)],
+            filters: vec![filters::tcp_proxy(
+                passthrough,
+                passthrough,
+                inputs.telemetry,
+            )],
             ..Default::default()
         }),
         ..Default::default()

@@ -140,7 +140,7 @@ fn tcp_chains(
     if !default_added {
         push_unique(
             &mut out,
-            ChainOpts::new(Vec::new(), ctx.cidrs(), default_filters(ctx)),
+            ChainOpts::new(Vec::new(), ctx.cidrs(), default_filters(inputs, ctx)),
         );
     }
     out
@@ -189,16 +189,16 @@ fn tls_chains(
         };
         push_unique(
             &mut out,
-            ChainOpts::new(sni, ctx.cidrs(), default_filters(ctx)),
+            ChainOpts::new(sni, ctx.cidrs(), default_filters(inputs, ctx)),
         );
     }
     out
 }
 
 /// `tcp_proxy` to the service's own cluster, `outbound|<port>||<host>`.
-fn default_filters(ctx: &PortCtx<'_>) -> Vec<Filter> {
+fn default_filters(inputs: &Inputs<'_>, ctx: &PortCtx<'_>) -> Vec<Filter> {
     let cluster = names::outbound_cluster(ctx.port.port, "", &ctx.service.hostname);
-    vec![filters::tcp_proxy(&cluster, &cluster)]
+    vec![filters::tcp_proxy(&cluster, &cluster, inputs.telemetry)]
 }
 
 /// The `tcp_proxy` for a rule's destinations: one cluster (stat prefix: the cluster), or
@@ -223,10 +223,14 @@ pub(crate) fn route_filters(
         .collect();
     if routes.len() == 1 || weighted.is_empty() {
         let name = cluster(&first.destination);
-        return Some(vec![filters::tcp_proxy(&name, &name)]);
+        return Some(vec![filters::tcp_proxy(&name, &name, inputs.telemetry)]);
     }
     let stat_prefix = format!("{}.{}", vs.name, vs.namespace);
-    Some(vec![filters::weighted_tcp_proxy(&stat_prefix, &weighted)])
+    Some(vec![filters::weighted_tcp_proxy(
+        &stat_prefix,
+        &weighted,
+        inputs.telemetry,
+    )])
 }
 
 /// Istio's `GetDestinationCluster`: the destination's port, else the only port of its

@@ -11,28 +11,38 @@
 //! - **ports**: `mast_outbound` (127.0.0.1, an HTTP proxy on RDS route `mast_outbound`) and one
 //!   `mast_inbound_<app port>` listener per inbound port the agent was given.
 //!
-//! With tracing configured, every HTTP connection manager gets Envoy's `tracing` ([`trace`]).
+//! With tracing configured, every HTTP connection manager gets Envoy's `tracing` ([`trace`]);
+//! with an access log configured, every HTTP connection manager and `tcp_proxy` gets an
+//! `envoy.access_loggers.file` entry ([`access_log`]). Both are computed once per part
+//! ([`Telemetry`]) and set by the builders.
 //! Gateways (`router` nodes) get the listeners of their Gateway servers from
 //! [`crate::gateway`] (all in their own [`Part`]).
 //! What exactly is emitted is written down in `docs/xds-subset.md`.
 
+pub mod access_log;
 mod chain;
 pub(crate) mod filters;
 mod inbound;
 pub(crate) mod l4;
 mod outbound;
+pub mod telemetry;
 pub mod trace;
 
 pub(crate) use l4::StaticMatch;
+pub use telemetry::Telemetry;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_access_log;
 #[cfg(test)]
 mod tests_inbound;
 #[cfg(test)]
 mod tests_l4;
 #[cfg(test)]
 mod tests_mtls;
+#[cfg(test)]
+mod tests_timing;
 
 use std::collections::HashMap;
 
@@ -73,6 +83,7 @@ pub fn listeners_part(snapshot: &MeshSnapshot, proxy: &ProxyNode, part: Part) ->
             Part::Own => crate::gateway::listeners(snapshot, proxy),
         };
     }
+    let telemetry = Telemetry::of(snapshot, proxy, part);
     let inputs = match part {
         Part::Shared => Inputs::new(
             proxy,
@@ -91,12 +102,9 @@ pub fn listeners_part(snapshot: &MeshSnapshot, proxy: &ProxyNode, part: Part) ->
             &snapshot.options.domain_suffix,
         ),
     }
-    .with_snapshot(snapshot);
-    let mut out = build_part(&inputs, part);
-    if let Some(options) = &snapshot.options.tracing {
-        trace::apply(&mut out, options, proxy, part);
-    }
-    out
+    .with_snapshot(snapshot)
+    .with_telemetry(&telemetry);
+    build_part(&inputs, part)
 }
 
 /// Everything listener generation reads, gathered from the snapshot for one proxy.
@@ -116,6 +124,9 @@ pub(crate) struct Inputs<'a> {
     /// The snapshot (PeerAuthentication modes and authorization policies of inbound chains);
     /// an empty one unless [`Inputs::with_snapshot`] sets it.
     pub snapshot: &'a MeshSnapshot,
+    /// The access log and tracing of every HTTP connection manager and `tcp_proxy`; none
+    /// unless [`Inputs::with_telemetry`] sets it.
+    pub telemetry: &'a Telemetry,
     by_host: HashMap<&'a Hostname, &'a Service>,
 }
 
@@ -138,6 +149,7 @@ impl<'a> Inputs<'a> {
             policy,
             domain_suffix,
             snapshot: empty_snapshot(),
+            telemetry: Telemetry::none(),
             by_host,
         }
     }
@@ -145,6 +157,12 @@ impl<'a> Inputs<'a> {
     /// The inputs reading policies from `snapshot`.
     pub fn with_snapshot(mut self, snapshot: &'a MeshSnapshot) -> Self {
         self.snapshot = snapshot;
+        self
+    }
+
+    /// The inputs building HTTP connection managers and `tcp_proxy`s with `telemetry`.
+    pub fn with_telemetry(mut self, telemetry: &'a Telemetry) -> Self {
+        self.telemetry = telemetry;
         self
     }
 
@@ -180,14 +198,14 @@ pub(crate) fn build_part(inputs: &Inputs<'_>, part: Part) -> Vec<Listener> {
     let mut out = match (&inputs.proxy.capture, part) {
         (CaptureMode::Iptables, Part::Shared) => {
             let mut all = outbound::service_listeners(inputs);
-            all.push(outbound::virtual_outbound(inputs.policy));
+            all.push(outbound::virtual_outbound(inputs.policy, inputs.telemetry));
             all
         }
         (CaptureMode::Iptables, Part::Own) => vec![inbound::virtual_inbound(inputs)],
         // The explicit outbound listener is on the proxy's own port: not shared.
         (CaptureMode::Ports { .. }, Part::Shared) => Vec::new(),
         (CaptureMode::Ports { outbound, inbound }, Part::Own) => {
-            let mut all = vec![outbound::explicit_outbound(*outbound)];
+            let mut all = vec![outbound::explicit_outbound(*outbound, inputs.telemetry)];
             all.extend(inbound::explicit_inbound(inputs, *outbound, inbound));
             all
         }

@@ -20,7 +20,7 @@ use envoy_types::pb::google::protobuf::UInt32Value;
 use mast_model::{OutboundPolicy, Protocol, Resolution, Service, ServicePort};
 
 use super::chain::{self, ChainOpts, Cidr, push_unique};
-use super::filters::{self, HcmSpec, LOCALHOST, RouteSource, WILDCARD};
+use super::filters::{self, HcmSpec, LOCALHOST, RouteSource, Telemetry, WILDCARD};
 use super::l4::{self, PortCtx};
 use super::{Inputs, MAST_OUTBOUND, RESERVED_PORTS};
 use crate::names;
@@ -39,14 +39,14 @@ fn catch_all_cluster(policy: OutboundPolicy) -> &'static str {
 }
 
 /// `tcp_proxy` to `PassthroughCluster` (ALLOW_ANY) or `BlackHoleCluster` (REGISTRY_ONLY).
-pub fn catch_all_filters(policy: OutboundPolicy) -> Vec<Filter> {
+pub fn catch_all_filters(policy: OutboundPolicy, telemetry: &Telemetry) -> Vec<Filter> {
     let cluster = catch_all_cluster(policy);
-    vec![filters::tcp_proxy(cluster, cluster)]
+    vec![filters::tcp_proxy(cluster, cluster, telemetry)]
 }
 
 /// `virtualOutbound`: 0.0.0.0:15001, `use_original_dst`, the `original_dst` listener filter,
 /// a chain dropping traffic sent to 15001 itself, and the catch-all as default chain.
-pub fn virtual_outbound(policy: OutboundPolicy) -> Listener {
+pub fn virtual_outbound(policy: OutboundPolicy, telemetry: &Telemetry) -> Listener {
     let port = names::OUTBOUND_CAPTURE_PORT;
     let blackhole = FilterChain {
         name: OUTBOUND_BLACKHOLE_CHAIN.into(),
@@ -59,6 +59,7 @@ pub fn virtual_outbound(policy: OutboundPolicy) -> Listener {
         filters: vec![filters::tcp_proxy(
             names::BLACKHOLE_CLUSTER,
             names::BLACKHOLE_CLUSTER,
+            telemetry,
         )],
         ..Default::default()
     };
@@ -71,7 +72,7 @@ pub fn virtual_outbound(policy: OutboundPolicy) -> Listener {
         filter_chains: vec![blackhole],
         default_filter_chain: Some(FilterChain {
             name: OUTBOUND_CATCH_ALL_CHAIN.into(),
-            filters: catch_all_filters(policy),
+            filters: catch_all_filters(policy, telemetry),
             ..Default::default()
         }),
         ..Default::default()
@@ -80,14 +81,17 @@ pub fn virtual_outbound(policy: OutboundPolicy) -> Listener {
 
 /// The ports-mode outbound listener: `mast_outbound` on 127.0.0.1:`port`, an HTTP proxy
 /// (absolute-form URLs, `CONNECT`) routed by RDS route `mast_outbound`.
-pub fn explicit_outbound(port: u16) -> Listener {
-    let hcm = filters::hcm_filter(HcmSpec {
-        stat_prefix: format!("outbound_{MAST_OUTBOUND}"),
-        routes: RouteSource::Rds(MAST_OUTBOUND.into()),
-        outbound: true,
-        http2: false,
-        http_proxy: true,
-    });
+pub fn explicit_outbound(port: u16, telemetry: &Telemetry) -> Listener {
+    let hcm = filters::hcm_filter(
+        HcmSpec {
+            stat_prefix: format!("outbound_{MAST_OUTBOUND}"),
+            routes: RouteSource::Rds(MAST_OUTBOUND.into()),
+            outbound: true,
+            http2: false,
+            http_proxy: true,
+        },
+        telemetry,
+    );
     Listener {
         name: MAST_OUTBOUND.into(),
         address: Some(filters::socket_address(LOCALHOST, port)),
@@ -129,8 +133,8 @@ pub fn service_listeners(inputs: &Inputs<'_>) -> Vec<Listener> {
     entries
         .into_iter()
         .map(|((bind, port), entry)| match entry {
-            Entry::Http => http_listener(port),
-            Entry::Tcp(chains) => tcp_listener(&bind, port, chains, inputs.policy),
+            Entry::Http => http_listener(port, inputs.telemetry),
+            Entry::Tcp(chains) => tcp_listener(&bind, port, chains, inputs),
         })
         .collect()
 }
@@ -225,15 +229,18 @@ fn base_listener(bind: &str, port: u16) -> Listener {
 }
 
 /// `0.0.0.0_<port>`: one chain, an HTTP connection manager on RDS route `"<port>"`.
-fn http_listener(port: u16) -> Listener {
+fn http_listener(port: u16, telemetry: &Telemetry) -> Listener {
     let mut listener = base_listener(WILDCARD, port);
-    let hcm = filters::hcm_filter(HcmSpec {
-        stat_prefix: format!("outbound_{}", listener.name),
-        routes: RouteSource::Rds(port.to_string()),
-        outbound: true,
-        http2: false,
-        http_proxy: false,
-    });
+    let hcm = filters::hcm_filter(
+        HcmSpec {
+            stat_prefix: format!("outbound_{}", listener.name),
+            routes: RouteSource::Rds(port.to_string()),
+            outbound: true,
+            http2: false,
+            http_proxy: false,
+        },
+        telemetry,
+    );
     listener.filter_chains = vec![FilterChain {
         filters: vec![hcm],
         ..Default::default()
@@ -242,8 +249,9 @@ fn http_listener(port: u16) -> Listener {
 }
 
 /// `<bind>_<port>` with TCP/TLS chains and the catch-all fallback.
-fn tcp_listener(bind: &str, port: u16, chains: Vec<ChainOpts>, policy: OutboundPolicy) -> Listener {
+fn tcp_listener(bind: &str, port: u16, chains: Vec<ChainOpts>, inputs: &Inputs<'_>) -> Listener {
     let mut listener = base_listener(bind, port);
-    chain::install(&mut listener, chains, catch_all_filters(policy));
+    let fallback = catch_all_filters(inputs.policy, inputs.telemetry);
+    chain::install(&mut listener, chains, fallback);
     listener
 }

@@ -217,8 +217,10 @@ fn ports_mode_has_an_http_proxy_and_explicit_inbound_listeners() {
     }
 }
 
+/// A gateway no Gateway selects gets no listener at all (no sidecar listeners either); a
+/// sidecar in the same empty mesh gets its two capture listeners.
 #[test]
-fn gateways_get_no_listeners_yet() {
+fn unselected_gateway_gets_no_listeners_sidecar_gets_capture_listeners() {
     let router = ProxyNode::parse(
         "router~10.0.0.5~gw.istio-system~istio-system.svc.cluster.local",
         &json!({}),

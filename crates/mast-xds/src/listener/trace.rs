@@ -14,20 +14,18 @@
 //! tracing is on, [`TraceIdentity`] is part of [`crate::ShareKey`] for iptables sidecars
 //! (whose outbound listeners are shared).
 //!
-//! Tracing is set on the finished listeners ([`apply`]: each HCM is decoded, given
-//! `tracing`, and packed again), so the listener builders need not know about it. Gateways
+//! The tracing of a proxy's listeners ([`for_proxy`]) is computed once per generation and
+//! set by the builders on each HCM they build ([`super::telemetry`]). Gateways
 //! (`router` nodes) also get `spawn_upstream_span: true`: as with Istio's gateways, the
 //! request's span is a SERVER span and each upstream request a CLIENT child span.
 
 use envoy_types::pb::envoy::config::core::v3::HttpService;
 use envoy_types::pb::envoy::config::core::v3::HttpUri;
 use envoy_types::pb::envoy::config::core::v3::http_uri::HttpUpstreamType;
-use envoy_types::pb::envoy::config::listener::v3::{Filter, Listener, filter};
 use envoy_types::pb::envoy::config::trace::v3::tracing::Http as TracingProvider;
 use envoy_types::pb::envoy::config::trace::v3::tracing::http::ConfigType as ProviderConfig;
 use envoy_types::pb::envoy::config::trace::v3::zipkin_config::CollectorEndpointVersion;
 use envoy_types::pb::envoy::config::trace::v3::{OpenTelemetryConfig, ZipkinConfig};
-use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::http_connection_manager::Tracing;
 use envoy_types::pb::envoy::r#type::tracing::v3::CustomTag;
 use envoy_types::pb::envoy::r#type::tracing::v3::custom_tag::{Literal, Type as TagType};
@@ -38,7 +36,7 @@ use mast_model::{ProxyNode, TraceCollector, TracingOptions};
 use prost::{Message, Name};
 use serde_json::Value;
 
-use super::filters::{HCM_FILTER, bool_value};
+use super::filters::bool_value;
 use crate::cluster::trace::{CollectorTarget, OPENTELEMETRY_CLUSTER};
 use crate::share::Part;
 
@@ -205,53 +203,22 @@ fn provider<T: Message + Name>(name: &str, config: T) -> TracingProvider {
     }
 }
 
-/// Sets `tracing` on every HTTP connection manager of `listeners` (every filter chain and
-/// the default chain).
-pub(crate) fn apply(
-    listeners: &mut [Listener],
+/// The HCM `tracing` of `part` of `proxy`'s listeners; `None` when the collector's address
+/// is unusable. The listener builders set it on every HTTP connection manager they build
+/// (through [`super::telemetry::Telemetry`]).
+pub(crate) fn for_proxy(
     options: &TracingOptions,
     proxy: &ProxyNode,
     part: Part,
-) {
+) -> Option<Tracing> {
     let identity = TraceIdentity::for_part(proxy, options, part);
-    let Some(mut tracing) = hcm_tracing(options, &identity) else {
-        return;
-    };
+    let mut tracing = hcm_tracing(options, &identity)?;
     // A gateway is a hop of its own, as Istio configures gateways: its span is a SERVER span
     // and each upstream request gets a CLIENT child span.
     if proxy.node_type == mast_model::NodeType::Router {
         tracing.spawn_upstream_span = bool_value(true);
     }
-    for listener in listeners {
-        let chains = listener
-            .filter_chains
-            .iter_mut()
-            .chain(listener.default_filter_chain.as_mut());
-        for f in chains.flat_map(|c| c.filters.iter_mut()) {
-            set_tracing(f, &tracing);
-        }
-    }
-}
-
-/// Sets `tracing` on `f` when it is an HTTP connection manager.
-fn set_tracing(f: &mut Filter, tracing: &Tracing) {
-    if f.name != HCM_FILTER {
-        return;
-    }
-    let Some(filter::ConfigType::TypedConfig(any)) = &mut f.config_type else {
-        return;
-    };
-    if any.type_url != HttpConnectionManager::type_url() {
-        return;
-    }
-    match HttpConnectionManager::decode(any.value.as_slice()) {
-        Ok(mut hcm) => {
-            hcm.tracing = Some(tracing.clone());
-            *any = pack_any(hcm);
-        }
-        // Mast encoded it a moment ago: this cannot fail short of a prost bug.
-        Err(e) => tracing::error!(error = %e, "generated HttpConnectionManager does not decode"),
-    }
+    Some(tracing)
 }
 
 #[cfg(test)]

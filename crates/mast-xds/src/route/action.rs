@@ -1,7 +1,12 @@
 //! What a route does: a VirtualService HTTP rule (per match block) as an Envoy `Route`
 //! (`TranslateRoute` in Istio's `route/route.go`) — forward to one or weighted clusters with
 //! rewrites, mirrors, timeouts, retries and hash policies, or answer with a redirect or a direct
-//! response — plus the default route of a service no VirtualService names.
+//! response — plus the default route of a service no VirtualService names. VirtualServices
+//! converted from the Kubernetes Gateway API get Istio's gateway semantics ([`semantics`]).
+
+mod semantics;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 
@@ -22,6 +27,7 @@ use mast_config::networking::virtual_service::{
 };
 use mast_config::types::Duration;
 use mast_core::Hostname;
+use mast_model::gateway_api::uses_gateway_semantics;
 use mast_model::{Config, Service};
 
 use super::matching::{applies_to_gateways, is_catch_all, match_all, regex, route_match};
@@ -85,12 +91,17 @@ fn translate(
     m: Option<&HttpMatchRequest>,
     port: u16,
 ) -> Option<Route> {
+    let gateway_semantics = uses_gateway_semantics(&vs.name);
+    let mut route_match = route_match(m)?;
+    if gateway_semantics {
+        semantics::path_separated(&mut route_match);
+    }
     let mut out = Route {
         name: match m {
             Some(m) if !m.name.is_empty() => format!("{}.{}", http.name, m.name),
             _ => http.name.clone(),
         },
-        r#match: Some(route_match(m)?),
+        r#match: Some(route_match),
         metadata: Some(config_metadata(vs)),
         stat_prefix: m.map(|m| m.stat_prefix.clone()).unwrap_or_default(),
         ..Default::default()
@@ -106,7 +117,11 @@ fn translate(
     }
     let fault = http.fault.as_ref().and_then(policies::fault);
     let action = if let Some(r) = &http.redirect {
-        Action::Redirect(redirect(r, port)?)
+        let mut action = redirect(r, port)?;
+        if gateway_semantics {
+            semantics::redirect_prefix(&r.uri, &mut action);
+        }
+        Action::Redirect(action)
     } else if let Some(d) = &http.direct_response {
         Action::DirectResponse(direct_response(d)?)
     } else {
@@ -158,6 +173,12 @@ fn route_action(
     }
     let mut action = RouteAction::default();
     set_timeout(&mut action, if ctx.faulted { None } else { http.timeout });
+    let gateway_semantics = uses_gateway_semantics(&ctx.vs.name);
+    if gateway_semantics {
+        // "A request to an invalid backend answers 500" (the Gateway API), as istiod sets it.
+        action.cluster_not_found_response_code =
+            route_action::ClusterNotFoundResponseCode::InternalServerError as i32;
+    }
     if let Some(rw) = &http.rewrite {
         if let Some(rr) = &rw.uri_regex_rewrite {
             action.regex_rewrite = Some(RegexMatchAndSubstitute {
@@ -166,6 +187,9 @@ fn route_action(
             });
         } else if !rw.uri.is_empty() {
             action.prefix_rewrite = rw.uri.clone();
+            if gateway_semantics {
+                semantics::remove_prefix(&mut action, out.r#match.as_ref());
+            }
         }
         if !rw.authority.is_empty() {
             authority = Some(rw.authority.clone());

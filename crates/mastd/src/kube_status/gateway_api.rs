@@ -111,6 +111,8 @@ impl GatewayApiWriter {
                 );
             }
         }
+        // Objects gone from the configuration need nothing more.
+        self.written.retain(|k, _| wanted.contains_key(k));
         let mut apis: BTreeMap<String, Option<ApiResource>> = BTreeMap::new();
         let mut changed = 0;
         for (key, want) in wanted {

@@ -309,3 +309,46 @@ fn overlapping_chains_and_partial_wildcards_are_refused() {
         Some("server_names[0]")
     );
 }
+
+#[test]
+fn large_listeners_select_the_same_way() {
+    for count in [127u16, 128, 200] {
+        let mut chains: Vec<_> = (0..count)
+            .map(|p| {
+                chain(
+                    &format!("port-{p}"),
+                    ChainMatch {
+                        destination_port: Some(1000 + p),
+                        transport_protocol: Some("tls".into()),
+                        ..ChainMatch::default()
+                    },
+                )
+            })
+            .collect();
+        chains.push(chain(
+            "wild",
+            ChainMatch {
+                destination_port: Some(1000 + count - 1),
+                server_names: names(&["*.example.com"]),
+                ..ChainMatch::default()
+            },
+        ));
+        let l = listener("0.0.0.0:15006", true, chains, None);
+        let last = format!("10.0.0.1:{}", 1000 + count - 1);
+        assert_eq!(
+            pick(&l, &last, PEER, &sni("a.example.com", &[])).as_deref(),
+            Some("wild"),
+            "{count} chains"
+        );
+        assert_eq!(
+            pick(&l, &last, PEER, &sni("other.org", &[])),
+            Some(format!("port-{}", count - 1)),
+            "{count} chains"
+        );
+        assert_eq!(
+            pick(&l, "10.0.0.1:1005", PEER, &sni("a.example.com", &[])).as_deref(),
+            Some("port-5")
+        );
+        assert_eq!(pick(&l, "10.0.0.1:1005", PEER, &raw()), None);
+    }
+}

@@ -97,8 +97,8 @@ fn invalid_routes_name_their_field() {
             format!("{r0}.route.upgrade_configs[0].enabled"),
         ),
         (
-            json!({"match": {"prefix": "/"}, "redirect": {"prefix_rewrite": "/x"}}),
-            format!("{r0}.redirect.path_rewrite_specifier"),
+            json!({"match": {"prefix": "/"}, "redirect": {"regex_rewrite": {"pattern": {"regex": "a"}, "substitution": "b"}}}),
+            format!("{r0}.redirect.regex_rewrite"),
         ),
         (
             json!({"match": {"prefix": "/"}, "direct_response": {"status": 99}}),

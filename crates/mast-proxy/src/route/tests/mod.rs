@@ -5,6 +5,7 @@
 
 mod actions;
 mod convert;
+mod gateway_paths;
 mod mastd;
 mod matching;
 mod policies;

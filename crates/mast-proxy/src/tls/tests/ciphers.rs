@@ -11,7 +11,7 @@ use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
 
 use super::{Ca, ServerTls, serve, spiffe};
 use crate::tls::SecretStore;
-use crate::tls::params::{Params, ciphers};
+use crate::tls::params::{Params, ciphers, curves};
 
 fn strings(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| (*s).to_owned()).collect()
@@ -281,4 +281,20 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAny {
             .signature_verification_algorithms
             .supported_schemes()
     }
+}
+
+#[test]
+fn ecdh_curves_restrict_the_key_exchange_groups() {
+    let mut p = Params::default();
+    curves(&strings(&["P-256:X25519", "prime256v1"]), &mut p).unwrap();
+    assert_eq!(p.curves, ["P-256", "X25519"]);
+    let names: Vec<String> = p
+        .provider()
+        .kx_groups
+        .iter()
+        .map(|g| format!("{:?}", g.name()))
+        .collect();
+    assert_eq!(names, ["secp256r1", "X25519"]);
+    let err = curves(&strings(&["X25519", "X448"]), &mut Params::default()).unwrap_err();
+    assert_eq!(err.0, "tls_params.ecdh_curves[1]");
 }

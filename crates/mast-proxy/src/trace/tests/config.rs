@@ -146,8 +146,8 @@ fn refusals_name_the_field() {
         "{reason}"
     );
     let mut t = tracing(&zipkin_pb("zipkin"), 100.0);
-    t.spawn_upstream_span = Some(BoolValue { value: true });
-    assert_eq!(refused(&t).0, "spawn_upstream_span");
+    t.operation = "op".into();
+    assert_eq!(refused(&t).0, "operation");
     assert_eq!(
         refused(&tracing(&zipkin_pb("zipkin"), 101.0)).0,
         "random_sampling"

@@ -328,3 +328,63 @@ async fn same_tracer_configuration_shares_one_exporter() {
         d.reporter(&clusters("zipkin", 9)).unwrap()
     ));
 }
+
+/// `spawn_upstream_span` (gateways): the connection manager's span is SERVER, the router's
+/// child `router <cluster> egress` is CLIENT under it, and the child's id goes upstream.
+#[tokio::test]
+async fn spawned_upstream_spans_are_children_of_a_server_span() {
+    let (addr, posts) = collector(202, Duration::ZERO).await;
+    let cm = clusters("zipkin", addr.port());
+    let mut t = tracing(&zipkin_pb("zipkin"), 100.0);
+    t.spawn_upstream_span = Some(envoy_types::pb::google::protobuf::BoolValue { value: true });
+    let config = config(&t);
+    let mut p = parts(&[("x-request-id", "125a4afb-6f55-44ba-ad80-413f09f48a28")]);
+    crate::trace::start(&config, false, peer(), &mut p);
+    let mut head = HeaderMap::new();
+    let child =
+        crate::trace::upstream::inject_upstream(&p.extensions, &mut head, "outbound|80||svc");
+    let parent_id = p.extensions.get::<RequestTrace>().unwrap().span_id();
+    let upstream: Option<SocketAddr> = Some("127.0.0.1:9".parse().unwrap());
+    crate::trace::upstream::finish_upstream(child, "outbound|80||svc", 200, upstream, &cm);
+    let done = crate::trace::Finish {
+        status: 200,
+        flags: Flags::NONE,
+        upstream_cluster: Some("outbound|80||svc"),
+        upstream_host: upstream,
+        received: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+    };
+    let response = http::Response::new(crate::body::full("ok"));
+    let response = crate::trace::finish(&mut p.extensions, done, &cm, response);
+    let _ = response.into_body().collect().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut spans = Vec::new();
+    while spans.len() < 2 && Instant::now() < deadline {
+        spans = wait_posts(&posts, 1)
+            .await
+            .iter()
+            .flat_map(|p| serde_json::from_slice::<Vec<Value>>(&p.body).unwrap_or_default())
+            .collect();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let server = spans
+        .iter()
+        .find(|s| s["kind"] == "SERVER")
+        .expect("server span");
+    let client = spans
+        .iter()
+        .find(|s| s["kind"] == "CLIENT")
+        .expect("client span");
+    assert_eq!(client["name"], "router outbound|80||svc egress");
+    assert_eq!(client["parentId"], server["id"]);
+    assert_eq!(server["id"], format!("{parent_id:016x}"));
+    assert_eq!(
+        head["x-b3-spanid"].to_str().unwrap(),
+        client["id"].as_str().unwrap(),
+        "the child's context goes upstream"
+    );
+    assert_eq!(
+        head["x-b3-parentspanid"].to_str().unwrap(),
+        format!("{parent_id:016x}")
+    );
+    assert_eq!(client["tags"]["upstream_address"], "127.0.0.1:9");
+}

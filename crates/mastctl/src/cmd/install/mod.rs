@@ -20,6 +20,8 @@ pub mod verify;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_access_log;
 
 use std::io::BufRead;
 use std::path::PathBuf;

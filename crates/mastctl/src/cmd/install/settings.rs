@@ -40,6 +40,10 @@ pub struct Settings {
     pub trace_sampling: f64,
     /// `meshConfig.accessLogFile`.
     pub access_log_file: String,
+    /// `meshConfig.accessLogEncoding` (`TEXT` or `JSON`; empty: TEXT).
+    pub access_log_encoding: String,
+    /// `meshConfig.accessLogFormat` (empty: Istio's default).
+    pub access_log_format: String,
     /// Enabled ingress and egress gateways.
     pub gateways: Vec<Gateway>,
     /// Inject native sidecars (`values.pilot.env.ENABLE_NATIVE_SIDECARS`; `install` turns it on
@@ -98,6 +102,10 @@ impl Settings {
         let namespace = s("/values/global/istioNamespace").unwrap_or("mast-system".into());
         check_dns_label("values.global.istioNamespace", &namespace)?;
         let gateways = gateways(spec)?;
+        let access_log_encoding = s("/meshConfig/accessLogEncoding").unwrap_or_default();
+        if !["", "TEXT", "JSON"].contains(&access_log_encoding.as_str()) {
+            bail!("meshConfig.accessLogEncoding: {access_log_encoding:?} is not one of TEXT, JSON");
+        }
         Ok(Settings {
             profile: s("/profile").unwrap_or("default".into()),
             namespace,
@@ -127,6 +135,8 @@ impl Settings {
             trust_domain: s("/meshConfig/trustDomain").unwrap_or("cluster.local".into()),
             trace_sampling: num_at(spec, "/meshConfig/defaultConfig/tracing/sampling", 1.0)?,
             access_log_file: s("/meshConfig/accessLogFile").unwrap_or_default(),
+            access_log_encoding,
+            access_log_format: s("/meshConfig/accessLogFormat").unwrap_or_default(),
             native_sidecars: match spec.pointer("/values/pilot/env/ENABLE_NATIVE_SIDECARS") {
                 Some(Value::Bool(b)) => *b,
                 Some(Value::String(v)) => v.eq_ignore_ascii_case("true"),

@@ -73,7 +73,7 @@ pub struct MastdOptions {
 
 /// Starts mastd serving `dirs`, its CA in `run_dir`, and waits until its xDS port accepts
 /// connections. Every request is traced (the demo's 100 %), spans going to mastd's own
-/// collector, shown by the dashboard.
+/// collector, shown by the dashboard, and logged by the proxies on their stdout.
 pub async fn start_mastd(
     dirs: &[&Path],
     opts: &MastdOptions,
@@ -90,6 +90,10 @@ pub async fn start_mastd(
             &opts.dashboard,
             "--trace-sampling",
             "100",
+            // Istio's demo profile: every proxy logs each request and connection on stdout
+            // (a sidecar's stdout is kept as `<run>/<ns>.<name>.access.log`).
+            "--access-log-file",
+            "/dev/stdout",
         ])
         .arg("--ca-dir")
         .arg(ca_dir(run_dir))

@@ -80,6 +80,9 @@ fn cluster_role(s: &Settings) -> Value {
             rule(&["discovery.k8s.io"], &["endpointslices"], &read),
             rule(&istio, &["*"], &read),
             rule(&istio, &["*/status"], &["get", "update", "patch"]),
+            // The Kubernetes Gateway API: read every kind, write status (as istiod's role).
+            rule(&["gateway.networking.k8s.io"], &["*"], &read),
+            rule(&["gateway.networking.k8s.io"], &["*/status"], &["get", "update", "patch"]),
             rule(&["apiextensions.k8s.io"], &["customresourcedefinitions"], &read),
             rule(&["authentication.k8s.io"], &["tokenreviews"], &["create"]),
             rule(&["authorization.k8s.io"], &["subjectaccessreviews"], &["create"]),
@@ -136,6 +139,13 @@ fn mesh_config(s: &Settings) -> Value {
         s.namespace,
         s.trace_sampling
     );
+    let mut mesh = mesh;
+    if !s.access_log_encoding.is_empty() {
+        mesh.push_str(&format!("accessLogEncoding: {}\n", s.access_log_encoding));
+    }
+    if !s.access_log_format.is_empty() {
+        mesh.push_str(&format!("accessLogFormat: {:?}\n", s.access_log_format));
+    }
     json!({
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -178,6 +188,24 @@ pub fn dashboard_service(s: &Settings) -> Value {
     })
 }
 
+/// `meshConfig.accessLogFile`, `accessLogEncoding`, `accessLogFormat` as mastd's flags
+/// (nothing when the file is empty: no access log, Istio's default profile).
+fn access_log_args(s: &Settings) -> Vec<String> {
+    if s.access_log_file.is_empty() {
+        return Vec::new();
+    }
+    let mut a = vec!["--access-log-file".to_string(), s.access_log_file.clone()];
+    if !s.access_log_encoding.is_empty() {
+        a.push("--access-log-encoding".to_string());
+        a.push(s.access_log_encoding.to_ascii_lowercase());
+    }
+    if !s.access_log_format.is_empty() {
+        a.push("--access-log-format".to_string());
+        a.push(s.access_log_format.clone());
+    }
+    a
+}
+
 fn args(s: &Settings, has_ca: bool) -> Vec<String> {
     let dashboard = if s.dashboard { "0.0.0.0:20001" } else { "off" };
     let mut a = vec![
@@ -210,6 +238,7 @@ fn args(s: &Settings, has_ca: bool) -> Vec<String> {
     if s.native_sidecars {
         a.push("--native-sidecars".to_string());
     }
+    a.extend(access_log_args(s));
     a.extend(["--ca-dir".to_string(), CA_DIR.to_string()]);
     if has_ca {
         a.extend(["--ca-cacerts".to_string(), CACERTS_DIR.to_string()]);
@@ -345,4 +374,55 @@ fn root_cert(s: &Settings, ca: &MeshCa) -> Value {
         "metadata": shared_meta(s, "istio-ca-root-cert"),
         "data": {"root-cert.pem": ca.root_pem},
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::cmd::install::operator::{Input, build};
+
+    /// The verbs the ClusterRole grants on `resource` of `group`.
+    fn verbs(role: &Value, group: &str, resource: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        for r in role["rules"].as_array().unwrap() {
+            let has = |k: &str, v: &str| {
+                r[k].as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|x| x.as_str() == Some(v))
+            };
+            if has("apiGroups", group) && (has("resources", resource) || has("resources", "*")) {
+                out.extend(
+                    r["verbs"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|v| v.as_str().unwrap().to_owned()),
+                );
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn cluster_role_reads_secrets_and_the_gateway_api() {
+        let s = Settings::from_tree(&build(&Input::default()).unwrap()).unwrap();
+        let role = cluster_role(&s);
+        for v in ["get", "list", "watch"] {
+            assert!(
+                verbs(&role, "", "secrets").iter().any(|x| x == v),
+                "secrets {v}"
+            );
+            assert!(
+                verbs(&role, "gateway.networking.k8s.io", "httproutes")
+                    .iter()
+                    .any(|x| x == v),
+                "httproutes {v}"
+            );
+        }
+        let status = verbs(&role, "gateway.networking.k8s.io", "*/status");
+        assert!(status.iter().any(|x| x == "patch"), "{status:?}");
+    }
 }
