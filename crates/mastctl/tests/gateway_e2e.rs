@@ -3,10 +3,11 @@
 //! TLS clients check what a user would: HTTPS termination with a certificate from files and
 //! another from a Secret (distinct certificates, distinct chains), mutual TLS requiring a
 //! client certificate, SNI passthrough to two TLS servers outside the mesh, HTTP → HTTPS
-//! redirect, a host routed by Gateway + VirtualService and another by an HTTPRoute, egress
-//! through the egress gateway with TLS origination to a loopback HTTPS server, REGISTRY_ONLY
-//! blocking an unlisted host (502 on the `block_all` black-hole route in the access log), and sslscan showing
-//! only the TLS version and cipher configured.
+//! redirect, a host routed by Gateway + VirtualService and another by an HTTPRoute, mesh
+//! routing by an HTTPRoute attached to a Service (GAMMA), egress through the egress gateway
+//! with TLS origination to a loopback HTTPS server, REGISTRY_ONLY blocking an unlisted host
+//! (502 on the `block_all` black-hole route in the access log), and sslscan showing only the
+//! TLS version and cipher configured.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -175,6 +176,26 @@ fn scenario(proxy: &Proxy) {
         "route.example: {:?}",
         curl(&["-i", "-H", "Host: route.example", &route_url])
     );
+
+    // GAMMA: the HTTPRoute attached to Service web steers the client's `x-to: api` requests.
+    let to_api = up.exec(
+        "client",
+        &[
+            "curl",
+            "-sS",
+            "--max-time",
+            "10",
+            "-H",
+            "x-to: api",
+            "http://web/",
+        ],
+    );
+    assert!(to_api.contains("hello api"), "GAMMA route: {to_api}");
+    let plain = up.exec(
+        "client",
+        &["curl", "-sS", "--max-time", "10", "http://web/"],
+    );
+    assert!(plain.contains("hello web"), "GAMMA default rule: {plain}");
 
     // Egress: the client's plain HTTP leaves through the egress gateway, which originates
     // TLS to the "external" HTTPS server.

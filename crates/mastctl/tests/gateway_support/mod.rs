@@ -454,6 +454,17 @@ spec:
   hostnames: [route.example]
   rules:
   - backendRefs: [{{name: api, port: 80}}]
+---
+# GAMMA: an HTTPRoute attached to the Service web routes mesh traffic for it.
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: web-mesh}}
+spec:
+  parentRefs: [{{group: "", kind: Service, name: web, port: 80}}]
+  rules:
+  - matches: [{{headers: [{{name: x-to, value: api}}]}}]
+    backendRefs: [{{name: api, port: 80}}]
+  - backendRefs: [{{name: web, port: 80}}]
 "#,
         http = p.http,
         https = p.https,
