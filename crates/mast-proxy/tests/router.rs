@@ -312,7 +312,11 @@ async fn plaintext_http_redirects_require_tls_hosts_and_serves_h2c() {
             {"name": "secure", "domains": ["secure.example.com"], "require_tls": "ALL",
              "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "backend"}}]},
             {"name": "app", "domains": ["app.example.com"],
-             "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "backend"}}]}]}))],
+             "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "backend"}}]},
+            {"name": "gone", "domains": ["gone.example.com"],
+             "routes": [{"match": {"prefix": "/api"}, "route": {"cluster": "missing",
+                 "cluster_not_found_response_code": "INTERNAL_SERVER_ERROR"}},
+                        {"match": {"prefix": "/"}, "route": {"cluster": "missing"}}]}]}))],
     );
     let chains = json!([{"filters": [hcm("http.80")]}]);
     let gw = start(env, vec![listener("0.0.0.0_80", chains, false)]);
@@ -335,6 +339,13 @@ async fn plaintext_http_redirects_require_tls_hosts_and_serves_h2c() {
     let tcp = TcpStream::connect(addr).await.unwrap();
     let r = h1_get(tcp, "other.example.com", "/").await;
     assert_eq!(r.status(), 404);
+
+    // A route whose cluster does not exist: its cluster_not_found_response_code (Istio
+    // sets 500 on Gateway API routes), else 503.
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    assert_eq!(h1_get(tcp, "gone.example.com", "/api/x").await.status(), 500);
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    assert_eq!(h1_get(tcp, "gone.example.com", "/").await.status(), 503);
 }
 
 /// A TLS server answering `name` after its handshake.

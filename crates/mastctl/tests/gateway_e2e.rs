@@ -56,7 +56,7 @@ fn scenario(proxy: &Proxy) {
                 .1
                 .contains("hello web")
         },
-        Duration::from_secs(30),
+        Duration::from_secs(60),
     );
     let last = curl(&["-i", "-H", "Host: vs.example", &vs_url]);
     assert!(

@@ -57,10 +57,11 @@ pub fn http10_refused() -> Local {
     reply(StatusCode::UPGRADE_REQUIRED, "", Flags::NONE, "low_version")
 }
 
-/// 503, the route's cluster is unknown (NC).
-pub fn no_cluster() -> Local {
+/// The route's cluster is unknown (NC): the route's `cluster_not_found_response_code`
+/// (503 by default; 500 on Gateway API routes, as Istio sets).
+pub fn no_cluster(status: StatusCode) -> Local {
     reply(
-        StatusCode::SERVICE_UNAVAILABLE,
+        status,
         "",
         Flags::NO_CLUSTER_FOUND,
         "cluster_not_found",

@@ -88,7 +88,7 @@ pub async fn forward(
     let dest = fwd.pick(fastrand::u64(..));
     entry.upstream_cluster = Some(dest.cluster.clone());
     let Some(cluster) = env.clusters.get(&dest.cluster) else {
-        return local::no_cluster();
+        return local::no_cluster(fwd.cluster_not_found);
     };
     let Ok(_guard) = cluster.try_request() else {
         ProxyStats::cluster(&env.stats.upstream_rq_pending_overflow, &dest.cluster);

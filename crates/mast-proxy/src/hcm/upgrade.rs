@@ -28,7 +28,7 @@ pub async fn connect(
     let dest = fwd.pick(fastrand::u64(..));
     entry.upstream_cluster = Some(dest.cluster.clone());
     let Some(cluster) = env.clusters.get(&dest.cluster) else {
-        return local::no_cluster();
+        return local::no_cluster(fwd.cluster_not_found);
     };
     let ctx = LbContext {
         hash,

@@ -109,6 +109,13 @@ fn gateway_warnings() {
             "duplicate cipher suite",
         ),
         (
+            https(
+                "{mode: SIMPLE, credentialName: c, cipherSuites: [ECDHE-RSA-AES128-GCM-SHA256, AES256-GCM-SHA384]}",
+            ),
+            format!("{s0}.tls.cipherSuites[1]"),
+            "not supported by mast-proxy",
+        ),
+        (
             https("{mode: PASSTHROUGH, credentialName: c}"),
             format!("{s0}.tls.mode"),
             "PASSTHROUGH mode does not use certificates",

@@ -27,6 +27,16 @@ const VALID_CIPHER_SUITES: &[&str] = &[
     "DES-CBC3-SHA",
 ];
 
+/// The suites of [`VALID_CIPHER_SUITES`] that mast-proxy (rustls) can serve.
+const MAST_PROXY_SUITES: &[&str] = &[
+    "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "ECDHE-RSA-AES128-GCM-SHA256",
+    "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "ECDHE-RSA-AES256-GCM-SHA384",
+    "ECDHE-ECDSA-CHACHA20-POLY1305",
+    "ECDHE-RSA-CHACHA20-POLY1305",
+];
+
 /// Checks TLS settings found at `f` (`spec.servers[0].tls`).
 pub(super) fn validate(t: &ServerTlsSettings, f: &str, r: &mut Report) {
     versions_and_ciphers(t, f, r);
@@ -108,6 +118,15 @@ fn ciphers(t: &ServerTlsSettings, f: &str, r: &mut Report) {
             r.warn(field, format!("ignoring invalid cipher suite: {cs}"));
         } else if !seen.insert(cs.as_str()) {
             r.warn(field, format!("ignoring duplicate cipher suite: {cs}"));
+        } else if VALID_CIPHER_SUITES.contains(&cs.as_str())
+            && !MAST_PROXY_SUITES.contains(&cs.as_str())
+        {
+            r.warn(
+                field,
+                format!(
+                    "cipher suite {cs} is not supported by mast-proxy (rustls has no CBC, RSA key exchange or 3DES suites): a gateway on mast-proxy rejects this listener; Envoy accepts it"
+                ),
+            );
         }
     }
 }
