@@ -343,7 +343,10 @@ async fn plaintext_http_redirects_require_tls_hosts_and_serves_h2c() {
     // A route whose cluster does not exist: its cluster_not_found_response_code (Istio
     // sets 500 on Gateway API routes), else 503.
     let tcp = TcpStream::connect(addr).await.unwrap();
-    assert_eq!(h1_get(tcp, "gone.example.com", "/api/x").await.status(), 500);
+    assert_eq!(
+        h1_get(tcp, "gone.example.com", "/api/x").await.status(),
+        500
+    );
     let tcp = TcpStream::connect(addr).await.unwrap();
     assert_eq!(h1_get(tcp, "gone.example.com", "/").await.status(), 503);
 }

@@ -60,12 +60,7 @@ pub fn http10_refused() -> Local {
 /// The route's cluster is unknown (NC): the route's `cluster_not_found_response_code`
 /// (503 by default; 500 on Gateway API routes, as Istio sets).
 pub fn no_cluster(status: StatusCode) -> Local {
-    reply(
-        status,
-        "",
-        Flags::NO_CLUSTER_FOUND,
-        "cluster_not_found",
-    )
+    reply(status, "", Flags::NO_CLUSTER_FOUND, "cluster_not_found")
 }
 
 /// 503, no healthy upstream (UH).
