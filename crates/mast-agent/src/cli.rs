@@ -131,7 +131,7 @@ pub struct Args {
           value_parser = ["trace", "debug", "info", "warning", "warn", "error", "critical", "off"])]
     pub log_level: String,
 
-    /// Where the bootstrap, Envoy's log (envoy.log) and output (envoy.stdio.log) go
+    /// Where the bootstrap, Envoy's log (envoy.log) and stderr (envoy.stdio.log) go
     /// (default: a new temporary folder, removed when the agent exits cleanly).
     #[arg(long, env = "MAST_WORK_DIR")]
     pub work_dir: Option<PathBuf>,

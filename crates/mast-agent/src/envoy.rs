@@ -58,7 +58,9 @@ pub struct EnvoyCommand {
     pub config: PathBuf,
     /// Envoy's log (`--log-path`).
     pub log_path: PathBuf,
-    /// Where Envoy's stdout and stderr go (appended).
+    /// Where Envoy's stderr goes (appended). Its stdout — the access log, when mastd
+    /// configures one on `/dev/stdout` — is the agent's own, as pilot-agent passes Envoy's
+    /// output through to the container's.
     pub stdio_path: PathBuf,
     /// Worker threads (`--concurrency`).
     pub concurrency: u16,
@@ -102,12 +104,11 @@ impl EnvoyCommand {
             path: self.stdio_path.clone(),
             source,
         };
-        let out = std::fs::OpenOptions::new()
+        let err = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.stdio_path)
             .map_err(output_error)?;
-        let err = out.try_clone().map_err(output_error)?;
         let spawn_error = |source| EnvoyError::Spawn {
             binary: self.binary.clone(),
             source,
@@ -115,7 +116,7 @@ impl EnvoyCommand {
         let child = tokio::process::Command::new(&self.binary)
             .args(self.args())
             .stdin(Stdio::null())
-            .stdout(out)
+            .stdout(Stdio::inherit())
             .stderr(err)
             .kill_on_drop(true)
             .spawn()

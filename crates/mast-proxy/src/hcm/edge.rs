@@ -85,20 +85,8 @@ pub struct Edge {
 impl Edge {
     /// Converts the edge fields (errors: (field, reason)).
     pub fn from_proto(h: &HttpConnectionManager) -> Result<Self, (String, String)> {
-        let mut internal = Vec::new();
-        if let Some(c) = &h.internal_address_config {
-            for (i, r) in c.cidr_ranges.iter().enumerate() {
-                let ip: IpAddr = r.address_prefix.parse().map_err(|_| {
-                    (
-                        format!("internal_address_config.cidr_ranges[{i}].address_prefix"),
-                        format!("{:?} is not an IP address", r.address_prefix),
-                    )
-                })?;
-                let max = if ip.is_ipv4() { 32 } else { 128 };
-                let len = r.prefix_len.map_or(max, |l| l.value.min(max));
-                internal.push((ip, u8::try_from(len).unwrap_or(0)));
-            }
-        }
+        refuse_unimplemented(h)?;
+        let internal = internal_ranges(h)?;
         let strip_port = match &h.strip_port_mode {
             Some(StripPortMode::StripAnyHostPort(true)) => StripPort::Any,
             _ if h.strip_matching_host_port => StripPort::Matching,
@@ -159,6 +147,53 @@ impl Edge {
             _ => authority,
         }
     }
+}
+
+/// Header features of the connection manager mast-proxy does not implement.
+fn refuse_unimplemented(h: &HttpConnectionManager) -> Result<(), (String, String)> {
+    let unsupported = [
+        ("via", !h.via.is_empty()),
+        ("append_x_forwarded_port", h.append_x_forwarded_port),
+        (
+            "original_ip_detection_extensions",
+            !h.original_ip_detection_extensions.is_empty(),
+        ),
+        (
+            "early_header_mutation_extensions",
+            !h.early_header_mutation_extensions.is_empty(),
+        ),
+        ("add_user_agent", h.add_user_agent.is_some_and(|b| b.value)),
+        (
+            "scheme_header_transformation",
+            h.scheme_header_transformation.is_some(),
+        ),
+    ];
+    if let Some((field, _)) = unsupported.iter().find(|(_, set)| *set) {
+        return Err((
+            (*field).to_owned(),
+            "not supported by mast-proxy yet".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// `internal_address_config.cidr_ranges`.
+fn internal_ranges(h: &HttpConnectionManager) -> Result<Vec<(IpAddr, u8)>, (String, String)> {
+    let mut internal = Vec::new();
+    if let Some(c) = &h.internal_address_config {
+        for (i, r) in c.cidr_ranges.iter().enumerate() {
+            let ip: IpAddr = r.address_prefix.parse().map_err(|_| {
+                (
+                    format!("internal_address_config.cidr_ranges[{i}].address_prefix"),
+                    format!("{:?} is not an IP address", r.address_prefix),
+                )
+            })?;
+            let max = if ip.is_ipv4() { 32 } else { 128 };
+            let len = r.prefix_len.map_or(max, |l| l.value.min(max));
+            internal.push((ip, u8::try_from(len).unwrap_or(0)));
+        }
+    }
+    Ok(internal)
 }
 
 fn split_port(authority: &str) -> Option<(&str, &str)> {

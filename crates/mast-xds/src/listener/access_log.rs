@@ -7,7 +7,7 @@
 //! keys).
 //!
 //! The JSON format is a `google.protobuf.Struct`, whose fields prost keeps in a `HashMap`: the
-//! `FileAccessLog` is packed with its keys in order ([`crate::encode`]), so the same settings
+//! `FileAccessLog` is packed with its keys in order (`crate::encode`), so the same settings
 //! always give the same listener bytes.
 
 use envoy_types::pb::envoy::config::accesslog::v3::AccessLog;

@@ -3,7 +3,7 @@
 //! HTTP connection managers, the tracing ([`super::trace`], `SnapshotOptions.tracing`).
 //!
 //! It is computed once per generation of a [`Part`] and handed to the builders (sidecars
-//! through [`super::Inputs`], gateways as an argument), which set it on the messages as they
+//! through `Inputs`, gateways as an argument), which set it on the messages as they
 //! build them.
 
 use envoy_types::pb::envoy::config::accesslog::v3::AccessLog;

@@ -183,3 +183,19 @@ fn the_server_header_follows_the_transformation() {
     pass.server_header(&mut h);
     assert_eq!(get(&h, "server"), Some("upstream"));
 }
+
+#[test]
+fn header_features_not_implemented_are_refused() {
+    let err = Edge::from_proto(&HttpConnectionManager {
+        via: "1.1 gateway".into(),
+        ..Default::default()
+    })
+    .unwrap_err();
+    assert_eq!(err.0, "via");
+    let err = Edge::from_proto(&HttpConnectionManager {
+        append_x_forwarded_port: true,
+        ..Default::default()
+    })
+    .unwrap_err();
+    assert_eq!(err.0, "append_x_forwarded_port");
+}
