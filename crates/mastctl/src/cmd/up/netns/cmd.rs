@@ -124,6 +124,7 @@ pub async fn start_sidecar(
     run_dir: &Path,
 ) -> anyhow::Result<(Proc, SidecarFiles)> {
     let files = files(pod, run_dir, spec);
+    own_access_log(&files.access_log)?;
     let cmd = sidecar_command(pod, spec, kind, xds, &files).await?;
     let p = proc::spawn(
         cmd,
@@ -193,4 +194,17 @@ fn envoy_executable() -> anyhow::Result<PathBuf> {
         Some(binary) if script => binary,
         _ => found,
     })
+}
+
+/// Creates the access log file owned by uid 1337: Envoy (as 1337) opens its access log at
+/// `/dev/stdout`, which reopens this file, so it must be the sidecar's to write, as a pod's
+/// stdout is.
+fn own_access_log(path: &Path) -> anyhow::Result<()> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    std::os::unix::fs::chown(path, Some(PROXY_UID), Some(PROXY_UID))
+        .with_context(|| format!("giving {} to uid {PROXY_UID}", path.display()))
 }
