@@ -6,17 +6,66 @@ use std::time::{Duration, Instant};
 
 const POLL: Duration = Duration::from_millis(20);
 
-/// A port that was free on 127.0.0.1 a moment ago (bound to port 0, then released).
-/// Prefer binding port 0 yourself and keeping the socket when you can; use this only
-/// to tell another process which port to take.
+/// A port that was free on 127.0.0.1 a moment ago, to tell another process which port to
+/// take. Prefer binding port 0 yourself and keeping the socket when you can.
+///
+/// Picked below the kernel's ephemeral range (`ip_local_port_range`), at random among
+/// ports this process has not handed out yet: a port from the ephemeral range can be taken
+/// as the source port of any outgoing connection of a parallel test between the moment it
+/// is picked and the moment the other process binds it. Falls back to port 0 when the
+/// range leaves no room below it.
 ///
 /// # Panics
 /// When 127.0.0.1 cannot be bound at all (the test cannot run).
 pub fn free_port() -> u16 {
+    static GIVEN: parking_lot::Mutex<Vec<u16>> = parking_lot::Mutex::new(Vec::new());
+    let (low, high) = below_ephemeral();
+    if high > low {
+        let mut rng = seed();
+        for _ in 0..200 {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            let span = u64::from(high - low);
+            let port = low + u16::try_from(rng % span).unwrap_or(0);
+            let mut given = GIVEN.lock();
+            if given.contains(&port) {
+                continue;
+            }
+            if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                given.push(port);
+                return port;
+            }
+        }
+    }
     match TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()) {
         Ok(addr) => addr.port(),
         Err(e) => panic!("cannot bind 127.0.0.1:0: {e}"),
     }
+}
+
+/// The ports `free_port` picks from: up to 10,000 ports ending below the ephemeral range
+/// (and above 21000, clear of the fixed ports tests and the demo use: 8081–8083, 15000s,
+/// 20000–20100).
+fn below_ephemeral() -> (u16, u16) {
+    let start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .next()
+                .and_then(|p| p.parse::<u16>().ok())
+        })
+        .unwrap_or(32768);
+    let high = start.saturating_sub(1);
+    (high.saturating_sub(10_000).max(21_000), high)
+}
+
+/// A per-call seed: time and pid mixed (xorshift needs a non-zero state).
+fn seed() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    (nanos ^ (u64::from(std::process::id()) << 32)) | 1
 }
 
 /// Calls `condition` every 20 ms until it returns true (→ `true`) or `timeout` has passed
@@ -58,10 +107,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn free_port_is_bindable() {
-        let port = free_port();
-        assert_ne!(port, 0);
-        TcpListener::bind(("127.0.0.1", port)).unwrap();
+    fn free_port_is_bindable_below_the_ephemeral_range_and_never_repeats() {
+        let (low, high) = below_ephemeral();
+        let ports: Vec<u16> = (0..50).map(|_| free_port()).collect();
+        for &port in &ports {
+            assert_ne!(port, 0);
+            if high > low {
+                assert!((low..high).contains(&port), "{port} not in {low}..{high}");
+            }
+        }
+        let mut unique = ports.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), ports.len(), "a port was handed out twice");
+        TcpListener::bind(("127.0.0.1", ports[0])).unwrap();
     }
 
     #[test]

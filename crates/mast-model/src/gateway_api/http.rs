@@ -30,6 +30,8 @@ pub(super) struct RuleCtx<'a> {
     pub kind: &'static str,
     pub namespace: &'a str,
     pub name: &'a str,
+    /// Whether a backend in another namespace needs a ReferenceGrant.
+    pub enforce_grants: bool,
     /// The last backend problem that still lets the destination be used.
     pub noted: std::cell::RefCell<Option<RouteError>>,
 }
@@ -199,9 +201,10 @@ pub(super) fn destination(
     match (group, kind) {
         ("", "Service") => {
             let ns = namespace.unwrap_or(ctx.namespace);
-            if !ctx
-                .inputs
-                .allowed(ctx.kind, ctx.namespace, "Service", ns, name)
+            if ctx.enforce_grants
+                && !ctx
+                    .inputs
+                    .allowed(ctx.kind, ctx.namespace, "Service", ns, name)
             {
                 return Err(RouteError {
                     reason: "RefNotPermitted",
@@ -369,8 +372,13 @@ fn redirect(r: &HttpRequestRedirectFilter) -> HttpRedirect {
         ),
         None => String::new(),
     };
-    let derive = (r.port.is_none() && r.scheme.is_some())
-        .then_some(RedirectPortSelection::FromProtocolDefault);
+    // "When empty, port (if specified) of the request is used": Istio derives the port
+    // from the scheme when one is given, else keeps the request's.
+    let derive = r.port.is_none().then_some(if r.scheme.is_some() {
+        RedirectPortSelection::FromProtocolDefault
+    } else {
+        RedirectPortSelection::FromRequestPort
+    });
     HttpRedirect {
         uri,
         authority: r.hostname.clone().unwrap_or_default(),

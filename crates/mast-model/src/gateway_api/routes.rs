@@ -1,8 +1,8 @@
 //! Routes → VirtualServices: HTTPRoutes and GRPCRoutes merged into one VirtualService per
-//! gateway and hostname (`<gw-ns>~<istio-gateway>~<host>`), or per namespace and Service
-//! host for GAMMA routes bound to `mesh`; rules sorted by Gateway API precedence. TCPRoutes
-//! and TLSRoutes give one VirtualService per route and parent binding. Each route's
-//! `parents[]` status is recorded.
+//! gateway and hostname (`<gw-ns>~<istio-gateway>~<host>`), or per namespace, Service port
+//! and host for GAMMA routes bound to `mesh` (`<ns>~<port>~<host>`); rules sorted by Gateway
+//! API precedence. TCPRoutes and TLSRoutes give one VirtualService per route and parent
+//! binding. Each route's `parents[]` status is recorded.
 
 use std::collections::BTreeMap;
 
@@ -28,35 +28,31 @@ type Merged = BTreeMap<(String, String), (String, VirtualService)>;
 pub(super) fn convert_routes(inputs: &Inputs<'_>, parents: &mut Parents, out: &mut Converted) {
     let mut merged = Merged::new();
     for (r, spec) in &inputs.http_routes {
-        let ctx = ctx(inputs, "HTTPRoute", r);
-        let rules = http::http_rules(&ctx, &spec.rules);
-        http_like(
-            &ctx,
-            parents,
-            &spec.parent_refs,
-            &spec.hostnames,
-            rules,
-            &mut merged,
-            out,
-        );
+        let convert = |ctx: &RuleCtx<'_>| http::http_rules(ctx, &spec.rules);
+        let route = HttpLike {
+            kind: "HTTPRoute",
+            resource: r,
+            refs: &spec.parent_refs,
+            hostnames: &spec.hostnames,
+        };
+        http_like(inputs, parents, &route, &convert, &mut merged, out);
     }
     for (r, spec) in &inputs.grpc_routes {
-        let ctx = ctx(inputs, "GRPCRoute", r);
-        let rules = http::grpc_rules(&ctx, &spec.rules);
-        http_like(
-            &ctx,
-            parents,
-            &spec.parent_refs,
-            &spec.hostnames,
-            rules,
-            &mut merged,
-            out,
-        );
+        let convert = |ctx: &RuleCtx<'_>| http::grpc_rules(ctx, &spec.rules);
+        let route = HttpLike {
+            kind: "GRPCRoute",
+            resource: r,
+            refs: &spec.parent_refs,
+            hostnames: &spec.hostnames,
+        };
+        http_like(inputs, parents, &route, &convert, &mut merged, out);
     }
     for ((gateway, host), (ns, mut vs)) in merged {
         sort_http(&mut vs.http);
+        // Istio: `<ns>~<port>~<host>` (or `<ns>~<host>`) for mesh, else
+        // `<gw-ns>~<gw>~<host>`.
         let name = match gateway.strip_prefix("mesh/") {
-            Some(_) => format!("{ns}~mesh~{host}"),
+            Some(key) => format!("{}~{host}", key.replace('/', "~")),
             None => format!("{}~{host}", gateway.replace('/', "~")),
         };
         out.virtual_services.push(config(&ns, name, vs));
@@ -97,57 +93,98 @@ pub(super) fn convert_routes(inputs: &Inputs<'_>, parents: &mut Parents, out: &m
     }
 }
 
-fn ctx<'a>(inputs: &'a Inputs<'a>, kind: &'static str, r: &'a Resource) -> RuleCtx<'a> {
+/// `enforce_grants`: whether cross-namespace backends need a ReferenceGrant (Istio does
+/// not check them for mesh parents).
+fn ctx<'a>(
+    inputs: &'a Inputs<'a>,
+    kind: &'static str,
+    r: &'a Resource,
+    enforce_grants: bool,
+) -> RuleCtx<'a> {
     RuleCtx {
         inputs,
         kind,
         namespace: r.namespace(),
         name: r.name(),
+        enforce_grants,
         noted: std::cell::RefCell::new(None),
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// An HTTPRoute or GRPCRoute being converted.
+struct HttpLike<'a> {
+    kind: &'static str,
+    resource: &'a Resource,
+    refs: &'a [ParentReference],
+    hostnames: &'a [String],
+}
+
+/// A route's rules as converted for one kind of parent.
+#[derive(Clone, Default)]
+struct RuleOutcome {
+    rules: Vec<HttpRoute>,
+    /// A problem the route cannot be accepted with.
+    accept_error: Option<RouteError>,
+    /// The last backend problem (the route still applies).
+    backend_error: Option<RouteError>,
+}
+
+type ConvertRules<'c> = dyn Fn(&RuleCtx<'_>) -> Result<Rules, RouteError> + 'c;
+
+fn rule_outcome(ctx: &RuleCtx<'_>, convert: &ConvertRules<'_>) -> RuleOutcome {
+    match convert(ctx) {
+        Ok(r) => RuleOutcome {
+            backend_error: r.backend_error.or_else(|| ctx.noted.borrow().clone()),
+            rules: r.http,
+            accept_error: None,
+        },
+        Err(e) => RuleOutcome {
+            accept_error: Some(e),
+            ..RuleOutcome::default()
+        },
+    }
+}
+
 fn http_like(
-    ctx: &RuleCtx<'_>,
+    inputs: &Inputs<'_>,
     parents: &mut Parents,
-    refs: &[ParentReference],
-    hostnames: &[String],
-    rules: Result<Rules, RouteError>,
+    route: &HttpLike<'_>,
+    convert: &ConvertRules<'_>,
     merged: &mut Merged,
     out: &mut Converted,
 ) {
-    let route = RouteRef {
-        kind: ctx.kind,
-        namespace: ctx.namespace,
-        hostnames,
+    let r = route.resource;
+    let gw_ctx = ctx(inputs, route.kind, r, true);
+    let attach_ref = RouteRef {
+        kind: route.kind,
+        namespace: r.namespace(),
+        hostnames: route.hostnames,
     };
-    let outcomes = attach::attach(ctx.inputs, parents, &route, refs);
-    let (rules, accept_error, backend_error) = match rules {
-        Ok(r) => {
-            let e = r
-                .backend_error
-                .clone()
-                .or_else(|| ctx.noted.borrow().clone());
-            (r.http, None, e)
-        }
-        Err(e) => (Vec::new(), Some(e), None),
+    let outcomes = attach::attach(inputs, parents, &attach_ref, route.refs);
+    let gw = rule_outcome(&gw_ctx, convert);
+    // Istio converts the rules for mesh parents without ReferenceGrant checks.
+    let mesh = if route.refs.iter().any(|p| p.is_service()) {
+        rule_outcome(&ctx(inputs, route.kind, r, false), convert)
+    } else {
+        gw.clone()
     };
-    if accept_error.is_none() {
-        for o in &outcomes {
+    for o in &outcomes {
+        let c = if o.parent.is_service() { &mesh } else { &gw };
+        if c.accept_error.is_none() {
             for b in &o.bindings {
-                bind_http(ctx.namespace, b, &rules, merged);
+                bind_http(r.namespace(), b, &c.rules, merged);
             }
         }
     }
-    push_status(ctx, outcomes, accept_error, backend_error, out);
+    push_status(&gw_ctx, outcomes, &gw, &mesh, out);
 }
 
 fn bind_http(ns: &str, b: &Binding, rules: &[HttpRoute], merged: &mut Merged) {
-    let key_gateway = if b.gateway == "mesh" {
-        format!("mesh/{ns}")
-    } else {
-        b.gateway.clone()
+    // Istio keeps one mesh VirtualService per route namespace, Service port and host.
+    let key_gateway = match (b.gateway.as_str(), b.port) {
+        ("mesh", Some(port)) => format!("mesh/{ns}/{port}"),
+        ("mesh", None) => format!("mesh/{ns}"),
+        _ => b.gateway.clone(),
     };
     let mut rules = rules.to_vec();
     if let Some(port) = b.port {
@@ -215,33 +252,34 @@ fn uri_len(m: &HttpMatchRequest) -> usize {
 fn push_status(
     ctx: &RuleCtx<'_>,
     outcomes: Vec<ParentOutcome>,
-    accept_error: Option<RouteError>,
-    backend_error: Option<RouteError>,
+    gw: &RuleOutcome,
+    mesh: &RuleOutcome,
     out: &mut Converted,
 ) {
     if outcomes.is_empty() {
         return;
     }
-    let resolved = match &backend_error {
-        None => Condition::new(
-            "ResolvedRefs",
-            true,
-            "ResolvedRefs",
-            "All references resolved",
-        ),
-        Some(e) => Condition::new("ResolvedRefs", false, e.reason, e.message.clone()),
-    };
     let parents = outcomes
         .into_iter()
         .map(|o| {
-            let accepted = match (&accept_error, o.accepted.is_true()) {
+            let c = if o.parent.is_service() { mesh } else { gw };
+            let resolved = match &c.backend_error {
+                None => Condition::new(
+                    "ResolvedRefs",
+                    true,
+                    "ResolvedRefs",
+                    "All references resolved",
+                ),
+                Some(e) => Condition::new("ResolvedRefs", false, e.reason, e.message.clone()),
+            };
+            let accepted = match (&c.accept_error, o.accepted.is_true()) {
                 (Some(e), true) => Condition::new("Accepted", false, e.reason, e.message.clone()),
                 _ => o.accepted,
             };
             RouteParentStatus {
                 controller_name: controller(ctx.inputs, &o.parent, ctx.namespace).to_owned(),
                 parent_ref: o.parent,
-                conditions: vec![accepted, resolved.clone()],
+                conditions: vec![accepted, resolved],
             }
         })
         .collect();
@@ -275,7 +313,8 @@ fn l4(
     rules: &[&[BackendRef]],
     out: &mut Converted,
 ) {
-    let ctx = ctx(inputs, kind, r);
+    // Istio checks no ReferenceGrant for mesh parents.
+    let ctx = ctx(inputs, kind, r, !refs.iter().all(|p| p.is_service()));
     let route = RouteRef {
         kind,
         namespace: r.namespace(),
@@ -305,38 +344,41 @@ fn l4(
         }
     }
     let short = if kind == "TCPRoute" { "tcp" } else { "tls" };
-    let mut count = 0;
-    for o in &outcomes {
-        for b in &o.bindings {
-            let mut vs = VirtualService {
-                hosts: if kind == "TCPRoute" {
-                    vec!["*".into()]
-                } else {
-                    b.hosts.clone()
-                },
-                gateways: vec![b.gateway.clone()],
-                ..VirtualService::default()
-            };
-            if kind == "TCPRoute" {
-                vs.tcp = vec![TcpRoute {
-                    route: destinations.clone(),
-                    ..TcpRoute::default()
-                }];
+    // Istio numbers the bindings in the order of their Istio Gateway names.
+    let mut bindings: Vec<&Binding> = outcomes.iter().flat_map(|o| &o.bindings).collect();
+    bindings.sort_by(|a, b| a.gateway.cmp(&b.gateway));
+    for (count, b) in bindings.into_iter().enumerate() {
+        let mut vs = VirtualService {
+            // TCP matches no host on a gateway; for mesh, the Service's.
+            hosts: if kind == "TCPRoute" && b.gateway != "mesh" {
+                vec!["*".into()]
             } else {
-                let sni = TlsMatchAttributes {
-                    sni_hosts: b.hosts.clone(),
-                    ..TlsMatchAttributes::default()
-                };
-                vs.tls = vec![TlsRoute {
-                    r#match: vec![sni],
-                    route: destinations.clone(),
-                }];
-            }
-            let name = format!("{}-{short}-{count}-{AUTOGENERATED}", r.name());
-            count += 1;
-            out.virtual_services.push(config(r.namespace(), name, vs));
+                b.hosts.clone()
+            },
+            gateways: vec![b.gateway.clone()],
+            ..VirtualService::default()
+        };
+        if kind == "TCPRoute" {
+            vs.tcp = vec![TcpRoute {
+                route: destinations.clone(),
+                ..TcpRoute::default()
+            }];
+        } else {
+            let sni = TlsMatchAttributes {
+                sni_hosts: b.hosts.clone(),
+                ..TlsMatchAttributes::default()
+            };
+            vs.tls = vec![TlsRoute {
+                r#match: vec![sni],
+                route: destinations.clone(),
+            }];
         }
+        let name = format!("{}~{short}~{count}~{AUTOGENERATED}", r.name());
+        out.virtual_services.push(config(r.namespace(), name, vs));
     }
-    let backend_error = backend_error.or_else(|| ctx.noted.borrow().clone());
-    push_status(&ctx, outcomes, None, backend_error, out);
+    let result = RuleOutcome {
+        backend_error: backend_error.or_else(|| ctx.noted.borrow().clone()),
+        ..RuleOutcome::default()
+    };
+    push_status(&ctx, outcomes, &result, &result, out);
 }
