@@ -283,20 +283,21 @@ const CLIENT: &str = "workload:default/client";
 const V1: &str = "workload:default/nginx-1";
 const V2: &str = "workload:default/nginx-2";
 
-/// Waits until every (source, target) edge carries traffic, gives the rates 6 s more to
-/// settle, and returns the graph.
+/// Waits until every (source, target) edge carries traffic without errors (requests that
+/// failed while the sidecars were still starting leave the 30 s rate window), gives the
+/// rates 6 s more to settle, and returns the graph.
 fn graph_with(m: &Mesh, edges: &[(&str, &str)]) -> Value {
-    let found = poll(Duration::from_secs(45), || {
+    let found = poll(Duration::from_secs(80), || {
         let g = get_json(&m.dashboard, "/api/graph");
         edges
             .iter()
-            .all(|(s, t)| edge(&g, s, t).is_some())
+            .all(|(s, t)| edge(&g, s, t).is_some_and(|e| e["errorRate"] == 0.0))
             .then_some(())
     });
     let g = get_json(&m.dashboard, "/api/graph");
     assert!(
         found.is_some(),
-        "edges {edges:?} missing from {g:#}\n{}",
+        "edges {edges:?} missing or with errors in {g:#}\n{}",
         m.up.output()
     );
     std::thread::sleep(Duration::from_secs(6));

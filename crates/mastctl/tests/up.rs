@@ -222,7 +222,8 @@ fn exit_with_jobs_returns_the_job_status_after_it_used_the_mesh(proxy: &Proxy) {
             echo_workload("web-1", "app: web", port, "hello web-1"),
             job_workload(
                 "job",
-                "curl -s -m 5 --retry 20 --retry-delay 0 --retry-all-errors http://web/; exit 7",
+                // -f: a 503 while web-1's sidecar is still starting is retried, not printed.
+                "curl -sf -m 5 --retry 20 --retry-delay 0 --retry-all-errors http://web/; exit 7",
             ),
         ]
         .join("---\n"),
