@@ -134,6 +134,11 @@ impl Group {
 
 impl Drop for Group {
     fn drop(&mut self) {
+        // mastctl up starts every sidecar and program as the leader of its own process
+        // group: killing its group would leave them running. Ctrl-C stops them all.
+        if matches!(self.0.try_wait(), Ok(None)) {
+            self.interrupt();
+        }
         self.signal("KILL", true);
         let _ = self.0.kill();
         let _ = self.0.wait();
