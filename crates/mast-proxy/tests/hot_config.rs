@@ -468,7 +468,8 @@ async fn invalid_resources_are_refused_and_the_last_good_config_keeps_routing() 
 async fn a_removed_listener_stops_accepting_and_its_requests_in_flight_finish() {
     let app = EchoServer::start_with(
         "app",
-        Behaviour::default().delay(Duration::from_millis(800)),
+        // Long enough to outlast the refusal check below on a loaded machine.
+        Behaviour::default().delay(Duration::from_secs(4)),
     )
     .unwrap();
     let sidecar = Sidecar::new(Some((app.port(), free_port())));

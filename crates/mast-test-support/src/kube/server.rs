@@ -302,6 +302,8 @@ async fn watch(
     query: &Query,
     (labels, fields): (LabelSelector, FieldSelector),
 ) -> Result<Response<Body>, ApiError> {
+    // Subscribed before the hold: a drop at any time after the request arrived cuts it.
+    let drops = shared.drops.subscribe();
     let mut held = shared.held.subscribe();
     let released = async move { held.wait_for(|h| !*h).await.is_ok() };
     let _ = tokio::time::timeout(Duration::from_secs(30), released).await;
@@ -338,7 +340,7 @@ async fn watch(
         timeout,
         initial_events_end: flag(query, "sendInitialEvents"),
     };
-    let body = stream(start, filter, options, shared.drops.subscribe());
+    let body = stream(start, filter, options, drops);
     Ok(streaming(body.boxed_unsync()))
 }
 

@@ -109,6 +109,13 @@ async fn run(
         rv,
     } = start;
     let mut last = rv;
+    if drops.has_changed().unwrap_or(true) {
+        tx.abort(io::Error::new(
+            io::ErrorKind::ConnectionReset,
+            "watch dropped by the test",
+        ));
+        return;
+    }
     for e in initial {
         last = last.max(e.rv);
         if filter.matches(&e) && tx.send_data(filter.event(&e)).await.is_err() {
@@ -118,18 +125,19 @@ async fn run(
     if options.initial_events_end && tx.send_data(filter.bookmark(last, true)).await.is_err() {
         return;
     }
-    drops.mark_unchanged();
     let deadline = tokio::time::sleep(options.timeout);
     tokio::pin!(deadline);
     let mut tick = tokio::time::interval(options.bookmark_every);
     tick.tick().await;
     loop {
         let line = tokio::select! {
-            () = &mut deadline => return,
+            // A drop wins over events that arrived after it.
+            biased;
             _ = drops.changed() => {
                 tx.abort(io::Error::new(io::ErrorKind::ConnectionReset, "watch dropped by the test"));
                 return;
             }
+            () = &mut deadline => return,
             _ = tick.tick(), if options.bookmarks => filter.bookmark(last, false),
             r = live.recv() => match r {
                 Ok(e) if e.rv <= last => continue,
