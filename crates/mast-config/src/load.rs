@@ -336,7 +336,12 @@ fn decode_body(kind: Kind, v: Value) -> Result<Body, SchemaError> {
         Kind::DestinationRule => Body::DestinationRule(istio(v)?),
         Kind::Gateway => Body::Gateway(istio(v)?),
         Kind::ServiceEntry => Body::ServiceEntry(istio(v)?),
-        Kind::WorkloadEntry => Body::WorkloadEntry(istio(v)?),
+        Kind::WorkloadEntry => {
+            let healthy = crate::networking::WorkloadEntry::object_is_healthy(&v);
+            let mut entry: Arc<crate::networking::WorkloadEntry> = istio(v)?;
+            Arc::make_mut(&mut entry).healthy = healthy;
+            Body::WorkloadEntry(entry)
+        }
         Kind::Sidecar => Body::Sidecar(istio(v)?),
         Kind::PeerAuthentication => Body::PeerAuthentication(istio(v)?),
         Kind::AuthorizationPolicy => Body::AuthorizationPolicy(istio(v)?),

@@ -129,6 +129,10 @@ pub struct Endpoint {
     pub service_account: String,
     /// Load-balancing weight (1 when unset).
     pub weight: u32,
+    /// Whether it may receive traffic: `false` for a `WorkloadEntry` with health checks
+    /// on that is not `Healthy` (Istio sends such endpoints to no proxy). An unhealthy
+    /// endpoint still gives its own proxy its inbound listeners.
+    pub healthy: bool,
 }
 
 /// A service known to the mesh.

@@ -47,6 +47,11 @@ impl TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
+        // `MAST_KEEP_FAILED=1`: a failed test's folders (logs, run state) stay for reading.
+        if std::thread::panicking() && std::env::var_os("MAST_KEEP_FAILED").is_some() {
+            eprintln!("kept after the failure: {}", self.path.display());
+            return;
+        }
         if !self.keep {
             let _ = std::fs::remove_dir_all(&self.path);
         }

@@ -186,7 +186,7 @@ impl DeltaStream {
         let Some(state) = self.types.get_mut(&type_url) else {
             // The first request for this type on this stream: always answered.
             self.types.insert(type_url.clone(), TypeState::first(&req));
-            return self.send(&type_url, None, true).await;
+            return self.send(&type_url, None, true).await.map(drop);
         };
         if !req.response_nonce.is_empty() {
             match state.take_pending(&req.response_nonce) {
@@ -200,7 +200,7 @@ impl DeltaStream {
             return Ok(());
         };
         if state.update(&req) {
-            return self.send(&type_url, None, false).await;
+            return self.send(&type_url, None, false).await.map(drop);
         }
         Ok(())
     }
@@ -239,31 +239,63 @@ impl DeltaStream {
 
     async fn event(&mut self, event: Arc<PushEvent>) -> Result<(), Gone> {
         let changed_at = event.changed_at;
+        let mut clusters: Vec<String> = Vec::new();
+        let mut endpoints_sent = false;
         for type_url in self.session.view.advance(event).await? {
             self.session.generated(&type_url).await?;
-            if self.types.contains_key(&type_url) {
-                self.send(&type_url, Some(changed_at), false).await?;
+            if !self.types.contains_key(&type_url) {
+                continue;
             }
+            if type_url == mast_xds::ENDPOINT_TYPE {
+                self.forget_endpoints_of(&clusters);
+                endpoints_sent = true;
+            }
+            let sent = self.send(&type_url, Some(changed_at), false).await?;
+            if type_url == mast_xds::CLUSTER_TYPE {
+                clusters = sent;
+            }
+        }
+        // Envoy re-creates every cluster a push changed and that new cluster warms until it
+        // receives its endpoints again, even unchanged: they go out again, as istiod does.
+        if !clusters.is_empty()
+            && !endpoints_sent
+            && self.types.contains_key(mast_xds::ENDPOINT_TYPE)
+        {
+            self.forget_endpoints_of(&clusters);
+            self.send(mast_xds::ENDPOINT_TYPE, Some(changed_at), false)
+                .await?;
         }
         Ok(())
     }
 
+    /// Forgets that the proxy holds the assignments of `clusters` (an EDS cluster's
+    /// assignment has its name), so the next endpoints response carries them.
+    fn forget_endpoints_of(&mut self, clusters: &[String]) {
+        if let Some(eds) = self.types.get_mut(mast_xds::ENDPOINT_TYPE) {
+            for name in clusters {
+                eds.client.remove(name);
+            }
+        }
+    }
+
     /// Sends the subscribed resources of `type_url` whose version the proxy lacks, and the
     /// names it holds that no longer exist; nothing when there is neither, unless `always`.
+    /// Returns the names of the resources sent.
     async fn send(
         &mut self,
         type_url: &str,
         changed_at: Option<Instant>,
         always: bool,
-    ) -> Result<(), Gone> {
+    ) -> Result<Vec<String>, Gone> {
         let generated = self.session.generated(type_url).await?;
         let Some(state) = self.types.get_mut(type_url) else {
-            return Ok(());
+            return Ok(Vec::new());
         };
         let (resources, removed) = state.changes(&generated);
         if resources.is_empty() && removed.is_empty() && !always {
-            return Ok(());
+            return Ok(Vec::new());
         }
+        let names: Vec<String> = resources.iter().map(|r| r.name.clone()).collect();
         state.record(&resources, &removed);
         let nonce = next_nonce();
         state.pending.push_back(Pending {
@@ -288,6 +320,7 @@ impl DeltaStream {
             .conn
             .update(|r| r.sent(type_url, &generated.version, &nonce));
         self.session.metrics.pushed(type_url);
-        self.tx.send(Ok(response)).await.map_err(|_| Gone)
+        self.tx.send(Ok(response)).await.map_err(|_| Gone)?;
+        Ok(names)
     }
 }

@@ -165,13 +165,45 @@ impl SotwStream {
 
     async fn event(&mut self, event: Arc<PushEvent>) -> Result<(), Gone> {
         let changed_at = event.changed_at;
+        let mut clusters_sent = false;
+        let mut endpoints_sent = false;
         for type_url in self.session.view.advance(event).await? {
             self.session.generated(&type_url).await?;
-            if self.types.get(&type_url).is_some_and(|s| s.sent.is_some()) {
-                self.push(&type_url, changed_at).await?;
+            if !self.subscribed(&type_url) {
+                continue;
+            }
+            if type_url == mast_xds::ENDPOINT_TYPE && clusters_sent {
+                self.respond(&type_url, Some(changed_at)).await?;
+                endpoints_sent = true;
+                continue;
+            }
+            let before = self.last_nonce(&type_url);
+            self.push(&type_url, changed_at).await?;
+            if type_url == mast_xds::CLUSTER_TYPE && self.last_nonce(&type_url) != before {
+                clusters_sent = true;
             }
         }
+        // Envoy re-creates every cluster a push changed and that new cluster warms until it
+        // receives its endpoints again, even unchanged (its re-request looks like an ACK):
+        // after clusters, every subscribed assignment goes out again, as istiod does.
+        if clusters_sent && !endpoints_sent && self.subscribed(mast_xds::ENDPOINT_TYPE) {
+            self.respond(mast_xds::ENDPOINT_TYPE, Some(changed_at))
+                .await?;
+        }
         Ok(())
+    }
+
+    /// Whether the proxy has been sent `type_url` on this stream (it asked for it).
+    fn subscribed(&self, type_url: &str) -> bool {
+        self.types.get(type_url).is_some_and(|s| s.sent.is_some())
+    }
+
+    /// The nonce of the last response of `type_url`.
+    fn last_nonce(&self, type_url: &str) -> Option<String> {
+        self.types
+            .get(type_url)
+            .and_then(|s| s.sent.as_ref())
+            .map(|s| s.nonce.clone())
     }
 
     /// Pushes `type_url` if what the proxy subscribes to differs from what it was last sent.

@@ -83,6 +83,8 @@ pub(crate) fn lb_endpoints(
     let mut selected: Vec<&mast_model::Endpoint> = endpoints
         .iter()
         .filter(|e| subset.is_none_or(|labels| labels.iter().all(|(k, v)| e.labels.get(k) == Some(v))))
+        // Istio sends no unhealthy endpoint (PILOT_SEND_UNHEALTHY_ENDPOINTS is off).
+        .filter(|e| e.healthy)
         .filter(|e| {
             let ok = addresses == Addresses::Any || e.address.parse::<IpAddr>().is_ok();
             if !ok {
@@ -260,6 +262,7 @@ mod tests {
             workload: String::new(),
             service_account: String::new(),
             weight,
+            healthy: true,
         }
     }
 

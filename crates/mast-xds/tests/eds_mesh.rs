@@ -120,3 +120,61 @@ fn clusters_without_endpoints_get_empty_assignments() {
             .is_empty()
     );
 }
+
+/// Istio's WorkloadEntry health: with `proxy.istio.io/health-checks-enabled`, an entry
+/// serves only while its status says `Healthy: "True"`; unhealthy entries reach no proxy's
+/// EDS, but their own proxy still gets its inbound ports (it must be ready to turn healthy).
+#[test]
+fn unhealthy_workload_entries_are_left_out_of_eds_but_keep_their_inbound() {
+    let entries = r#"
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: vms, namespace: default}
+spec:
+  hosts: [vms.internal]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 8080, name: http, protocol: HTTP}]
+  workloadSelector: {labels: {app: vm}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: plain, namespace: default}
+spec: {address: 10.3.0.1, labels: {app: vm}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: healthy, namespace: default, annotations: {proxy.istio.io/health-checks-enabled: "true"}}
+spec: {address: 10.3.0.2, labels: {app: vm}}
+status: {conditions: [{type: Healthy, status: "True"}]}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: sick, namespace: default, annotations: {proxy.istio.io/health-checks-enabled: "true"}}
+spec: {address: 10.3.0.3, labels: {app: vm}}
+status: {conditions: [{type: Healthy, status: "False"}]}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: unprobed, namespace: default, annotations: {proxy.istio.io/health-checks-enabled: ""}}
+spec: {address: 10.3.0.4, labels: {app: vm}}
+"#;
+    let snap = cds_common::snapshot(&format!("{}\n---\n{entries}", cds_common::mesh_yaml()));
+    let all = endpoints(&snap, &client());
+    assert_eq!(
+        eps(assignment(&all, "outbound|8080||vms.internal")),
+        [ep("10.3.0.1", 8080, 1), ep("10.3.0.2", 8080, 1)],
+        "no annotation: healthy; annotation: only Healthy=True"
+    );
+    let sick = cds_common::sidecar("10.3.0.3", "sick", serde_json::json!({}));
+    let inbound: Vec<u16> = snap
+        .inbound_ports(&sick)
+        .iter()
+        .map(|p| p.target_port)
+        .collect();
+    assert_eq!(
+        inbound,
+        [8080],
+        "the unhealthy entry's own proxy keeps its inbound"
+    );
+}

@@ -45,6 +45,7 @@ on_both_proxies!(
     workloads_added_and_removed_live,
     a_crashing_workload_is_restarted_with_back_off,
     exit_with_jobs_returns_the_job_status_after_it_used_the_mesh,
+    a_workload_gets_traffic_only_while_its_program_listens,
     a_bad_file_is_reported_and_the_rest_keeps_running,
     errors_in_the_folder_stop_it_before_anything_starts,
     two_meshes_in_different_folders_run_at_once,
@@ -233,6 +234,58 @@ fn exit_with_jobs_returns_the_job_status_after_it_used_the_mesh(proxy: &Proxy) {
     assert_eq!(code, Some(7), "{}", up.stderr());
     assert!(up.stdout().contains("[job] hello web-1"), "{}", up.stdout());
     assert!(!up.state_file.exists());
+}
+
+/// A slow server (listening 2 s after it starts) and a replica that never listens: the job
+/// starts once the server listens, its very first request (no retry) and every later one
+/// reach the server, none the replica whose program keeps crashing (its WorkloadEntry never
+/// turns Healthy, so no sidecar is sent its endpoint).
+fn a_workload_gets_traffic_only_while_its_program_listens(proxy: &Proxy) {
+    let Some(dir) = Dir::for_up("health") else {
+        return;
+    };
+    let (port, other) = (free_port(), free_port());
+    let mastctl = up_support::mastctl_bin();
+    let requests = 20;
+    dir.write(
+        "mesh.yaml",
+        &[
+            service("web", "app: web", port),
+            format!(
+                "apiVersion: mast.dev/v1alpha1\nkind: LocalWorkload\nmetadata:\n  name: web-slow\n  labels: {{app: web}}\nspec:\n  command: [sh, -c, 'sleep 2; exec {} x echo --message slow']\n  port: {port}\n",
+                mastctl.display()
+            ),
+            format!(
+                "apiVersion: mast.dev/v1alpha1\nkind: LocalWorkload\nmetadata:\n  name: web-down\n  labels: {{app: web}}\nspec:\n  command: [sh, -c, 'sleep 1; exit 1']\n  port: {other}\n"
+            ),
+            job_workload(
+                "job",
+                &format!(
+                    "for i in $(seq {requests}); do echo \"got $(curl -s -m 5 http://web/)\"; done"
+                ),
+            ),
+        ]
+        .join("---\n"),
+    );
+    let mut up = Up::start_on(&dir, proxy, &["--exit-with-jobs"]);
+    let code = up.wait_exit(Duration::from_secs(60));
+    assert_eq!(code, Some(0), "{}", up.stderr());
+    let out = up.stdout();
+    let answers: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("[job] got "))
+        .collect();
+    assert_eq!(answers.len(), requests, "{out}");
+    assert!(
+        answers.iter().all(|a| *a == "slow"),
+        "every request reached the listening server: {answers:?}"
+    );
+    assert!(
+        up.stderr()
+            .contains("web-down.default: exited with status 1"),
+        "{}",
+        up.stderr()
+    );
 }
 
 fn a_bad_file_is_reported_and_the_rest_keeps_running(proxy: &Proxy) {

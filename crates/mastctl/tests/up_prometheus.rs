@@ -216,6 +216,14 @@ fn run(proxy: &Proxy) {
         .unwrap();
     assert_eq!(nginx1["labels"]["app"], "nginx");
     assert_eq!(nginx1["labels"]["version"], "v1.0.0");
+    if matches!(proxy, Proxy::Mast) {
+        // Both versions' series must be scraped before the measured load: rate() needs a
+        // sample of each from before it.
+        load(&up, 50);
+        let by_version = r#"sum by (destination_version) (istio_requests_total{reporter="source",destination_service=~"nginx-svc.*"})"#;
+        let seen = poll(&prom, by_version, Duration::from_secs(30), |r| r.len() >= 2);
+        assert!(seen.len() >= 2, "both versions scraped: {seen:?}");
+    }
     let before = scraped(&prom);
     load(&up, 400);
     match proxy {

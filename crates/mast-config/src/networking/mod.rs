@@ -13,4 +13,4 @@ pub use gateway::Gateway;
 pub use service_entry::ServiceEntry;
 pub use sidecar::Sidecar;
 pub use virtual_service::VirtualService;
-pub use workload_entry::WorkloadEntry;
+pub use workload_entry::{HEALTH_CHECKS_ANNOTATION, WorkloadEntry};

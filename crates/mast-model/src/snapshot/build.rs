@@ -68,6 +68,7 @@ impl PodRef<'_> {
             workload: self.name.to_owned(),
             service_account: self.service_account().to_owned(),
             weight: 1,
+            healthy: true,
         })
     }
 }
@@ -110,6 +111,7 @@ pub(super) fn workload_endpoint(
             .and_then(|w| u32::try_from(w).ok())
             .filter(|w| *w > 0)
             .unwrap_or(1),
+        healthy: we.healthy,
     })
 }
 

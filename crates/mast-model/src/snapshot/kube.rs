@@ -176,6 +176,7 @@ fn external_endpoints(
                 workload: String::new(),
                 service_account: String::new(),
                 weight: 1,
+                healthy: true,
             }),
         );
     }
@@ -278,5 +279,6 @@ fn address_endpoint(
             .map(|p| p.service_account().to_owned())
             .unwrap_or_default(),
         weight: 1,
+        healthy: true,
     }
 }

@@ -156,6 +156,7 @@ fn dns_self_endpoints(host: &str, ns: &str, ports: &[EntryPort]) -> BTreeMap<u16
                 workload: String::new(),
                 service_account: String::new(),
                 weight: 1,
+                healthy: true,
             }),
         );
     }

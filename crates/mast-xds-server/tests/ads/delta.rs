@@ -182,3 +182,39 @@ async fn delta_nack_is_tied_to_its_version_by_nonce() {
     );
     c.expect_silence(Duration::from_millis(150)).await;
 }
+
+/// A changed cluster's assignment is sent again after it, unchanged: Envoy re-creates the
+/// cluster and the new one warms until it has its endpoints. Other assignments are not.
+#[tokio::test]
+async fn a_changed_cluster_gets_its_unchanged_endpoints_again() {
+    let content = |v: u64, t: &str| match t {
+        CLUSTER_TYPE => vec![cluster("a", v), cluster("b", 1)],
+        ENDPOINT_TYPE => vec![endpoints("a", 8000), endpoints("b", 9000)],
+        _ => vec![],
+    };
+    let h = Harness::start(Some(TestGen::new(content)), fast()).await;
+    let mut c = DeltaClient::connect(h.addr, &node_id("warming")).await;
+    c.send(subscribe(CLUSTER_TYPE, &[])).await;
+    let r = c.recv().await;
+    c.ack(&r).await;
+    c.send(subscribe(ENDPOINT_TYPE, &["a", "b"])).await;
+    let r = c.recv().await;
+    assert_eq!(resource_names(&r), ["a", "b"]);
+    c.ack(&r).await;
+
+    h.publish(2);
+    let cds = c.recv().await;
+    assert_eq!(
+        (cds.type_url.as_str(), resource_names(&cds)),
+        (CLUSTER_TYPE, vec!["a"])
+    );
+    c.ack(&cds).await;
+    let eds = c.recv().await;
+    assert_eq!(
+        (eds.type_url.as_str(), resource_names(&eds)),
+        (ENDPOINT_TYPE, vec!["a"]),
+        "the changed cluster's endpoints, again"
+    );
+    c.ack(&eds).await;
+    c.expect_silence(Duration::from_millis(100)).await;
+}

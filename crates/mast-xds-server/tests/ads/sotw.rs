@@ -181,6 +181,14 @@ async fn only_types_whose_content_changed_are_pushed() {
         (r.type_url.as_str(), r.version_info.as_str()),
         (CLUSTER_TYPE, "2")
     );
+    // The changed cluster's assignment follows, unchanged: Envoy's re-created cluster warms
+    // until it receives it again.
+    let eds = c.recv().await;
+    assert_eq!(
+        (eds.type_url.as_str(), eds.version_info.as_str()),
+        (ENDPOINT_TYPE, "1")
+    );
+    assert_eq!(names(&eds), ["svc"]);
     c.expect_silence(Duration::from_millis(200)).await;
 }
 

@@ -30,6 +30,7 @@ fn service(resolution: Resolution, endpoints: &[&str]) -> Service {
             workload: String::new(),
             service_account: String::new(),
             weight: 1,
+            healthy: true,
         })
         .collect();
     Service {

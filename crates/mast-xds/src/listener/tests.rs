@@ -74,6 +74,7 @@ pub fn endpoint(ip: &str, port: u16) -> Endpoint {
         workload: String::new(),
         service_account: String::new(),
         weight: 1,
+        healthy: true,
     }
 }
 

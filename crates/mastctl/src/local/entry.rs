@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use mast_config::Resource;
+use mast_config::networking::HEALTH_CHECKS_ANNOTATION;
 use serde_json::{Value, json};
 
 use super::spec::LocalSpec;
@@ -77,7 +78,12 @@ pub const TLS_MODE_LABEL: &str = "security.istio.io/tlsMode";
 /// program's own), as YAML. Its labels are the
 /// workload's plus `security.istio.io/tlsMode: istio` (the sidecar has the workload's
 /// certificate, so clients may use mutual TLS), and its service account is the workload's.
-pub fn workload_entry_at(spec: &LocalSpec, ports: &BTreeMap<String, u16>, address: &str) -> String {
+pub fn workload_entry_at(
+    spec: &LocalSpec,
+    ports: &BTreeMap<String, u16>,
+    address: &str,
+    healthy: bool,
+) -> String {
     let mut labels = spec.labels.clone();
     // A gateway proxy is no sidecar: its listeners are its Gateways' servers, so clients
     // send it what those servers expect (Istio's gateway pods carry no tlsMode label; with
@@ -94,7 +100,13 @@ pub fn workload_entry_at(spec: &LocalSpec, ports: &BTreeMap<String, u16>, addres
             "name": spec.key.name,
             "namespace": spec.key.namespace,
             "labels": spec.labels,
-            "annotations": {"mast.dev/generated-by": "mastctl up", "mast.dev/workload": spec.key.name},
+            // Istio's WorkloadEntry health checks: the entry gets traffic only while its
+            // status says Healthy (mastctl up sets it once the program listens).
+            "annotations": {
+                "mast.dev/generated-by": "mastctl up",
+                "mast.dev/workload": spec.key.name,
+                HEALTH_CHECKS_ANNOTATION: "true",
+            },
         },
         "spec": {
             "address": address,
@@ -102,6 +114,10 @@ pub fn workload_entry_at(spec: &LocalSpec, ports: &BTreeMap<String, u16>, addres
             "serviceAccount": spec.service_account,
             "ports": ports,
         },
+        "status": {"conditions": [{
+            "type": "Healthy",
+            "status": if healthy { "True" } else { "False" },
+        }]},
     });
     // JSON is YAML; the folder loader reads both.
     format!(
@@ -179,11 +195,20 @@ mod tests {
             ports,
             BTreeMap::from([("http".to_owned(), 20103), ("web".to_owned(), 20103)])
         );
-        let yaml = workload_entry_at(&spec, &ports, "127.0.0.1");
+        let yaml = workload_entry_at(&spec, &ports, "127.0.0.1", false);
         let back = load_str(&yaml, "g.yaml", &LoadOptions::default());
         assert!(back.diagnostics.is_empty(), "{:?}", back.diagnostics);
         let we = back.resources[0].as_workload_entry().unwrap();
         assert_eq!(we.address(), "127.0.0.1");
+        assert!(!we.healthy, "a starting workload gets no traffic");
+        let healthy = workload_entry_at(&spec, &ports, "127.0.0.1", true);
+        let back_healthy = load_str(&healthy, "g.yaml", &LoadOptions::default());
+        assert!(
+            back_healthy.resources[0]
+                .as_workload_entry()
+                .unwrap()
+                .healthy
+        );
         let doc: serde_json::Value =
             serde_json::from_str(yaml.split_once('\n').unwrap().1).unwrap();
         assert_eq!(doc["spec"]["labels"][TLS_MODE_LABEL], "istio");

@@ -20,7 +20,7 @@ mod proxy;
 #[allow(unused_imports)] // Not every test file uses them all.
 pub use proxy::{Proxy, admin_stat, listening_ports, on_proxy, table_proxy, with_descendants};
 
-fn mastctl_bin() -> PathBuf {
+pub fn mastctl_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_mastctl"))
 }
 

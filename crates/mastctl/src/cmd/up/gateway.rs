@@ -144,6 +144,8 @@ pub(super) async fn run_once(
         w.health = ports.health;
         w.status = "Running".into();
     });
+    // A gateway is its proxy: ready, it gets traffic.
+    ctx.mesh.set_healthy(&spec.key, true);
     settle(ctx, &spec.key, settled);
     let status = tokio::select! {
         s = proxy.wait() => s,

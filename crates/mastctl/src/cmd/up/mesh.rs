@@ -15,9 +15,18 @@ use crate::local::spec::{Key, LocalSpec};
 use crate::local::state::{self, State, WorkloadState};
 use crate::local::{entry, gateway};
 
-/// A running workload's entry: its spec, its sidecar's inbound listener (the program's own
-/// port in a pod), the `ports:` written, its address.
-type Entry = (LocalSpec, u16, BTreeMap<String, u16>, String);
+/// A running workload's entry as written.
+struct Entry {
+    spec: LocalSpec,
+    /// Its sidecar's inbound listener (the program's own port in a pod).
+    inbound: u16,
+    /// The `ports:` written.
+    ports: BTreeMap<String, u16>,
+    /// Its address.
+    address: String,
+    /// Whether its status says `Healthy` (it then gets traffic): once its program listens.
+    healthy: bool,
+}
 
 /// A workload's address in ports mode.
 const LOOPBACK: &str = "127.0.0.1";
@@ -25,7 +34,7 @@ const LOOPBACK: &str = "127.0.0.1";
 /// The shared state of a running mesh.
 pub struct Mesh {
     state: Mutex<State>,
-    /// Running workloads' entries: spec, inbound listener, written `ports:`.
+    /// Running workloads' entries.
     entries: Mutex<BTreeMap<Key, Entry>>,
     /// The state file.
     pub state_file: PathBuf,
@@ -110,7 +119,8 @@ impl Mesh {
     }
 
     /// Writes the WorkloadEntry of a running workload at `address` whose Services' ports
-    /// lead to `inbound` (in a pod: the program's own port).
+    /// lead to `inbound` (in a pod: the program's own port). A new entry is not healthy
+    /// (it gets no traffic) until [`Mesh::set_healthy`]; a rewritten one keeps its health.
     pub fn write_entry_at(
         &self,
         spec: &LocalSpec,
@@ -119,19 +129,46 @@ impl Mesh {
         resources: &[Resource],
     ) {
         let ports = entry::entry_ports(spec, resources, inbound);
-        self.write_entry_file(spec, &ports, address);
+        let mut entries = self.entries.lock();
+        let healthy = entries.get(&spec.key).is_some_and(|e| e.healthy);
+        self.write_entry_file(spec, &ports, address, healthy);
+        entries.insert(
+            spec.key.clone(),
+            Entry {
+                spec: spec.clone(),
+                inbound,
+                ports,
+                address: address.to_owned(),
+                healthy,
+            },
+        );
+        drop(entries);
         if spec.gateway {
             let urls = gateway::urls(spec, resources, address);
             self.update(&spec.key, |w| w.urls = urls);
         }
-        self.entries.lock().insert(
-            spec.key.clone(),
-            (spec.clone(), inbound, ports, address.to_owned()),
-        );
     }
 
-    fn write_entry_file(&self, spec: &LocalSpec, ports: &BTreeMap<String, u16>, address: &str) {
-        let text = entry::workload_entry_at(spec, ports, address);
+    /// Marks a running workload's entry healthy (its program listens: it gets traffic) or
+    /// not (its program exited), rewriting the entry when that changes.
+    pub fn set_healthy(&self, key: &Key, healthy: bool) {
+        let mut entries = self.entries.lock();
+        if let Some(e) = entries.get_mut(key)
+            && e.healthy != healthy
+        {
+            e.healthy = healthy;
+            self.write_entry_file(&e.spec, &e.ports, &e.address, healthy);
+        }
+    }
+
+    fn write_entry_file(
+        &self,
+        spec: &LocalSpec,
+        ports: &BTreeMap<String, u16>,
+        address: &str,
+        healthy: bool,
+    ) {
+        let text = entry::workload_entry_at(spec, ports, address, healthy);
         // Written beside the folder then renamed in, so mastd never reads half a file.
         let tmp = self.run_dir.join(format!(
             ".{}.{}.yaml.tmp",
@@ -144,15 +181,16 @@ impl Mesh {
         }
     }
 
-    /// The sidecar listeners that WorkloadEntries point at (entries some Service uses).
+    /// The sidecar listeners that healthy WorkloadEntries point at (entries some Service
+    /// uses): the endpoints every sidecar is sent.
     pub fn entry_listeners(&self) -> Vec<u16> {
         self.entries
             .lock()
             .values()
-            .filter(|(spec, _, ports, address)| {
-                !spec.gateway && !ports.is_empty() && address == LOOPBACK
+            .filter(|e| {
+                e.healthy && !e.spec.gateway && !e.ports.is_empty() && e.address == LOOPBACK
             })
-            .map(|(_, inbound, _, _)| *inbound)
+            .map(|e| e.inbound)
             .collect()
     }
 
@@ -168,14 +206,17 @@ impl Mesh {
         let mut urls = Vec::new();
         {
             let mut entries = self.entries.lock();
-            for (spec, inbound, ports, address) in entries.values_mut() {
-                let now = entry::entry_ports(spec, resources, *inbound);
-                if now != *ports {
-                    self.write_entry_file(spec, &now, address);
-                    *ports = now;
+            for e in entries.values_mut() {
+                let now = entry::entry_ports(&e.spec, resources, e.inbound);
+                if now != e.ports {
+                    self.write_entry_file(&e.spec, &now, &e.address, e.healthy);
+                    e.ports = now;
                 }
-                if spec.gateway {
-                    urls.push((spec.key.clone(), gateway::urls(spec, resources, address)));
+                if e.spec.gateway {
+                    urls.push((
+                        e.spec.key.clone(),
+                        gateway::urls(&e.spec, resources, &e.address),
+                    ));
                 }
             }
         }

@@ -1,5 +1,7 @@
-//! One task per workload: its sidecar first (ready = its ports file), then its
-//! WorkloadEntry, then its program with the sidecar as HTTP proxy. `Always` programs that
+//! One task per workload: its WorkloadEntry (not yet healthy: no traffic), its sidecar
+//! (ready = its ports file), then its program with the sidecar as HTTP proxy; the entry turns
+//! `Healthy` once the program accepts connections on its port (a readiness probe, as
+//! Kubernetes' before a pod gets traffic) and unhealthy when the program exits. `Always` programs that
 //! exit are restarted with back-off (1 s doubling to 30 s, reset after 60 s up); a `Never`
 //! program (a job) runs once and its sidecar stops with it. Stopping a workload stops the
 //! program (SIGTERM, SIGKILL after 5 s), removes its entry, then drains its sidecar.
@@ -38,6 +40,9 @@ const BACKOFF_RESET: Duration = Duration::from_secs(60);
 const GATE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a program waits for its sidecar to have every running workload's endpoint.
 const PROPAGATION_TIMEOUT: Duration = Duration::from_secs(3);
+/// After this long without its program listening, a server's first start counts as over
+/// (clients stop waiting for it); it still gets traffic only once it listens.
+const LISTEN_NOTICE: Duration = Duration::from_secs(30);
 
 /// What workload tasks tell the main loop.
 #[derive(Debug)]
@@ -420,20 +425,55 @@ async fn run_program(
                     w.pid = Some(pid);
                     w.status = "Running".into();
                 });
-                settle(ctx, key, settled);
-                let status = tokio::select! {
-                    s = program.wait() => s,
-                    () = stopped(stop) => {
-                        mark(ctx, key, "Stopping", false);
-                        program.stop(PROGRAM_GRACE, false).await;
-                        return Outcome::Stopped;
+                // A server gets traffic once its program listens (in a pod, whose port
+                // only its sidecar reaches, once it runs); others are settled now.
+                let probe = match (spec.port, pod) {
+                    (Some(port), None) => Some(port),
+                    (Some(_), Some(_)) => {
+                        ctx.mesh.set_healthy(key, true);
+                        None
                     }
-                    s = sidecar.wait() => {
-                        program.stop(PROGRAM_GRACE, false).await;
-                        let why = s.map(|s| proc::describe(&s)).unwrap_or_default();
-                        return Outcome::Failed(format!("its sidecar {why}"));
+                    (None, _) => None,
+                };
+                if probe.is_none() {
+                    settle(ctx, key, settled);
+                }
+                let listening = listening(probe.unwrap_or(0));
+                tokio::pin!(listening);
+                let mut probing = probe.is_some();
+                let notice = tokio::time::sleep(LISTEN_NOTICE);
+                tokio::pin!(notice);
+                let status = loop {
+                    tokio::select! {
+                        s = program.wait() => break s,
+                        () = stopped(stop) => {
+                            mark(ctx, key, "Stopping", false);
+                            ctx.mesh.set_healthy(key, false);
+                            program.stop(PROGRAM_GRACE, false).await;
+                            return Outcome::Stopped;
+                        }
+                        s = sidecar.wait() => {
+                            ctx.mesh.set_healthy(key, false);
+                            program.stop(PROGRAM_GRACE, false).await;
+                            let why = s.map(|s| proc::describe(&s)).unwrap_or_default();
+                            return Outcome::Failed(format!("its sidecar {why}"));
+                        }
+                        () = &mut listening, if probing => {
+                            probing = false;
+                            ctx.mesh.set_healthy(key, true);
+                            settle(ctx, key, settled);
+                        }
+                        () = &mut notice, if probing && !*settled => {
+                            say(format!(
+                                "{key}: nothing listens on 127.0.0.1:{} after {}s; it gets no traffic until it does",
+                                probe.unwrap_or(0),
+                                LISTEN_NOTICE.as_secs()
+                            ));
+                            settle(ctx, key, settled);
+                        }
                     }
                 };
+                ctx.mesh.set_healthy(key, false);
                 proc::signal_group(pid, rustix::process::Signal::KILL);
                 match status {
                     Ok(s) => Ok(s),
@@ -474,6 +514,26 @@ async fn run_program(
             () = tokio::time::sleep(delay) => {}
             () = stopped(stop) => return Outcome::Stopped,
         }
+    }
+}
+
+/// Returns once something accepts connections on 127.0.0.1:`port` (a TCP readiness probe:
+/// every 50 ms, then every second after [`LISTEN_NOTICE`]).
+async fn listening(port: u16) {
+    let started = Instant::now();
+    loop {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        let pause = if started.elapsed() < LISTEN_NOTICE {
+            Duration::from_millis(50)
+        } else {
+            Duration::from_secs(1)
+        };
+        tokio::time::sleep(pause).await;
     }
 }
 
