@@ -237,9 +237,9 @@ fn exit_with_jobs_returns_the_job_status_after_it_used_the_mesh(proxy: &Proxy) {
 }
 
 /// A slow server (listening 2 s after it starts) and a replica that never listens: the job
-/// starts once the server listens, its very first request (no retry) and every later one
-/// reach the server, none the replica whose program keeps crashing (its WorkloadEntry never
-/// turns Healthy, so no sidecar is sent its endpoint).
+/// starts once the server listens and its very first request (no retry) and every later one
+/// reach the server; the replica whose program keeps crashing never turns Healthy, so the
+/// client's sidecar holds the server's endpoint and not the replica's.
 fn a_workload_gets_traffic_only_while_its_program_listens(proxy: &Proxy) {
     let Some(dir) = Dir::for_up("health") else {
         return;
@@ -250,7 +250,8 @@ fn a_workload_gets_traffic_only_while_its_program_listens(proxy: &Proxy) {
     dir.write(
         "mesh.yaml",
         &[
-            service("web", "app: web", port),
+            // No targetPort: each replica's own port (both cannot listen on one here).
+            "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n  ports: [{name: http, port: 80}]\n".to_owned(),
             format!(
                 "apiVersion: mast.dev/v1alpha1\nkind: LocalWorkload\nmetadata:\n  name: web-slow\n  labels: {{app: web}}\nspec:\n  command: [sh, -c, 'sleep 2; exec {} x echo --message slow']\n  port: {port}\n",
                 mastctl.display()
@@ -264,12 +265,17 @@ fn a_workload_gets_traffic_only_while_its_program_listens(proxy: &Proxy) {
                     "for i in $(seq {requests}); do echo \"got $(curl -s -m 5 http://web/)\"; done"
                 ),
             ),
+            sleeper("client"),
         ]
         .join("---\n"),
     );
-    let mut up = Up::start_on(&dir, proxy, &["--exit-with-jobs"]);
-    let code = up.wait_exit(Duration::from_secs(60));
-    assert_eq!(code, Some(0), "{}", up.stderr());
+    let mut up = Up::start_on(&dir, proxy, &[]);
+    up.wait_started();
+    let done = wait_for(
+        || up.workload("job")["status"] == "Completed",
+        Duration::from_secs(30),
+    );
+    assert!(done, "{}\n{}", up.workload("job"), up.stderr());
     let out = up.stdout();
     let answers: Vec<&str> = out
         .lines()
@@ -280,12 +286,30 @@ fn a_workload_gets_traffic_only_while_its_program_listens(proxy: &Proxy) {
         answers.iter().all(|a| *a == "slow"),
         "every request reached the listening server: {answers:?}"
     );
+    let listener = |w: &str| {
+        up.workload(w)["inbound"]
+            .as_object()
+            .and_then(|m| m.values().next())
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or_else(|| panic!("{w}'s inbound listener: {}", up.workload(w)))
+    };
+    let (slow, down) = (listener("web-slow"), listener("web-down"));
+    let endpoints = up.mastctl(&["proxy-config", "endpoint", "client"]);
+    let web: Vec<&str> = endpoints
+        .lines()
+        .filter(|l| l.contains("||web.default.svc.cluster.local"))
+        .collect();
+    assert!(
+        web.len() == 1 && web[0].contains(&format!("127.0.0.1:{slow} ")),
+        "the listening server is the one endpoint, not the replica at {down}: {endpoints}"
+    );
     assert!(
         up.stderr()
             .contains("web-down.default: exited with status 1"),
         "{}",
         up.stderr()
     );
+    assert_eq!(up.interrupt(), Some(0));
 }
 
 fn a_bad_file_is_reported_and_the_rest_keeps_running(proxy: &Proxy) {
