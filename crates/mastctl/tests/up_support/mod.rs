@@ -140,6 +140,15 @@ impl Up {
         }
     }
 
+    /// The temporary folder of this mesh (every path it uses starts with it).
+    pub fn dir_name(&self) -> String {
+        self.state_file
+            .parent()
+            .and_then(std::path::Path::parent)
+            .map(|d| d.display().to_string())
+            .unwrap_or_default()
+    }
+
     /// The pid of `mastctl up`.
     pub fn pid(&self) -> u32 {
         self.child.id()
