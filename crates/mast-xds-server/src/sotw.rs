@@ -165,32 +165,71 @@ impl SotwStream {
 
     async fn event(&mut self, event: Arc<PushEvent>) -> Result<(), Gone> {
         let changed_at = event.changed_at;
-        let mut clusters_sent = false;
-        let mut endpoints_sent = false;
+        // Clusters this push changed (`Some(None)`: unknown which, so all).
+        let mut clusters: Option<Option<BTreeSet<String>>> = None;
         for type_url in self.session.view.advance(event).await? {
             self.session.generated(&type_url).await?;
             if !self.subscribed(&type_url) {
                 continue;
             }
-            if type_url == mast_xds::ENDPOINT_TYPE && clusters_sent {
-                self.respond(&type_url, Some(changed_at)).await?;
-                endpoints_sent = true;
+            if type_url == mast_xds::ENDPOINT_TYPE
+                && let Some(changed) = clusters.take()
+            {
+                self.push_endpoints_after(changed, changed_at).await?;
                 continue;
             }
-            let before = self.last_nonce(&type_url);
-            self.push(&type_url, changed_at).await?;
-            if type_url == mast_xds::CLUSTER_TYPE && self.last_nonce(&type_url) != before {
-                clusters_sent = true;
+            let held = self.held(&type_url);
+            if self.push(&type_url, changed_at).await? && type_url == mast_xds::CLUSTER_TYPE {
+                let now = self.session.generated(&type_url).await?;
+                clusters = Some(held.map(|held| {
+                    now.iter()
+                        .filter(|(r, hash)| held.hash_of(r.name()) != Some(*hash))
+                        .map(|(r, _)| r.name().to_owned())
+                        .collect()
+                }));
             }
         }
-        // Envoy re-creates every cluster a push changed and that new cluster warms until it
-        // receives its endpoints again, even unchanged (its re-request looks like an ACK):
-        // after clusters, every subscribed assignment goes out again, as istiod does.
-        if clusters_sent && !endpoints_sent && self.subscribed(mast_xds::ENDPOINT_TYPE) {
-            self.respond(mast_xds::ENDPOINT_TYPE, Some(changed_at))
-                .await?;
+        // Endpoints did not change, but the clusters did: their assignments go out again.
+        if let Some(changed) = clusters
+            && self.subscribed(mast_xds::ENDPOINT_TYPE)
+        {
+            self.push_endpoints_after(changed, changed_at).await?;
         }
         Ok(())
+    }
+
+    /// Pushes endpoints after a push of `clusters` (`None`: unknown which): Envoy re-creates
+    /// every cluster a push changed and that new cluster warms until it receives its
+    /// assignment again, even unchanged (its re-request looks like an ACK). So the changed
+    /// clusters' assignments go out with the changed ones, as istiod re-sends EDS after CDS.
+    async fn push_endpoints_after(
+        &mut self,
+        clusters: Option<BTreeSet<String>>,
+        changed_at: Instant,
+    ) -> Result<(), Gone> {
+        const EDS: &str = mast_xds::ENDPOINT_TYPE;
+        let generated = self.session.generated(EDS).await?;
+        let (Some(clusters), Some(held)) = (clusters, self.held(EDS)) else {
+            return self.respond(EDS, Some(changed_at)).await;
+        };
+        if generated.changes_since(&held).removed {
+            return self.respond(EDS, Some(changed_at)).await;
+        }
+        let Some(state) = self.types.get(EDS) else {
+            return Ok(());
+        };
+        let resources = generated.select(|name| {
+            state.wants(name)
+                && (clusters.contains(name) || held.hash_of(name) != generated.hash_of(name))
+        });
+        if resources.is_empty() {
+            if let Some(sent) = self.types.get_mut(EDS).and_then(|s| s.sent.as_mut()) {
+                sent.held = Some(generated);
+            }
+            return Ok(());
+        }
+        self.send(EDS, &generated, resources, Some(changed_at), false)
+            .await
     }
 
     /// Whether the proxy has been sent `type_url` on this stream (it asked for it).
@@ -198,41 +237,46 @@ impl SotwStream {
         self.types.get(type_url).is_some_and(|s| s.sent.is_some())
     }
 
-    /// The nonce of the last response of `type_url`.
-    fn last_nonce(&self, type_url: &str) -> Option<String> {
+    /// What the proxy holds of `type_url`, when known.
+    fn held(&self, type_url: &str) -> Option<Arc<Generated>> {
         self.types
             .get(type_url)
             .and_then(|s| s.sent.as_ref())
-            .map(|s| s.nonce.clone())
+            .and_then(|s| s.held.clone())
     }
 
     /// Pushes `type_url` if what the proxy subscribes to differs from what it was last sent.
     /// Endpoints and route tables (which Envoy asks for by name) are sent incrementally, as
     /// the xDS protocol allows and istiod does: only the subscribed resources that changed.
-    async fn push(&mut self, type_url: &str, changed_at: Instant) -> Result<(), Gone> {
+    /// Returns whether a response went out.
+    async fn push(&mut self, type_url: &str, changed_at: Instant) -> Result<bool, Gone> {
         let generated = self.session.generated(type_url).await?;
         let Some(state) = self.types.get(type_url) else {
-            return Ok(());
+            return Ok(false);
         };
         match incremental_update(type_url, state, &generated) {
             Some(resources) if resources.is_empty() => {
                 if let Some(sent) = self.types.get_mut(type_url).and_then(|s| s.sent.as_mut()) {
                     sent.held = Some(generated);
                 }
-                Ok(())
+                Ok(false)
             }
             Some(resources) => {
                 self.send(type_url, &generated, resources, Some(changed_at), false)
-                    .await
+                    .await?;
+                Ok(true)
             }
             None if state
                 .sent
                 .as_ref()
                 .is_some_and(|s| s.digest == Some(selected_digest(state, &generated))) =>
             {
-                Ok(())
+                Ok(false)
             }
-            None => self.respond(type_url, Some(changed_at)).await,
+            None => {
+                self.respond(type_url, Some(changed_at)).await?;
+                Ok(true)
+            }
         }
     }
 

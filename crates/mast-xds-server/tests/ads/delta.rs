@@ -99,10 +99,9 @@ async fn initial_resource_versions_are_honoured() {
     );
 }
 
-#[tokio::test]
-async fn pushes_send_changes_and_removals_only() {
-    let h = Harness::start(Some(TestGen::new(mesh)), fast()).await;
-    let mut c = DeltaClient::connect(h.addr, &node_id("removal")).await;
+/// A client holding every cluster and the assignments of `a` and `b`, all ACKed.
+async fn synced(h: &Harness, id: &str) -> DeltaClient {
+    let mut c = DeltaClient::connect(h.addr, &node_id(id)).await;
     c.send(subscribe(CLUSTER_TYPE, &[])).await;
     let r = c.recv().await;
     c.ack(&r).await;
@@ -110,6 +109,13 @@ async fn pushes_send_changes_and_removals_only() {
     let r = c.recv().await;
     assert_eq!(resource_names(&r), ["a", "b"]);
     c.ack(&r).await;
+    c
+}
+
+#[tokio::test]
+async fn pushes_send_changes_and_removals_only() {
+    let h = Harness::start(Some(TestGen::new(mesh)), fast()).await;
+    let mut c = synced(&h, "removal").await;
 
     h.publish(2);
     let r = c.recv().await;
@@ -193,14 +199,7 @@ async fn a_changed_cluster_gets_its_unchanged_endpoints_again() {
         _ => vec![],
     };
     let h = Harness::start(Some(TestGen::new(content)), fast()).await;
-    let mut c = DeltaClient::connect(h.addr, &node_id("warming")).await;
-    c.send(subscribe(CLUSTER_TYPE, &[])).await;
-    let r = c.recv().await;
-    c.ack(&r).await;
-    c.send(subscribe(ENDPOINT_TYPE, &["a", "b"])).await;
-    let r = c.recv().await;
-    assert_eq!(resource_names(&r), ["a", "b"]);
-    c.ack(&r).await;
+    let mut c = synced(&h, "warming").await;
 
     h.publish(2);
     let cds = c.recv().await;

@@ -168,12 +168,12 @@ async fn endpoint_only_change_pushes_eds_alone() {
 #[tokio::test]
 async fn only_types_whose_content_changed_are_pushed() {
     let content = |v: u64, t: &str| match t {
-        CLUSTER_TYPE => vec![cluster("svc", v)],
+        CLUSTER_TYPE => vec![cluster("svc", v), cluster("other", 1)],
         _ => changing(1, t),
     };
     let h = Harness::start(Some(TestGen::new(content)), fast()).await;
     let mut c = SotwClient::connect(h.addr, &node_id("minimal")).await;
-    c.subscribe_all(&["svc"], &["local_route"]).await;
+    c.subscribe_all(&["svc", "other"], &["local_route"]).await;
     c.sync(4).await;
     h.publish(2);
     let r = c.recv().await;
@@ -182,7 +182,7 @@ async fn only_types_whose_content_changed_are_pushed() {
         (CLUSTER_TYPE, "2")
     );
     // The changed cluster's assignment follows, unchanged: Envoy's re-created cluster warms
-    // until it receives it again.
+    // until it receives it again. The unchanged cluster's is not sent.
     let eds = c.recv().await;
     assert_eq!(
         (eds.type_url.as_str(), eds.version_info.as_str()),
