@@ -21,13 +21,8 @@ pub fn free_port() -> u16 {
     static GIVEN: parking_lot::Mutex<Vec<u16>> = parking_lot::Mutex::new(Vec::new());
     let (low, high) = below_ephemeral();
     if high > low {
-        let mut rng = seed();
         for _ in 0..200 {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            let span = u64::from(high - low);
-            let port = low + u16::try_from(rng % span).unwrap_or(0);
+            let port = fastrand::u16(low..high);
             let mut given = GIVEN.lock();
             if given.contains(&port) {
                 continue;
@@ -58,14 +53,6 @@ fn below_ephemeral() -> (u16, u16) {
         .unwrap_or(32768);
     let high = start.saturating_sub(1);
     (high.saturating_sub(10_000).max(21_000), high)
-}
-
-/// A per-call seed: time and pid mixed (xorshift needs a non-zero state).
-fn seed() -> u64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    (nanos ^ (u64::from(std::process::id()) << 32)) | 1
 }
 
 /// Calls `condition` every 20 ms until it returns true (→ `true`) or `timeout` has passed
