@@ -271,7 +271,12 @@ impl Bootstrap {
         metadata["MAST_ADMIN_ADDRESS"] = json!(format!("127.0.0.1:{}", self.admin_port));
         json!({
             "node": {"id": self.node.node_id(), "cluster": self.node.cluster(), "metadata": metadata},
-            "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": self.admin_port}}},
+            "admin": {
+                "address": {"socket_address": {"address": "127.0.0.1", "port_value": self.admin_port}},
+                // SO_REUSEPORT (SOL_SOCKET 1, option 15 on Linux), set before bind: a picked
+                // admin port is held by the agent's reservation (`ports::Reservations`).
+                "socket_options": [{"level": 1, "name": 15, "int_value": 1, "state": "STATE_PREBIND"}],
+            },
             "dynamic_resources": {
                 "ads_config": {
                     "api_type": api_type,

@@ -13,7 +13,7 @@ use mast_agent::bootstrap::{AdsApi, Bootstrap, NodeSpec, XdsAddress};
 use mast_agent::duration::parse_duration;
 use mast_agent::envoy::EnvoyCommand;
 use mast_agent::metrics::ISTIO_AGENT_PORT;
-use mast_agent::ports::{CaptureRequest, PortPlan, plan_ports};
+use mast_agent::ports::{CaptureRequest, PortPlan, Reservations, plan_ports};
 use mast_agent::sds::SDS_SOCKET;
 use mast_model::{NodeType, ProxyNode};
 
@@ -272,6 +272,9 @@ pub struct AgentConfig {
     pub bootstrap: Bootstrap,
     /// The ports chosen.
     pub plan: PortPlan,
+    /// The sockets reserving the picked ports, held while the agent runs.
+    #[expect(dead_code, reason = "held, never read: dropping it frees the ports")]
+    pub reservations: Reservations,
     /// Where the metrics port listens, when served.
     pub metrics_addr: Option<SocketAddr>,
     /// How Envoy is run.
@@ -302,7 +305,7 @@ impl Args {
             (CaptureRequest::Iptables, None) => Some(ISTIO_AGENT_PORT),
             (CaptureRequest::Ports { .. }, None) => None,
         };
-        let plan = plan_ports(self.admin_port, metrics_port, &capture)?;
+        let (plan, reservations) = plan_ports(self.admin_port, metrics_port, &capture)?;
         let metrics_ip = match capture {
             CaptureRequest::Iptables => Ipv4Addr::UNSPECIFIED,
             CaptureRequest::Ports { .. } => Ipv4Addr::LOCALHOST,
@@ -357,6 +360,7 @@ impl Args {
         Ok(AgentConfig {
             bootstrap,
             plan,
+            reservations,
             metrics_addr,
             envoy,
             work_dir,

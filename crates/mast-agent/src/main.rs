@@ -98,7 +98,10 @@ async fn start_metrics(
     metrics: &AgentMetrics,
 ) -> Option<tokio::task::JoinHandle<std::io::Result<()>>> {
     let addr = config.metrics_addr?;
-    match tokio::net::TcpListener::bind(addr).await {
+    // SO_REUSEPORT: a picked metrics port is held by the agent's reservation.
+    let bound = mast_agent::ports::listen_beside_reservation(addr)
+        .and_then(tokio::net::TcpListener::from_std);
+    match bound {
         Ok(listener) => {
             info!(%addr, "serving merged metrics on /stats/prometheus");
             let probers = std::sync::Arc::new(std::mem::take(&mut config.app_probers));

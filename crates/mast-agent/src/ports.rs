@@ -1,9 +1,15 @@
 //! The ports a sidecar uses and how it reports them: choosing free ports for the ones given
 //! as 0, and the ports file (`{"admin":N,"outbound":N,"inbound":{"<app>":N},"prometheus":N,…}`)
 //! the agent writes when Envoy is ready and removes when it is not.
+//!
+//! A picked port stays reserved while the agent runs: a socket bound to it with
+//! `SO_REUSEPORT`, never listening ([`Reservations`]). The kernel hands it to no other
+//! process (a port picked and released before Envoy bound it was seen taken by a
+//! neighbouring sidecar starting at the same moment), while Envoy, whose listeners and admin
+//! socket set `SO_REUSEPORT` too, binds it beside the reservation.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::TcpListener;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 
 use mast_model::CaptureMode;
@@ -58,14 +64,31 @@ pub struct PortPlan {
     pub metrics: Option<u16>,
 }
 
-/// Replaces every 0 by a distinct free port. Explicit ports are checked for duplicates
-/// first; picked sockets are held until every port is chosen, so no two are the same.
-/// `metrics` is the agent's metrics port (`None`: not served).
+/// Sockets reserving the picked ports (see the module's doc): keep them while the ports
+/// are in use.
+#[derive(Debug, Default)]
+pub struct Reservations(Vec<socket2::Socket>);
+
+impl Reservations {
+    /// How many ports are reserved.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether no port is reserved.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Replaces every 0 by a distinct free port, reserved (see [`Reservations`]). Explicit
+/// ports are checked for duplicates first. `metrics` is the agent's metrics port (`None`:
+/// not served).
 pub fn plan_ports(
     admin: u16,
     metrics: Option<u16>,
     capture: &CaptureRequest,
-) -> Result<PortPlan, PortsError> {
+) -> Result<(PortPlan, Reservations), PortsError> {
     let mut explicit = BTreeSet::new();
     let mut apps = BTreeSet::new();
     let mut requested = match capture {
@@ -111,17 +134,18 @@ pub fn plan_ports(
         Some(port) => Some(picker.resolve(port)?),
         None => None,
     };
-    Ok(PortPlan {
+    let plan = PortPlan {
         admin,
         capture,
         metrics,
-    })
+    };
+    Ok((plan, Reservations(picker.held)))
 }
 
-/// Picks free ports, holding each until dropped so the next pick differs.
+/// Picks free ports, holding each so the next pick differs.
 struct Picker {
     avoid: BTreeSet<u16>,
-    held: Vec<TcpListener>,
+    held: Vec<socket2::Socket>,
 }
 
 impl Picker {
@@ -130,13 +154,9 @@ impl Picker {
             return Ok(port);
         }
         for _ in 0..16 {
-            let listener = TcpListener::bind("127.0.0.1:0").map_err(PortsError::NoFreePort)?;
-            let port = listener
-                .local_addr()
-                .map_err(PortsError::NoFreePort)?
-                .port();
-            self.held.push(listener);
+            let (port, socket) = reserve().map_err(PortsError::NoFreePort)?;
             if self.avoid.insert(port) {
+                self.held.push(socket);
                 return Ok(port);
             }
         }
@@ -144,6 +164,34 @@ impl Picker {
             "every pick collided with a requested port",
         )))
     }
+}
+
+/// A free port on 127.0.0.1 and the bound, never listening `SO_REUSEPORT` socket that
+/// reserves it.
+fn reserve() -> std::io::Result<(u16, socket2::Socket)> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into())?;
+    let port = socket
+        .local_addr()?
+        .as_socket()
+        .map(|a| a.port())
+        .ok_or_else(|| std::io::Error::other("no local address"))?;
+    Ok((port, socket))
+}
+
+/// A listening socket on `addr` with `SO_REUSEPORT` (and `SO_REUSEADDR`), so it binds a
+/// port that [`Reservations`] hold (the agent's metrics port).
+pub fn listen_beside_reservation(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
 }
 
 /// What the ports file says.
@@ -222,7 +270,12 @@ mod tests {
             outbound: 0,
             inbound: vec![(9080, 0), (9090, 15107)],
         };
-        let plan = plan_ports(0, Some(0), &req).unwrap();
+        let (plan, reserved) = plan_ports(0, Some(0), &req).unwrap();
+        assert_eq!(
+            reserved.len(),
+            4,
+            "admin, outbound, inbound 9080 and metrics"
+        );
         let CaptureMode::Ports { outbound, inbound } = &plan.capture else {
             panic!("ports mode")
         };
@@ -231,6 +284,29 @@ mod tests {
         let all = BTreeSet::from([plan.admin, *outbound, inbound[&9080], 15107, metrics]);
         assert_eq!(all.len(), 5);
         assert!(!all.contains(&0));
+    }
+
+    #[test]
+    fn picked_ports_stay_reserved_for_a_reuse_port_listener() {
+        let req = CaptureRequest::Ports {
+            outbound: 0,
+            inbound: vec![(9080, 0)],
+        };
+        let (plan, reserved) = plan_ports(0, None, &req).unwrap();
+        let CaptureMode::Ports { outbound, .. } = plan.capture else {
+            panic!("ports mode")
+        };
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, outbound));
+        // Another process's plain bind (or bind to port 0) cannot have it ...
+        assert!(TcpListener::bind(addr).is_err());
+        // ... while Envoy's SO_REUSEPORT listener binds beside the reservation.
+        let envoy = listen_beside_reservation(addr).unwrap();
+        assert!(std::net::TcpStream::connect(addr).is_ok());
+        drop((envoy, reserved));
+        assert!(
+            TcpListener::bind(addr).is_ok(),
+            "freed with the reservations"
+        );
     }
 
     #[test]

@@ -109,8 +109,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     )
     .with_folders(files.as_ref().map(Folders::dirs).unwrap_or_default())
     .with_dashboard(dashboard_addr.map(|a| format!("http://{a}/")));
-    let monitoring_listener = tokio::net::TcpListener::bind(args.monitoring_addr)
-        .await
+    let monitoring_listener = listen(args.monitoring_addr, args.reuse_port)
         .with_context(|| format!("binding the monitoring address {}", args.monitoring_addr))?;
     tracing::info!(addr = %args.monitoring_addr, "monitoring server listening");
 
@@ -129,8 +128,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
         tokio::spawn(mast_dashboard::serve(listener, d, stopped(stop_rx.clone())))
     });
-    let xds_listener = tokio::net::TcpListener::bind(args.xds_addr)
-        .await
+    let xds_listener = listen(args.xds_addr, args.reuse_port)
         .with_context(|| format!("binding the xDS address {}", args.xds_addr))?;
     let tls_task = match (&args.xds_tls_addr, &ca) {
         (None, _) => None,
@@ -332,4 +330,22 @@ async fn kube_source(args: &Args, _: &ConfigStore, _: LoadOptions) -> anyhow::Re
         anyhow::bail!("this mastd was built without Kubernetes support (cargo feature k8s)");
     }
     Ok(None)
+}
+
+/// A listener on `addr`; with `reuse_port` (`--reuse-port`) it sets `SO_REUSEPORT`, so it
+/// binds beside a socket reserving the port for it.
+fn listen(
+    addr: std::net::SocketAddr,
+    reuse_port: bool,
+) -> std::io::Result<tokio::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    tokio::net::TcpListener::from_std(socket.into())
 }

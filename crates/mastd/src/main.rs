@@ -79,6 +79,12 @@ pub struct Args {
     /// Address of the monitoring server (`/metrics`, `/version`, `/debug/*`).
     #[arg(long, env = "MAST_MONITORING_ADDR", default_value = "127.0.0.1:15014")]
     pub monitoring_addr: SocketAddr,
+    /// Set `SO_REUSEPORT` on the xDS and monitoring listeners, so they bind beside a
+    /// socket that reserves their port for this mastd (`mastctl up` holds its mastd's free
+    /// ports that way, so no process starting at the same moment is handed them). Off by
+    /// default: a second mastd on the same address then fails instead of sharing it.
+    #[arg(long, env = "MAST_REUSE_PORT")]
+    pub reuse_port: bool,
     /// Namespace for resources that name none.
     #[arg(long, default_value = "default")]
     pub default_namespace: String,

@@ -51,6 +51,10 @@ pub struct ListenerConfig {
     pub address: SocketAddr,
     /// Whether it binds its own socket (`bind_to_port`, default true).
     pub bind: bool,
+    /// Whether its socket sets `SO_REUSEPORT` (`enable_reuse_port`, default true on Linux as
+    /// in Envoy): it may then share its port with a socket that reserves the port for it
+    /// (`mastctl up` holds each sidecar's inbound port that way until the sidecar binds it).
+    pub reuse_port: bool,
     /// Hand connections to the listener matching their original destination.
     pub use_original_dst: bool,
     /// Whether an original_dst listener filter is configured.
@@ -160,6 +164,7 @@ impl ListenerConfig {
             name: l.name.clone(),
             address,
             bind: l.bind_to_port.as_ref().is_none_or(|b| b.value),
+            reuse_port: l.enable_reuse_port.as_ref().is_none_or(|b| b.value),
             use_original_dst: l.use_original_dst.as_ref().is_some_and(|b| b.value),
             original_dst_filter,
             tls_inspector,

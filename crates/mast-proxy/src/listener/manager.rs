@@ -96,7 +96,7 @@ impl ListenerManager {
         for (name, l) in configs.iter().filter(|(_, l)| l.bind) {
             let reuse = bound.get(name).is_some_and(|a| a.address == l.address);
             if !reuse {
-                let socket = bind(l.address).map_err(|e| {
+                let socket = bind(l.address, l.reuse_port).map_err(|e| {
                     format!("Listener {name:?}: address: cannot bind {}: {e}", l.address)
                 })?;
                 fresh.insert(name.clone(), socket);
@@ -155,13 +155,16 @@ impl ListenerManager {
     }
 }
 
-fn bind(address: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+fn bind(address: SocketAddr, reuse_port: bool) -> std::io::Result<std::net::TcpListener> {
     if let Some(kept) = super::reserved::take(address) {
         return Ok(kept);
     }
     let domain = socket2::Domain::for_address(address);
     let socket = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
     socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
     socket.set_nonblocking(true)?;
     socket.bind(&address.into())?;
     socket.listen(1024)?;

@@ -38,6 +38,7 @@ fn listener(
             .parse()
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0))),
         bind,
+        reuse_port: true,
         use_original_dst: false,
         original_dst_filter: false,
         tls_inspector: true,

@@ -62,7 +62,7 @@ pub async fn run(args: &Args) -> anyhow::Result<i32> {
     }
     let mut plan = PortPlan::new(args.port_base);
     let host = if pods { netns::BRIDGE_IP } else { "127.0.0.1" };
-    let mesh = Arc::new(prepare(args, &abs, &plan, host)?);
+    let mesh = Arc::new(prepare(args, &abs, &mut plan, host)?);
     // Before mastd: its xDS listens on the bridge. Dropped last: the pods go with it.
     let network = if pods {
         match netns::Network::create(&mesh.state_file, &mesh.run_dir) {
@@ -93,6 +93,7 @@ pub async fn run(args: &Args) -> anyhow::Result<i32> {
             monitoring: snapshot.mastd.monitoring.clone(),
             dashboard: plan.dashboard(args.dashboard_addr.as_deref())?,
             prometheus: snapshot.prometheus.clone(),
+            reuse_port: plan.mastd_reuse_port(),
         },
         &mesh.run_dir,
     )
@@ -175,7 +176,7 @@ pub async fn run(args: &Args) -> anyhow::Result<i32> {
 
 /// Checks that the folder's mesh is not already running, creates the run folder and the
 /// generated folder, and writes the first state.
-fn prepare(args: &Args, abs: &Path, plan: &PortPlan, host: &str) -> anyhow::Result<Mesh> {
+fn prepare(args: &Args, abs: &Path, plan: &mut PortPlan, host: &str) -> anyhow::Result<Mesh> {
     let state_file = args
         .state_file
         .clone()
@@ -396,7 +397,7 @@ impl Running {
             }
         }
         for h in stopping {
-            let (key, block) = (h.spec.key.clone(), h.block);
+            let (key, block) = (h.spec.key.clone(), h.block.clone());
             h.join().await;
             plan.release(&block);
             self.ctx.mesh.remove(&key);

@@ -69,6 +69,8 @@ pub struct MastdOptions {
     pub dashboard: String,
     /// A Prometheus the dashboard queries (`mastctl up --prometheus`).
     pub prometheus: Option<String>,
+    /// `--reuse-port`: the xDS and monitoring ports are reserved for mastd.
+    pub reuse_port: bool,
 }
 
 /// Starts mastd serving `dirs`, its CA in `run_dir`, and waits until its xDS port accepts
@@ -101,6 +103,9 @@ pub async fn start_mastd(
         .arg(tokens_dir(run_dir));
     if let Some(url) = &opts.prometheus {
         cmd.args(["--prometheus", url]);
+    }
+    if opts.reuse_port {
+        cmd.arg("--reuse-port");
     }
     let mut mastd = proc::spawn(
         cmd,

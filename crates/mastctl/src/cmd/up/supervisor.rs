@@ -96,7 +96,7 @@ impl Handle {
 /// Starts the task of workload `spec`.
 pub fn spawn(ctx: Arc<Ctx>, spec: LocalSpec, block: Block) -> Handle {
     let (stop, rx) = watch::channel(false);
-    let task = tokio::spawn(supervise(ctx, spec.clone(), block, rx));
+    let task = tokio::spawn(supervise(ctx, spec.clone(), block.clone(), rx));
     Handle {
         spec,
         block,
