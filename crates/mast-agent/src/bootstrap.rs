@@ -282,7 +282,13 @@ impl Bootstrap {
                     "api_type": api_type,
                     "transport_api_version": "V3",
                     "set_node_on_first_message_only": true,
-                    "grpc_services": [{"envoy_grpc": {"cluster_name": XDS_CLUSTER}}],
+                    // Reconnects back off from 0.5 s to 8 s (mast-proxy's bounds), not
+                    // Envoy's default 30 s: a stream that failed while mastd or the pod's
+                    // network came up is retried long before the initial fetch times out.
+                    "grpc_services": [{"envoy_grpc": {
+                        "cluster_name": XDS_CLUSTER,
+                        "retry_policy": {"retry_back_off": {"base_interval": "0.500s", "max_interval": "8s"}},
+                    }}],
                 },
                 "cds_config": ads_source,
                 "lds_config": ads_source,
@@ -460,6 +466,12 @@ mod tests {
         let ads = &j["dynamic_resources"]["ads_config"];
         assert_eq!(ads["api_type"], "DELTA_GRPC");
         assert_eq!(ads["set_node_on_first_message_only"], true);
+        let back_off = &ads["grpc_services"][0]["envoy_grpc"]["retry_policy"]["retry_back_off"];
+        assert_eq!(back_off["max_interval"], "8s");
+        assert_eq!(
+            j["admin"]["socket_options"][0]["name"], 15,
+            "SO_REUSEPORT on the admin socket"
+        );
         assert_eq!(
             j["dynamic_resources"]["cds_config"]["initial_fetch_timeout"],
             "1.000s"

@@ -261,3 +261,42 @@ fn without_a_control_plane_envoy_waits_for_xds_when_told_to() {
         .expect("agent exits after SIGTERM");
     assert!(status.success(), "{status}");
 }
+
+/// Envoy's xDS stream reconnects with a back-off capped at 8 s (the bootstrap's
+/// `retry_back_off`), not Envoy's default 30 s: after 20 s without a control plane, the one
+/// that comes up is reached within 10 s (a pod's sidecar whose first attempts failed once
+/// waited past its initial fetch timeout).
+#[test]
+fn a_control_plane_that_comes_up_late_is_reached_within_the_back_off_cap() {
+    let envoy = require_envoy();
+    let dir = TempDir::new("mast-agent-late").unwrap();
+    let port = free_port();
+    let xds = format!("127.0.0.1:{port}");
+    let mut guard = mast_test_support::ProcessGuard::spawn(
+        Command::new(AGENT)
+            .args(["--workload", "w", "--concurrency", "1"])
+            .args(["--initial-fetch-timeout", "0", "--drain-duration", "0"])
+            .args(["--admin-port", "0", "--xds-address", &xds])
+            .arg("--envoy")
+            .arg(&envoy)
+            .arg("--work-dir")
+            .arg(dir.join("work"))
+            .stderr(std::process::Stdio::null()),
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_secs(20));
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let up = Instant::now();
+    let reached = wait_for(|| listener.accept().is_ok(), Duration::from_secs(10));
+    assert!(
+        reached,
+        "Envoy did not reconnect within 10 s of the control plane coming up"
+    );
+    eprintln!(
+        "reconnected {:?} after the control plane came up",
+        up.elapsed()
+    );
+    guard.signal("TERM").unwrap();
+    let _ = guard.wait_timeout(Duration::from_secs(20));
+}
