@@ -172,6 +172,41 @@ fn http_get(addr: &str, path: &str) -> String {
         .unwrap_or_default()
 }
 
+/// The bridge keeps one MAC as pods join (a bridge takes its lowest port's MAC unless
+/// given one), so the address every pod resolved for 10.213.0.1 stays the host's: a pod
+/// holding an outdated one could not reach mastd until its ARP entry went stale.
+fn every_pod_reaches_the_bridge_at_its_mac(namespaces: &[String]) {
+    let addrs = output("ip", &["-o", "-4", "addr", "show"]);
+    let bridge = addrs
+        .lines()
+        .find(|l| l.contains(" 10.213.0.1/"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .expect("the bridge holds 10.213.0.1")
+        .to_owned();
+    let link = output("ip", &["-o", "link", "show", "dev", &bridge]);
+    let mac = link
+        .split("link/ether ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .expect("the bridge's MAC")
+        .to_owned();
+    // 3: NET_ADDR_SET, an address given (not a random one or a port's).
+    let assigned = std::fs::read_to_string(format!("/sys/class/net/{bridge}/addr_assign_type"))
+        .unwrap_or_default();
+    assert_eq!(
+        assigned.trim(),
+        "3",
+        "{bridge}'s MAC {mac} is set, not taken from a port"
+    );
+    for ns in namespaces {
+        let neigh = output("ip", &["-n", ns, "neigh", "show", "10.213.0.1"]);
+        assert!(
+            neigh.contains(&format!("lladdr {mac}")),
+            "{ns} resolves 10.213.0.1 to the bridge's {mac}: {neigh}"
+        );
+    }
+}
+
 fn scenario(proxy: &Proxy) {
     if let Some(why) = unavailable() {
         eprintln!("skipped: mastctl up --capture namespaces: {why}");
@@ -225,6 +260,7 @@ fn scenario(proxy: &Proxy) {
             .unwrap()
             .starts_with("10.213.0.1:")
     );
+    every_pod_reaches_the_bridge_at_its_mac(&namespaces);
 
     let got = answers(&up, 100, None);
     assert_eq!(got.len(), 100, "{got:?}\n{}", up.stderr());

@@ -120,7 +120,12 @@ impl Network {
             );
         }
         let b = net.bridge.as_str();
-        ip(&["link", "add", b, "type", "bridge"])?;
+        // A fixed MAC: a bridge without one takes the lowest of its ports' and changes it as
+        // pods join, and a pod that had already resolved the bridge's address then sends to
+        // a MAC the host drops (as another host's) until its ARP entry goes stale, 15-45 s
+        // later: its sidecar got no xDS and was not ready in time.
+        let mac = bridge_mac(&net.id);
+        ip(&["link", "add", b, "address", &mac, "type", "bridge"])?;
         ip(&["addr", "add", &format!("{BRIDGE_IP}/24"), "dev", b])?;
         ip(&["link", "set", b, "up"])?;
         std::fs::create_dir_all(&net.dir)
@@ -243,6 +248,12 @@ impl Network {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// The bridge's MAC: locally administered (`02:`), from the mesh's id (`02:6d:73:74:<id>`).
+fn bridge_mac(id: &str) -> String {
+    let id = u16::from_str_radix(id, 16).unwrap_or(0);
+    format!("02:6d:73:74:{:02x}:{:02x}", id >> 8, id & 0xff)
 }
 
 impl Drop for Network {
