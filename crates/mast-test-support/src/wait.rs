@@ -13,7 +13,9 @@ const POLL: Duration = Duration::from_millis(20);
 /// ports this process has not handed out yet: a port from the ephemeral range can be taken
 /// as the source port of any outgoing connection of a parallel test between the moment it
 /// is picked and the moment the other process binds it. Falls back to port 0 when the
-/// range leaves no room below it.
+/// range leaves no room below it. A port is also claimed across processes (a lock on
+/// `$TMPDIR/mast-free-ports/<port>`, held until this process exits), so two tests running
+/// in parallel processes are never handed the same one.
 ///
 /// # Panics
 /// When 127.0.0.1 cannot be bound at all (the test cannot run).
@@ -27,7 +29,7 @@ pub fn free_port() -> u16 {
             if given.contains(&port) {
                 continue;
             }
-            if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            if claim(port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
                 given.push(port);
                 return port;
             }
@@ -36,6 +38,33 @@ pub fn free_port() -> u16 {
     match TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()) {
         Ok(addr) => addr.port(),
         Err(e) => panic!("cannot bind 127.0.0.1:0: {e}"),
+    }
+}
+
+/// Claims `port` for this process among every process using [`free_port`]: an exclusive
+/// lock on its file, kept open (and so held) until the process exits. `true` also when the
+/// folder cannot be used (the bind check still applies).
+fn claim(port: u16) -> bool {
+    static HELD: parking_lot::Mutex<Vec<std::fs::File>> = parking_lot::Mutex::new(Vec::new());
+    let dir = std::env::temp_dir().join("mast-free-ports");
+    if std::fs::create_dir_all(&dir).is_err() {
+        return true;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(port.to_string()));
+    let Ok(file) = file else {
+        return true;
+    };
+    match file.try_lock() {
+        Ok(()) => {
+            HELD.lock().push(file);
+            true
+        }
+        Err(std::fs::TryLockError::WouldBlock) => false,
+        Err(std::fs::TryLockError::Error(_)) => true,
     }
 }
 
@@ -108,6 +137,22 @@ mod tests {
         unique.dedup();
         assert_eq!(unique.len(), ports.len(), "a port was handed out twice");
         TcpListener::bind(("127.0.0.1", ports[0])).unwrap();
+    }
+
+    #[test]
+    fn a_given_port_is_claimed_for_other_processes() {
+        let port = free_port();
+        // Another process's open file description of the same lock file cannot take it.
+        let other = std::fs::File::open(
+            std::env::temp_dir()
+                .join("mast-free-ports")
+                .join(port.to_string()),
+        )
+        .unwrap();
+        assert!(matches!(
+            other.try_lock(),
+            Err(std::fs::TryLockError::WouldBlock)
+        ));
     }
 
     #[test]
