@@ -23,6 +23,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
+use mast_test_support::free_port;
 use serde_json::Value;
 
 fn workspace_root() -> PathBuf {
@@ -40,11 +41,6 @@ fn envoy() -> Option<PathBuf> {
         .map(PathBuf::from)
         .or_else(|| Some(workspace_root().join(".venv/bin/envoy")))
         .filter(|p| p.is_file())
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
 }
 
 /// Polls `f` every 250 ms until it gives `Some` or `timeout` passes.

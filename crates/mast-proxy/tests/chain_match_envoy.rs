@@ -17,18 +17,10 @@ use envoy_types::pb::envoy::config::listener::v3::Listener;
 use mast_proxy::listener::ListenerConfig;
 use mast_proxy::listener::accept::select_chain;
 use mast_proxy::listener::inspect::Inspected;
-use mast_test_support::{ProcessGuard, TempDir, envoy_binary};
+use mast_test_support::{ProcessGuard, TempDir, envoy_binary, free_port};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// The terminal filter of chain `name`: Envoy answers the name; mast-proxy gets a tcp_proxy
 /// (only the selection is compared).

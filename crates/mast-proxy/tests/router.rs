@@ -28,7 +28,7 @@ use mast_proxy::config::RouteStore;
 use mast_proxy::hcm::Env;
 use mast_proxy::listener::{ListenerConfig, ListenerManager};
 use mast_proxy::route::RouteTable;
-use mast_test_support::EchoServer;
+use mast_test_support::{EchoServer, free_port};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -98,15 +98,6 @@ fn tls_socket(cert: &str, key: &str) -> Value {
             "alpn_protocols": ["h2", "http/1.1"],
             "tls_certificates": [{"certificate_chain": {"inline_string": cert},
                                   "private_key": {"inline_string": key}}]}}})
-}
-
-/// A free port on 127.0.0.1 (the listener manager binds the configured address).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn listener(name: &str, chains: Value, tls_inspector: bool) -> Listener {

@@ -27,7 +27,7 @@ use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
 use envoy_types::pb::envoy::r#type::matcher::v3::{StringMatcher, string_matcher::MatchPattern};
 use mast_ca::CertBundle;
 use mast_proxy::tls::{Carried, ClientTls, SecretStore, ServerTls};
-use mast_test_support::{ProcessGuard, TempDir, envoy_binary};
+use mast_test_support::{ProcessGuard, TempDir, envoy_binary, free_port};
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, ExtendedKeyUsagePurpose, IsCa, KeyPair,
     SanType as RcSan,
@@ -92,14 +92,6 @@ fn strict() -> DownstreamTlsContext {
         }),
         ..Default::default()
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> String {

@@ -15,17 +15,8 @@ use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use mast_test_support::wait_for;
+use mast_test_support::{free_port, wait_for};
 use up_support::{Dir, Proxy, Up, echo_workload, listening_ports, with_descendants};
-
-/// A port nothing listens on now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// `GET path` with `Host: host` on 127.0.0.1:`port`: the status line and body, or `ERR …`.
 fn get(port: u16, host: &str, path: &str) -> String {

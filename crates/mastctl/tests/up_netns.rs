@@ -7,7 +7,8 @@
 //! 100 requests, `vs-user: jicki` goes to nginx-3, a call to nginx-1's own address reaches its
 //! program through its sidecar's inbound capture (the program sees the sidecar's 127.0.0.1
 //! as peer, not the client), uid 1337's traffic is not captured (the same call by name
-//! fails: the VIP exists only in the sidecar's routing), and after Ctrl-C no namespace,
+//! fails: the VIP exists only in the sidecar's routing), an ingress gateway on the host
+//! (a `LocalGateway`, Istio's Gateway + VirtualService) reaches nginx-3's pod, and after Ctrl-C no namespace,
 //! veth, bridge, `/etc/netns` entry or nat rule is left. On mast-proxy, and on Envoy when
 //! found. Root only (with `ip`, `iptables-restore`, `setpriv`); skipped with the reason
 //! otherwise.
@@ -157,14 +158,34 @@ fn dashboard_sees_the_pods(up: &Up) {
     }
 }
 
-/// GETs `path` from `addr` (HTTP/1.0: the answer ends with the connection); the body.
+/// A LocalGateway with Istio's ingress labels, its Service mapping port 80 to `port` on the
+/// host, and a Gateway + VirtualService sending `canary.example.com` to nginx-svc-3.
+fn ingress(port: u16) -> String {
+    format!(
+        "apiVersion: mast.dev/v1alpha1\nkind: LocalGateway\nmetadata:\n  name: ingress\n  namespace: istio-system\n  labels: {{istio: ingressgateway}}\n---\n\
+         apiVersion: v1\nkind: Service\nmetadata: {{name: istio-ingressgateway, namespace: istio-system}}\nspec:\n  selector: {{istio: ingressgateway}}\n  ports: [{{name: http2, port: 80, targetPort: {port}}}]\n---\n\
+         apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {{name: canary-gateway}}\nspec:\n  selector: {{istio: ingressgateway}}\n  servers:\n  - port: {{number: 80, name: http, protocol: HTTP}}\n    hosts: [canary.example.com]\n---\n\
+         apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: canary-ingress}}\nspec:\n  hosts: [canary.example.com]\n  gateways: [canary-gateway]\n  http:\n  - route:\n    - destination: {{host: nginx-svc-3}}\n"
+    )
+}
+
+/// GETs `path` from `addr` (the answer ends with the connection); the body.
 fn http_get(addr: &str, path: &str) -> String {
+    http_get_host(addr, path, "dashboard")
+}
+
+/// [`http_get`] with `Host: host`.
+fn http_get_host(addr: &str, path: &str, host: &str) -> String {
     use std::io::{Read, Write};
     let Ok(mut s) = std::net::TcpStream::connect(addr) else {
         return String::new();
     };
     let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(5)));
-    let _ = write!(s, "GET {path} HTTP/1.0\r\nHost: dashboard\r\n\r\n");
+    // HTTP/1.1: Envoy answers HTTP/1.0 with 426 (Istio leaves `accept_http_10` off).
+    let _ = write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    );
     let mut out = String::new();
     let _ = s.read_to_string(&mut out);
     out.split_once("\r\n\r\n")
@@ -221,11 +242,18 @@ fn scenario(proxy: &Proxy) {
     for name in ["services.yaml", "virtual-service.yaml", "workloads.yaml"] {
         dir.write(name, &std::fs::read_to_string(example.join(name)).unwrap());
     }
+    // An ingress gateway (on the host, its port the host's) into the pods.
+    let gw_port = mast_test_support::free_port();
+    dir.write("gateway.yaml", &ingress(gw_port));
     let nat_before = output("iptables-save", &["-t", "nat"]);
     let mut up = Up::start_on(&dir, proxy, &["--capture", "namespaces"]);
     up.wait_ready();
     let state = up.state();
-    let workloads = state["workloads"].as_array().unwrap().clone();
+    let all = state["workloads"].as_array().unwrap().clone();
+    let (gateways, workloads): (Vec<_>, Vec<_>) =
+        all.into_iter().partition(|w| w["kind"] == "gateway");
+    assert_eq!(gateways.len(), 1, "{state}");
+    assert!(gateways[0]["netns"].is_null(), "a gateway runs on the host");
     let namespaces: Vec<String> = workloads
         .iter()
         .map(|w| w["netns"].as_str().unwrap().to_owned())
@@ -273,6 +301,16 @@ fn scenario(proxy: &Proxy) {
     eprintln!("client -> http://nginx-svc/ x100: nginx-1 {one:.2}, nginx-2 {two:.2}");
     let jicki = answers(&up, 5, Some("jicki"));
     assert_eq!(jicki, vec!["hello nginx-3"; 5], "the vs-user route");
+    // From the host through the gateway to nginx-3's pod (mutual TLS to its sidecar).
+    let mut through = String::new();
+    let reached = mast_test_support::wait_for(
+        || {
+            through = http_get_host(&format!("127.0.0.1:{gw_port}"), "/", "canary.example.com");
+            through.trim() == "hello nginx-3"
+        },
+        Duration::from_secs(10),
+    );
+    assert!(reached, "through the ingress gateway: {through:?}");
     dashboard_sees_the_pods(&up);
 
     // The client calls nginx-1's own address: captured out of the client, into nginx-1

@@ -26,12 +26,7 @@ use crate::common::*;
 const BODY: &str = "hello from upstream";
 
 async fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    mast_test_support::free_port()
 }
 
 /// A hyper HTTP/1 server answering every request with [`BODY`].
