@@ -46,6 +46,7 @@ on_both_proxies!(
     a_crashing_workload_is_restarted_with_back_off,
     exit_with_jobs_returns_the_job_status_after_it_used_the_mesh,
     a_workload_gets_traffic_only_while_its_program_listens,
+    a_readiness_probe_takes_traffic_away_and_gives_it_back,
     a_bad_file_is_reported_and_the_rest_keeps_running,
     errors_in_the_folder_stop_it_before_anything_starts,
     two_meshes_in_different_folders_run_at_once,
@@ -318,6 +319,108 @@ fn a_workload_gets_traffic_only_while_its_program_listens(proxy: &Proxy) {
             .contains("web-down.default: exited with status 1"),
         "{}",
         up.stderr()
+    );
+    assert_eq!(up.interrupt(), Some(0));
+}
+
+/// A Python server whose `/ready` answers 200 while the file `argv[1]` exists, else 503;
+/// every other path answers `hello web-1`.
+const READY_SERVER: &str = r#"
+import http.server, os, sys
+flag = sys.argv[1]
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path == "/ready":
+            code = 200 if os.path.exists(flag) else 503
+            body = b"ready\n" if code == 200 else b"not ready\n"
+        else:
+            code, body = 200, b"hello web-1\n"
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+"#;
+
+/// Kubernetes' `readinessProbe` on a LocalWorkload: while its `httpGet` fails the replica
+/// gets no traffic (the other replica answers everything), and it gets traffic back once
+/// the probe passes again; mastctl says both.
+fn a_readiness_probe_takes_traffic_away_and_gives_it_back(proxy: &Proxy) {
+    let Some(dir) = Dir::for_up("readiness") else {
+        return;
+    };
+    let (port, other) = (free_port(), free_port());
+    let flag = dir.join("web-1-ready");
+    std::fs::write(&flag, "").unwrap();
+    dir.write("ready_server.py", READY_SERVER);
+    dir.write(
+        "mesh.yaml",
+        &[
+            "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n  ports: [{name: http, port: 80}]\n".to_owned(),
+            format!(
+                "apiVersion: mast.dev/v1alpha1\nkind: LocalWorkload\nmetadata:\n  name: web-1\n  labels: {{app: web}}\nspec:\n  command: [python3, {}, {}]\n  port: {port}\n  readinessProbe:\n    httpGet: {{path: /ready}}\n    periodSeconds: 1\n    failureThreshold: 1\n",
+                dir.join("ready_server.py").display(),
+                flag.display()
+            ),
+            echo_workload("web-2", "app: web", other, "hello web-2"),
+            sleeper("client"),
+        ]
+        .join("---\n"),
+    );
+    let mut up = Up::start_on(&dir, proxy, &[]);
+    up.wait_ready();
+    let ten =
+        |up: &Up| -> Vec<String> { (0..10).map(|_| curl(up, "client", "http://web/")).collect() };
+    let mut got = Vec::new();
+    let both = wait_for(
+        || {
+            got = ten(&up);
+            got.iter().any(|a| a == "hello web-1") && got.iter().any(|a| a == "hello web-2")
+        },
+        Duration::from_secs(10),
+    );
+    assert!(
+        both,
+        "both replicas answer while ready: {got:?}\n{}",
+        up.stderr()
+    );
+    std::fs::remove_file(&flag).unwrap();
+    let only_two = wait_for(
+        || {
+            got = ten(&up);
+            got.iter().all(|a| a == "hello web-2")
+        },
+        Duration::from_secs(10),
+    );
+    assert!(
+        only_two,
+        "web-1 unready gets nothing: {got:?}\n{}",
+        up.stderr()
+    );
+    assert!(
+        up.stderr()
+            .contains("web-1.default: its readiness probe fails"),
+        "{}",
+        up.stderr()
+    );
+    std::fs::write(&flag, "").unwrap();
+    let back = wait_for(
+        || {
+            got = ten(&up);
+            got.iter().any(|a| a == "hello web-1")
+        },
+        Duration::from_secs(10),
+    );
+    assert!(
+        back,
+        "web-1 ready again gets traffic: {got:?}\n{}",
+        up.stderr()
+    );
+    assert!(
+        up.stderr()
+            .contains("web-1.default: its readiness probe passes again")
     );
     assert_eq!(up.interrupt(), Some(0));
 }

@@ -1,6 +1,6 @@
 //! `LocalWorkload` (mast.dev/v1alpha1): the spec of a local program — its command, the
-//! port it serves on, its service account, environment and restart policy — and the
-//! `mast.dev/proxy` annotation that picks its sidecar.
+//! port it serves on, its service account, environment, restart policy and readiness probe —
+//! and the `mast.dev/proxy` annotation that picks its sidecar.
 
 use std::collections::BTreeMap;
 
@@ -34,6 +34,12 @@ pub struct LocalWorkload {
     /// Whether the program is restarted when it exits (default `Always`).
     #[serde(default)]
     pub restart_policy: RestartPolicy,
+    /// A Kubernetes readiness probe (`httpGet`, `tcpSocket` or `grpc` on 127.0.0.1, with
+    /// `initialDelaySeconds`, `periodSeconds`, `timeoutSeconds`, `successThreshold`,
+    /// `failureThreshold`), kept as written: `mastctl up` checks and runs it while the
+    /// program runs. Without one, the workload is ready once its port accepts connections.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readiness_probe: Option<serde_json::Value>,
 }
 
 impl LocalWorkload {

@@ -81,6 +81,7 @@ fn gateway_spec(
         job: false,
         gateway: true,
         file: r.origin.file.clone(),
+        readiness: None,
     }
 }
 

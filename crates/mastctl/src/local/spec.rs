@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use mast_config::Resource;
 use serde::Deserialize;
@@ -71,6 +72,26 @@ pub struct LocalSpec {
     pub gateway: bool,
     /// The file that defines it.
     pub file: Arc<str>,
+    /// `readinessProbe` (`None`: ready once `port` accepts connections).
+    pub readiness: Option<Readiness>,
+}
+
+/// A `readinessProbe`, run against the program while it runs: it gets traffic only while
+/// the probe passes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Readiness {
+    /// What is checked (`httpGet`, `tcpSocket`, `grpc`; a missing port is `$PORT`) and its
+    /// `timeoutSeconds` (1 s by default).
+    pub prober: mast_probe::Prober,
+    /// `initialDelaySeconds` (0).
+    pub initial_delay: Duration,
+    /// `periodSeconds` (1 s here, Kubernetes' 10 s being long for a local loop; until the
+    /// first success the probe runs every 100 ms at most).
+    pub period: Duration,
+    /// `successThreshold` (1): passes in a row that make it ready again.
+    pub success_threshold: u32,
+    /// `failureThreshold` (3): failures in a row that take its traffic away.
+    pub failure_threshold: u32,
 }
 
 /// The spec fields, as written (read from the resource's JSON form).
@@ -84,6 +105,7 @@ struct RawSpec {
     #[serde(default)]
     env: BTreeMap<String, String>,
     restart_policy: Option<String>,
+    readiness_probe: Option<serde_json::Value>,
 }
 
 /// The spec of `r` when it is a `LocalWorkload`: `None` for other kinds, `Err` with the
@@ -132,6 +154,10 @@ fn build(r: &Resource, raw: RawSpec) -> Result<LocalSpec, String> {
         }
     };
     let proxy = proxy_of(r)?;
+    let readiness = match raw.readiness_probe {
+        None | Some(serde_json::Value::Null) => None,
+        Some(probe) => Some(readiness(probe, port)?),
+    };
     Ok(LocalSpec {
         key: key_of(r),
         labels: r.labels().clone(),
@@ -146,6 +172,56 @@ fn build(r: &Resource, raw: RawSpec) -> Result<LocalSpec, String> {
         job,
         gateway: false,
         file: r.origin.file.clone(),
+        readiness,
+    })
+}
+
+/// Checks `spec.readinessProbe` (Kubernetes' Probe); a missing action port is `port`.
+fn readiness(mut probe: serde_json::Value, port: Option<u16>) -> Result<Readiness, String> {
+    const FIELD: &str = "spec.readinessProbe";
+    let serde_json::Value::Object(fields) = &mut probe else {
+        return Err(format!("{FIELD}: not an object"));
+    };
+    if let Some(port) = port {
+        for action in ["httpGet", "tcpSocket", "grpc"] {
+            if let Some(serde_json::Value::Object(body)) = fields.get_mut(action) {
+                body.entry("port").or_insert(port.into());
+            }
+        }
+    }
+    let number = |key: &str, default: u64, least: u64| -> Result<u64, String> {
+        match fields.get(key) {
+            None | Some(serde_json::Value::Null) => Ok(default),
+            Some(v) => v
+                .as_u64()
+                .filter(|n| *n >= least)
+                .ok_or_else(|| format!("{FIELD}.{key}: {v} is not a whole number ≥ {least}")),
+        }
+    };
+    let initial_delay = Duration::from_secs(number("initialDelaySeconds", 0, 0)?);
+    let period = Duration::from_secs(number("periodSeconds", 1, 1)?);
+    let success_threshold = u32::try_from(number("successThreshold", 1, 1)?).unwrap_or(u32::MAX);
+    let failure_threshold = u32::try_from(number("failureThreshold", 3, 1)?).unwrap_or(u32::MAX);
+    // mast-probe checks the action as the sidecar checks ISTIO_KUBE_APP_PROBERS entries.
+    const PATH: &str = "/app-health/program/readyz";
+    let table = serde_json::json!({ PATH: probe }).to_string();
+    let probers = mast_probe::AppProbers::parse(&table).map_err(|e| {
+        let text = e.to_string();
+        let field = text
+            .split_once(&format!("{PATH}: "))
+            .map_or(text.as_str(), |(_, f)| f);
+        format!("{FIELD}.{field}")
+    })?;
+    let prober = probers
+        .get(PATH)
+        .cloned()
+        .ok_or_else(|| format!("{FIELD}: no probe"))?;
+    Ok(Readiness {
+        prober,
+        initial_delay,
+        period,
+        success_threshold,
+        failure_threshold,
     })
 }
 
@@ -194,6 +270,48 @@ mod tests {
         assert_eq!(s.proxy, Some(ProxyKind::Envoy));
         assert!(s.job);
         assert_eq!(s.env.get("K").map(String::as_str), Some("v"));
+    }
+
+    #[test]
+    fn readiness_probe_as_kubernetes_writes_it() {
+        let w = |probe: &str| {
+            one(&format!(
+                "apiVersion: mast.dev/v1alpha1\nkind: LocalWorkload\nmetadata: {{name: a}}\nspec:\n  command: [x]\n  port: 8080\n  readinessProbe: {probe}\n"
+            ))
+        };
+        let r = w("{httpGet: {path: /ready}, periodSeconds: 2, failureThreshold: 1}")
+            .unwrap()
+            .readiness
+            .unwrap();
+        let mast_probe::Probe::HttpGet(get) = &r.prober.probe else {
+            panic!("httpGet: {r:?}")
+        };
+        assert_eq!(
+            (get.path.as_str(), get.port),
+            ("/ready", 8080),
+            "the port is $PORT"
+        );
+        assert_eq!(r.period, Duration::from_secs(2));
+        assert_eq!((r.success_threshold, r.failure_threshold), (1, 1));
+        assert_eq!(r.initial_delay, Duration::ZERO);
+        let tcp = w("{tcpSocket: {port: 9090}, timeoutSeconds: 3}")
+            .unwrap()
+            .readiness
+            .unwrap();
+        assert_eq!(
+            tcp.prober.probe,
+            mast_probe::Probe::TcpSocket { port: 9090 }
+        );
+        assert_eq!(tcp.prober.timeout, Duration::from_secs(3));
+        assert_eq!(tcp.period, Duration::from_secs(1), "1 s unless given");
+        // Errors name the field.
+        let e = w("{httpGet: {path: /ready}, periodSeconds: 0}").unwrap_err();
+        assert!(e.starts_with("spec.readinessProbe.periodSeconds:"), "{e}");
+        let e = w("{exec: {command: [true]}}").unwrap_err();
+        assert!(e.starts_with("spec.readinessProbe."), "{e}");
+        assert!(e.contains("httpGet, tcpSocket or grpc"), "{e}");
+        let e = w("{tcpSocket: {port: 70000}}").unwrap_err();
+        assert!(e.starts_with("spec.readinessProbe.tcpSocket.port:"), "{e}");
     }
 
     #[test]

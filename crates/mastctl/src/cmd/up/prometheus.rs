@@ -298,6 +298,7 @@ mod tests {
             service_account: "default".into(),
             env: BTreeMap::new(),
             job: false,
+            readiness: None,
             gateway: false,
             file: "w.yaml".into(),
         }

@@ -25,7 +25,7 @@ use super::ports::Block;
 use super::proc::{self, Proc, Sink, say};
 use super::sidecar::{self, SidecarFiles, SidecarPorts};
 use crate::local::entry::{captured_env, program_env};
-use crate::local::spec::{Key, LocalSpec, ProxyKind};
+use crate::local::spec::{Key, LocalSpec, ProxyKind, Readiness};
 use crate::local::state::GATEWAY_KIND;
 
 /// How long a program has to exit after SIGTERM.
@@ -427,6 +427,11 @@ async fn run_program(
                 });
                 // A server gets traffic once its program listens (in a pod, whose port
                 // only its sidecar reaches, once it runs); others are settled now.
+                // With a readinessProbe (on the host), while the probe passes.
+                let mut readiness = match (&spec.readiness, pod) {
+                    (Some(r), None) => Some(ReadinessProbe::start(r.clone())),
+                    _ => None,
+                };
                 let probe = match (spec.port, pod) {
                     (Some(port), None) => Some(port),
                     (Some(_), Some(_)) => {
@@ -435,12 +440,13 @@ async fn run_program(
                     }
                     (None, _) => None,
                 };
-                if probe.is_none() {
+                if probe.is_none() && readiness.is_none() {
                     settle(ctx, key, settled);
                 }
                 let listening = listening(probe.unwrap_or(0));
                 tokio::pin!(listening);
-                let mut probing = probe.is_some();
+                let mut probing = probe.is_some() && readiness.is_none();
+                let mut waiting = probing || readiness.is_some();
                 let notice = tokio::time::sleep(LISTEN_NOTICE);
                 tokio::pin!(notice);
                 let status = loop {
@@ -460,13 +466,30 @@ async fn run_program(
                         }
                         () = &mut listening, if probing => {
                             probing = false;
+                            waiting = false;
                             ctx.mesh.set_healthy(key, true);
                             settle(ctx, key, settled);
                         }
-                        () = &mut notice, if probing && !*settled => {
+                        ready = changed(&mut readiness) => {
+                            ctx.mesh.set_healthy(key, ready);
+                            if ready {
+                                if !waiting {
+                                    say(format!("{key}: its readiness probe passes again: it gets traffic"));
+                                }
+                                waiting = false;
+                                settle(ctx, key, settled);
+                            } else {
+                                say(format!("{key}: its readiness probe fails: it gets no traffic until it passes"));
+                            }
+                        }
+                        () = &mut notice, if waiting && !*settled => {
+                            let what = if readiness.is_some() {
+                                "its readiness probe has not passed".to_owned()
+                            } else {
+                                format!("nothing listens on 127.0.0.1:{}", probe.unwrap_or(0))
+                            };
                             say(format!(
-                                "{key}: nothing listens on 127.0.0.1:{} after {}s; it gets no traffic until it does",
-                                probe.unwrap_or(0),
+                                "{key}: {what} after {}s; it gets no traffic until it does",
                                 LISTEN_NOTICE.as_secs()
                             ));
                             settle(ctx, key, settled);
@@ -514,6 +537,71 @@ async fn run_program(
             () = tokio::time::sleep(delay) => {}
             () = stopped(stop) => return Outcome::Stopped,
         }
+    }
+}
+
+/// A workload's `readinessProbe` running against its program (stopped when dropped): each
+/// change of readiness comes out of `changes`. Ready after `successThreshold` passes in a
+/// row, not ready after `failureThreshold` failures in a row, as the kubelet decides; until
+/// the first pass the probe runs every 100 ms at most.
+struct ReadinessProbe {
+    changes: mpsc::UnboundedReceiver<bool>,
+    task: JoinHandle<()>,
+}
+
+impl ReadinessProbe {
+    fn start(r: Readiness) -> Self {
+        let (tx, changes) = mpsc::unbounded_channel();
+        let task = tokio::spawn(async move {
+            tokio::time::sleep(r.initial_delay).await;
+            let headers = http::HeaderMap::new();
+            let (mut ready, mut ever) = (false, false);
+            let (mut passes, mut failures) = (0u32, 0u32);
+            loop {
+                let answer = mast_probe::run(&r.prober, &headers).await;
+                if (200..400).contains(&answer.status) {
+                    (passes, failures) = (passes.saturating_add(1), 0);
+                } else {
+                    (passes, failures) = (0, failures.saturating_add(1));
+                }
+                let now = if ready {
+                    failures < r.failure_threshold
+                } else {
+                    passes >= r.success_threshold
+                };
+                if now != ready {
+                    ready = now;
+                    ever |= now;
+                    if tx.send(now).is_err() {
+                        return;
+                    }
+                }
+                let pause = if ever {
+                    r.period
+                } else {
+                    r.period.min(Duration::from_millis(100))
+                };
+                tokio::time::sleep(pause).await;
+            }
+        });
+        Self { changes, task }
+    }
+}
+
+impl Drop for ReadinessProbe {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The next change of `probe`'s readiness (never, without a probe).
+async fn changed(probe: &mut Option<ReadinessProbe>) -> bool {
+    match probe {
+        Some(p) => match p.changes.recv().await {
+            Some(ready) => ready,
+            None => std::future::pending().await,
+        },
+        None => std::future::pending().await,
     }
 }
 
