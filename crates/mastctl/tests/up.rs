@@ -371,29 +371,27 @@ fn a_readiness_probe_takes_traffic_away_and_gives_it_back(proxy: &Proxy) {
     );
     let mut up = Up::start_on(&dir, proxy, &[]);
     up.wait_ready();
-    let ten =
-        |up: &Up| -> Vec<String> { (0..10).map(|_| curl(up, "client", "http://web/")).collect() };
-    let mut got = Vec::new();
-    let both = wait_for(
-        || {
-            got = ten(&up);
-            got.iter().any(|a| a == "hello web-1") && got.iter().any(|a| a == "hello web-2")
-        },
-        Duration::from_secs(10),
-    );
+    // Ten requests from the client, again until `want` holds of them (10 s at most).
+    let answers_until = |up: &Up, want: &dyn Fn(&[String]) -> bool| {
+        let mut got = Vec::new();
+        let ok = wait_for(
+            || {
+                got = (0..10).map(|_| curl(up, "client", "http://web/")).collect();
+                want(&got)
+            },
+            Duration::from_secs(10),
+        );
+        (ok, got)
+    };
+    let has = |got: &[String], who: &str| got.iter().any(|a| a == who);
+    let (both, got) = answers_until(&up, &|g| has(g, "hello web-1") && has(g, "hello web-2"));
     assert!(
         both,
         "both replicas answer while ready: {got:?}\n{}",
         up.stderr()
     );
     std::fs::remove_file(&flag).unwrap();
-    let only_two = wait_for(
-        || {
-            got = ten(&up);
-            got.iter().all(|a| a == "hello web-2")
-        },
-        Duration::from_secs(10),
-    );
+    let (only_two, got) = answers_until(&up, &|g| g.iter().all(|a| a == "hello web-2"));
     assert!(
         only_two,
         "web-1 unready gets nothing: {got:?}\n{}",
@@ -406,13 +404,7 @@ fn a_readiness_probe_takes_traffic_away_and_gives_it_back(proxy: &Proxy) {
         up.stderr()
     );
     std::fs::write(&flag, "").unwrap();
-    let back = wait_for(
-        || {
-            got = ten(&up);
-            got.iter().any(|a| a == "hello web-1")
-        },
-        Duration::from_secs(10),
-    );
+    let (back, got) = answers_until(&up, &|g| has(g, "hello web-1"));
     assert!(
         back,
         "web-1 ready again gets traffic: {got:?}\n{}",

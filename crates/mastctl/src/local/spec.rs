@@ -72,7 +72,8 @@ pub struct LocalSpec {
     pub gateway: bool,
     /// The file that defines it.
     pub file: Arc<str>,
-    /// `readinessProbe` (`None`: ready once `port` accepts connections).
+    /// `readinessProbe` (`None`: ready while `port` accepts connections,
+    /// [`Readiness::listening`]).
     pub readiness: Option<Readiness>,
 }
 
@@ -86,7 +87,7 @@ pub struct Readiness {
     /// `initialDelaySeconds` (0).
     pub initial_delay: Duration,
     /// `periodSeconds` (1 s here, Kubernetes' 10 s being long for a local loop; until the
-    /// first success the probe runs every 100 ms at most).
+    /// first success the probe runs more often).
     pub period: Duration,
     /// `successThreshold` (1): passes in a row that make it ready again.
     pub success_threshold: u32,
@@ -174,6 +175,23 @@ fn build(r: &Resource, raw: RawSpec) -> Result<LocalSpec, String> {
         file: r.origin.file.clone(),
         readiness,
     })
+}
+
+impl Readiness {
+    /// The readiness of a workload that gives no `readinessProbe`: its `port` accepts
+    /// connections (a `tcpSocket` probe with the defaults).
+    pub fn listening(port: u16) -> Self {
+        Self {
+            prober: mast_probe::Prober {
+                probe: mast_probe::Probe::TcpSocket { port },
+                timeout: mast_probe::DEFAULT_TIMEOUT,
+            },
+            initial_delay: Duration::ZERO,
+            period: Duration::from_secs(1),
+            success_threshold: 1,
+            failure_threshold: 3,
+        }
+    }
 }
 
 /// Checks `spec.readinessProbe` (Kubernetes' Probe); a missing action port is `port`.

@@ -425,28 +425,24 @@ async fn run_program(
                     w.pid = Some(pid);
                     w.status = "Running".into();
                 });
-                // A server gets traffic once its program listens (in a pod, whose port
+                // A server gets traffic while its readiness probe passes: its own
+                // readinessProbe, else "its port accepts connections" (in a pod, whose port
                 // only its sidecar reaches, once it runs); others are settled now.
-                // With a readinessProbe (on the host), while the probe passes.
-                let mut readiness = match (&spec.readiness, pod) {
-                    (Some(r), None) => Some(ReadinessProbe::start(r.clone())),
-                    _ => None,
-                };
-                let probe = match (spec.port, pod) {
-                    (Some(port), None) => Some(port),
-                    (Some(_), Some(_)) => {
+                let own_probe = spec.readiness.is_some();
+                let readiness = match (&spec.readiness, spec.port, pod) {
+                    (Some(r), _, None) => Some(r.clone()),
+                    (None, Some(port), None) => Some(Readiness::listening(port)),
+                    (_, Some(_), Some(_)) => {
                         ctx.mesh.set_healthy(key, true);
                         None
                     }
-                    (None, _) => None,
+                    _ => None,
                 };
-                if probe.is_none() && readiness.is_none() {
+                let mut waiting = readiness.is_some();
+                let mut readiness = readiness.map(ReadinessProbe::start);
+                if !waiting {
                     settle(ctx, key, settled);
                 }
-                let listening = listening(probe.unwrap_or(0));
-                tokio::pin!(listening);
-                let mut probing = probe.is_some() && readiness.is_none();
-                let mut waiting = probing || readiness.is_some();
                 let notice = tokio::time::sleep(LISTEN_NOTICE);
                 tokio::pin!(notice);
                 let status = loop {
@@ -464,29 +460,28 @@ async fn run_program(
                             let why = s.map(|s| proc::describe(&s)).unwrap_or_default();
                             return Outcome::Failed(format!("its sidecar {why}"));
                         }
-                        () = &mut listening, if probing => {
-                            probing = false;
-                            waiting = false;
-                            ctx.mesh.set_healthy(key, true);
-                            settle(ctx, key, settled);
-                        }
                         ready = changed(&mut readiness) => {
                             ctx.mesh.set_healthy(key, ready);
+                            let port = spec.port.unwrap_or(0);
+                            let what = match (own_probe, ready) {
+                                (true, false) => "its readiness probe fails: it gets no traffic until it passes".to_owned(),
+                                (true, true) => "its readiness probe passes again: it gets traffic".to_owned(),
+                                (false, false) => format!("nothing accepts connections on 127.0.0.1:{port}: it gets no traffic until something does"),
+                                (false, true) => format!("127.0.0.1:{port} accepts connections again: it gets traffic"),
+                            };
+                            if !ready || !waiting {
+                                say(format!("{key}: {what}"));
+                            }
+                            waiting &= !ready;
                             if ready {
-                                if !waiting {
-                                    say(format!("{key}: its readiness probe passes again: it gets traffic"));
-                                }
-                                waiting = false;
                                 settle(ctx, key, settled);
-                            } else {
-                                say(format!("{key}: its readiness probe fails: it gets no traffic until it passes"));
                             }
                         }
                         () = &mut notice, if waiting && !*settled => {
-                            let what = if readiness.is_some() {
+                            let what = if own_probe {
                                 "its readiness probe has not passed".to_owned()
                             } else {
-                                format!("nothing listens on 127.0.0.1:{}", probe.unwrap_or(0))
+                                format!("nothing listens on 127.0.0.1:{}", spec.port.unwrap_or(0))
                             };
                             say(format!(
                                 "{key}: {what} after {}s; it gets no traffic until it does",
@@ -540,10 +535,11 @@ async fn run_program(
     }
 }
 
-/// A workload's `readinessProbe` running against its program (stopped when dropped): each
+/// A workload's readiness probe running against its program (stopped when dropped): each
 /// change of readiness comes out of `changes`. Ready after `successThreshold` passes in a
 /// row, not ready after `failureThreshold` failures in a row, as the kubelet decides; until
-/// the first pass the probe runs every 100 ms at most.
+/// the first pass the probe runs every 50 ms (at most its period) for [`LISTEN_NOTICE`],
+/// then every period.
 struct ReadinessProbe {
     changes: mpsc::UnboundedReceiver<bool>,
     task: JoinHandle<()>,
@@ -555,6 +551,7 @@ impl ReadinessProbe {
         let task = tokio::spawn(async move {
             tokio::time::sleep(r.initial_delay).await;
             let headers = http::HeaderMap::new();
+            let started = Instant::now();
             let (mut ready, mut ever) = (false, false);
             let (mut passes, mut failures) = (0u32, 0u32);
             loop {
@@ -576,10 +573,10 @@ impl ReadinessProbe {
                         return;
                     }
                 }
-                let pause = if ever {
+                let pause = if ever || started.elapsed() >= LISTEN_NOTICE {
                     r.period
                 } else {
-                    r.period.min(Duration::from_millis(100))
+                    r.period.min(Duration::from_millis(50))
                 };
                 tokio::time::sleep(pause).await;
             }
@@ -602,26 +599,6 @@ async fn changed(probe: &mut Option<ReadinessProbe>) -> bool {
             None => std::future::pending().await,
         },
         None => std::future::pending().await,
-    }
-}
-
-/// Returns once something accepts connections on 127.0.0.1:`port` (a TCP readiness probe:
-/// every 50 ms, then every second after [`LISTEN_NOTICE`]).
-async fn listening(port: u16) {
-    let started = Instant::now();
-    loop {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return;
-        }
-        let pause = if started.elapsed() < LISTEN_NOTICE {
-            Duration::from_millis(50)
-        } else {
-            Duration::from_secs(1)
-        };
-        tokio::time::sleep(pause).await;
     }
 }
 
